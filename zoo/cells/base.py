@@ -1,0 +1,219 @@
+"""What every zoo cell shares: argument checks, gate-blocked weights, config, and the gate helpers.
+
+A cell computes one time step in two parts so that sequence layers can hoist the first out of
+the time loop:
+
+    projected = cell.project_inputs(x_t)               # x_t @ kernel + bias (no recurrence)
+    output, new_states = cell.step(projected, states)  # the recurrence
+
+`call(inputs, states)` is `step(project_inputs(inputs), states)`, the Keras cell interface.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# Gate names used in weight layouts: input, forget, cell input (candidate), output.
+LSTM_GATES = ("i", "f", "c", "o")
+
+
+def check_units(name: str, value) -> int:
+    """`value` as a positive int, or a ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+    return value
+
+
+def get_activation(name: str, value):
+    """`keras.activations.get(value)` with an error that names the argument."""
+    try:
+        return keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"Unknown activation for argument `{name}`. Received: {name}={value!r}"
+        ) from None
+
+
+class RecurrentCell(keras.layers.Layer):
+    """Base class of the zoo's cells (not registered itself).
+
+    Subclasses set `gates` (the order of the blocks in `kernel`, `recurrent_kernel` and
+    `bias`; `recurrent_kernel_gates` if the recurrent kernel has fewer), `paper`, and
+    implement `step`; they add weights beyond the three standard ones
+    in `build_extra_weights`.
+
+    Args:
+        units: positive int, size of the hidden state.
+        activation: cell-input and output activation (tanh).
+        recurrent_activation: gate activation (sigmoid).
+        use_bias: whether the gates have a bias.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers of the
+            input weights, the recurrent weights and the biases.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: their regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: their constraints.
+    """
+
+    gates: tuple[str, ...] = LSTM_GATES
+    paper: str = ""
+
+    @property
+    def recurrent_kernel_gates(self) -> tuple[str, ...]:
+        """The gate blocks of `recurrent_kernel` (all gates, unless a cell says otherwise)."""
+        return self.gates
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_units("units", units)
+        self.activation = get_activation("activation", activation)
+        self.recurrent_activation = get_activation("recurrent_activation", recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self._weight_args = {}
+        for kind, initializer, regularizer, constraint in (
+            ("kernel", kernel_initializer, kernel_regularizer, kernel_constraint),
+            ("recurrent", recurrent_initializer, recurrent_regularizer, recurrent_constraint),
+            ("bias", bias_initializer, bias_regularizer, bias_constraint),
+        ):
+            self._weight_args[kind] = {
+                "initializer": keras.initializers.get(initializer),
+                "regularizer": keras.regularizers.get(regularizer),
+                "constraint": keras.constraints.get(constraint),
+            }
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def recurrent_size(self) -> int:
+        """Width of the recurrent input of the gates (the hidden state, unless projected)."""
+        return self.units
+
+    @property
+    def state_size(self):
+        return [self.recurrent_size, self.units]
+
+    @property
+    def output_size(self):
+        return self.recurrent_size
+
+    # -- weights -----------------------------------------------------------------------------
+    def add_cell_weight(self, name, shape, kind, initializer=None):
+        """A weight using the initializer/regularizer/constraint of `kind` (kernel, recurrent, bias)."""
+        args = dict(self._weight_args[kind])
+        if initializer is not None:
+            args["initializer"] = initializer
+        return self.add_weight(name=name, shape=shape, **args)
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of rank 2 (batch, features) per time "
+                f"step. Received: input_shape={tuple(input_shape)}"
+            )
+        input_dim = input_shape[-1]
+        width = len(self.gates) * self.units
+        self.kernel = self.add_cell_weight("kernel", (input_dim, width), "kernel")
+        self.recurrent_kernel = self.add_cell_weight(
+            "recurrent_kernel",
+            (self.recurrent_size, len(self.recurrent_kernel_gates) * self.units),
+            "recurrent",
+        )
+        self.bias = (
+            self.add_cell_weight("bias", self.bias_shape(width), "bias", self.bias_initializer_for(width))
+            if self.use_bias
+            else None
+        )
+        self.build_extra_weights(input_dim)
+        self.built = True
+
+    def bias_shape(self, width):
+        """Shape of `bias` for `width` gate units (GRU with reset_after has two rows)."""
+        return (width,)
+
+    @property
+    def input_bias(self):
+        """The bias added to the input projection (None without bias)."""
+        return self.bias
+
+    def bias_initializer_for(self, width):
+        """Initializer of `bias` (subclasses override, e.g. for a unit forget bias)."""
+        return None
+
+    def build_extra_weights(self, input_dim):
+        """Weights beyond kernel, recurrent_kernel and bias (peepholes, norms, projections)."""
+
+    def add_peepholes(self, gate_names):
+        """Diagonal peephole weights `peephole_<gate>`, each (units,), for the given gates."""
+        for gate in gate_names:
+            setattr(
+                self,
+                f"peephole_{gate}",
+                self.add_cell_weight(f"peephole_{gate}", (self.units,), "recurrent",
+                                     keras.initializers.Zeros()),
+            )
+
+    # -- computation ---------------------------------------------------------------------------
+    def project_inputs(self, inputs):
+        """The input part of every gate pre-activation: inputs @ kernel + bias.
+
+        Works on (batch, features) and on (batch, time, features) alike.
+        """
+        projected = ops.matmul(inputs, self.kernel)
+        return projected if self.input_bias is None else projected + self.input_bias
+
+    def split_gates(self, preactivation, gates=None):
+        """Split a (batch, G*units) tensor into a dict gate name -> (batch, units)."""
+        gates = self.gates if gates is None else gates
+        return dict(zip(gates, ops.split(preactivation, len(gates), axis=-1)))
+
+    def recurrent_gates(self, projected, recurrent_input):
+        """Gate pre-activations: projected inputs + recurrent_input @ recurrent_kernel, split."""
+        return self.split_gates(projected + ops.matmul(recurrent_input, self.recurrent_kernel))
+
+    def step(self, projected, states, training=False):
+        raise NotImplementedError
+
+    def call(self, inputs, states, training=False):
+        return self.step(self.project_inputs(inputs), states, training=training)
+
+    def get_initial_state(self, batch_size=None):
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+
+    # -- documentation ---------------------------------------------------------------------------
+    def parameter_formula(self) -> str:
+        """Number of parameters as a Python expression in X (input width) and H (units)."""
+        gates = len(self.gates)
+        bias = " + H" if self.use_bias else ""
+        return f"{gates}*(X*H + H*H{bias})"
+
+    # -- config --------------------------------------------------------------------------------
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=keras.activations.serialize(self.activation),
+            recurrent_activation=keras.activations.serialize(self.recurrent_activation),
+            use_bias=self.use_bias,
+        )
+        for kind, prefix in (("kernel", "kernel"), ("recurrent", "recurrent"), ("bias", "bias")):
+            args = self._weight_args[kind]
+            config[f"{prefix}_initializer"] = keras.initializers.serialize(args["initializer"])
+            config[f"{prefix}_regularizer"] = keras.regularizers.serialize(args["regularizer"])
+            config[f"{prefix}_constraint"] = keras.constraints.serialize(args["constraint"])
+        return config
