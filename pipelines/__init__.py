@@ -1,0 +1,1 @@
+"""Data pipelines, training, evaluation and the `lstm-zoo` command line. Depends on zoo."""

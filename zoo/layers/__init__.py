@@ -1,0 +1,1 @@
+"""Sequence-level layers: the fast recurrent layer, attention."""

@@ -1,0 +1,1 @@
+"""Task models that accept any registered cell."""
