@@ -114,7 +114,7 @@ class RecurrentCell(keras.layers.Layer):
 
     # -- weights -----------------------------------------------------------------------------
     def add_cell_weight(self, name, shape, kind, initializer=None):
-        """A weight using the initializer/regularizer/constraint of `kind` (kernel, recurrent, bias)."""
+        """A weight using the settings of `kind`: "kernel", "recurrent" or "bias"."""
         args = dict(self._weight_args[kind])
         if initializer is not None:
             args["initializer"] = initializer
@@ -135,7 +135,9 @@ class RecurrentCell(keras.layers.Layer):
             "recurrent",
         )
         self.bias = (
-            self.add_cell_weight("bias", self.bias_shape(width), "bias", self.bias_initializer_for(width))
+            self.add_cell_weight(
+                "bias", self.bias_shape(width), "bias", self.bias_initializer_for(width)
+            )
             if self.use_bias
             else None
         )
@@ -193,7 +195,7 @@ class RecurrentCell(keras.layers.Layer):
         return self.step(self.project_inputs(inputs), states, training=training)
 
     def get_initial_state(self, batch_size=None):
-        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+        return [ops.zeros((batch_size, n), dtype=self.compute_dtype) for n in self.state_size]
 
     # -- documentation ---------------------------------------------------------------------------
     def parameter_formula(self) -> str:

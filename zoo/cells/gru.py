@@ -62,7 +62,8 @@ class GRUCell(RecurrentCell):
                 inner = inner + self.bias[1]
             u = self.split_gates(inner)
         else:
-            u = self.split_gates(ops.matmul(h_prev, self.recurrent_kernel[:, : 2 * self.units]), "zr")
+            zr_kernel = self.recurrent_kernel[:, : 2 * self.units]
+            u = self.split_gates(ops.matmul(h_prev, zr_kernel), ("z", "r"))
         z = self.recurrent_activation(x["z"] + u["z"])
         r = self.recurrent_activation(x["r"] + u["r"])
         if self.reset_after:

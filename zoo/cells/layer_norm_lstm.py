@@ -47,10 +47,12 @@ class LayerNormLSTMCell(RecurrentCell):
 
     def build_extra_weights(self, input_dim):
         ones = keras.initializers.Ones()
-        self.gate_gamma = self.add_weight(name="gate_gamma", shape=(4 * self.units,), initializer=ones)
+        width = 4 * self.units
+        self.gate_gamma = self.add_weight(name="gate_gamma", shape=(width,), initializer=ones)
         if self.cell_norm:
-            self.cell_gamma = self.add_weight(name="cell_gamma", shape=(self.units,), initializer=ones)
-            self.cell_beta = self.add_weight(name="cell_beta", shape=(self.units,), initializer="zeros")
+            shape = (self.units,)
+            self.cell_gamma = self.add_weight(name="cell_gamma", shape=shape, initializer=ones)
+            self.cell_beta = self.add_weight(name="cell_beta", shape=shape, initializer="zeros")
 
     def _normalize(self, x):
         mean, variance = ops.moments(x, axes=[-1], keepdims=True)

@@ -1,8 +1,9 @@
 """The LSTM with a recurrent projection layer, LSTMP (Sak, Senior & Beaufays 2014)."""
 
+from keras import ops
+
 from zoo.cells.base import RecurrentCell, check_units
 from zoo.registry import CELLS
-from keras import ops
 
 
 @CELLS.register("projection_lstm")
