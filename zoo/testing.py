@@ -40,23 +40,29 @@ def _flat_size(size):
     return int(np.prod([int(d) for d in size]))
 
 
+def rnn(cell, **kwargs):
+    """The sequence layer for `cell`: keras.layers.RNN unless the cell names its own
+    `sequence_layer` (e.g. one that knows the shape of feature-map states)."""
+    first = cell[0] if isinstance(cell, (list, tuple)) else cell
+    return getattr(first, "sequence_layer", keras.layers.RNN)(cell, **kwargs)
+
+
 def _sequence_model(cell, inputs, **rnn_kwargs):
     x = keras.Input(inputs.shape[1:])
-    y = keras.layers.RNN(cell, **rnn_kwargs)(x)
+    y = rnn(cell, **rnn_kwargs)(x)
     return keras.Model(x, y)
 
 
 def check_shapes_and_weights(name, units=UNITS):
     cell = cells.create(name, units)
     x = example_inputs(cell)
-    outputs, *states = keras.layers.RNN(cell, return_sequences=True, return_state=True)(x)
+    outputs, *states = rnn(cell, return_sequences=True, return_state=True)(x)
     assert outputs.shape[:2] == (BATCH, TIME), outputs.shape
     assert _flat_size(outputs.shape[2:]) == _flat_size(cell.output_size)
     assert len(states) == len(as_list(cell.state_size))
     for state, size in zip(states, as_list(cell.state_size)):
         assert _flat_size(state.shape[1:]) == _flat_size(size), (state.shape, size)
-    sizes = {"X": x.shape[-1], "H": units, "P": getattr(cell, "proj_size", 0)}
-    expected = eval(cell.parameter_formula(), {}, sizes)  # noqa: S307 - our own formula strings
+    expected = eval(cell.parameter_formula(), {}, cell.parameter_symbols())  # noqa: S307
     assert cell.count_params() == expected, (cell.parameter_formula(), cell.count_params())
 
 
@@ -85,7 +91,7 @@ def check_gradients(name, units=UNITS):
 
     cell = cells.create(name, units)
     x = example_inputs(cell)
-    layer = keras.layers.RNN(cell, return_sequences=True)
+    layer = rnn(cell, return_sequences=True)
     layer(x)
     randomize_weights(layer)
     with tf.GradientTape() as tape:
@@ -117,7 +123,7 @@ def check_masking(name, units=UNITS):
     """Trailing masked steps leave the final state exactly as the unpadded sequence leaves it."""
     cell = cells.create(name, units)
     x = example_inputs(cell)
-    layer = keras.layers.RNN(cell, return_state=True)
+    layer = rnn(cell, return_state=True)
     layer(x)
     randomize_weights(layer)
     mask = np.ones((BATCH, TIME), dtype=bool)
@@ -133,10 +139,16 @@ def check_masking(name, units=UNITS):
 def check_bidirectional_and_stacked(name, units=UNITS):
     cell_class = cells.get(name)
     x = example_inputs(cell_class(units))
-    bidirectional = keras.layers.Bidirectional(keras.layers.RNN(cell_class(units)))
-    stacked = keras.layers.RNN([cell_class(units), cell_class(units)], return_sequences=True)
+    bidirectional = keras.layers.Bidirectional(rnn(cell_class(units)))
+    stacked = keras.Sequential([
+        keras.Input(x.shape[1:]),
+        rnn(cell_class(units), return_sequences=True),
+        rnn(cell_class(units), return_sequences=True),
+    ])
     assert bidirectional(x).shape[0] == BATCH
     assert stacked(x).shape[:2] == (BATCH, TIME)
+    if not hasattr(cell_class, "example_input_shape"):  # flat states: a list of cells works too
+        assert rnn([cell_class(units), cell_class(units)])(x).shape[0] == BATCH
     model = keras.Sequential([keras.Input(x.shape[1:]), bidirectional])
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bidirectional.keras")

@@ -24,8 +24,22 @@ def create(name: str, units: int, **kwargs):
     return get(name)(units, **kwargs)
 
 
+def table() -> str:
+    """A Markdown table of every registered cell: name, class, paper, parameter count."""
+    rows = [
+        "| name | class | paper | parameters (input X, units H) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in names():
+        cell = create(name, 8)
+        rows.append(
+            f"| `{name}` | `{type(cell).__name__}` | {cell.paper} | `{cell.parameter_formula()}` |"
+        )
+    return "\n".join(rows)
+
+
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_") and _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["create", "get", "names", "register"]
+__all__ = ["create", "get", "names", "register", "table"]

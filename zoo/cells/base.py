@@ -204,6 +204,10 @@ class RecurrentCell(keras.layers.Layer):
         bias = " + H" if self.use_bias else ""
         return f"{gates}*(X*H + H*H{bias})"
 
+    def parameter_symbols(self) -> dict:
+        """Values of the symbols of `parameter_formula()` for this built cell."""
+        return {"X": int(self.kernel.shape[-2]), "H": self.units}
+
     # -- config --------------------------------------------------------------------------------
     def get_config(self):
         config = super().get_config()

@@ -206,6 +206,10 @@ class ConvLSTMCell(RecurrentCell):
         peepholes = " + 3*S*H" if self.peepholes else ""
         return f"4*K*X*H + 4*K*H*H{bias}{peepholes}"
 
+    def parameter_symbols(self):
+        state_map = math.prod(self.state_shape[:-1])
+        return {**super().parameter_symbols(), "K": math.prod(self.kernel_size), "S": state_map}
+
     def get_config(self):
         config = super().get_config()
         config["filters"] = config.pop("units")
@@ -239,3 +243,6 @@ class ConvRNN(keras.layers.RNN):
         mask = keras.tree.flatten(mask)[0] if mask is not None else None
         output_mask = mask if self.return_sequences else None
         return [output_mask, None, None] if self.return_state else output_mask
+
+
+ConvLSTMCell.sequence_layer = ConvRNN  # the sequence layer zoo.testing wraps this cell in

@@ -73,6 +73,9 @@ class ProjectionLSTMCell(RecurrentCell):
         peepholes = " + 3*H" if self.use_peepholes else ""
         return f"4*(X*H + P*H{bias}) + H*P{peepholes}"
 
+    def parameter_symbols(self):
+        return {**super().parameter_symbols(), "P": self.proj_size}
+
     def get_config(self):
         return {
             **super().get_config(),
