@@ -1,0 +1,169 @@
+"""zoo.layers.Recurrent gives keras.layers.RNN's outputs and gradients for every cell."""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import cells, testing
+from zoo.cells.base import RecurrentCell
+from zoo.layers import Recurrent
+
+TOLERANCE = 1e-5
+
+
+def _numpy(values):
+    return [keras.ops.convert_to_numpy(v) for v in tf.nest.flatten(values)]
+
+
+def assert_close(actual, expected):
+    actual, expected = _numpy(actual), _numpy(expected)
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def outputs_and_gradients(layer, x, **call_kwargs):
+    """Outputs, and gradients of a loss over all outputs w.r.t. the weights and the inputs."""
+
+    @tf.function
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = layer(x, **call_kwargs)
+            loss = sum(tf.reduce_sum(tf.sin(o)) for o in tf.nest.flatten(outputs))
+        return outputs, tape.gradient(loss, [*layer.trainable_variables, x])
+
+    return run(tf.constant(x))
+
+
+def built_pair(name, **kwargs):
+    """keras.layers.RNN and Recurrent sharing one cell with random weights, and inputs."""
+    cell = cells.create(name, testing.UNITS)
+    x = testing.example_inputs(cell)
+    reference = keras.layers.RNN(cell, **kwargs)
+    reference(x)
+    testing.randomize_weights(reference)
+    return reference, Recurrent(cell, **kwargs), x
+
+
+def uses_block_lstm(layer, x):
+    graph = tf.function(layer).get_concrete_function(tf.constant(x)).graph
+    return any(op.type == "BlockLSTM" for op in graph.get_operations())
+
+
+@pytest.mark.parametrize("name", cells.names())
+def test_same_outputs_and_gradients_as_keras_rnn(name):
+    kwargs = {"return_sequences": True, "return_state": True}
+    reference, fast, x = built_pair(name, **kwargs)
+    assert_close(outputs_and_gradients(fast, x), outputs_and_gradients(reference, x))
+    # The while loop (fused=False) for cells that have a fused kernel.
+    if uses_block_lstm(fast, x):
+        loop = Recurrent(fast.cell, fused=False, **kwargs)
+        assert not uses_block_lstm(loop, x)
+        assert_close(outputs_and_gradients(loop, x), outputs_and_gradients(reference, x))
+
+
+@pytest.mark.parametrize("name", cells.names())
+def test_mask_initial_state_and_go_backwards(name):
+    reference, fast, x = built_pair(name, return_sequences=True, return_state=True,
+                                    go_backwards=True)
+    mask = np.ones(x.shape[:2], bool)
+    mask[0, 3:] = False  # right padding
+    mask[1, :2] = False  # left padding
+    states = reference.get_initial_state(x.shape[0])
+    rng = np.random.default_rng(1)
+    states = [rng.normal(size=s.shape).astype("float32") for s in states]
+    kwargs = {"mask": tf.constant(mask), "initial_state": states}
+    assert_close(outputs_and_gradients(fast, x, **kwargs),
+                 outputs_and_gradients(reference, x, **kwargs))
+
+
+def test_last_output_only_and_zero_output_for_mask():
+    for kwargs in ({}, {"zero_output_for_mask": True, "return_sequences": True}):
+        reference, fast, x = built_pair("gru", **kwargs)
+        mask = tf.constant(np.arange(x.shape[1]) < [[2], [5], [0]])
+        assert_close(fast(x, mask=mask), reference(x, mask=mask))
+
+
+def test_fused_kernel_is_used_where_the_math_matches():
+    x = np.zeros((2, 3, 4), "float32")
+    fused = ["lstm", "lstm_1997", "vanilla_lstm", "nig_lstm", "nfg_lstm", "nog_lstm", "np_lstm"]
+    for name in cells.names():
+        layer = Recurrent(cells.create(name, 5))
+        if name in fused:
+            assert uses_block_lstm(layer, x), name
+        elif name != "conv_lstm":
+            assert not uses_block_lstm(layer, x), name
+    assert not uses_block_lstm(Recurrent(cells.create("lstm", 5, activation="relu")), x)
+    assert not uses_block_lstm(Recurrent(cells.create("lstm", 5), fused=False), x)
+
+
+def test_keras_cells_stacked_cells_and_rank_specific_projections():
+    class StepOnlyProjection(cells.get("lstm")):
+        def project_inputs(self, inputs):
+            if len(inputs.shape) != 2:
+                raise ValueError("per-step inputs only")
+            return super().project_inputs(inputs)
+
+    x = testing.example_inputs(cells.create("lstm", 4))
+    for cell in (
+        keras.layers.LSTMCell(5),
+        StepOnlyProjection(5),
+        [cells.create("gru", 5), cells.create("projection_lstm", 6, proj_size=3)],
+    ):
+        reference = keras.layers.RNN(cell, return_sequences=True, return_state=True)
+        reference(x)
+        testing.randomize_weights(reference)
+        fast = Recurrent(reference.cell, return_sequences=True, return_state=True)
+        assert_close(outputs_and_gradients(fast, x), outputs_and_gradients(reference, x))
+
+
+def test_bidirectional_and_saving():
+    inputs = keras.Input((None, testing.FEATURES))
+    masked = keras.layers.Masking()(inputs)
+    layer = keras.layers.Bidirectional(
+        Recurrent(cells.create("vanilla_lstm", 5), return_sequences=True)
+    )
+    model = keras.Model(inputs, layer(masked))
+    testing.randomize_weights(model)
+    reference = keras.layers.Bidirectional(
+        keras.layers.RNN(cells.create("vanilla_lstm", 5), return_sequences=True)
+    )
+    reference_model = keras.Model(inputs, reference(masked))
+    reference_model.set_weights(model.get_weights())
+    x = testing.example_inputs(cells.create("lstm", 4))
+    x[0, 3:] = 0.0  # masked steps
+    expected = keras.ops.convert_to_numpy(reference_model(x))
+    np.testing.assert_allclose(model(x), expected, atol=TOLERANCE)
+    assert type(layer.backward_layer) is Recurrent and layer.backward_layer.go_backwards
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(restored(x), expected, atol=TOLERANCE)
+    assert isinstance(restored.layers[-1].forward_layer.cell, RecurrentCell)
+
+
+def test_trains_under_xla_and_mixed_precision():
+    x = testing.example_inputs(cells.create("lstm", 4))
+    y = np.zeros((x.shape[0], 1), "float32")
+    for policy, jit_compile in (("float32", True), ("mixed_bfloat16", False)):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = keras.Sequential([keras.Input(x.shape[1:]), Recurrent(cells.create("lstm", 5)),
+                                      keras.layers.Dense(1)])
+            model.compile("adam", "mse", jit_compile=jit_compile)
+            loss = model.train_on_batch(x, y)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        assert np.isfinite(loss)
+
+
+def test_bad_cell_is_refused():
+    with pytest.raises(ValueError, match="cell"):
+        Recurrent("lstm")

@@ -1,0 +1,241 @@
+"""`Recurrent`: the fast sequence layer that runs any zoo cell.
+
+It is `keras.layers.RNN` (same arguments, config, masking, states, `Bidirectional` support)
+with a faster time loop on the TensorFlow backend:
+
+1. Fused kernel. Cells whose math is TF's block LSTM (sigmoid gates, tanh, optional diagonal
+   peepholes; a gate a cell lacks is held at exactly 1 by a bias of 30) run the whole sequence,
+   forward and backward, as one `BlockLSTM` op: `lstm`, `lstm_1997`, `vanilla_lstm`,
+   `nig_lstm`, `nfg_lstm`, `nog_lstm`, `np_lstm`. Only without a mask, in float32, outside XLA.
+2. Hoisted loop. Any other `RecurrentCell`: `project_inputs` over all time steps as one
+   matmul, then a `tf.while_loop` over `cell.step` alone.
+3. Per-step loop. Any other Keras cell, or a cell whose `project_inputs` cannot take
+   (batch, time, ...) inputs: `cell(x_t, states)` in the same `tf.while_loop`.
+
+Why `BlockLSTM` and not `BlockLSTMV2`: in TF 2.21 the gradient registered for V2 calls the V1
+gradient kernel, whose gate layout (i, c, f, o) differs from V2's forward layout (i, f, c, o),
+so V2's weight gradients are wrong. V1 with `forget_bias=0` and `cell_clip=-1` (no clipping)
+is the same math, with correct gradients; we reorder the gate blocks for it.
+
+Measured (2-core AVX-512 CPU, TF 2.21, char-LM X=64, batch 64, length 100, fwd+bwd+Adam,
+tokens/s, medians; see benchmarks/results): FILLED IN BELOW BY `_DECISIONS`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops, tree
+from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
+
+from zoo.cells.base import RecurrentCell
+from zoo.cells.greff import (
+    NFGLSTMCell,
+    NIGLSTMCell,
+    NOGLSTMCell,
+    NPLSTMCell,
+    VanillaLSTMCell,
+)
+from zoo.cells.lstm import LSTMCell
+from zoo.cells.lstm_1997 import LSTM1997Cell
+
+# Cells that are exactly TF's block LSTM (exact classes: a subclass may change the math).
+BLOCK_LSTM_CELLS = (
+    LSTMCell,
+    LSTM1997Cell,
+    VanillaLSTMCell,
+    NIGLSTMCell,
+    NFGLSTMCell,
+    NOGLSTMCell,
+    NPLSTMCell,
+)
+# Pre-activation of a gate a cell does not have: sigmoid(30) is exactly 1.0 in float32.
+ALWAYS_OPEN = 30.0
+BLOCK_LSTM_ORDER = ("i", "c", "f", "o")  # gate layout of tf.raw_ops.BlockLSTM
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Recurrent(keras.layers.RNN):
+    """Sequence layer for any cell: `keras.layers.RNN` with a fast loop (fused or hoisted).
+
+    Args:
+        cell: a cell instance (any zoo cell or Keras RNN cell), or a list of cells (stacked,
+            run per step).
+        return_sequences: return the output of every step, not only the last.
+        return_state: also return the final states.
+        go_backwards: process the sequence in reverse (outputs come in processing order).
+        fused: use the fused `BlockLSTM` kernel where the cell's math allows it (see the
+            module docstring); False always runs the `tf.while_loop`.
+        **kwargs: see `keras.layers.RNN` (stateful, unroll, zero_output_for_mask, ...).
+
+    Masks work as in `keras.layers.RNN`: a masked step keeps the states and repeats the
+    previous output (zeros with `zero_output_for_mask=True`).
+
+    Example:
+        layer = Recurrent(zoo.cells.create("vanilla_lstm", 256), return_sequences=True)
+        keras.layers.Bidirectional(Recurrent(zoo.cells.create("gru", 64)))
+    """
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 fused=True, **kwargs):
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, **kwargs)
+        self.fused = bool(fused)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if self.unroll or keras.backend.backend() != "tensorflow":
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if self.fused and mask is None and _block_lstm_ready(self.cell, sequences):
+            return _block_lstm(self.cell, sequences, initial_state, self.go_backwards)
+        cell = self.cell
+        inputs = _project(cell, sequences)
+        if inputs is None:  # per-step fallback, as keras.layers.RNN calls the cell
+            inputs = sequences
+            kwargs = {"training": training} if cell._call_has_training_arg else {}
+
+            def step(x, states):
+                output, new_states = cell(x, states, **kwargs)
+                return output, new_states if tree.is_nested(new_states) else [new_states]
+        else:
+
+            def step(x, states):
+                return cell.step(x, states, training=training)
+
+        last_cell_states = initial_state
+        if isinstance(cell, keras.layers.StackedRNNCells):
+            last_cell_states = initial_state[-1]
+        return _loop(
+            step,
+            inputs,
+            initial_state,
+            mask,
+            output_like=tree.flatten(last_cell_states)[0],
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
+
+
+def _project(cell, sequences):
+    """`cell.project_inputs` over all steps at once, or None where the cell cannot do that."""
+    if not isinstance(cell, RecurrentCell):
+        return None
+    try:
+        return cell.project_inputs(sequences)
+    except (ValueError, TypeError):  # e.g. a cell whose projection is rank-specific
+        return None
+
+
+def _loop(step, inputs, initial_state, mask, output_like, go_backwards, return_sequences,
+          zero_output_for_mask):
+    """A `tf.while_loop` of `step(x_t, states) -> (output, states)` over (batch, time, ...).
+
+    `output_like` is a state shaped like the output (a cell's output is its first state).
+    """
+    time_major = tree.map_structure(lambda x: _time_major(x, go_backwards), inputs)
+    flat_inputs = tree.flatten(time_major)
+    length = tf.shape(flat_inputs[0])[0]
+    input_tas = [
+        tf.TensorArray(x.dtype, size=length, element_shape=x.shape[1:]).unstack(x)
+        for x in flat_inputs
+    ]
+    if mask is not None:
+        mask = _time_major(ops.cast(mask, "bool"), go_backwards)
+    states = tree.flatten(initial_state)
+    zeros = tf.zeros_like(output_like)
+    # Only a TensorArray that is written: an unwritten one breaks XLA's gradient.
+    outputs_ta = [tf.TensorArray(zeros.dtype, size=length)] if return_sequences else []
+
+    def body(t, prev_output, states, outputs_ta):
+        x = tree.pack_sequence_as(time_major, [ta.read(t) for ta in input_tas])
+        output, new_states = step(x, tree.pack_sequence_as(initial_state, states))
+        new_states = tree.flatten(new_states)
+        if mask is not None:
+            keep = mask[t]
+            output = _where(keep, output, zeros if zero_output_for_mask else prev_output)
+            new_states = [_where(keep, new, old) for new, old in zip(new_states, states)]
+        return t + 1, output, new_states, [ta.write(t, output) for ta in outputs_ta]
+
+    _, last_output, states, outputs_ta = tf.while_loop(
+        lambda t, *_: t < length,
+        body,
+        (tf.constant(0), zeros, states, outputs_ta),
+        maximum_iterations=length,
+    )
+    if return_sequences:
+        outputs = tf.transpose(outputs_ta[0].stack(), _swap(len(zeros.shape) + 1))
+    else:
+        outputs = last_output[:, None]
+    return last_output, outputs, tree.pack_sequence_as(initial_state, states)
+
+
+def _where(keep, new, old):
+    """`new` where the (batch,) bool `keep` holds, else `old`."""
+    return tf.where(tf.reshape(keep, [-1] + [1] * (len(new.shape) - 1)), new, old)
+
+
+def _swap(rank):
+    return [1, 0, *range(2, rank)]
+
+
+def _time_major(x, go_backwards):
+    x = tf.transpose(x, _swap(len(x.shape)))
+    return tf.reverse(x, [0]) if go_backwards else x
+
+
+def _block_lstm_ready(cell, sequences):
+    """Whether `cell` on `sequences` is exactly TF's BlockLSTM, and the op can run here."""
+    return (
+        type(cell) in BLOCK_LSTM_CELLS
+        and cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+        and getattr(cell, "input_activation", True)
+        and getattr(cell, "output_activation", True)
+        and cell.compute_dtype == "float32"
+        and sequences.dtype == tf.float32
+        and not GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    )
+
+
+def _block_lstm(cell, sequences, initial_state, go_backwards):
+    """The whole sequence through `tf.raw_ops.BlockLSTM` (one op forward, one backward)."""
+    units = cell.units
+    kernel = cell.split_gates(ops.convert_to_tensor(cell.kernel))
+    recurrent = cell.split_gates(ops.convert_to_tensor(cell.recurrent_kernel))
+    bias = cell.split_gates(ops.convert_to_tensor(cell.bias)) if cell.use_bias else {}
+    input_dim = sequences.shape[-1]
+    columns, biases = [], []
+    for gate in BLOCK_LSTM_ORDER:
+        if gate in kernel:
+            columns.append(tf.concat([kernel[gate], recurrent[gate]], axis=0))
+            biases.append(bias[gate] if bias else tf.zeros([units]))
+        else:
+            columns.append(tf.zeros([input_dim + units, units]))
+            biases.append(tf.fill([units], ALWAYS_OPEN))
+    peephole_gates = getattr(cell, "peephole_gates", ())
+    peepholes = [
+        ops.convert_to_tensor(getattr(cell, f"peephole_{gate}"))
+        if gate in peephole_gates
+        else tf.zeros([units])
+        for gate in ("i", "f", "o")
+    ]
+    x = _time_major(sequences, go_backwards)
+    h0, c0 = initial_state
+    _, cs, _, _, _, _, h = tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.cast(tf.shape(x)[0], tf.int64),
+        x=x,
+        cs_prev=c0,
+        h_prev=h0,
+        w=tf.concat(columns, axis=1),
+        wci=peepholes[0],
+        wcf=peepholes[1],
+        wco=peepholes[2],
+        b=tf.concat(biases, axis=0),
+        forget_bias=0.0,
+        cell_clip=-1.0,
+        use_peephole=bool(peephole_gates),
+    )
+    return h[-1], tf.transpose(h, [1, 0, 2]), [h[-1], cs[-1]]
