@@ -1,0 +1,33 @@
+"""Export to serving and to mobile: SavedModel, TFLite (fused, streaming, quantised), parity.
+
+    import zoo.export
+    manifest = zoo.export.export_model(model, "exports/lm", quantize=["none", "int8"],
+                                       representative_data=batches)
+    zoo.export.bench_tflite("exports/lm/model.tflite")   # per-step latency in LiteRT
+
+See `InferenceModule` for the signatures and `export_model` for the files written.
+"""
+
+from zoo.export.export import FORMATS, atomic_directory, export_model, tflite_filename
+from zoo.export.module import InferenceModule
+from zoo.export.parity import ParityError, check_parity, parity
+from zoo.export.runtime import TFLiteStepper, bench_tflite, generate, sample_next
+from zoo.export.tflite import QUANTIZATIONS, convert, ops_used
+
+__all__ = [
+    "FORMATS",
+    "QUANTIZATIONS",
+    "InferenceModule",
+    "ParityError",
+    "TFLiteStepper",
+    "atomic_directory",
+    "bench_tflite",
+    "check_parity",
+    "convert",
+    "export_model",
+    "generate",
+    "ops_used",
+    "parity",
+    "sample_next",
+    "tflite_filename",
+]

@@ -1,0 +1,157 @@
+"""`export_model`: SavedModel and TFLite files, parity checks and a manifest, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from zoo.export import saved_model, tflite
+from zoo.export.module import InferenceModule
+from zoo.export.parity import check_parity, parity
+
+FORMATS = ("saved_model", "tflite")
+MANIFEST = "manifest.json"
+
+
+def tflite_filename(quantize: str) -> str:
+    return "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a temporary directory beside `path` that replaces `path` on success only."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        yield staging
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=".export-old-", dir=parent)
+            os.replace(path, os.path.join(old, "previous"))
+            os.replace(staging, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _as_list(value, name, allowed):
+    values = [value] if isinstance(value, str) else list(value)
+    for v in values:
+        if v not in allowed:
+            raise ValueError(
+                f"Unknown {name}. Expected some of {', '.join(allowed)}. Received: {name}={v!r}"
+            )
+    return values
+
+
+def _parity_inputs(module, representative_data, seed=0):
+    """Input sequences for parity: the representative data, or random ones if none is given."""
+    spec = module.predict.input_signature[0]
+    if representative_data is not None:
+        data = [np.asarray(x) for x in representative_data]
+        for x in data:
+            if tuple(x.shape) != tuple(spec.shape):
+                raise ValueError(
+                    f"representative_data items must be shaped like the `predict` input "
+                    f"{tuple(spec.shape)}. Received: shape={tuple(x.shape)}"
+                )
+        return data
+    rng = np.random.default_rng(seed)
+    if spec.dtype.is_integer:
+        return [rng.integers(0, 2, spec.shape).astype(np.int32)]
+    return [rng.standard_normal(spec.shape).astype(np.float32)]
+
+
+def _signature_shapes(function):
+    concrete = function.get_concrete_function()
+    inputs = {s.name: {"shape": s.shape.as_list(), "dtype": s.dtype.name}
+              for s in function.input_signature}
+    outputs = {name: {"shape": s.shape.as_list(), "dtype": s.dtype.name}
+               for name, s in concrete.structured_outputs.items()}
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def export_model(
+    model,
+    out_dir,
+    format=FORMATS,
+    quantize="none",
+    representative_data=None,
+    batch_size=1,
+    seq_len=32,
+    tolerance=1e-4,
+    metadata=None,
+):
+    """Export a Keras recurrent model for serving and for mobile; returns the manifest.
+
+    Writes into `out_dir` (replaced atomically once everything succeeded):
+        saved_model/                 `step` and `predict` serving signatures
+        model.tflite                 float32, builtin ops only; standard LSTM layers fused
+        model_<quantize>.tflite      one per extra quantisation (dynamic, float16, int8)
+        manifest.json                cells, signatures with shapes, ops, sizes, parity, metadata
+
+    Every .tflite file is run in LiteRT on `representative_data` and compared with
+    `model(x)`; the float32 file must match within `tolerance` or the export fails.
+
+    Args:
+        model: a Keras model of step-wise and recurrent layers (see `InferenceModule`).
+        out_dir: the export directory.
+        format: "saved_model", "tflite", or both (a list).
+        quantize: one or several of "none", "dynamic", "float16", "int8".
+        representative_data: real input sequences shaped (batch_size, seq_len[, features]),
+            used for int8 calibration and parity; random tokens/features if None (int8 needs
+            real data).
+        batch_size, seq_len: the static shapes of the signatures.
+        tolerance: the largest float32 max-abs difference from Keras accepted.
+        metadata: JSON-serialisable extras for the device (vocabulary, task, decoding).
+    """
+    formats = _as_list(format, "format", FORMATS)
+    quantizations = _as_list(quantize, "quantize", tflite.QUANTIZATIONS)
+    module = InferenceModule(model, batch_size=batch_size, seq_len=seq_len)
+    sequences = _parity_inputs(module, representative_data)
+    manifest = {
+        "model": model.name,
+        "cells": [
+            {"cell": name, "units": units, "fused": fused, "state_shapes": list(map(list, shapes))}
+            for name, units, fused, shapes in module.layout
+        ],
+        "signatures": {
+            "step": _signature_shapes(module.step),
+            "predict": _signature_shapes(module.predict),
+        },
+        "files": {},
+        "metadata": metadata or {},
+    }
+    with atomic_directory(out_dir) as staging:
+        if "saved_model" in formats:
+            path = os.path.join(staging, "saved_model")
+            saved_model.save(module, path)
+            manifest["files"]["saved_model"] = {
+                "reload_max_abs_diff": saved_model.reload_difference(module, path, sequences[0]),
+            }
+        if "tflite" in formats:
+            for q in quantizations:
+                flatbuffer = tflite.convert(module, q, representative_data)
+                name = tflite_filename(q)
+                report = parity(model, flatbuffer, sequences)
+                if q == "none":
+                    check_parity(report, tolerance, name)
+                with open(os.path.join(staging, name), "wb") as f:
+                    f.write(flatbuffer)
+                manifest["files"][name] = {
+                    "quantize": q,
+                    "bytes": len(flatbuffer),
+                    "ops": tflite.ops_used(flatbuffer),
+                    "parity": report,
+                }
+        with open(os.path.join(staging, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=2)
+    return manifest

@@ -1,0 +1,195 @@
+"""A Keras recurrent model as a tf.Module with a streaming `step` and a sequence `predict`.
+
+The model is a chain of step-wise layers (Embedding, Dense, Dropout, Activation,
+LayerNormalization) and recurrent layers (`keras.layers.RNN(cell)`, LSTM, GRU or any layer
+with a `.cell`). The module holds plain tf.Variable copies of the weights and runs the Keras
+layers inside a `keras.StatelessScope` that maps each Keras variable to its copy, so the traced
+graphs contain no Keras variables: SavedModel stores the copies, and the TFLite converter
+freezes them into constants.
+
+Signatures (B = batch_size, T = seq_len, state tensors named `state_<layer>_<index>`):
+    step(x (B,) or (B, X), state_0_0, ...) -> {"output": (B, O), "state_0_0": ..., ...}
+    predict(x (B, T) or (B, T, X), state_0_0, ...) -> {"output": (B, T, O)}
+
+`step` has no loop: on-device generation calls it once per token and feeds the states back.
+`predict` runs the standard LSTM layers through the fused sequence function (see `fused`) and
+every other cell unrolled over the T steps, so both are builtin TFLite ops only.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from zoo.export import fused
+
+STEPWISE_LAYERS = (
+    keras.layers.Activation,
+    keras.layers.Dense,
+    keras.layers.Dropout,
+    keras.layers.Embedding,
+    keras.layers.InputLayer,
+    keras.layers.LayerNormalization,
+)
+SKIPPED_AT_INFERENCE = (keras.layers.Dropout, keras.layers.InputLayer)
+
+
+def _plan(model):
+    """[(layer, cell or None)] for the layers of `model` that compute, in order."""
+    plan = []
+    for layer in model.layers:
+        cell = getattr(layer, "cell", None)
+        if cell is not None:
+            if getattr(layer, "go_backwards", False) or isinstance(
+                cell, keras.layers.StackedRNNCells
+            ):
+                raise ValueError(
+                    f"Cannot export recurrent layer {layer.name!r}: only forward layers with a "
+                    f"single cell stream. Received: go_backwards={layer.go_backwards}, "
+                    f"cell={type(cell).__name__}"
+                )
+            plan.append((layer, cell))
+        elif isinstance(layer, STEPWISE_LAYERS):
+            if not isinstance(layer, SKIPPED_AT_INFERENCE):
+                plan.append((layer, None))
+        else:
+            raise ValueError(
+                f"Cannot export layer {layer.name!r} ({type(layer).__name__}): only step-wise "
+                f"layers ({', '.join(t.__name__ for t in STEPWISE_LAYERS)}) and recurrent "
+                "layers can run one step at a time."
+            )
+    if not any(cell is not None for _, cell in plan):
+        raise ValueError(f"Model {model.name!r} has no recurrent layer to export.")
+    return plan
+
+
+def state_shapes(cell, batch_size) -> list[tuple[int, ...]]:
+    """The shapes of a cell's state tensors (feature maps for convolutional cells)."""
+    return [tuple(state.shape) for state in tf.nest.flatten(cell.get_initial_state(batch_size))]
+
+
+def input_spec(model, plan):
+    """(dtype, per-step feature shape) of the model's input: token ids after an Embedding."""
+    if isinstance(plan[0][0], keras.layers.Embedding):
+        return tf.int32, ()
+    try:
+        inputs = model.inputs
+    except AttributeError:
+        inputs = None
+    if not inputs or len(inputs) != 1:
+        raise ValueError(
+            f"Cannot tell the input of model {model.name!r}: export needs an Embedding first "
+            "layer or a single `keras.Input`. Received: inputs="
+            f"{[tuple(i.shape) for i in inputs or []]}"
+        )
+    dtype = tf.int32 if "int" in str(inputs[0].dtype) else tf.float32
+    return dtype, tuple(inputs[0].shape[2:])
+
+
+class InferenceModule(tf.Module):
+    """`model`'s inference graphs: `step` (streaming) and `predict` (fixed length).
+
+    Args:
+        model: a built Keras model (see the module docstring for the layers it may hold).
+        batch_size: B, the static batch size of both signatures (1 for on-device generation).
+        seq_len: T, the static length of `predict`.
+        fuse: emit UNIDIRECTIONAL_SEQUENCE_LSTM for standard LSTM layers.
+
+    Example:
+        module = InferenceModule(model, seq_len=64)
+        logits, *states = module.step(x_t, *states).values()
+    """
+
+    def __init__(self, model, batch_size=1, seq_len=32, fuse=True):
+        super().__init__(name="zoo_inference")
+        for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
+                )
+        plan = _plan(model)
+        dtype, features = input_spec(model, plan)
+        keras_variables = list(model.variables)
+        self.weights = [tf.Variable(v.value, trainable=False, name=v.name) for v in keras_variables]
+        self.batch_size, self.seq_len = batch_size, seq_len
+        cells = [cell for _, cell in plan if cell is not None]
+        fuse_flags = [fuse and fused.fusable(cell) for cell in cells]
+        functions = [fused.fused_lstm_function() if f else None for f in fuse_flags]
+        shapes = [state_shapes(cell, batch_size) for cell in cells]
+        # Plain data only on the module: tracked Keras objects would end up in the SavedModel.
+        self.layout = tuple(
+            (getattr(cell, "registry_name", type(cell).__name__), int(cell.units), f, s)
+            for cell, f, s in zip(cells, fuse_flags, shapes)
+        )
+        self.state_names = tuple(
+            f"state_{layer}_{index}"
+            for layer, cell_shapes in enumerate(shapes)
+            for index in range(len(cell_shapes))
+        )
+        state_specs = [
+            tf.TensorSpec(shape, tf.float32, name=name)
+            for name, shape in zip(self.state_names, (s for cell in shapes for s in cell))
+        ]
+        step_spec = [tf.TensorSpec((batch_size, *features), dtype, name="x"), *state_specs]
+        predict_spec = [tf.TensorSpec((batch_size, seq_len, *features), dtype, name="x"),
+                        *state_specs]
+
+        def scope():
+            values = [w.read_value() for w in self.weights]
+            return keras.StatelessScope(state_mapping=list(zip(keras_variables, values)))
+
+        def run(x, states, recurrent):
+            states, new_states, index = list(states), [], -1
+            with scope():
+                for layer, cell in plan:
+                    if cell is None:
+                        x = layer(x)
+                        continue
+                    index += 1
+                    count = len(shapes[index])
+                    own, states = states[:count], states[count:]
+                    x, own = recurrent(index, cell, x, own)
+                    new_states.extend(own)
+            return x, new_states
+
+        def step_cell(index, cell, x, states):
+            output, new_states = cell.call(x, states, training=False)
+            return output, tf.nest.flatten(new_states)
+
+        def sequence_cell(index, cell, x, states):
+            if fuse_flags[index]:
+                return fused.fused_sequence(functions[index], cell, x, states), []
+            projected = cell.project_inputs(x) if hasattr(cell, "project_inputs") else None
+            outputs = []
+            for t in range(x.shape[1]):
+                if projected is not None:
+                    output, states = cell.step(projected[:, t], states, training=False)
+                else:
+                    output, states = cell.call(x[:, t], states, training=False)
+                states = tf.nest.flatten(states)
+                outputs.append(output)
+            return tf.stack(outputs, axis=1), []
+
+        def step(x, *states):
+            output, new_states = run(x, states, step_cell)
+            return {"output": output, **dict(zip(self.state_names, new_states))}
+
+        def predict(x, *states):
+            return {"output": run(x, states, sequence_cell)[0]}
+
+        self.step = tf.function(step, input_signature=step_spec, autograph=False)
+        self.predict = tf.function(predict, input_signature=predict_spec, autograph=False)
+
+    def signatures(self) -> dict:
+        """Signature name -> concrete function, for SavedModel and the TFLite converter."""
+        return {
+            "step": self.step.get_concrete_function(),
+            "predict": self.predict.get_concrete_function(),
+        }
+
+    def zero_states(self) -> dict:
+        """Signature inputs name -> zero array for every state tensor."""
+        return {
+            spec.name: tf.zeros(spec.shape, spec.dtype).numpy()
+            for spec in self.step.input_signature[1:]
+        }

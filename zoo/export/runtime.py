@@ -1,0 +1,108 @@
+"""Running exported .tflite files in the LiteRT interpreter: streaming, sampling, latency.
+
+Only NumPy and `ai_edge_litert` are used here, as on a device: no TensorFlow, no Keras.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+
+class TFLiteStepper:
+    """The `step` signature of a .tflite file with its states carried between calls.
+
+    Example:
+        stepper = TFLiteStepper("model.tflite")
+        logits = stepper(np.array([token], np.int32))   # (1, vocab); states advance
+        stepper.reset()
+    """
+
+    def __init__(self, model, num_threads=2, signature="step"):
+        if isinstance(model, (str, os.PathLike)):
+            if not os.path.isfile(model):
+                raise FileNotFoundError(f"No .tflite file at model={str(model)!r}")
+            self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if signature not in signatures:
+            raise ValueError(
+                f"The model has no {signature!r} signature. Received: signatures="
+                f"{sorted(signatures)}"
+            )
+        self.runner = self.interpreter.get_signature_runner(signature)
+        self.inputs = self.runner.get_input_details()
+        self.state_names = sorted(name for name in self.inputs if name != "x")
+        self.reset()
+
+    def reset(self):
+        """Zero every state tensor."""
+        self.states = {
+            name: np.zeros(self.inputs[name]["shape"], self.inputs[name]["dtype"])
+            for name in self.state_names
+        }
+
+    def __call__(self, x):
+        outputs = self.runner(x=np.asarray(x, self.inputs["x"]["dtype"]), **self.states)
+        # `predict` returns no states: it always starts from the ones given.
+        self.states = {name: outputs.get(name, self.states[name]) for name in self.state_names}
+        return outputs["output"]
+
+
+def sample_next(logits, rng, temperature=1.0):
+    """A token id drawn from softmax(logits / temperature); greedy when temperature is 0."""
+    logits = np.asarray(logits, np.float64).reshape(-1)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits / temperature
+    probs = np.exp(scaled - scaled.max())
+    return int(rng.choice(len(probs), p=probs / probs.sum()))
+
+
+def generate(step, prompt, length, temperature=1.0, seed=0):
+    """Token ids continuing `prompt` for `length` tokens, one `step(x_t) -> logits` at a time.
+
+    `step` is a `TFLiteStepper` or any callable with the same contract (batch 1), so the same
+    sampler drives TFLite and Keras and the sequences can be compared.
+    """
+    if len(prompt) == 0:
+        raise ValueError("Argument `prompt` must hold at least one token. Received: prompt=[]")
+    rng = np.random.default_rng(seed)
+    for token in prompt[:-1]:
+        step(np.array([token], np.int32))
+    tokens, token = list(prompt), prompt[-1]
+    for _ in range(length):
+        token = sample_next(step(np.array([token], np.int32)), rng, temperature)
+        tokens.append(token)
+    return tokens
+
+
+def bench_tflite(path, steps=200, warmup=20, num_threads=2, signature="step"):
+    """Per-call latency of a signature of a .tflite file in LiteRT, in microseconds.
+
+    The inputs are zeros and the states are fed back, as in generation. Returns a dict with
+    mean_us, p50_us, p90_us, steps, num_threads and the file size in bytes.
+    """
+    stepper = TFLiteStepper(path, num_threads=num_threads, signature=signature)
+    x = np.zeros(stepper.inputs["x"]["shape"], stepper.inputs["x"]["dtype"])
+    for _ in range(warmup):
+        stepper(x)
+    times = np.empty(steps)
+    for i in range(steps):
+        start = time.perf_counter()
+        stepper(x)
+        times[i] = time.perf_counter() - start
+    times *= 1e6
+    return {
+        "signature": signature,
+        "mean_us": float(times.mean()),
+        "p50_us": float(np.percentile(times, 50)),
+        "p90_us": float(np.percentile(times, 90)),
+        "steps": steps,
+        "num_threads": num_threads,
+        "bytes": os.path.getsize(path),
+    }

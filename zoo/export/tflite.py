@@ -1,0 +1,111 @@
+"""TFLite conversion with builtin ops only, quantisation, and the list of ops a file uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+# Ops that must never appear: loops, resource variables, and TF kernels (Flex).
+FORBIDDEN_OPS = frozenset(
+    {"WHILE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
+)
+_OP_NAMES = {
+    code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
+}
+
+
+def check_quantize(quantize: str) -> str:
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(
+            f"Unknown quantization. Expected one of {', '.join(QUANTIZATIONS)}. "
+            f"Received: quantize={quantize!r}"
+        )
+    return quantize
+
+
+def representative_samples(module, sequences):
+    """Calibration samples for both signatures, drawn from real input sequences.
+
+    Each sequence (B, T) of `sequences` feeds `predict` once from zero states, and `step` at
+    every position with the states the model really reaches there, so that the int8 ranges
+    of the state tensors are those seen in generation.
+    """
+
+    def generate():
+        for sequence in sequences:
+            sequence = np.asarray(sequence)
+            states = module.zero_states()
+            yield "predict", {"x": sequence, **states}
+            for t in range(sequence.shape[1]):
+                inputs = {"x": sequence[:, t], **states}
+                yield "step", inputs
+                outputs = module.step(**inputs)
+                states = {name: outputs[name].numpy() for name in states}
+
+    return generate
+
+
+def convert(module, quantize="none", representative_data=None) -> bytes:
+    """The flatbuffer of `module` (an `InferenceModule`) with builtin TFLite ops only.
+
+    Args:
+        module: the `InferenceModule` to convert (its `step` and `predict` signatures).
+        quantize: "none" (float32), "dynamic" (int8 weights, float activations),
+            "float16" (float16 weights), or "int8" (int8 weights and activations, calibrated
+            on `representative_data`; inputs and outputs stay float32/int32).
+        representative_data: iterable of input sequences shaped like `predict`'s `x`.
+    """
+    check_quantize(quantize)
+    signatures = module.signatures()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        list(signatures.values()), module
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        if representative_data is None:
+            raise ValueError(
+                "quantize='int8' calibrates on real inputs: pass representative_data "
+                "(sequences shaped like the `predict` input). Received: representative_data=None"
+            )
+        converter.representative_dataset = representative_samples(module, representative_data)
+    flatbuffer = converter.convert()
+    check_builtin_only(flatbuffer)
+    return flatbuffer
+
+
+def ops_used(flatbuffer: bytes) -> list[str]:
+    """Sorted names of the ops in every subgraph of a .tflite flatbuffer."""
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        codes.append(custom.decode() if custom else _OP_NAMES.get(builtin, str(builtin)))
+    used = set()
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            used.add(codes[subgraph.Operators(o).OpcodeIndex()])
+    return sorted(used)
+
+
+def check_builtin_only(flatbuffer: bytes) -> None:
+    """Raise if the file holds custom/Flex ops, loops or resource variables."""
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    custom = [
+        model.OperatorCodes(i).CustomCode().decode()
+        for i in range(model.OperatorCodesLength())
+        if model.OperatorCodes(i).CustomCode()
+    ]
+    bad = sorted(set(custom) | (set(ops_used(flatbuffer)) & FORBIDDEN_OPS))
+    if bad:
+        raise RuntimeError(
+            f"The TFLite conversion produced ops a mobile runtime cannot run: {', '.join(bad)}"
+        )
