@@ -1,0 +1,510 @@
+"""Music data: Bach chorales and folk melodies as arrays, tf.data pipelines, MIDI and PNG files.
+
+Two encodings of a piece:
+
+- chorales: an SATB grid, int (steps, 4) of MIDI pitches per 16th note (0 = rest), soprano
+  first; its piano roll is the multi-hot (steps, 46) of the pitches 36..81 (the range of the JSB
+  Chorales benchmark). Source: the Bach chorales of the music21 corpus (Riemenschneider
+  numbering, the S, A, T and B parts of every chorale that has them) or any folder of MIDI files
+  (the four highest notes of each step).
+- melody: note events, int (n, 2) of (MIDI pitch or 0 for a rest, duration index into
+  `zoo.models.melody.DURATIONS`). Source: folk tunes in ABC from the music21 corpus (O'Neill's
+  1850, Ryan's Mammoth Collection, Aird's Airs), converted by Debian's `abc2midi`, or any folder of
+  MIDI files (the highest note at each onset).
+
+Parsing is done once and cached as a `Corpus` (.npz) under `CACHE_DIR`; every piece has a fixed
+train/validation/test split derived from its name, saved with the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoo.models.melody import REST, EventVocabulary
+
+log = logging.getLogger(__name__)
+
+LOWEST, HIGHEST = 36, 81  # pitch range of the piano roll (JSB Chorales)
+PITCHES = HIGHEST - LOWEST + 1
+STEPS_PER_QUARTER = 4  # the grid is in 16th notes
+VOICES = ("Soprano", "Alto", "Tenor", "Bass")
+FOLK_BOOKS = ("oneills1850", "ryansMammoth", "airdsAirs")
+SPLITS = ("train", "validation", "test")
+CACHE_DIR = Path(os.environ.get("LSTM_ZOO_CACHE",
+                                Path(__file__).resolve().parents[1] / "data" / "cache"))
+_FORMAT = 1  # bump when the cached encoding changes
+
+
+def split_of(name):
+    """The fixed split of a piece, from a hash of its name: 80% train, 10% validation, 10% test."""
+    bucket = zlib.crc32(name.encode()) % 10
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+@dataclass
+class Corpus:
+    """Named pieces (arrays of one encoding) with their splits; saved as one .npz file."""
+
+    names: list
+    pieces: list
+    splits: list = field(default_factory=list)
+    skipped: int = 0  # files that could not be read
+
+    def __post_init__(self):
+        self.splits = list(self.splits) or [split_of(name) for name in self.names]
+
+    def split(self, name):
+        """The pieces of one split ("train", "validation", "test" or "all")."""
+        if name != "all" and name not in SPLITS:
+            raise ValueError(f"Unknown split {name!r}. Known splits: all, {', '.join(SPLITS)}")
+        return [p for p, s in zip(self.pieces, self.splits) if name in ("all", s)]
+
+    def save(self, path):
+        """Write atomically (a temporary file, then os.replace)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lengths = np.array([len(p) for p in self.pieces], dtype=np.int64)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(
+                    f, format=_FORMAT, names=np.array(self.names, dtype=str),
+                    splits=np.array(self.splits, dtype=str), lengths=lengths,
+                    skipped=self.skipped,
+                    data=np.concatenate(self.pieces) if self.pieces else np.zeros((0, 4)))
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path) as f:
+            if int(f["format"]) != _FORMAT:
+                raise ValueError(f"{path}: cache format {int(f['format'])}, expected {_FORMAT}")
+            pieces = np.split(f["data"], np.cumsum(f["lengths"])[:-1]) if len(f["lengths"]) else []
+            return cls(f["names"].tolist(), pieces, f["splits"].tolist(), int(f["skipped"]))
+
+
+def _cached(path, build, refresh=False):
+    """The corpus cached at `path`, built (and saved) by `build()` if missing."""
+    path = Path(path)
+    if path.exists() and not refresh:
+        return Corpus.load(path)
+    corpus = build()
+    corpus.save(path)
+    return corpus
+
+
+# -- pitch helpers ----------------------------------------------------------------------------
+def fold(pitches, lowest=LOWEST, highest=HIGHEST):
+    """MIDI pitches moved by octaves into lowest..highest; 0 (a rest) stays 0."""
+    return EventVocabulary(lowest, highest).fold(pitches)
+
+
+def grid_to_roll(grid, lowest=LOWEST, highest=HIGHEST):
+    """SATB grid (steps, voices) of MIDI pitches (0 = rest) -> multi-hot piano roll (steps, P)."""
+    grid = np.asarray(grid)
+    roll = np.zeros((len(grid), highest - lowest + 1), dtype=np.uint8)
+    steps, voices = np.nonzero(grid)
+    roll[steps, grid[steps, voices] - lowest] = 1
+    return roll
+
+
+def roll_to_grid(roll, voices=4, lowest=LOWEST):
+    """Piano roll (steps, P) -> grid (steps, voices): the highest `voices` pitches, top down."""
+    roll = np.asarray(roll) > 0
+    pitches = np.where(roll, np.arange(roll.shape[1]) + lowest, 0)
+    top = -np.sort(-pitches, axis=1)[:, :voices]
+    return np.pad(top, ((0, 0), (0, voices - top.shape[1]))).astype(np.int16)
+
+
+# -- MIDI -------------------------------------------------------------------------------------
+def read_midi(path):
+    """A `pretty_midi.PrettyMIDI`, or None (with a warning naming the file) if unreadable/empty."""
+    import pretty_midi
+
+    try:
+        midi = pretty_midi.PrettyMIDI(str(path))
+    except Exception as error:  # mido and pretty_midi raise many types on corrupt files
+        log.warning("Skipping unreadable MIDI file %s: %s", path, error)
+        return None
+    if not any(inst.notes for inst in midi.instruments if not inst.is_drum):
+        log.warning("Skipping MIDI file without notes: %s", path)
+        return None
+    return midi
+
+
+def _quarters(midi, seconds):
+    """Times in seconds -> quarter notes (tempo-independent, from the MIDI ticks)."""
+    return np.array([midi.time_to_tick(t) for t in seconds], dtype=float) / midi.resolution
+
+
+def midi_to_roll(midi, steps_per_quarter=STEPS_PER_QUARTER, lowest=LOWEST, highest=HIGHEST):
+    """Piano roll (steps, P) of every non-drum note, pitches folded into lowest..highest."""
+    notes = [n for inst in midi.instruments if not inst.is_drum for n in inst.notes]
+    starts = np.round(_quarters(midi, [n.start for n in notes]) * steps_per_quarter).astype(int)
+    ends = np.round(_quarters(midi, [n.end for n in notes]) * steps_per_quarter).astype(int)
+    pitches = fold([n.pitch for n in notes], lowest, highest) - lowest
+    roll = np.zeros((max(ends.max(initial=0), 1), highest - lowest + 1), dtype=np.uint8)
+    for start, end, pitch in zip(starts, np.maximum(ends, starts + 1), pitches):
+        roll[start:end, pitch] = 1
+    return roll
+
+
+def _runs(line):
+    """(start, end, value) of the runs of equal nonzero values in a 1-D int array."""
+    change = np.flatnonzero(np.diff(line, prepend=-1, append=-1)) if len(line) else []
+    return [(a, b, int(line[a])) for a, b in zip(change[:-1], change[1:]) if line[a]]
+
+
+def write_midi(path, notes_per_track, tempo=90.0, program=52, names=None):
+    """Write tracks of (start, end, pitch) in quarter notes as a MIDI file, atomically.
+
+    `program` is the General MIDI instrument (52: choir aahs); one track per entry.
+    """
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+    seconds = 60.0 / tempo
+    for i, notes in enumerate(notes_per_track):
+        name = names[i] if names else f"voice {i + 1}"
+        inst = pretty_midi.Instrument(program=program, name=name)
+        inst.notes = [pretty_midi.Note(80, int(p), a * seconds, b * seconds) for a, b, p in notes]
+        midi.instruments.append(inst)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".mid")
+    os.close(fd)
+    try:
+        midi.write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)
+        raise
+    return path
+
+
+def grid_to_midi(grid, path, steps_per_quarter=STEPS_PER_QUARTER, tempo=90.0):
+    """Write an SATB grid (steps, voices) as a MIDI file with one track per voice.
+
+    A run of the same pitch in a voice is one held note (the grid cannot tell a repeated note).
+    """
+    grid = np.asarray(grid)
+    names = list(VOICES) if grid.shape[1] == len(VOICES) else None
+    tracks = [[(a / steps_per_quarter, b / steps_per_quarter, p) for a, b, p in _runs(voice)]
+              for voice in grid.T]
+    return write_midi(path, tracks, tempo=tempo, names=names)
+
+
+def roll_to_midi(roll, path, voices=4, steps_per_quarter=STEPS_PER_QUARTER, lowest=LOWEST,
+                 tempo=90.0):
+    """Write a piano roll as a MIDI file with `voices` tracks (its top `voices` notes)."""
+    return grid_to_midi(roll_to_grid(roll, voices, lowest), path, steps_per_quarter, tempo)
+
+
+def events_to_midi(events, path, durations=None, tempo=120.0, program=73):
+    """Write melody events (n, 2) as a one-track MIDI file (program 73: flute)."""
+    durations = np.asarray(durations or EventVocabulary().durations)
+    events = np.asarray(events).reshape(-1, 2)
+    lengths = durations[events[:, 1]]
+    starts = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+    notes = [(a, a + d, p) for a, d, p in zip(starts, lengths, events[:, 0]) if p != REST]
+    return write_midi(path, [notes], tempo=tempo, program=program, names=["melody"])
+
+
+def midi_to_events(midi, vocabulary=None):
+    """Melody events of a MIDI file: the highest note at each onset, lasting until the next.
+
+    Rests fill the gaps; lengths snap to the vocabulary's durations; pitches fold into range.
+    """
+    vocabulary = vocabulary or EventVocabulary()
+    notes = sorted((n for inst in midi.instruments if not inst.is_drum for n in inst.notes),
+                   key=lambda n: (n.start, -n.pitch))
+    starts = _quarters(midi, [n.start for n in notes])
+    ends = _quarters(midi, [n.end for n in notes])
+    first = np.flatnonzero(np.diff(starts, prepend=-1.0) > 1e-3)  # the top note of each onset
+    starts, ends = starts[first], ends[first]
+    pitches = vocabulary.fold([notes[i].pitch for i in first])
+    ends = np.minimum(ends, np.append(starts[1:], np.inf))
+    shortest = min(vocabulary.durations)
+    events = []
+    for i, (start, end, pitch) in enumerate(zip(starts, ends, pitches)):
+        if i and start - ends[i - 1] >= shortest / 2:
+            events.append((REST, vocabulary.duration_index(start - ends[i - 1])))
+        events.append((pitch, vocabulary.duration_index(end - start)))
+    return np.array(events, dtype=np.int16).reshape(-1, 2)
+
+
+def midi_files(folder):
+    """The .mid/.midi files under `folder`, sorted; a clear error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--data: no such folder: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    if not files:
+        raise FileNotFoundError(f"--data: no .mid or .midi files under {folder}")
+    return files
+
+
+def load_midi_folder(folder, music_format="chorales", voices=4):
+    """A Corpus of every readable MIDI file under `folder` (unreadable ones skipped and counted)."""
+    vocabulary = EventVocabulary()
+    folder = Path(folder)
+    names, pieces, skipped = [], [], 0
+    for path in midi_files(folder):
+        midi = read_midi(path)
+        if midi is None:
+            skipped += 1
+            continue
+        names.append(str(path.relative_to(folder)))
+        if music_format == "chorales":
+            pieces.append(roll_to_grid(midi_to_roll(midi), voices))
+        else:
+            pieces.append(midi_to_events(midi, vocabulary))
+    if skipped:
+        log.warning("Skipped %d of %d MIDI files under %s", skipped, skipped + len(names), folder)
+    if not names:
+        raise ValueError(f"--data: none of the MIDI files under {folder} could be read")
+    return Corpus(names, pieces, skipped=skipped)
+
+
+# -- Bach chorales (music21) ------------------------------------------------------------------
+def _satb_parts(score):
+    """The soprano, alto, tenor and bass parts of a chorale, or None.
+
+    Four-part scores are taken as they are (ordered high to low); larger scores by part name
+    ("Soprano 1", "Bass Continuo" match; the first match wins).
+    """
+    parts = list(score.parts)
+    if len(parts) == 4:
+        def height(part):
+            return np.mean([n.pitches[0].midi for n in part.flatten().notes] or [0])
+
+        return sorted(parts, key=height, reverse=True)
+    chosen = []
+    for voice in VOICES:
+        match = [p for p in parts if (p.partName or p.id or "").split()[0:1] == [voice]]
+        if not match:
+            return None
+        chosen.append(match[0])
+    return chosen
+
+
+def parse_chorale(score, steps_per_quarter=STEPS_PER_QUARTER):
+    """SATB grid (steps, 4) of a music21 chorale score, pitches folded into 36..81; or None."""
+    parts = _satb_parts(score)
+    if parts is None:
+        return None
+    steps = int(np.ceil(float(score.highestTime) * steps_per_quarter))
+    grid = np.zeros((steps, 4), dtype=np.int16)
+    for voice, part in enumerate(parts):
+        for note in part.flatten().notes:
+            start = int(float(note.offset) * steps_per_quarter)
+            end = int(round(float(note.offset + note.quarterLength) * steps_per_quarter))
+            grid[start:max(end, start + 1), voice] = max(p.midi for p in note.pitches)
+    grid[grid > 0] = fold(grid[grid > 0])
+    return grid
+
+
+def chorale_names(limit=None):
+    """music21 corpus paths of the Bach chorales in Riemenschneider order (the first `limit`)."""
+    from music21 import corpus
+
+    names = list(corpus.chorales.Iterator(numberingSystem="riemenschneider",
+                                          returnType="filename"))
+    return names[:limit]
+
+
+def load_chorales(limit=None, cache_dir=None, refresh=False):
+    """The Bach chorales as a Corpus of SATB grids, parsed once (~1 min) and then cached."""
+    cache = Path(cache_dir or CACHE_DIR) / f"chorales{f'-{limit}' if limit else ''}.npz"
+    return _cached(cache, lambda: _parse_chorales(chorale_names(limit)), refresh)
+
+
+def _parse_chorales(names):
+    from music21 import corpus
+    from tqdm import tqdm
+
+    kept, grids, skipped = [], [], 0
+    for name in tqdm(names, desc="Parsing chorales", disable=len(names) < 50):
+        grid = parse_chorale(corpus.parse(name))
+        if grid is None:
+            log.warning("Skipping chorale %s: no soprano, alto, tenor and bass parts", name)
+            skipped += 1
+        else:
+            kept.append(name)
+            grids.append(grid)
+    return Corpus(kept, grids, skipped=skipped)
+
+
+# -- folk melodies (ABC via abc2midi) ---------------------------------------------------------
+def abc_files(books=FOLK_BOOKS):
+    """The .abc files of the named music21 corpus folders."""
+    from music21 import corpus
+
+    root = Path(corpus.__file__).parent
+    files = [p for book in books for p in sorted((root / book).glob("*.abc"))]
+    if not files:
+        raise FileNotFoundError(f"No ABC files in the music21 corpus for books {books}")
+    return files
+
+
+def abc_to_midi(abc_file, out_dir):
+    """Convert every tune of an ABC file with Debian's `abc2midi`; the MIDI paths, in tune order.
+
+    abc2midi writes `<stem><X>.mid` for each tune numbered X next to its input, so the input is
+    copied into `out_dir` first.
+    """
+    if shutil.which("abc2midi") is None:
+        raise RuntimeError("`abc2midi` not found: install the Debian package `abcmidi`")
+    out_dir = Path(out_dir)
+    copy = out_dir / "tunes.abc"
+    shutil.copyfile(abc_file, copy)
+    subprocess.run(["abc2midi", copy.name, "-silent", "-NGRA", "-NGUI", "-NFNP", "-NCOM"],
+                   cwd=out_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=False)
+    files = sorted(out_dir.glob("tunes*.mid"), key=lambda p: int(p.stem[5:] or 0))
+    copy.unlink()
+    return files
+
+
+def load_melodies(books=FOLK_BOOKS, limit=None, cache_dir=None, refresh=False):
+    """Folk tunes of the music21 corpus as a Corpus of melody events (the first `limit` files)."""
+    key = "+".join(books) + (f"-{limit}" if limit else "")
+    cache = Path(cache_dir or CACHE_DIR) / f"melodies-{key}.npz"
+    return _cached(cache, lambda: _parse_abc(abc_files(books)[:limit]), refresh)
+
+
+def _parse_abc(files):
+    vocabulary = EventVocabulary()
+    names, pieces, skipped = [], [], 0
+    for abc_file in files:
+        with tempfile.TemporaryDirectory() as tmp:
+            for midi_file in abc_to_midi(abc_file, tmp):
+                midi = read_midi(midi_file)
+                if midi is None:
+                    skipped += 1
+                    continue
+                names.append(f"{abc_file.parent.name}/{abc_file.stem}#{midi_file.stem[5:]}")
+                pieces.append(midi_to_events(midi, vocabulary))
+    return Corpus(names, pieces, skipped=skipped)
+
+
+def transpose(events, semitones, vocabulary=None):
+    """Melody events shifted by `semitones`, or None if a pitch would leave the range."""
+    vocabulary = vocabulary or EventVocabulary()
+    events = np.array(events, copy=True)
+    sounding = events[:, 0] != REST
+    events[sounding, 0] += semitones
+    shifted = events[sounding, 0]
+    if np.any((shifted < vocabulary.lowest) | (shifted > vocabulary.highest)):
+        return None
+    return events
+
+
+# -- tf.data ----------------------------------------------------------------------------------
+def frames(grid, steps_per_quarter=STEPS_PER_QUARTER):
+    """Piano roll of a grid at a coarser resolution (a divisor of STEPS_PER_QUARTER)."""
+    if STEPS_PER_QUARTER % steps_per_quarter:
+        raise ValueError(f"`steps_per_quarter` must divide {STEPS_PER_QUARTER}. "
+                         f"Received: steps_per_quarter={steps_per_quarter}")
+    return grid_to_roll(np.asarray(grid)[:: STEPS_PER_QUARTER // steps_per_quarter])
+
+
+def chorale_examples(grids, steps_per_quarter=STEPS_PER_QUARTER, window=None):
+    """(inputs, targets) piano-roll pairs: inputs are the targets shifted by one zero frame.
+
+    With `window`, each chorale is cut into pieces of at most `window` steps (truncated BPTT);
+    a piece after the first is primed with the frame before it.
+    """
+    for grid in grids:
+        roll = frames(grid, steps_per_quarter).astype(np.float32)
+        shifted = np.concatenate([np.zeros_like(roll[:1]), roll[:-1]])
+        size = window or len(roll)
+        for start in range(0, len(roll), size):
+            yield shifted[start:start + size], roll[start:start + size]
+
+
+def chorale_dataset(corpus, split, batch_size=16, steps_per_quarter=STEPS_PER_QUARTER,
+                    window=None, shuffle=False, seed=0):
+    """tf.data of (inputs, targets, weights): padded batches, weight 0 on the padding steps."""
+    import tensorflow as tf
+
+    examples = list(chorale_examples(corpus.split(split), steps_per_quarter, window))
+    if not examples:
+        raise ValueError(f"The {split!r} split of the chorales is empty")
+    spec = tf.TensorSpec((None, PITCHES), tf.float32)
+    data = tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=(spec, spec))
+    data = data.map(lambda x, y: (x, y, tf.ones(tf.shape(x)[:1])))
+    if shuffle:
+        data = data.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    return data.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def melody_tokens(pieces, vocabulary=None, transpositions=0):
+    """One token stream: END, tune, END, tune, ..., END; each tune also transposed by every
+    shift in -transpositions..transpositions that keeps it in range (augmentation)."""
+    vocabulary = vocabulary or EventVocabulary()
+    stream = [np.array([vocabulary.END], dtype=np.int32)]
+    for events in pieces:
+        for shift in range(-transpositions, transpositions + 1):
+            moved = transpose(events, shift, vocabulary)
+            if moved is not None and len(moved):
+                stream += [vocabulary.encode(moved), stream[0]]
+    return np.concatenate(stream)
+
+
+def melody_dataset(corpus, split, batch_size=32, seq_len=64, transpositions=0,
+                   shuffle=False, seed=0, vocabulary=None):
+    """tf.data of (inputs, targets) token windows of `seq_len` from the split's token stream."""
+    import tensorflow as tf
+
+    tokens = melody_tokens(corpus.split(split), vocabulary, transpositions)
+    count = (len(tokens) - 1) // seq_len
+    if count == 0:
+        raise ValueError(f"The {split!r} split of the melodies has fewer than seq_len={seq_len} "
+                         f"tokens ({len(tokens)})")
+    windows = tokens[: count * seq_len + 1]
+    x = windows[:-1].reshape(count, seq_len)
+    y = windows[1:].reshape(count, seq_len)
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# -- pictures ---------------------------------------------------------------------------------
+def plot_roll(roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_QUARTER,
+              lowest=LOWEST):
+    """Draw a piano roll (steps, P), time across and pitch up, on `ax` (default: a new figure);
+    save the figure as a PNG if `path`. Returns the axes."""
+    from matplotlib.figure import Figure
+
+    roll = np.asarray(roll)
+    if ax is None:
+        ax = Figure(figsize=(min(16, max(4, len(roll) / 24)), 3)).subplots()
+    ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
+              extent=(0, len(roll) / steps_per_quarter, lowest - .5, lowest + roll.shape[1] - .5))
+    ax.set_xlabel("quarter notes")
+    ax.set_ylabel("MIDI pitch")
+    if title:
+        ax.set_title(title)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+        os.close(fd)
+        ax.figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        os.replace(tmp, path)
+    return ax

@@ -1,0 +1,87 @@
+"""A melody model: a language model over note events, each event a (pitch, duration) pair.
+
+An event is one categorical token, so the model is `LanguageModel` and every decoder of
+`zoo.decoding` (temperature, top-k, top-p, beam search) generates melodies unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoo.models.language_model import LanguageModel
+
+# Note lengths in quarter notes: 16th, 8th triplet, 8th, quarter triplet, dotted 8th, quarter,
+# dotted quarter, half, dotted half, whole. Others snap to the nearest (on a log scale).
+DURATIONS = (0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+REST = 0  # the pitch of a rest event
+
+PRESETS = {
+    "tiny": {"embedding_dim": 16, "units": 32, "layers": 1},
+    "small": {"embedding_dim": 64, "units": 256, "layers": 2},
+}
+
+
+@dataclass(frozen=True)
+class EventVocabulary:
+    """Tokens of note events: 0 pads, 1 separates tunes, then one token per (pitch, duration).
+
+        token = 2 + pitch_index * len(durations) + duration_index
+
+    with pitch_index 0 for a rest and `pitch - lowest + 1` for MIDI pitches lowest..highest.
+    Events are int arrays (n, 2) of (MIDI pitch or REST, duration index).
+    """
+
+    lowest: int = 48
+    highest: int = 96
+    durations: tuple = DURATIONS
+
+    PAD = 0
+    END = 1
+
+    @property
+    def size(self):
+        return 2 + (self.highest - self.lowest + 2) * len(self.durations)
+
+    def duration_index(self, quarters):
+        """Index of the nearest of `durations` to each length in quarter notes (log scale)."""
+        quarters = np.maximum(np.asarray(quarters, dtype=float), 1e-6)
+        return np.abs(np.log(quarters)[..., None] - np.log(self.durations)).argmin(-1)
+
+    def encode(self, events):
+        """Events (n, 2) -> tokens (n,). Pitches must lie in lowest..highest (see `fold`)."""
+        events = np.asarray(events, dtype=np.int64).reshape(-1, 2)
+        pitch, duration = events[:, 0], events[:, 1]
+        sounding = pitch != REST
+        if np.any(sounding & ((pitch < self.lowest) | (pitch > self.highest))):
+            raise ValueError(f"Pitches must lie in {self.lowest}..{self.highest} (or be a rest). "
+                             f"Received: {sorted(set(pitch[sounding].tolist()))}")
+        index = np.where(sounding, pitch - self.lowest + 1, 0)
+        return (2 + index * len(self.durations) + duration).astype(np.int32)
+
+    def decode(self, tokens):
+        """Tokens -> events (n, 2); padding and separators are dropped."""
+        tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        tokens = tokens[tokens >= 2] - 2
+        index, duration = np.divmod(tokens, len(self.durations))
+        pitch = np.where(index == 0, REST, index - 1 + self.lowest)
+        return np.stack([pitch, duration], axis=1).astype(np.int32)
+
+    def fold(self, pitches):
+        """Pitches moved by octaves into lowest..highest (rests stay rests)."""
+        pitches = np.asarray(pitches, dtype=np.int64)
+        folded = pitches.copy()
+        while np.any(low := (folded != REST) & (folded < self.lowest)):
+            folded[low] += 12
+        while np.any(high := folded > self.highest):
+            folded[high] -= 12
+        return folded
+
+
+def melody_model(vocabulary=None, preset="small", **overrides):
+    """A `LanguageModel` over the tokens of `vocabulary` (an `EventVocabulary`)."""
+    vocabulary = vocabulary or EventVocabulary()
+    if preset not in PRESETS:
+        raise KeyError(f"Unknown preset {preset!r}. Known presets: {', '.join(PRESETS)}")
+    return LanguageModel(vocabulary.size, **{**PRESETS[preset], **overrides})
