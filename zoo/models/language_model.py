@@ -1,0 +1,110 @@
+"""A token-level language model over any registered cell, with named presets."""
+
+from __future__ import annotations
+
+import keras
+
+from zoo import cells
+from zoo.cells.base import check_units
+
+# Named sizes. Data, not code: a preset is a dict of `LanguageModel` arguments.
+PRESETS = {
+    "tiny": {"embedding_dim": 16, "units": 32, "layers": 1},
+    "small": {"embedding_dim": 64, "units": 256, "layers": 2},
+    "medium": {"embedding_dim": 128, "units": 512, "layers": 2},
+    "large": {"embedding_dim": 256, "units": 1024, "layers": 3},
+}
+
+
+def recurrent_layer(cell, bidirectional=False, **kwargs):
+    """The sequence layer every zoo model runs its cells in (one place to switch layers).
+
+    Returns `keras.layers.RNN(cell, return_sequences=True, **kwargs)`, wrapped in
+    `keras.layers.Bidirectional` when `bidirectional` (encoders only: see `LanguageModel`).
+    """
+    layer = keras.layers.RNN(cell, return_sequences=True, **kwargs)
+    return keras.layers.Bidirectional(layer) if bidirectional else layer
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LanguageModel(keras.Model):
+    """Embedding -> `layers` stacked recurrent layers of any cell -> Dense over the vocabulary.
+
+        e_t = E[w_t],  h^1_t = cell_1(e_t, h^1_{t-1}),  ...,  h^L_t = cell_L(h^{L-1}_t, h^L_{t-1})
+        p(w_{t+1} | w_1..w_t) = softmax(W h^L_t + b)
+
+    The model is causal: the logits at t depend on tokens up to t only. That is why it has no
+    bidirectional option: a backward layer would read w_{t+1}, the very token it must predict,
+    and the loss would collapse to zero without learning anything usable for generation.
+
+    Args:
+        vocab_size: number of tokens (including the out-of-vocabulary token).
+        cell: name of a registered cell (`zoo.cells.names()`).
+        units: hidden size of every recurrent layer.
+        layers: number of stacked recurrent layers.
+        embedding_dim: width of the token embedding.
+        dropout: dropout rate on the embedding and after every recurrent layer.
+        cell_kwargs: extra arguments of the cell (e.g. `{"reset_after": False}`).
+
+    Example:
+        model = LanguageModel(vocab_size=80, cell="cifg_lstm", units=256, layers=2)
+        logits = model(ids)                                    # (batch, time, vocab)
+        logits, states = model.step(ids[:, 0], model.initial_state(batch_size))
+
+    Reference: A. Graves, "Generating Sequences With Recurrent Neural Networks", 2013;
+    A. Karpathy, J. Johnson, L. Fei-Fei, "Visualizing and Understanding Recurrent Networks", 2015.
+    """
+
+    def __init__(self, vocab_size, cell="lstm", units=256, layers=2, embedding_dim=64,
+                 dropout=0.0, cell_kwargs=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("vocab_size", vocab_size), ("units", units), ("layers", layers),
+                            ("embedding_dim", embedding_dim)):
+            check_units(name, value)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.vocab_size, self.cell, self.units = vocab_size, cell, units
+        self.num_layers, self.embedding_dim, self.dropout_rate = layers, embedding_dim, dropout
+        self.cell_kwargs = dict(cell_kwargs or {})
+        cells.get(cell)  # a clear error listing the known cells
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.recurrent = [
+            recurrent_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")
+            for i in range(layers)
+        ]
+        self.dropout = keras.layers.Dropout(dropout, name="dropout")
+        # float32 logits keep the softmax stable under mixed precision.
+        self.head = keras.layers.Dense(vocab_size, dtype="float32", name="logits")
+
+    def call(self, ids, training=False):
+        x = self.dropout(self.embedding(ids), training=training)
+        for layer in self.recurrent:
+            x = self.dropout(layer(x, training=training), training=training)
+        return self.head(x)
+
+    def initial_state(self, batch_size):
+        """Zero states of every layer: a list (one per layer) of lists of (batch, size)."""
+        return [layer.cell.get_initial_state(batch_size) for layer in self.recurrent]
+
+    def step(self, ids, states):
+        """One step: ids (batch,) and per-layer states -> logits (batch, vocab), new states."""
+        x = self.embedding(ids)
+        new_states = []
+        for layer, state in zip(self.recurrent, states):
+            x, state = layer.cell(x, state)
+            new_states.append(list(state))
+        return self.head(x), new_states
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, cell=self.cell, units=self.units,
+                      layers=self.num_layers, embedding_dim=self.embedding_dim,
+                      dropout=self.dropout_rate, cell_kwargs=self.cell_kwargs)
+        return config
+
+
+def from_preset(preset, vocab_size, **overrides):
+    """A `LanguageModel` of the named size; `overrides` replace any of its arguments."""
+    if preset not in PRESETS:
+        raise KeyError(f"Unknown preset {preset!r}. Known presets: {', '.join(PRESETS)}")
+    return LanguageModel(vocab_size, **{**PRESETS[preset], **overrides})
