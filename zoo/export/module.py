@@ -97,7 +97,7 @@ class InferenceModule(tf.Module):
 
     Example:
         module = InferenceModule(model, seq_len=64)
-        logits, *states = module.step(x_t, *states).values()
+        outputs = module.run("step", {"x": x_t, **module.zero_states()})
     """
 
     def __init__(self, model, batch_size=1, seq_len=32, fuse=True):
@@ -186,6 +186,11 @@ class InferenceModule(tf.Module):
             "step": self.step.get_concrete_function(),
             "predict": self.predict.get_concrete_function(),
         }
+
+    def run(self, signature, inputs) -> dict:
+        """Call the `step` or `predict` function with inputs given by name, as in TFLite."""
+        function = getattr(self, signature)
+        return function(*(inputs[spec.name] for spec in function.input_signature))
 
     def zero_states(self) -> dict:
         """Signature inputs name -> zero array for every state tensor."""

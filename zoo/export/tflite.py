@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
@@ -41,7 +43,7 @@ def representative_samples(module, sequences):
             for t in range(sequence.shape[1]):
                 inputs = {"x": sequence[:, t], **states}
                 yield "step", inputs
-                outputs = module.step(**inputs)
+                outputs = module.run("step", inputs)
                 states = {name: outputs[name].numpy() for name in states}
 
     return generate
@@ -74,7 +76,10 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
                 "(sequences shaped like the `predict` input). Received: representative_data=None"
             )
         converter.representative_dataset = representative_samples(module, representative_data)
-    flatbuffer = converter.convert()
+    with warnings.catch_warnings():
+        # The converter's int8 calibrator still runs tf.lite.Interpreter internally.
+        warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
+        flatbuffer = converter.convert()
     check_builtin_only(flatbuffer)
     return flatbuffer
 
