@@ -18,7 +18,7 @@ import sys
 from absl import app, flags
 
 import zoo
-from pipelines import text  # noqa: F401 - registers the text task
+from pipelines import music, text  # noqa: F401 - register the music and text tasks
 from pipelines import train as training
 from pipelines.configs import TrainConfig
 from zoo.models import language_model
@@ -31,6 +31,8 @@ SAMPLE_FLAGS = {
     "temperature": (flags.DEFINE_float, "Sampling temperature; 0 = greedy (default 1.0)."),
     "top_k": (flags.DEFINE_integer, "Sample among the k most likely tokens only."),
     "top_p": (flags.DEFINE_float, "Sample among the most likely tokens holding probability p."),
+    "beam_size": (flags.DEFINE_integer, "Beam search with this many beams (music melody)."),
+    "output": (flags.DEFINE_string, "Output path stem (music: writes .mid and .png)."),
 }
 _EXTRA_HELP = {
     "task": lambda: f" One of: {', '.join(sorted(training.TASKS))}.",

@@ -29,6 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import text
+from pipelines.configs import TrainConfig, option
+from pipelines.train import Task, TaskData, bits, register_task
+from zoo import decoding
+from zoo.models import melody, polyphonic
 from zoo.models.melody import REST, EventVocabulary
 
 log = logging.getLogger(__name__)
@@ -422,34 +427,63 @@ def frames(grid, steps_per_quarter=STEPS_PER_QUARTER):
     return grid_to_roll(np.asarray(grid)[:: STEPS_PER_QUARTER // steps_per_quarter])
 
 
-def chorale_examples(grids, steps_per_quarter=STEPS_PER_QUARTER, window=None):
-    """(inputs, targets) piano-roll pairs: inputs are the targets shifted by one zero frame.
+def chorale_pairs(grid, steps_per_quarter=STEPS_PER_QUARTER):
+    """(inputs, targets) of one chorale: the piano roll, and the roll shifted by a zero frame."""
+    roll = frames(grid, steps_per_quarter).astype(np.float32)
+    return np.concatenate([np.zeros_like(roll[:1]), roll[:-1]]), roll
 
-    With `window`, each chorale is cut into pieces of at most `window` steps (truncated BPTT);
-    a piece after the first is primed with the frame before it.
-    """
+
+def chorale_windows(grids, window, steps_per_quarter=STEPS_PER_QUARTER):
+    """Arrays (n, window, P) of inputs and targets: every chorale cut into windows (truncated
+    BPTT); the last window of a chorale is padded (inputs with 0, targets with -1)."""
+    inputs, targets = [], []
     for grid in grids:
-        roll = frames(grid, steps_per_quarter).astype(np.float32)
-        shifted = np.concatenate([np.zeros_like(roll[:1]), roll[:-1]])
-        size = window or len(roll)
-        for start in range(0, len(roll), size):
-            yield shifted[start:start + size], roll[start:start + size]
+        x, y = chorale_pairs(grid, steps_per_quarter)
+        pad = -len(x) % window
+        inputs.append(np.pad(x, ((0, pad), (0, 0))).reshape(-1, window, x.shape[1]))
+        targets.append(np.pad(y, ((0, pad), (0, 0)), constant_values=-1)
+                       .reshape(-1, window, y.shape[1]))
+    return np.concatenate(inputs).astype(np.int8), np.concatenate(targets).astype(np.int8)
 
 
-def chorale_dataset(corpus, split, batch_size=16, steps_per_quarter=STEPS_PER_QUARTER,
-                    window=None, shuffle=False, seed=0):
-    """tf.data of (inputs, targets, weights): padded batches, weight 0 on the padding steps."""
+def chorale_train_stream(grids, window, batch_size, seed, start_step=0,
+                         steps_per_quarter=STEPS_PER_QUARTER):
+    """Endless (inputs, targets) batches of shuffled chorale windows, (batch, window, P) each.
+
+    Pass p visits every window once in the order `stateless_shuffle(seed, p)`, so batch n is
+    the same whether the stream starts at 0 or at `start_step` = n (exact resume).
+    """
     import tensorflow as tf
 
-    examples = list(chorale_examples(corpus.split(split), steps_per_quarter, window))
-    if not examples:
-        raise ValueError(f"The {split!r} split of the chorales is empty")
+    inputs, targets = (tf.constant(a) for a in chorale_windows(grids, window, steps_per_quarter))
+    if inputs.shape[0] < batch_size:
+        raise ValueError(f"The chorales give {inputs.shape[0]} windows of {window} steps, fewer "
+                         f"than one batch of --batch_size={batch_size}")
+    indices = tf.range(inputs.shape[0], dtype=tf.int64)
+    passes = tf.data.Dataset.counter()
+    order = passes.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
+        tf.random.experimental.stateless_shuffle(indices, seed=tf.stack(
+            [tf.cast(seed, tf.int64), p]))))
+
+    def gather(batch):
+        return (tf.cast(tf.gather(inputs, batch), tf.float32),
+                tf.cast(tf.gather(targets, batch), tf.float32))
+
+    return (order.batch(batch_size, drop_remainder=True).skip(start_step).map(gather)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def chorale_dataset(grids, batch_size=16, steps_per_quarter=STEPS_PER_QUARTER):
+    """Whole chorales once, in order, as padded batches (inputs padded with 0, targets with -1)."""
+    import tensorflow as tf
+
+    pairs = [chorale_pairs(grid, steps_per_quarter) for grid in grids]
+    if not pairs:
+        raise ValueError("No chorales to batch (an empty split?)")
     spec = tf.TensorSpec((None, PITCHES), tf.float32)
-    data = tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=(spec, spec))
-    data = data.map(lambda x, y: (x, y, tf.ones(tf.shape(x)[:1])))
-    if shuffle:
-        data = data.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    return data.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    data = tf.data.Dataset.from_generator(lambda: iter(pairs), output_signature=(spec, spec))
+    return (data.padded_batch(batch_size, padding_values=(0.0, -1.0)).cache()
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def melody_tokens(pieces, vocabulary=None, transpositions=0):
@@ -463,25 +497,6 @@ def melody_tokens(pieces, vocabulary=None, transpositions=0):
             if moved is not None and len(moved):
                 stream += [vocabulary.encode(moved), stream[0]]
     return np.concatenate(stream)
-
-
-def melody_dataset(corpus, split, batch_size=32, seq_len=64, transpositions=0,
-                   shuffle=False, seed=0, vocabulary=None):
-    """tf.data of (inputs, targets) token windows of `seq_len` from the split's token stream."""
-    import tensorflow as tf
-
-    tokens = melody_tokens(corpus.split(split), vocabulary, transpositions)
-    count = (len(tokens) - 1) // seq_len
-    if count == 0:
-        raise ValueError(f"The {split!r} split of the melodies has fewer than seq_len={seq_len} "
-                         f"tokens ({len(tokens)})")
-    windows = tokens[: count * seq_len + 1]
-    x = windows[:-1].reshape(count, seq_len)
-    y = windows[1:].reshape(count, seq_len)
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 # -- pictures ---------------------------------------------------------------------------------
@@ -508,3 +523,172 @@ def plot_roll(roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_
         ax.figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         os.replace(tmp, path)
     return ax
+
+
+# -- the `music` task -------------------------------------------------------------------------
+FORMATS = ("chorales", "melody")
+
+
+@dataclass
+class MusicConfig(TrainConfig):
+    """Music: polyphonic Bach chorales (piano rolls) or folk melodies (note events)."""
+
+    task: str = option("music", "Task to train (see `lstm-zoo list`).")
+    music_format: str = option("chorales", "chorales (piano roll, NLL per step) or melody.")
+    data: str | None = option(None, "Folder of MIDI files; default the music21 corpus.")
+    limit: int | None = option(None, "Parse only the first N chorales / ABC files (quick runs).")
+    steps_per_quarter: int = option(4, "Chorale time steps per quarter note: 4, 2 or 1.")
+    seq_len: int = option(64, "Steps (chorales) or events (melody) per training window.")
+    transpositions: int = option(0, "Melody augmentation: also transpose by -N..N semitones.")
+    cell: str = option("lstm", "Registered cell name.")
+    preset: str = option("small", "Model size: a key of the model's PRESETS.")
+    units: int | None = option(None, "Hidden units per layer; default the preset's.")
+    layers: int | None = option(None, "Stacked recurrent layers; default the preset's.")
+    embedding_dim: int | None = option(None, "Event embedding width (melody); default preset's.")
+    dropout: float = option(0.0, "Dropout after every recurrent layer.")
+
+
+def load_corpus(config):
+    """The Corpus `config` names: a MIDI folder, or the music21 chorales / folk tunes."""
+    if config.music_format not in FORMATS:
+        raise ValueError(f"Unknown music format. Received: --music_format="
+                         f"{config.music_format!r}; expected chorales or melody")
+    if config.data:
+        return load_midi_folder(config.data, config.music_format)
+    if config.music_format == "chorales":
+        return load_chorales(config.limit)
+    return load_melodies(limit=config.limit)
+
+
+@register_task
+class MusicTask(Task):
+    """Music composition: Bach chorales (polyphonic) or folk melodies; see `MusicConfig`."""
+
+    name, config_class = "music", MusicConfig
+
+    def prepare(self, config, run_dir, split=True):
+        corpus = load_corpus(config)
+        names = ("train", "validation", "test") if split else ("all",)
+        pieces = dict(zip(names, (corpus.split(n) for n in names)))
+        for name, chosen in pieces.items():
+            if not chosen:
+                raise ValueError(f"{config.data or 'the corpus'}: the {name} split is empty "
+                                 f"({len(corpus.names)} pieces); use more data (--limit)")
+        batch, window = config.batch_size, config.seq_len
+        if config.music_format == "chorales":
+            spq = config.steps_per_quarter
+            train = (lambda step: chorale_train_stream(pieces["train"], window, batch,
+                                                       config.seed, step, spq))
+            evaluation = {n: chorale_dataset(p, batch, spq) for n, p in pieces.items()}
+            windows = sum(-(-len(frames(g, spq)) // window) for g in pieces.get("train", []))
+        else:
+            tokens = {n: melody_tokens(p) for n, p in pieces.items()}
+            if split:
+                tokens["train"] = melody_tokens(pieces["train"], None, config.transpositions)
+            for name, ids in tokens.items():
+                if len(ids) <= window:
+                    raise ValueError(f"The {name} split has {len(ids)} events, fewer than one "
+                                     f"window of --seq_len={window}")
+            train = (lambda step: text.train_stream(tokens["train"], window, batch,
+                                                    config.seed, step))
+            evaluation = {n: text.eval_dataset(ids, window, batch) for n, ids in tokens.items()}
+            windows = len(tokens.get("train", [])) // window
+        return TaskData(
+            train=train if split else None,
+            validation=evaluation.get("validation"),
+            test=evaluation["test" if split else "all"],
+            steps_per_pass=max(1, windows // batch),
+            info={"pieces": {n: len(p) for n, p in pieces.items()}, "skipped": corpus.skipped},
+        )
+
+    def build_model(self, config, data):
+        sizes = {k: getattr(config, k) for k in ("units", "layers", "embedding_dim")
+                 if getattr(config, k) is not None}
+        if config.music_format == "melody":
+            return melody.melody_model(preset=config.preset, cell=config.cell,
+                                       dropout=config.dropout, **sizes)
+        sizes.pop("embedding_dim", None)
+        if config.preset not in polyphonic.PRESETS:
+            raise KeyError(f"Unknown preset {config.preset!r}. Known presets: "
+                           f"{', '.join(polyphonic.PRESETS)}")
+        return polyphonic.PolyphonicModel(PITCHES, cell=config.cell, dropout=config.dropout,
+                                          **{**polyphonic.PRESETS[config.preset], **sizes})
+
+    def loss(self, config):
+        if config.music_format == "melody":
+            return super().loss(config)
+        return polyphonic.FrameNLL()
+
+    def metrics(self, config):
+        return [] if config.music_format == "melody" else [polyphonic.NLLPerStep()]
+
+    def summarize(self, config, logs):
+        if config.music_format == "chorales":
+            return {}
+        return {f"{prefix}bits_per_event": bits(logs[f"{prefix}loss"])
+                for prefix in ("", "val_") if f"{prefix}loss" in logs}
+
+    def sample(self, config, run_dir, model, prompt=None, length=None, temperature=1.0,
+               top_k=None, top_p=None, seed=None, beam_size=None, output=None):
+        """Write a generated piece as MIDI and piano-roll PNG; returns their paths.
+
+        `prompt` is an optional MIDI file whose notes start the piece; `length` counts steps
+        (chorales, default 16 bars) or events (melody, default 128); `beam_size` (melody)
+        searches for the most likely continuation instead of sampling.
+        """
+        stem = Path(output or Path(run_dir) / "samples" / f"{config.music_format}-{seed or 0}")
+        primer = read_midi(prompt) if prompt else None
+        if prompt and primer is None:
+            raise ValueError(f"--prompt: cannot read a MIDI primer from {prompt}")
+        if config.music_format == "chorales":
+            spq = config.steps_per_quarter
+            roll = polyphonic.sample(
+                model, length or 64 * spq, primer=None if primer is None else
+                frames(roll_to_grid(midi_to_roll(primer)), spq)[None],
+                temperature=temperature, max_voices=len(VOICES), seed=seed)[0]
+            midi_path = roll_to_midi(roll, stem.with_suffix(".mid"), steps_per_quarter=spq)
+        else:
+            events = generate_melody(model, primer=None if primer is None else
+                                     midi_to_events(primer), length=length or 128,
+                                     temperature=temperature, top_k=top_k, top_p=top_p,
+                                     seed=seed, beam_size=beam_size)
+            midi_path = events_to_midi(events, stem.with_suffix(".mid"))
+            vocabulary = EventVocabulary()
+            roll = midi_to_roll(read_midi(midi_path), lowest=vocabulary.lowest,
+                                highest=vocabulary.highest)
+            spq = STEPS_PER_QUARTER
+        png_path = stem.with_suffix(".png")
+        plot_roll(roll, png_path, title=f"{config.cell}: generated {config.music_format}",
+                  steps_per_quarter=spq, lowest=LOWEST if config.music_format == "chorales"
+                  else EventVocabulary().lowest)
+        return f"Wrote {midi_path} and {png_path}"
+
+
+def generate_melody(model, primer=None, length=128, temperature=1.0, top_k=None, top_p=None,
+                    seed=None, beam_size=None, vocabulary=None):
+    """Melody events (n, 2) from a melody `LanguageModel`, continuing `primer` events if given.
+
+    Samples (temperature, top-k, top-p) `length` events, or with `beam_size` finds the most
+    likely continuation by beam search; stops at the end of the tune.
+    """
+    import tensorflow as tf
+
+    vocabulary = vocabulary or EventVocabulary()
+    start = [vocabulary.END]
+    if primer is not None and len(primer):
+        start += vocabulary.encode(primer).tolist()
+    ids = np.array([start], dtype=np.int32)
+    step = tf.function(model.step, reduce_retracing=True)
+    if beam_size:
+        states = model.initial_state(1)
+        for t in range(ids.shape[1] - 1):
+            _, states = step(ids[:, t], states)
+        tokens, _ = decoding.beam_search(step, states, ids[:, -1], vocabulary.END, length,
+                                         beam_size=beam_size, pad_id=vocabulary.PAD)
+        tokens = np.asarray(tokens)[0]
+    else:
+        tokens = decoding.generate(step, model.initial_state(1), ids, length, temperature,
+                                   top_k, top_p, seed)[0]
+    ends = np.flatnonzero(tokens == vocabulary.END)
+    tokens = tokens[: ends[0]] if len(ends) else tokens
+    return np.concatenate([vocabulary.decode(start), vocabulary.decode(tokens)])

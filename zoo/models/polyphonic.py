@@ -25,15 +25,55 @@ def frame_nll(rolls, logits):
         -[v_k log p_k + (1 - v_k) log(1 - p_k)],  p = sigmoid(logits)
 
     the per-time-step NLL reported for JSB Chorales (Boulanger-Lewandowski et al. 2012).
+    Frames whose first entry is negative are padding and score 0.
     """
     rolls = ops.cast(rolls, logits.dtype)
     # log sigmoid(z) = -softplus(-z); log(1 - sigmoid(z)) = -softplus(z)
-    return ops.sum(rolls * ops.softplus(-logits) + (1 - rolls) * ops.softplus(logits), axis=-1)
+    nll = ops.sum(rolls * ops.softplus(-logits) + (1 - rolls) * ops.softplus(logits), axis=-1)
+    return ops.where(rolls[..., 0] < 0, 0.0, nll)
+
+
+def _total_and_count(rolls, logits):
+    return ops.sum(frame_nll(rolls, logits)), ops.sum(ops.cast(rolls[..., 0] >= 0, logits.dtype))
 
 
 def uniform_nll(pitches):
     """The NLL per frame of a model that gives every pitch probability 1/2: pitches * log 2."""
     return pitches * math.log(2.0)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FrameNLL(keras.losses.Loss):
+    """Mean `frame_nll` over the frames of a batch that are not padding (target rows of -1)."""
+
+    def __init__(self, name="frame_nll", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        total, count = _total_and_count(y_true, y_pred)
+        return total / ops.maximum(count, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class NLLPerStep(keras.metrics.Metric):
+    """NLL per time step in nats over all frames seen (padding excluded): exact over an epoch."""
+
+    def __init__(self, name="nll", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable((), initializer="zeros", name="total")
+        self.count = self.add_variable((), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        total, count = _total_and_count(y_true, ops.cast(y_pred, "float32"))
+        self.total.assign_add(total)
+        self.count.assign_add(count)
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
