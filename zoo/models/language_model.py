@@ -16,6 +16,11 @@ PRESETS = {
 }
 
 
+def token_cells() -> list[str]:
+    """Registered cells that take vectors per step (all but spatial ones such as conv_lstm)."""
+    return [name for name in cells.names() if not hasattr(cells.get(name), "example_input_shape")]
+
+
 def recurrent_layer(cell, bidirectional=False, **kwargs):
     """The sequence layer every zoo model runs its cells in (one place to switch layers).
 
@@ -66,7 +71,10 @@ class LanguageModel(keras.Model):
         self.vocab_size, self.cell, self.units = vocab_size, cell, units
         self.num_layers, self.embedding_dim, self.dropout_rate = layers, embedding_dim, dropout
         self.cell_kwargs = dict(cell_kwargs or {})
-        cells.get(cell)  # a clear error listing the known cells
+        if hasattr(cells.get(cell), "example_input_shape"):  # get: an error listing the cells
+            raise ValueError(
+                f"Cell {cell!r} takes inputs of shape {cells.get(cell).example_input_shape} per "
+                f"step, not token vectors. Received: cell={cell!r}; use one of {token_cells()}")
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.recurrent = [
             recurrent_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")

@@ -1,0 +1,96 @@
+import keras
+import numpy as np
+import pytest
+
+from zoo import cells
+from zoo.models import language_model
+from zoo.models.language_model import PRESETS, LanguageModel, from_preset, token_cells
+
+VOCAB = 11
+
+
+def stepwise_logits(model, ids):
+    states = model.initial_state(ids.shape[0])
+    logits = []
+    for t in range(ids.shape[1]):
+        step_logits, states = model.step(ids[:, t], states)
+        logits.append(keras.ops.convert_to_numpy(step_logits))
+    return np.stack(logits, axis=1)
+
+
+@pytest.mark.parametrize("cell", token_cells())
+def test_any_cell_steps_like_the_sequence_model(cell):
+    model = LanguageModel(VOCAB, cell=cell, units=4, layers=2, embedding_dim=3)
+    ids = np.random.default_rng(0).integers(0, VOCAB, (2, 5))
+    logits = keras.ops.convert_to_numpy(model(ids))
+    assert logits.shape == (2, 5, VOCAB)
+    np.testing.assert_allclose(stepwise_logits(model, ids), logits, rtol=1e-4, atol=1e-5)
+
+
+def test_causal_future_tokens_do_not_change_past_logits():
+    model = LanguageModel(VOCAB, units=8, layers=1, embedding_dim=4)
+    ids = np.random.default_rng(1).integers(0, VOCAB, (1, 6))
+    changed = ids.copy()
+    changed[0, 4:] = (changed[0, 4:] + 1) % VOCAB
+    a, b = (keras.ops.convert_to_numpy(model(x)) for x in (ids, changed))
+    np.testing.assert_allclose(a[:, :4], b[:, :4], rtol=1e-6)
+    assert not np.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = from_preset("tiny", VOCAB, cell="gru", dropout=0.1)
+    ids = np.arange(8).reshape(2, 4) % VOCAB
+    expected = keras.ops.convert_to_numpy(model(ids))
+    model.save(tmp_path / "lm.keras")
+    restored = keras.models.load_model(tmp_path / "lm.keras")
+    assert restored.get_config() == model.get_config()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(ids)), expected, rtol=1e-6)
+
+
+def test_presets_are_data_and_overridable():
+    assert all(set(p) == {"embedding_dim", "units", "layers"} for p in PRESETS.values())
+    model = from_preset("tiny", VOCAB, units=5)
+    assert (model.units, model.num_layers) == (5, PRESETS["tiny"]["layers"])
+    with pytest.raises(KeyError, match="Known presets: tiny"):
+        from_preset("huge", VOCAB)
+
+
+def test_stacked_layers_and_dropout_train():
+    model = LanguageModel(VOCAB, cell="cifg_lstm", units=8, layers=3, embedding_dim=4, dropout=0.5)
+    assert len(model.recurrent) == 3
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids = np.random.default_rng(2).integers(0, VOCAB, (4, 6))
+    assert np.isfinite(model.train_on_batch(ids, ids))
+
+
+def test_recurrent_layer_is_the_one_switch():
+    layer = language_model.recurrent_layer(cells.create("lstm", 3))
+    assert isinstance(layer, keras.layers.RNN) and layer.return_sequences
+    both = language_model.recurrent_layer(cells.create("lstm", 3), bidirectional=True)
+    assert isinstance(both, keras.layers.Bidirectional)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"units": 0}, "units=0"),
+        ({"layers": 1.5}, "layers=1.5"),
+        ({"dropout": 1.0}, "dropout=1.0"),
+        ({"cell": "nope"}, "Unknown cell 'nope'"),
+        ({"cell": "conv_lstm"}, "not token vectors"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    if "conv_lstm" in kwargs.values() and "conv_lstm" not in cells.names():
+        pytest.skip("no conv_lstm cell")
+    with pytest.raises((ValueError, KeyError), match=message):
+        LanguageModel(VOCAB, **kwargs)
+
+
+def test_mixed_precision_logits_are_float32():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = from_preset("tiny", VOCAB)
+        assert keras.backend.standardize_dtype(model(np.zeros((1, 3), "int32")).dtype) == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
