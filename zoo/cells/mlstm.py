@@ -166,18 +166,21 @@ def mlstm_chunkwise(q, k, v, i_pre, log_f, state, chunk_size=64):
 
     def carry_over(carry, chunk):
         C, n, m = carry
-        total, m_local, C_chunk, n_chunk = chunk
+        total, m_local, n_chunk, C_chunk = ops.split(chunk, [1, 2, 2 + d], axis=-1)
+        total, m_local = total[..., 0], m_local[..., 0]
         m_new = ops.maximum(total + m, m_local)
         old, new = ops.exp(total + m - m_new), ops.exp(m_local - m_new)
         carried = (
-            old[..., None, None] * C + new[..., None, None] * C_chunk,
+            old[..., None, None] * C + new[..., None, None] * ops.reshape(C_chunk, ops.shape(C)),
             old[..., None] * n + new[..., None] * n_chunk,
             m_new,
         )
         return carried, (C, n, m)
 
-    chunks_first = [ops.moveaxis(t, 2, 0) for t in (total, m_local, C_chunk, n_chunk)]
-    final, entering = ops.scan(carry_over, tuple(state), chunks_first)
+    # One tensor per chunk (keras.ops.scan needs a single sequence when the length is dynamic).
+    C_chunk = ops.reshape(C_chunk, (batch, heads, -1, d * d))
+    per_chunk = ops.concatenate([total[..., None], m_local[..., None], n_chunk, C_chunk], axis=-1)
+    final, entering = ops.scan(carry_over, tuple(state), ops.moveaxis(per_chunk, 2, 0))
     C0, n0, m0 = (ops.moveaxis(t, 0, 2) for t in entering)  # state entering each chunk
 
     causal = ops.tril(ops.ones((chunk_size, chunk_size), dtype="bool"))
