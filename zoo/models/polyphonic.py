@@ -179,7 +179,7 @@ def sample(model, steps, batch_size=1, primer=None, temperature=1.0, max_voices=
             on = keras.random.uniform(ops.shape(probs), seed=seeds) < probs
         else:
             on = probs > 0.5
-        kth = ops.top_k(ops.where(on, probs, -1.0), max_voices)[0][:, -1:]
-        frame = ops.cast(on & (probs >= kth), "float32")
+        top = ops.top_k(ops.where(on, probs, -1.0), min(max_voices, model.pitches))[1]
+        frame = ops.cast(on, "float32") * ops.max(ops.one_hot(top, model.pitches), axis=1)
         frames.append(frame)
     return ops.convert_to_numpy(ops.stack(frames, axis=1)).astype("uint8")
