@@ -63,6 +63,9 @@ def _define_flags():
         define(name, None, help_text)
 
 
+_define_flags()
+
+
 def _given(names, command):
     """Values of the flags given on the command line; an error for those `command` ignores."""
     given = {name for name in _config_fields().keys() | SAMPLE_FLAGS.keys()
@@ -116,7 +119,6 @@ def main(argv):
 
 def run():
     """Entry point of the `lstm-zoo` console script."""
-    _define_flags()
     try:
         app.run(main)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError) as e:

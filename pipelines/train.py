@@ -231,9 +231,9 @@ def train(config: TrainConfig, verbose="auto"):
     """Train `config.task` as `config` says; returns (model, metrics dict).
 
     Writes the run directory (see the module docstring). With `config.resume`, continues from
-    `last.keras` (weights and optimizer state) at the next epoch, on the same batches an
-    uninterrupted run would have seen. Raises FloatingPointError if the loss becomes NaN or
-    infinite; the checkpoints of the last good epoch are kept.
+    `last.keras` (weights and optimizer state; the learning rate of `config`) at the next
+    epoch, on the same batches an uninterrupted run would have seen. Raises FloatingPointError
+    if the loss becomes NaN or infinite; the checkpoints of the last good epoch are kept.
     """
     task = get_task(config.task)
     if not isinstance(config, task.config_class):
@@ -263,7 +263,8 @@ def train(config: TrainConfig, verbose="auto"):
     with strategy.scope():
         if config.resume:
             model = keras.models.load_model(last)
-            optimizer = model.optimizer
+            optimizer = model.optimizer  # its state, with the (possibly new) learning rate
+            optimizer.learning_rate = config.learning_rate
         else:
             model = task.build_model(config, data)
             optimizer = keras.optimizers.Adam(config.learning_rate,

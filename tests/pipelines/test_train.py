@@ -1,0 +1,105 @@
+import dataclasses
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from pipelines import cli, train
+
+
+def run(config, **changes):
+    return train.train(dataclasses.replace(config, **changes), verbose=0)
+
+
+def weights(path):
+    return [np.asarray(w) for w in keras.models.load_model(path).get_weights()]
+
+
+def test_training_lowers_the_loss_and_writes_the_run_directory(tiny, tmp_path):
+    _, metrics = run(tiny)
+    history = metrics["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[1]["loss"] < history[0]["loss"] < math.log(30)
+    run_dir = tmp_path / "run"
+    for name in ("config.json", "vocab.json", "last.keras", "best.keras", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "logs").rglob("events.out.tfevents*"))
+    assert not list(run_dir.glob(".tmp-*"))
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["test"]["bits_per_char"] == pytest.approx(saved["test"]["loss"] / math.log(2))
+    assert saved["best"]["val_bits_per_char"] > 0
+    assert train.load_config(run_dir) == dataclasses.replace(tiny, run_dir=str(run_dir))
+
+    evaluated = train.evaluate(run_dir)
+    assert evaluated["loss"] == pytest.approx(saved["test"]["loss"], rel=1e-5)
+    assert train.evaluate(run_dir, data=tiny.data)["bits_per_char"] > 0
+
+    def sample(seed):
+        return train.sample(run_dir, prompt="To be", length=30, seed=seed, top_k=5)
+
+    first = sample(1)
+    assert first.startswith("To be") and len(first) == 35
+    assert sample(1) == first
+    assert sample(2) != first
+
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        run(tiny)
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny, tmp_path):
+    config = dataclasses.replace(tiny, epochs=2, steps=5, validation_steps=1)
+    run(config, run_dir=str(tmp_path / "straight"))
+    run(config, run_dir=str(tmp_path / "resumed"), epochs=1)
+    _, metrics = run(config, run_dir=str(tmp_path / "resumed"), resume=True)
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    for a, b in zip(weights(tmp_path / "straight/last.keras"),
+                    weights(tmp_path / "resumed/last.keras")):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
+        run(config, run_dir=str(tmp_path / "nothing"), resume=True)
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    config = dataclasses.replace(tiny, epochs=1, steps=3, validation_steps=1)
+    run(config)
+    before = weights(tmp_path / "run/last.keras")
+    with pytest.raises(FloatingPointError, match="diverged at epoch 2"):
+        run(config, epochs=2, resume=True, learning_rate=float("inf"))
+    for a, b in zip(before, weights(tmp_path / "run/last.keras")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_task_and_strategy():
+    with pytest.raises(KeyError, match="Known tasks: .*text"):
+        train.get_task("poetry")
+    with pytest.raises(ValueError, match="strategy='tpu_pod'"):
+        train.make_strategy("tpu_pod")
+
+
+def cli_main(*args):
+    cli.FLAGS.unparse_flags()
+    return cli.main(cli.FLAGS(["lstm-zoo", *args]))
+
+
+def test_command_line(tiny, tmp_path, capsys):
+    cli_main("list")
+    listing = capsys.readouterr().out
+    assert "cifg_lstm" in listing and "text" in listing and "tiny" in listing
+    cli_main("train", f"--data={tiny.data}", f"--run_dir={tmp_path / 'cli'}", "--preset=tiny",
+             "--cell=gru", "--seq_len=16", "--batch_size=8", "--epochs=1", "--steps=3",
+             "--validation_steps=1")
+    assert '"val_bits_per_char"' in capsys.readouterr().out
+    assert train.load_config(tmp_path / "cli").cell == "gru"
+    cli_main("sample", f"--run_dir={tmp_path / 'cli'}", "--length=12", "--seed=4",
+             "--prompt=Or")
+    assert capsys.readouterr().out.startswith("Or")
+    cli_main("evaluate", f"--run_dir={tmp_path / 'cli'}")
+    assert "bits_per_char" in json.loads(capsys.readouterr().out)
+    with pytest.raises(cli.app.UsageError, match="does not take --units"):
+        cli_main("sample", f"--run_dir={tmp_path / 'cli'}", "--units=3")
+    with pytest.raises(cli.app.UsageError, match="needs --run_dir"):
+        cli_main("evaluate")
+    with pytest.raises(cli.app.UsageError, match="Usage: lstm-zoo"):
+        cli_main("fly")
