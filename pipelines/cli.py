@@ -18,7 +18,7 @@ import sys
 from absl import app, flags
 
 import zoo
-from pipelines import music, text  # noqa: F401 - register the music and text tasks
+from pipelines import music, text, translation  # noqa: F401 - register the tasks
 from pipelines import train as training
 from pipelines.configs import TrainConfig
 from zoo.models import language_model
@@ -31,8 +31,10 @@ SAMPLE_FLAGS = {
     "temperature": (flags.DEFINE_float, "Sampling temperature; 0 = greedy (default 1.0)."),
     "top_k": (flags.DEFINE_integer, "Sample among the k most likely tokens only."),
     "top_p": (flags.DEFINE_float, "Sample among the most likely tokens holding probability p."),
-    "beam_size": (flags.DEFINE_integer, "Beam search with this many beams (music melody)."),
+    "beam_size": (flags.DEFINE_integer, "Beam search with this many beams (melody, translation)."),
     "output": (flags.DEFINE_string, "Output path stem (music: writes .mid and .png)."),
+    "text": (flags.DEFINE_string, "Sentence to translate (translation)."),
+    "length_penalty": (flags.DEFINE_float, "Beam-search length penalty alpha (translation)."),
 }
 _EXTRA_HELP = {
     "task": lambda: f" One of: {', '.join(sorted(training.TASKS))}.",

@@ -83,6 +83,10 @@ class Task:
         """Metrics derived from Keras logs (e.g. bits per character from the loss)."""
         return {}
 
+    def score(self, config, model, data: TaskData) -> dict:
+        """Test metrics computed from the model's outputs, not its loss (e.g. BLEU)."""
+        return {}
+
     def sample(self, config, run_dir, model, **options) -> str:
         raise NotImplementedError(f"Task {self.name!r} does not sample.")
 
@@ -292,7 +296,7 @@ def train(config: TrainConfig, verbose="auto"):
             f"Training diverged at {guard.failure}; stopped. The last good checkpoint is "
             f"{last}. Try a lower --learning_rate or --clipnorm.")
     best = load_checkpoint(work_dir) if checkpoint.history else model
-    test = evaluate_model(task, config, best, data.test)
+    test = {**evaluate_model(task, config, best, data.test), **task.score(config, best, data)}
     write_metrics(work_dir, test=test)
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -315,7 +319,9 @@ def evaluate(run_dir, data=None):
     if data is not None:
         config = dataclasses.replace(config, data=data)
     prepared = task.prepare(config, run_dir, split=data is None)
-    return evaluate_model(task, config, load_checkpoint(run_dir), prepared.test)
+    model = load_checkpoint(run_dir)
+    return {**evaluate_model(task, config, model, prepared.test),
+            **task.score(config, model, prepared)}
 
 
 def sample(run_dir, **options) -> str:
