@@ -1,0 +1,156 @@
+import logging
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from pipelines import music, train
+from pipelines.music import Corpus, MusicConfig
+from zoo.models.melody import EventVocabulary
+
+
+@pytest.fixture(scope="session")
+def chorales():
+    """The first 16 chorales, parsed once and cached under data/cache (reused across runs)."""
+    return music.load_chorales(limit=16)
+
+
+@pytest.fixture(scope="session")
+def melodies():
+    """The first O'Neill's file (50 tunes) via abc2midi, cached under data/cache."""
+    return music.load_melodies(books=("oneills1850",), limit=1)
+
+
+def test_chorales_are_satb_grids_in_range_with_fixed_splits(chorales, tmp_path):
+    assert len(chorales.names) == 16 and chorales.skipped == 0
+    for grid in chorales.pieces:
+        assert grid.shape[1] == 4 and len(grid) > 32
+        sounding = grid[grid > 0]
+        assert sounding.min() >= music.LOWEST and sounding.max() <= music.HIGHEST
+        assert (grid[:, 0] >= grid[:, 3]).mean() > 0.95  # soprano above bass
+    assert chorales.splits == [music.split_of(n) for n in chorales.names]
+    assert set(chorales.splits) <= set(music.SPLITS) and "train" in chorales.splits
+    chorales.save(tmp_path / "c.npz")
+    loaded = Corpus.load(tmp_path / "c.npz")
+    assert loaded.names == chorales.names and loaded.splits == chorales.splits
+    for a, b in zip(loaded.pieces, chorales.pieces):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_chorale_piano_roll_midi_round_trip(chorales, tmp_path):
+    for i, grid in enumerate(chorales.pieces[:4]):
+        roll = music.grid_to_roll(grid)
+        assert roll.shape == (len(grid), music.PITCHES)
+        path = music.roll_to_midi(roll, tmp_path / f"{i}.mid")
+        midi = pretty_midi.PrettyMIDI(str(path))
+        assert [inst.name for inst in midi.instruments] == list(music.VOICES)
+        back = music.midi_to_roll(midi)
+        end = roll.any(1).nonzero()[0].max() + 1  # trailing rests leave no trace in MIDI
+        np.testing.assert_array_equal(back, roll[:end])
+
+
+def test_chorale_windows_shift_inputs_and_pad_targets(chorales):
+    grids = chorales.pieces[:3]
+    x, y = music.chorale_windows(grids, window=40)
+    steps = sum(len(g) for g in grids)
+    assert x.shape == y.shape and x.shape[1:] == (40, music.PITCHES)
+    assert (y[:, :, 0] >= 0).sum() == steps  # every step once, the rest is padding (-1)
+    first = music.grid_to_roll(grids[0])
+    np.testing.assert_array_equal(y[0], first[:40])
+    np.testing.assert_array_equal(x[0, 1:], first[:39])
+    assert not x[0, 0].any()
+    coarse = music.frames(grids[0], steps_per_quarter=1)
+    np.testing.assert_array_equal(coarse, first[::4])
+    with pytest.raises(ValueError, match="steps_per_quarter=3"):
+        music.frames(grids[0], steps_per_quarter=3)
+
+
+def test_chorale_stream_resumes_on_the_same_batches(chorales):
+    stream = music.chorale_train_stream(chorales.pieces, 32, batch_size=4, seed=5)
+    batches = [x.numpy() for x, _ in stream.take(6)]
+    resumed = music.chorale_train_stream(chorales.pieces, 32, batch_size=4, seed=5, start_step=4)
+    np.testing.assert_array_equal(next(iter(resumed))[0].numpy(), batches[4])
+
+
+def test_folk_tunes_become_events_that_round_trip_through_midi(melodies, tmp_path):
+    vocabulary = EventVocabulary()
+    assert len(melodies.names) == 50 and melodies.names[0] == "oneills1850/0001-0050#1"
+    first = melodies.pieces[0]
+    assert first[0].tolist() == [67, vocabulary.duration_index(0.75)]  # "G3-A" at L:1/16
+    for events in melodies.pieces[:5]:
+        vocabulary.encode(events)  # in range
+        path = music.events_to_midi(events, tmp_path / "tune.mid")
+        np.testing.assert_array_equal(music.midi_to_events(music.read_midi(path)), events)
+    tokens = music.melody_tokens(melodies.pieces[:2], transpositions=1)
+    plain = music.melody_tokens(melodies.pieces[:2])
+    assert tokens[0] == vocabulary.END and len(tokens) == 3 * len(plain) - 2
+    assert music.transpose(np.array([[96, 0]]), 1) is None
+
+
+def _write_tune(path, pitches):
+    music.write_midi(path, [[(i, i + 1, p) for i, p in enumerate(pitches)]])
+
+
+def test_midi_folders_skip_corrupt_and_empty_files_with_a_warning(tmp_path, caplog):
+    folder = tmp_path / "midi"
+    _write_tune(folder / "a.mid", [60, 62, 64, 65, 67])
+    _write_tune(folder / "sub" / "b.MIDI", [72, 71, 69])
+    (folder / "corrupt.mid").write_bytes(b"MThd\x00\x00garbage")
+    music.write_midi(folder / "empty.mid", [[]])
+    with caplog.at_level(logging.WARNING, logger="pipelines.music"):
+        corpus = music.load_midi_folder(folder, "melody")
+    assert corpus.names == ["a.mid", "sub/b.MIDI"] and corpus.skipped == 2
+    assert "corrupt.mid" in caplog.text and "empty.mid" in caplog.text
+    assert corpus.pieces[0][:, 0].tolist() == [60, 62, 64, 65, 67]
+    grids = music.load_midi_folder(folder, "chorales")
+    assert grids.pieces[1].shape == (12, 4) and grids.pieces[1][0].tolist() == [72, 0, 0, 0]
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .mid or .midi files"):
+        music.load_midi_folder(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        music.load_midi_folder(tmp_path / "missing")
+
+
+def test_piano_roll_png(chorales, tmp_path):
+    path = tmp_path / "roll.png"
+    music.plot_roll(music.grid_to_roll(chorales.pieces[0]), path, title="BWV 269")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_train_and_sample_chorales_with_four_voices(chorales, tmp_path):
+    config = MusicConfig(run_dir=str(tmp_path / "run"), limit=16, preset="tiny", seq_len=32,
+                         batch_size=4, epochs=2, steps=8, learning_rate=0.02, cell="cifg_lstm")
+    _, metrics = train.train(config, verbose=0)
+    history = metrics["history"]
+    assert history[-1]["val_nll"] < history[0]["val_nll"] < music.PITCHES * np.log(2)
+    assert metrics["test"]["nll"] > 0
+    message = train.sample(config.run_dir, length=24, seed=3, output=str(tmp_path / "gen"))
+    assert "gen.mid" in message and (tmp_path / "gen.png").exists()
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "gen.mid"))
+    assert len(midi.instruments) == 4
+    roll = music.midi_to_roll(midi)
+    assert roll.sum(1).max() <= 4 and roll.shape[1] == music.PITCHES
+
+
+@pytest.mark.slow
+def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_path):
+    config = MusicConfig(run_dir=str(tmp_path / "run"), music_format="melody", limit=1,
+                         preset="tiny", seq_len=32, batch_size=8, epochs=1, steps=4,
+                         transpositions=1)
+    train.train(config, verbose=0)
+    primer = tmp_path / "primer.mid"
+    music.events_to_midi(melodies.pieces[0][:4], primer)
+    for options in ({"top_k": 5, "seed": 1}, {"beam_size": 2}):
+        out = tmp_path / "tune"
+        train.sample(config.run_dir, prompt=str(primer), length=12, output=str(out), **options)
+        events = music.midi_to_events(music.read_midi(out.with_suffix(".mid")))
+        assert len(music.read_midi(out.with_suffix(".mid")).instruments) == 1
+        np.testing.assert_array_equal(events[:4], melodies.pieces[0][:4])
+
+
+def test_bad_settings_are_named(tmp_path):
+    with pytest.raises(ValueError, match="music_format='jazz'"):
+        music.load_corpus(MusicConfig(music_format="jazz"))
+    with pytest.raises(ValueError, match="split 'dev'"):
+        Corpus(["a"], [np.zeros((1, 4))]).split("dev")
