@@ -534,6 +534,7 @@ class MusicConfig(TrainConfig):
     """Music: polyphonic Bach chorales (piano rolls) or folk melodies (note events)."""
 
     task: str = option("music", "Task to train (see `lstm-zoo list`).")
+    validation_steps: int | None = option(0, "Validation batches per epoch; 0 = all.")
     music_format: str = option("chorales", "chorales (piano roll, NLL per step) or melody.")
     data: str | None = option(None, "Folder of MIDI files; default the music21 corpus.")
     limit: int | None = option(None, "Parse only the first N chorales / ABC files (quick runs).")
