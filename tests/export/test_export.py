@@ -14,13 +14,16 @@ from zoo import export
 from zoo.testing import randomize_weights, rnn
 
 VOCAB, EMBED, UNITS, TIME = 12, 6, 8, 5
+FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+# Registered cells (default arguments) that the TFLite LSTM op computes exactly.
+FUSED_CELLS = {"lstm", "np_lstm", "vanilla_lstm", "cifg_lstm", "projection_lstm"}
 
 
-def tiny_model(cell_name, units=UNITS, layers=1):
+def tiny_model(cell_name, units=UNITS, layers=1, **cell_kwargs):
     """Embedding -> RNN(cell) x layers -> Dense, or for cells over feature maps
     Input(maps) -> RNN(cell) -> Dense; weights randomised so every term matters."""
     keras.utils.set_random_seed(0)
-    cells = [zoo.cells.create(cell_name, units) for _ in range(layers)]
+    cells = [zoo.cells.create(cell_name, units, **cell_kwargs) for _ in range(layers)]
     step_shape = getattr(cells[0], "example_input_shape", None)
     if step_shape is None:
         head = [keras.Input((None,), dtype="int32"), keras.layers.Embedding(VOCAB, EMBED)]
@@ -43,16 +46,39 @@ def test_every_cell_converts_to_builtin_ops_with_float32_parity(name):
     ops = export.ops_used(flatbuffer)
     assert not any(op.startswith("Flex") for op in ops), ops
     assert not set(ops) & export.tflite.FORBIDDEN_OPS, ops
+    assert (FUSED in ops) == (name in FUSED_CELLS), ops
     report = export.parity(model, flatbuffer, [x])
     assert max(report["max_abs_diff"].values()) <= 1e-4, report
 
 
-@pytest.mark.parametrize("name", ["lstm", "np_lstm"])
-def test_standard_lstm_sequence_signature_is_fused(name):
-    model, x = tiny_model(name, layers=2)
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("lstm", {}), ("projection_lstm", {"use_peepholes": True, "proj_size": 3}),
+     ("layer_norm_lstm", {"cell_norm": False})],
+)
+def test_stacked_lstm_variants_fuse_with_float32_parity(name, kwargs):
+    model, x = tiny_model(name, layers=2, **kwargs)
     flatbuffer = export.convert(export.InferenceModule(model, seq_len=TIME))
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in export.ops_used(flatbuffer)
-    assert max(export.parity(model, flatbuffer, [x])["max_abs_diff"].values()) <= 1e-4
+    assert export.ops_used(flatbuffer).count(FUSED) == 1
+    report = export.parity(model, flatbuffer, [x])
+    assert max(report["max_abs_diff"].values()) <= 1e-4, report
+
+
+def test_fused_cell_state_is_not_clipped():
+    # The converter emits cell_clip=10; Keras never clips: c runs from -15 up by 1 per step.
+    units, time = 2, 20
+    cell = zoo.cells.create("lstm", units)
+    layer = keras.layers.RNN(cell, return_sequences=True)
+    model = keras.Sequential([keras.Input((None, 1)), layer])
+    cell.set_weights([np.zeros((1, 4 * units)), np.zeros((units, 4 * units)),
+                      np.full(4 * units, 20.0)])
+    stepper = export.TFLiteStepper(
+        export.convert(export.InferenceModule(model, seq_len=time)), signature="predict")
+    c0 = np.full((1, units), -15.0, np.float32)
+    stepper.states = {"state_0_0": np.zeros_like(c0), "state_0_1": c0}
+    x = np.ones((1, time, 1), np.float32)
+    expected = layer(x, initial_state=[np.zeros_like(c0), c0])
+    np.testing.assert_allclose(stepper(x), expected, atol=1e-5)
 
 
 def test_keras_lstm_layer_is_fused_too():
@@ -63,7 +89,7 @@ def test_keras_lstm_layer_is_fused_too():
                               keras.layers.Dense(VOCAB)])
     randomize_weights(model)
     flatbuffer = export.convert(export.InferenceModule(model, seq_len=TIME))
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in export.ops_used(flatbuffer)
+    assert FUSED in export.ops_used(flatbuffer)
     x = np.arange(TIME, dtype=np.int32)[None] % VOCAB
     assert max(export.parity(model, flatbuffer, [x])["max_abs_diff"].values()) <= 1e-4
 
@@ -72,7 +98,7 @@ def test_unfusable_cells_use_no_fused_op():
     model, _ = tiny_model("gru")
     module = export.InferenceModule(model, seq_len=TIME)
     assert [fused for _, _, fused, _ in module.layout] == [False]
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in export.ops_used(export.convert(module))
+    assert FUSED not in export.ops_used(export.convert(module))
 
 
 def test_predict_uses_the_initial_states_it_is_given():
@@ -118,7 +144,7 @@ def test_int8_export_of_lstm(tmp_path):
                                    quantize=["none", "int8"], representative_data=data,
                                    seq_len=TIME)
     int8 = manifest["files"]["model_int8.tflite"]
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in int8["ops"] and "QUANTIZE" in int8["ops"]
+    assert FUSED in int8["ops"] and "QUANTIZE" in int8["ops"]
     assert int8["bytes"] < manifest["files"]["model.tflite"]["bytes"]
     scale = np.abs(np.asarray(model(data[0]))).max()
     assert max(int8["parity"]["max_abs_diff"].values()) < 0.1 * scale
@@ -127,7 +153,7 @@ def test_int8_export_of_lstm(tmp_path):
 
 
 def test_export_model_writes_files_manifest_and_saved_model(tmp_path):
-    model, x = tiny_model("lstm")
+    model, x = tiny_model("cifg_lstm")
     out = tmp_path / "export"
     manifest = export.export_model(model, out, quantize=["none", "dynamic"],
                                    representative_data=[x], seq_len=TIME,
@@ -135,8 +161,12 @@ def test_export_model_writes_files_manifest_and_saved_model(tmp_path):
     assert sorted(os.listdir(out)) == ["manifest.json", "model.tflite", "model_dynamic.tflite",
                                        "saved_model"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert manifest["cells"] == [{"cell": "lstm", "units": UNITS, "fused": True,
+    assert manifest["cells"] == [{"cell": "cifg_lstm", "units": UNITS, "fused": True,
                                   "state_shapes": [[1, UNITS], [1, UNITS]]}]
+    # The dynamic-range quantizer knows the converter's plain LSTM only: CIFG runs unrolled.
+    files = manifest["files"]
+    assert FUSED in files["model.tflite"]["ops"] and files["model.tflite"]["fused_lstm_layers"]
+    assert FUSED not in files["model_dynamic.tflite"]["ops"]
     step = manifest["signatures"]["step"]
     assert step["inputs"]["x"] == {"shape": [1], "dtype": "int32"}
     assert step["outputs"]["output"] == {"shape": [1, VOCAB], "dtype": "float32"}

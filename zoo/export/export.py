@@ -89,13 +89,16 @@ def export_model(
     seq_len=32,
     tolerance=1e-4,
     metadata=None,
+    fuse="all",
 ):
     """Export a Keras recurrent model for serving and for mobile; returns the manifest.
 
     Writes into `out_dir` (replaced atomically once everything succeeded):
         saved_model/                 `step` and `predict` serving signatures
-        model.tflite                 float32, builtin ops only; standard LSTM layers fused
-        model_<quantize>.tflite      one per extra quantisation (dynamic, float16, int8)
+        model.tflite                 float32, builtin ops only; LSTM layers fused where the
+                                     TFLite op computes them (see `zoo.export.fused`)
+        model_<quantize>.tflite      one per extra quantisation (dynamic, float16, int8;
+                                     the last two fuse plain LSTM layers only)
         manifest.json                cells, signatures with shapes, ops, sizes, parity, metadata
 
     Every .tflite file is run in LiteRT on `representative_data` and compared with
@@ -112,10 +115,19 @@ def export_model(
         batch_size, seq_len: the static shapes of the signatures.
         tolerance: the largest float32 max-abs difference from Keras accepted.
         metadata: JSON-serialisable extras for the device (vocabulary, task, decoding).
+        fuse: "all", "standard" or "none": which LSTM layers become fused ops in the float
+            files (see `InferenceModule`).
     """
     formats = _as_list(format, "format", FORMATS)
     quantizations = _as_list(quantize, "quantize", tflite.QUANTIZATIONS)
-    module = InferenceModule(model, batch_size=batch_size, seq_len=seq_len)
+    modules = {}
+
+    def module_for(fuse):
+        if fuse not in modules:
+            modules[fuse] = InferenceModule(model, batch_size, seq_len, fuse=fuse)
+        return modules[fuse]
+
+    module = module_for(fuse)
     sequences = _parity_inputs(module, representative_data)
     manifest = {
         "model": model.name,
@@ -133,13 +145,18 @@ def export_model(
     with atomic_directory(out_dir) as staging:
         if "saved_model" in formats:
             path = os.path.join(staging, "saved_model")
-            saved_model.save(module, path)
+            plain = module_for("none")
+            saved_model.save(plain, path)
             manifest["files"]["saved_model"] = {
-                "reload_max_abs_diff": saved_model.reload_difference(module, path, sequences[0]),
+                "reload_max_abs_diff": saved_model.reload_difference(plain, path, sequences[0]),
             }
         if "tflite" in formats:
             for q in quantizations:
-                flatbuffer = tflite.convert(module, q, representative_data)
+                # The quantizers know the converter's own fused op only.
+                surgery = not all(spec.standard for spec in module.fused_specs)
+                quantized = q in ("dynamic", "int8")
+                source = module_for("standard") if surgery and quantized else module
+                flatbuffer = tflite.convert(source, q, representative_data)
                 name = tflite_filename(q)
                 report = parity(model, flatbuffer, sequences)
                 if q == "none":
@@ -150,6 +167,7 @@ def export_model(
                     "quantize": q,
                     "bytes": len(flatbuffer),
                     "ops": tflite.ops_used(flatbuffer),
+                    "fused_lstm_layers": len(source.fused_specs),
                     "parity": report,
                 }
         with open(os.path.join(staging, MANIFEST), "w") as f:

@@ -1,60 +1,149 @@
-"""The sequence function that the TFLite converter fuses into UNIDIRECTIONAL_SEQUENCE_LSTM.
+"""LSTM layers as one TFLite UNIDIRECTIONAL_SEQUENCE_LSTM op.
 
-The converter replaces any tf.function carrying the attribute `api_implements="lstm_<uuid>"`
-(the annotation tf-keras 2 put on its LSTM) by one fused op, provided the function keeps
-tf-keras's `standard_lstm` contract:
+The TFLite converter replaces a tf.function carrying `api_implements="lstm_<uuid>"` (the
+annotation tf-keras 2 put on its LSTM) by one fused op when the function keeps tf-keras's
+`standard_lstm` contract:
 
-    (inputs (B, T, X), init_h (B, H), init_c (B, H), kernel (X, 4H), recurrent_kernel (H, 4H),
-     bias (4H)) -> (last_output, outputs (B, T, H), h, c, runtime)
+    (inputs (B, T, X), init_h (B, R), init_c (B, H), kernel (X, 4H), recurrent_kernel (R, 4H),
+     bias (4H)) -> (last_output, outputs (B, T, R), h, c, runtime)
 
-with gate blocks i, f, c, o, sigmoid gates, tanh activations, static state shapes, and only
-`outputs` (or `last_output`) used by the caller. The body below computes exactly that, so the
-same function runs in TensorFlow (SavedModel) and, unrolled, is builtin-only even if fusion
-does not happen.
+gate blocks i, f, c, o, static state shapes, and only `outputs` used by the caller. It emits a
+plain LSTM (sigmoid gates, tanh) with the cell state clipped to ±10. The op itself does more:
+its kernel (tensorflow/lite/kernels/lstm_eval.cc) computes, per gate g in i, f, o,
+
+    g_t = σ(LN_g(W_g x_t + R_g r_{t-1} + p_g ⊙ c) + b_g)       c = c_{t-1} for i, f; c_t for o
+    i_t = 1 - f_t                                              (CIFG: no input-gate weights)
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ tanh(LN_c(W_c x_t + R_c r_{t-1}) + b_c),  clipped if cell_clip > 0
+    r_t = P (o_t ⊙ tanh(c_t))   (projection; r_t = o_t ⊙ tanh(c_t) without)
+
+where LN_g(a) = γ_g ⊙ (a - mean(a)) / sqrt(var(a) + 1e-8) with layer norm, the identity
+without. `completed` writes the peepholes p, the projection P and the layer-norm γ that the
+converter cannot express into the converted file and turns the clipping off; so besides
+`lstm` these zoo cells fuse exactly (float32 and float16 files):
+
+    np_lstm           the same equations as lstm
+    vanilla_lstm      diagonal peepholes p_i, p_f, p_o
+    cifg_lstm         Greff's f = 1 - i_ours: TFLite's computed gate is f = σ(-z_i), so its
+                      forget weights, bias and peephole are the negated input-gate ones
+    projection_lstm   P = projection_kernel^T, with or without peepholes
+    layer_norm_lstm   with cell_norm=False and ε <= 1e-5 (the op's ε is 1e-8: measured
+                      max |Δ| 7e-5 at the default 1e-5, 6e-3 at 1e-3)
+    keras.layers.LSTMCell
+
+The traced function body runs the cell's own `step` on constant weights, so the graph stays
+correct (and builtin-only, unrolled) should the converter not fuse it; `completed` checks that
+it did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
+import flatbuffers
 import keras
+import numpy as np
 import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
 
-# Zoo cells whose arithmetic is the standard LSTM above (np_lstm is Greff's LSTM without
-# peepholes: the same equations).
-STANDARD_LSTM_CELLS = frozenset({"lstm", "np_lstm"})
-
-
-def fusable(cell) -> bool:
-    """Whether `cell` computes the standard LSTM that the converter fuses."""
-    standard = (
-        getattr(cell, "registry_name", None) in STANDARD_LSTM_CELLS
-        or type(cell) is keras.layers.LSTMCell
-    )
-    return (
-        standard
-        and cell.activation is keras.activations.tanh
-        and cell.recurrent_activation is keras.activations.sigmoid
-    )
+FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+# Input slots of the TFLite op (tensorflow/lite/kernels/lstm_shared.h).
+INPUT_GATE_SLOTS = (1, 5, 12)  # input_to_input, recurrent_to_input, input_gate_bias
+PEEPHOLE_SLOTS = (9, 10, 11)  # cell_to_input, cell_to_forget, cell_to_output
+PROJECTION_SLOT = 16
+LAYER_NORM_SLOTS = (20, 21, 22, 23)  # i, f, c, o
+# The op normalises with ε = 1e-8; a cell's larger ε changes outputs by about ε / (2 var).
+MAX_LAYER_NORM_EPSILON = 1e-5
 
 
-def _standard_lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
-    h, c = init_h, init_c
-    projected = tf.matmul(inputs, kernel) + bias
-    outputs = []
-    for t in range(inputs.shape[1]):
-        z = projected[:, t] + tf.matmul(h, recurrent_kernel)
-        i, f, g, o = tf.split(z, 4, axis=-1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
-        outputs.append(h)
-    return h, tf.stack(outputs, axis=1), h, c, tf.constant(1.0)
+@dataclasses.dataclass
+class FusedLSTM:
+    """One LSTM layer in the op's terms: converter-facing weights plus what surgery adds.
+
+    `kernel`, `recurrent_kernel`, `bias` have four gate blocks i, f, c, o (the i blocks are
+    dropped again when `cifg`); `peepholes` are (p_i or None, p_f, p_o); `projection` is
+    (R, H); `layer_norm` the four γ of i, f, c, o.
+    """
+
+    kernel: np.ndarray
+    recurrent_kernel: np.ndarray
+    bias: np.ndarray
+    cifg: bool = False
+    peepholes: tuple | None = None
+    projection: np.ndarray | None = None
+    layer_norm: tuple | None = None
+
+    @property
+    def standard(self) -> bool:
+        """Whether the converter alone produces this op (no surgery but the clip)."""
+        return not (self.cifg or self.peepholes or self.projection is not None
+                    or self.layer_norm)
 
 
-def fused_lstm_function():
-    """A new tf.function for one LSTM layer, annotated so that the converter fuses it."""
+def _gate_blocks(cell, weight):
+    gates = getattr(cell, "gates", "ifco")  # keras.layers.LSTMCell: i, f, c, o
+    return dict(zip(gates, np.split(keras.ops.convert_to_numpy(weight), len(gates), axis=-1)))
+
+
+def lstm_spec(cell) -> FusedLSTM | None:
+    """The fused-op form of `cell`, or None if the op cannot compute it exactly."""
+    if not (cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid):
+        return None
+    name = getattr(cell, "registry_name", None)
+    if type(cell) is keras.layers.LSTMCell:
+        name = "lstm"
+    if name not in {"lstm", "np_lstm", "vanilla_lstm", "cifg_lstm", "projection_lstm",
+                    "layer_norm_lstm"}:
+        return None
+    if name == "layer_norm_lstm" and (cell.cell_norm or cell.epsilon > MAX_LAYER_NORM_EPSILON):
+        return None
+    kernel, recurrent = _gate_blocks(cell, cell.kernel), _gate_blocks(cell, cell.recurrent_kernel)
+    bias = (_gate_blocks(cell, cell.bias) if cell.use_bias
+            else {g: np.zeros(cell.units, np.float32) for g in kernel})
+    peep = {g: keras.ops.convert_to_numpy(getattr(cell, f"peephole_{g}"))
+            for g in "ifo" if hasattr(cell, f"peephole_{g}")}
+    spec = {}
+    if name == "cifg_lstm":
+        # f_ours = 1 - i_ours = σ(-z_i): the op's computed forget gate is the negated input gate.
+        for blocks in (kernel, recurrent, bias):
+            blocks["f"] = -blocks["i"]
+        spec["cifg"] = True
+        if peep:
+            spec["peepholes"] = (None, -peep["i"], peep["o"])
+    elif peep:
+        spec["peepholes"] = (peep["i"], peep["f"], peep["o"])
+    if name == "projection_lstm":
+        spec["projection"] = keras.ops.convert_to_numpy(cell.projection_kernel).T
+    if name == "layer_norm_lstm":
+        spec["layer_norm"] = tuple(np.split(keras.ops.convert_to_numpy(cell.gate_gamma), 4))
+
+    def join(blocks):
+        return np.concatenate([blocks[g] for g in "ifco"], axis=-1).astype(np.float32)
+
+    return FusedLSTM(join(kernel), join(recurrent), join(bias), **spec)
+
+
+def fused_lstm_function(cell):
+    """A tf.function, annotated for fusion, that runs `cell` over a sequence.
+
+    Its body runs `cell.step` with the cell's weights as constants (snapshotted now), so
+    it captures nothing and keeps the six arguments the converter expects.
+    """
+    variables = list(cell.variables)
+    values = [keras.ops.convert_to_numpy(v) for v in variables]
+
+    def sequence(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        mapping = [(v, tf.constant(value)) for v, value in zip(variables, values)]
+        with keras.StatelessScope(state_mapping=mapping):
+            states, outputs = [init_h, init_c], []
+            for t in range(inputs.shape[1]):
+                output, states = cell.call(inputs[:, t], states, training=False)
+                outputs.append(output)
+        return output, tf.stack(outputs, axis=1), states[0], states[1], tf.constant(1.0)
+
     return tf.function(
-        _standard_lstm,
+        sequence,
         autograph=False,
         experimental_attributes={
             "api_implements": f"lstm_{uuid.uuid4()}",
@@ -65,9 +154,75 @@ def fused_lstm_function():
     )
 
 
-def fused_sequence(function, cell, inputs, states):
-    """Run `cell` over `inputs` (B, T, X) from `states` [h, c] with the fused `function`."""
-    # `.value` reads the weight through the enclosing keras.StatelessScope.
-    kernel = cell.kernel.value
-    bias = cell.bias.value if cell.use_bias else tf.zeros((4 * cell.units,), kernel.dtype)
-    return function(inputs, states[0], states[1], kernel, cell.recurrent_kernel.value, bias)[1]
+def fused_sequence(function, spec, inputs, states):
+    """`outputs` (B, T, R) of the fused `function` over `inputs` from `states` [r, c]."""
+    return function(inputs, states[0], states[1], spec.kernel, spec.recurrent_kernel,
+                    spec.bias)[1]
+
+
+def _constant(model, subgraph, value, name):
+    """Append a float32 constant tensor (and its buffer) to a ModelT; return its index."""
+    value = np.ascontiguousarray(value, np.float32)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(value.tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor = schema.TensorT()
+    tensor.shape, tensor.type = list(value.shape), schema.TensorType.FLOAT32
+    tensor.buffer, tensor.name = len(model.buffers) - 1, name
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def _drop_unused_constants(model, subgraph, tensors):
+    """Empty the buffers of `tensors` that no op and no other tensor use any more."""
+    used = {i for op in subgraph.operators for i in op.inputs}
+    buffers = [t.buffer for t in subgraph.tensors]
+    for index in tensors - used - {-1}:
+        buffer = buffers[index]
+        if buffer > 0 and buffers.count(buffer) == 1:
+            model.buffers[buffer].data = None
+
+
+def completed(flatbuffer: bytes, specs) -> bytes:
+    """`flatbuffer` with each fused LSTM op completed from `specs` (one per op, in order).
+
+    Adds the peephole, projection and layer-norm tensors, drops the input gate of CIFG
+    layers (and its weights), and sets cell_clip to 0 (no clipping, as in Keras). Raises if
+    the converter did not fuse every layer of `specs`.
+    """
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    for subgraph in model.subgraphs:
+        ops = [op for op in subgraph.operators
+               if codes[op.opcodeIndex] == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM]
+        if not ops:
+            continue
+        if len(ops) != len(specs):
+            raise RuntimeError(
+                f"The converter fused {len(ops)} of {len(specs)} LSTM layers; the others "
+                "would run with the wrong equations."
+            )
+        dropped = set()
+        for index, (op, spec) in enumerate(zip(ops, specs)):
+            op.builtinOptions.cellClip = 0.0
+            inputs = list(op.inputs)
+            extras = []
+            if spec.peepholes:
+                extras += zip(PEEPHOLE_SLOTS, spec.peepholes, ("peephole_i", "peephole_f",
+                                                              "peephole_o"))
+            if spec.projection is not None:
+                extras.append((PROJECTION_SLOT, spec.projection, "projection"))
+            if spec.layer_norm:
+                extras += zip(LAYER_NORM_SLOTS, spec.layer_norm, ("ln_i", "ln_f", "ln_c", "ln_o"))
+            for slot, value, name in extras:
+                if value is not None:
+                    inputs[slot] = _constant(model, subgraph, value, f"lstm_{index}/{name}")
+            if spec.cifg:
+                dropped.update(inputs[slot] for slot in INPUT_GATE_SLOTS)
+                for slot in INPUT_GATE_SLOTS:
+                    inputs[slot] = -1
+            op.inputs = inputs
+        _drop_unused_constants(model, subgraph, dropped)
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -12,8 +12,8 @@ Signatures (B = batch_size, T = seq_len, state tensors named `state_<layer>_<ind
     predict(x (B, T) or (B, T, X), state_0_0, ...) -> {"output": (B, T, O)}
 
 `step` has no loop: on-device generation calls it once per token and feeds the states back.
-`predict` runs the standard LSTM layers through the fused sequence function (see `fused`) and
-every other cell unrolled over the T steps, so both are builtin TFLite ops only.
+`predict` runs LSTM layers the TFLite op can compute through the fused sequence function
+(see `fused`) and every other cell unrolled over the T steps: builtin TFLite ops only.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ STEPWISE_LAYERS = (
     keras.layers.LayerNormalization,
 )
 SKIPPED_AT_INFERENCE = (keras.layers.Dropout, keras.layers.InputLayer)
+FUSE_MODES = ("all", "standard", "none")
 
 
 def _plan(model):
@@ -93,33 +94,44 @@ class InferenceModule(tf.Module):
         model: a built Keras model (see the module docstring for the layers it may hold).
         batch_size: B, the static batch size of both signatures (1 for on-device generation).
         seq_len: T, the static length of `predict`.
-        fuse: emit UNIDIRECTIONAL_SEQUENCE_LSTM for standard LSTM layers.
+        fuse: which LSTM layers `predict` runs as the fused TFLite op: "all" those the op
+            can compute (`fused.lstm_spec`; the converted file then needs `fused.completed`),
+            "standard" only plain LSTMs (what the converter fuses alone, for dynamic and
+            int8 quantisation), or "none" (a plain TensorFlow graph, for SavedModel).
 
     Example:
         module = InferenceModule(model, seq_len=64)
         outputs = module.run("step", {"x": x_t, **module.zero_states()})
     """
 
-    def __init__(self, model, batch_size=1, seq_len=32, fuse=True):
+    def __init__(self, model, batch_size=1, seq_len=32, fuse="all"):
         super().__init__(name="zoo_inference")
         for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(
                     f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
                 )
+        if fuse not in FUSE_MODES:
+            raise ValueError(
+                f"Argument `fuse` must be one of {', '.join(FUSE_MODES)}. Received: fuse={fuse!r}"
+            )
         plan = _plan(model)
         dtype, features = input_spec(model, plan)
         keras_variables = list(model.variables)
         self.weights = [tf.Variable(v.value, trainable=False, name=v.name) for v in keras_variables]
         self.batch_size, self.seq_len = batch_size, seq_len
         cells = [cell for _, cell in plan if cell is not None]
-        fuse_flags = [fuse and fused.fusable(cell) for cell in cells]
-        functions = [fused.fused_lstm_function() if f else None for f in fuse_flags]
+        specs = [None if fuse == "none" else fused.lstm_spec(cell) for cell in cells]
+        if fuse == "standard":
+            specs = [spec if spec and spec.standard else None for spec in specs]
+        functions = [spec and fused.fused_lstm_function(cell) for cell, spec in zip(cells, specs)]
+        # Snapshots of the fused layers' weights, in op order, for `fused.completed`.
+        self.fused_specs = tuple(spec for spec in specs if spec)
         shapes = [state_shapes(cell, batch_size) for cell in cells]
         # Plain data only on the module: tracked Keras objects would end up in the SavedModel.
         self.layout = tuple(
             (getattr(cell, "registry_name", type(cell).__name__), int(cell.units), f, s)
-            for cell, f, s in zip(cells, fuse_flags, shapes)
+            for cell, f, s in zip(cells, (spec is not None for spec in specs), shapes)
         )
         self.state_names = tuple(
             f"state_{layer}_{index}"
@@ -157,8 +169,8 @@ class InferenceModule(tf.Module):
             return output, tf.nest.flatten(new_states)
 
         def sequence_cell(index, cell, x, states):
-            if fuse_flags[index]:
-                return fused.fused_sequence(functions[index], cell, x, states), []
+            if specs[index]:
+                return fused.fused_sequence(functions[index], specs[index], x, states), []
             projected = cell.project_inputs(x) if hasattr(cell, "project_inputs") else None
             outputs = []
             for t in range(x.shape[1]):

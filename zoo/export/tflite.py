@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
+from zoo.export import fused
+
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # Ops that must never appear: loops, resource variables, and TF kernels (Flex).
 FORBIDDEN_OPS = frozenset(
@@ -53,13 +55,20 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
     """The flatbuffer of `module` (an `InferenceModule`) with builtin TFLite ops only.
 
     Args:
-        module: the `InferenceModule` to convert (its `step` and `predict` signatures).
+        module: the `InferenceModule` to convert (its `step` and `predict` signatures);
+            its fused LSTM layers are completed with `fused.completed`.
         quantize: "none" (float32), "dynamic" (int8 weights, float activations),
             "float16" (float16 weights), or "int8" (int8 weights and activations, calibrated
             on `representative_data`; inputs and outputs stay float32/int32).
         representative_data: iterable of input sequences shaped like `predict`'s `x`.
     """
     check_quantize(quantize)
+    if quantize in ("dynamic", "int8") and not all(s.standard for s in module.fused_specs):
+        raise ValueError(
+            f"quantize={quantize!r} needs the fused LSTM ops as the converter makes them: build "
+            "the module with fuse='standard' (peephole, CIFG, projection and layer-norm "
+            "layers then run unrolled)."
+        )
     signatures = module.signatures()
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         list(signatures.values()), module
@@ -80,6 +89,7 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
         # The converter's int8 calibrator still runs tf.lite.Interpreter internally.
         warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
         flatbuffer = converter.convert()
+    flatbuffer = fused.completed(flatbuffer, module.fused_specs)
     check_builtin_only(flatbuffer)
     return flatbuffer
 
