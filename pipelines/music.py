@@ -482,7 +482,9 @@ def chorale_dataset(grids, batch_size=16, steps_per_quarter=STEPS_PER_QUARTER):
         raise ValueError("No chorales to batch (an empty split?)")
     spec = tf.TensorSpec((None, PITCHES), tf.float32)
     data = tf.data.Dataset.from_generator(lambda: iter(pairs), output_signature=(spec, spec))
-    return (data.padded_batch(batch_size, padding_values=(0.0, -1.0)).cache()
+    batches = -(-len(pairs) // batch_size)
+    return (data.padded_batch(batch_size, padding_values=(0.0, -1.0))
+            .apply(tf.data.experimental.assert_cardinality(batches)).cache()
             .prefetch(tf.data.AUTOTUNE))
 
 
