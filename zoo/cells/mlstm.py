@@ -124,8 +124,12 @@ class MLSTMCell(RecurrentCell):
         return outputs, [ops.reshape(C, (-1, heads * d * d)), ops.reshape(n, (-1, self.units)), m]
 
     def parameter_formula(self):
-        bias = f" + 4*H + 2*{self.num_heads}" if self.use_bias else ""
-        return f"X*(4*H + 2*{self.num_heads}){bias}"
+        """N: number of heads."""
+        bias = " + 4*H + 2*N" if self.use_bias else ""
+        return f"X*(4*H + 2*N){bias}"
+
+    def parameter_symbols(self):
+        return {**super().parameter_symbols(), "N": self.num_heads}
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads}

@@ -108,8 +108,12 @@ class SLSTMCell(RecurrentCell):
         return h, [h, c, n, m]
 
     def parameter_formula(self):
+        """N: number of heads."""
         bias = " + 4*H" if self.use_bias else ""
-        return f"4*X*H + 4*H*H//{self.num_heads}{bias}"
+        return f"4*X*H + 4*H*H//N{bias}"
+
+    def parameter_symbols(self):
+        return {**super().parameter_symbols(), "N": self.num_heads}
 
     def get_config(self):
         return {
