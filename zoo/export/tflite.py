@@ -85,10 +85,16 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
                 "(sequences shaped like the `predict` input). Received: representative_data=None"
             )
         converter.representative_dataset = representative_samples(module, representative_data)
+    logger, level = tf.get_logger(), tf.get_logger().level
     with warnings.catch_warnings():
-        # The converter's int8 calibrator still runs tf.lite.Interpreter internally.
+        # The converter's int8 calibrator still runs tf.lite.Interpreter internally, and the
+        # converter logs every temporary SavedModel it writes.
         warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
-        flatbuffer = converter.convert()
+        logger.setLevel("WARNING")
+        try:
+            flatbuffer = converter.convert()
+        finally:
+            logger.setLevel(level)
     flatbuffer = fused.completed(flatbuffer, module.fused_specs)
     check_builtin_only(flatbuffer)
     return flatbuffer

@@ -1,0 +1,71 @@
+"""Export a run directory for serving and mobile: `lstm-zoo export` and `lstm-zoo bench-tflite`.
+
+    export_run("runs/text-lstm-...", quantize=["none", "dynamic", "float16", "int8"])
+
+The model is the run's best checkpoint; the representative data (int8 calibration, parity,
+bits per token of every file) are windows of the run's own validation split, drawn by the
+task's pipeline; the vocabulary goes into the manifest for on-device decoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from pipelines.train import get_task, load_checkpoint, load_config
+from zoo.export import FORMATS, bench_tflite, export_model
+
+EXPORT_DIR = "export"
+
+__all__ = ["EXPORT_DIR", "bench_tflite", "export_run", "representative_windows"]
+
+
+def representative_windows(dataset, count, seq_len):
+    """`count` input windows (1, seq_len) from a dataset of (inputs, targets) batches."""
+    windows = []
+    for inputs, _ in dataset:
+        inputs = np.asarray(inputs)
+        if inputs.shape[1] < seq_len:
+            raise ValueError(
+                f"The pipeline's windows hold {inputs.shape[1]} steps, fewer than "
+                f"seq_len={seq_len}; export with a smaller --seq_len"
+            )
+        windows.extend(row[None, :seq_len] for row in inputs)
+        if len(windows) >= count:
+            return windows[:count]
+    if not windows:
+        raise ValueError("The run's validation split holds no window to calibrate on")
+    return windows
+
+
+def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=None,
+               calibration_windows=16):
+    """Export the best checkpoint of `run_dir` with `zoo.export.export_model`; the manifest.
+
+    Args:
+        run_dir: a directory written by `lstm-zoo train`.
+        out_dir: where to write (default `<run_dir>/export`, replaced atomically).
+        format, quantize: see `zoo.export.export_model`.
+        seq_len: length of the `predict` signature (default the run's training seq_len).
+        calibration_windows: validation windows used for int8 calibration and parity.
+    """
+    config = load_config(run_dir)
+    task = get_task(config.task)
+    data = task.prepare(config, run_dir)
+    seq_len = seq_len or config.seq_len
+    windows = representative_windows(data.validation or data.test, calibration_windows, seq_len)
+    metadata = {"task": config.task, "config": dataclasses.asdict(config)}
+    vocab = data.info.get("vocab")
+    if vocab is not None:
+        metadata.update(vocabulary=list(vocab.tokens), level=vocab.level)
+    return export_model(
+        load_checkpoint(run_dir),
+        out_dir or os.path.join(run_dir, EXPORT_DIR),
+        format=format,
+        quantize=quantize,
+        representative_data=windows,
+        seq_len=seq_len,
+        metadata=metadata,
+    )
