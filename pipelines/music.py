@@ -46,7 +46,7 @@ FOLK_BOOKS = ("oneills1850", "ryansMammoth", "airdsAirs")
 SPLITS = ("train", "validation", "test")
 CACHE_DIR = Path(os.environ.get("LSTM_ZOO_CACHE",
                                 Path(__file__).resolve().parents[1] / "data" / "cache"))
-_FORMAT = 1  # bump when the cached encoding changes
+_FORMAT = 2  # bump when the cached encoding changes
 
 
 def split_of(name):
@@ -105,7 +105,10 @@ def _cached(path, build, refresh=False):
     """The corpus cached at `path`, built (and saved) by `build()` if missing."""
     path = Path(path)
     if path.exists() and not refresh:
-        return Corpus.load(path)
+        try:
+            return Corpus.load(path)
+        except ValueError as error:  # an older cache format: rebuild it
+            log.warning("Rebuilding %s", error)
     corpus = build()
     corpus.save(path)
     return corpus
@@ -323,12 +326,15 @@ def parse_chorale(score, steps_per_quarter=STEPS_PER_QUARTER):
 
 
 def chorale_names(limit=None):
-    """music21 corpus paths of the Bach chorales in Riemenschneider order (the first `limit`)."""
+    """music21 corpus paths of the Bach chorales in Riemenschneider order (the first `limit`).
+
+    The 371 numbers name 350 distinct files (some chorales are numbered twice); each is kept
+    once, so no chorale counts twice.
+    """
     from music21 import corpus
 
-    names = list(corpus.chorales.Iterator(numberingSystem="riemenschneider",
-                                          returnType="filename"))
-    return names[:limit]
+    names = corpus.chorales.Iterator(numberingSystem="riemenschneider", returnType="filename")
+    return list(dict.fromkeys(names))[:limit]
 
 
 def load_chorales(limit=None, cache_dir=None, refresh=False):

@@ -154,3 +154,21 @@ def test_bad_settings_are_named(tmp_path):
         music.load_corpus(MusicConfig(music_format="jazz"))
     with pytest.raises(ValueError, match="split 'dev'"):
         Corpus(["a"], [np.zeros((1, 4))]).split("dev")
+
+
+def test_tfds_builder_reads_a_midi_folder_offline(tmp_path):
+    from pipelines.datasets import music as music_tfds
+
+    names = {}
+    for i in range(100):  # one file per split, by the split hash
+        names.setdefault(music.split_of(f"tune{i}.mid"), f"tune{i}.mid")
+        if len(names) == 3:
+            break
+    for split, name in names.items():
+        _write_tune(tmp_path / "midi" / name, [60, 64, 67] if split == "test" else [62, 65])
+    splits = music_tfds.load("melody", data_dir=str(tmp_path / "tfds"),
+                             manual_dir=str(tmp_path / "midi"))
+    assert {s: len(d) for s, d in splits.items()} == {"train": 1, "validation": 1, "test": 1}
+    example = next(iter(splits["test"]))
+    assert example["name"].numpy().decode() == names["test"]
+    assert example["pitch"].numpy().tolist() == [60, 64, 67]
