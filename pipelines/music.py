@@ -18,6 +18,7 @@ train/validation/test split derived from its name, saved with the data.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -55,6 +56,22 @@ def split_of(name):
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary file next to `path` to write to; it replaces `path` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 @dataclass
 class Corpus:
     """Named pieces (arrays of one encoding) with their splits; saved as one .npz file."""
@@ -75,22 +92,12 @@ class Corpus:
 
     def save(self, path):
         """Write atomically (a temporary file, then os.replace)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         lengths = np.array([len(p) for p in self.pieces], dtype=np.int64)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(
-                    f, format=_FORMAT, names=np.array(self.names, dtype=str),
-                    splits=np.array(self.splits, dtype=str), lengths=lengths,
-                    skipped=self.skipped,
-                    data=np.concatenate(self.pieces) if self.pieces else np.zeros((0, 4)))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_path(path) as tmp:
+            np.savez_compressed(
+                tmp, format=_FORMAT, names=np.array(self.names, dtype=str),
+                splits=np.array(self.splits, dtype=str), lengths=lengths, skipped=self.skipped,
+                data=np.concatenate(self.pieces) if self.pieces else np.zeros((0, 4)))
 
     @classmethod
     def load(cls, path):
@@ -190,17 +197,9 @@ def write_midi(path, notes_per_track, tempo=90.0, program=52, names=None):
         inst = pretty_midi.Instrument(program=program, name=name)
         inst.notes = [pretty_midi.Note(80, int(p), a * seconds, b * seconds) for a, b, p in notes]
         midi.instruments.append(inst)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".mid")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         midi.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.remove(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def grid_to_midi(grid, path, steps_per_quarter=STEPS_PER_QUARTER, tempo=90.0):
@@ -524,12 +523,8 @@ def plot_roll(roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_
     if title:
         ax.set_title(title)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-        os.close(fd)
-        ax.figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ax.figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return ax
 
 
