@@ -40,7 +40,7 @@ class TranslationConfig(TrainConfig):
     data: str | None = option(None, "TSV file of source<TAB>target lines; default the "
                                     "English-Spanish Bible verses (SWORD KJV and RV 1909).")
     holdout: int = option(1000, "Pairs held out for validation and again for test.")
-    vocab_size: int = option(8000, "SentencePiece vocabulary shared by both languages.")
+    vocab_size: int = option(4000, "SentencePiece vocabulary shared by both languages.")
     max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).")
     cell: str = option("lstm", "Registered cell name.")
     preset: str = option("small", "Model size: a key of zoo.models.seq2seq.PRESETS.")
@@ -209,8 +209,10 @@ def eval_dataset(sources, targets, batch_size, max_len):
     """Every pair once, bucketed by length; cached after the first pass."""
     sources, targets = _ragged(sources), _ragged(targets)
     indices = tf.data.Dataset.range(sources.nrows())
-    return (_bucketed(indices, sources, targets, batch_size, max_len).cache()
-            .prefetch(tf.data.AUTOTUNE))
+    dataset = _bucketed(indices, sources, targets, batch_size, max_len).cache()
+    batches = sum(1 for _ in dataset)  # fills the cache; Keras wants a known cardinality
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(
+        tf.data.AUTOTUNE)
 
 
 # -- translating and scoring ------------------------------------------------------------------
@@ -240,10 +242,11 @@ def score(hypotheses, references):
 
 
 def bleu_report(model, subwords, pairs, beam_size=4, length_penalty=0.6):
-    """BLEU and chrF of greedy and beam-search translations of `pairs` (source, reference)."""
+    """BLEU and chrF of greedy and (if beam_size > 1) beam-search translations of `pairs`."""
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     report = {"bleu_sentences": len(pairs)}
-    for name, beam in (("greedy", 1), (f"beam{beam_size}", beam_size)):
+    searches = {"greedy": 1, f"beam{beam_size}": beam_size} if beam_size > 1 else {"greedy": 1}
+    for name, beam in searches.items():
         hypotheses = translate(model, subwords, sources, beam, length_penalty)
         report.update({f"{k}_{name}": v for k, v in score(hypotheses, references).items()})
     return report
