@@ -62,7 +62,8 @@ def _define_flags():
         default = "" if field.default is None else f" (default: {field.default})"
         define(name, None, f"{field.metadata.get('help', '')}{extra}{default}")
     for name, (define, help_text) in SAMPLE_FLAGS.items():
-        define(name, None, help_text)
+        if name not in FLAGS:  # a task may also have it as a config field
+            define(name, None, help_text)
 
 
 _define_flags()
