@@ -13,6 +13,8 @@ from zoo.cells.base import RecurrentCell
 from zoo.layers import Recurrent
 
 TOLERANCE = 1e-5
+# Cells whose math is TF's BlockLSTM (used with fused=True).
+FUSED = {"lstm", "lstm_1997", "vanilla_lstm", "nig_lstm", "nfg_lstm", "nog_lstm", "np_lstm"}
 
 
 def _numpy(values):
@@ -59,12 +61,12 @@ def uses_block_lstm(layer, x):
 def test_same_outputs_and_gradients_as_keras_rnn(name):
     kwargs = {"return_sequences": True, "return_state": True}
     reference, fast, x = built_pair(name, **kwargs)
-    assert_close(outputs_and_gradients(fast, x), outputs_and_gradients(reference, x))
-    # The while loop (fused=False) for cells that have a fused kernel.
-    if uses_block_lstm(fast, x):
-        loop = Recurrent(fast.cell, fused=False, **kwargs)
-        assert not uses_block_lstm(loop, x)
-        assert_close(outputs_and_gradients(loop, x), outputs_and_gradients(reference, x))
+    expected = outputs_and_gradients(reference, x)
+    assert_close(outputs_and_gradients(fast, x), expected)
+    fused = Recurrent(fast.cell, fused=True, **kwargs)
+    assert uses_block_lstm(fused, x) == (name in FUSED)
+    if name in FUSED:
+        assert_close(outputs_and_gradients(fused, x), expected)
 
 
 @pytest.mark.parametrize("name", cells.names())
@@ -78,8 +80,7 @@ def test_mask_initial_state_and_go_backwards(name):
     rng = np.random.default_rng(1)
     states = [rng.normal(size=s.shape).astype("float32") for s in states]
     kwargs = {"mask": tf.constant(mask), "initial_state": states}
-    assert_close(outputs_and_gradients(fast, x, **kwargs),
-                 outputs_and_gradients(reference, x, **kwargs))
+    assert_close(tf.function(fast)(x, **kwargs), reference(x, **kwargs))
 
 
 def test_last_output_only_and_zero_output_for_mask():
@@ -89,17 +90,15 @@ def test_last_output_only_and_zero_output_for_mask():
         assert_close(fast(x, mask=mask), reference(x, mask=mask))
 
 
-def test_fused_kernel_is_used_where_the_math_matches():
+def test_fused_kernel_only_where_asked_and_the_math_matches():
     x = np.zeros((2, 3, 4), "float32")
-    fused = ["lstm", "lstm_1997", "vanilla_lstm", "nig_lstm", "nfg_lstm", "nog_lstm", "np_lstm"]
-    for name in cells.names():
-        layer = Recurrent(cells.create(name, 5))
-        if name in fused:
-            assert uses_block_lstm(layer, x), name
-        elif name != "conv_lstm":
-            assert not uses_block_lstm(layer, x), name
-    assert not uses_block_lstm(Recurrent(cells.create("lstm", 5, activation="relu")), x)
-    assert not uses_block_lstm(Recurrent(cells.create("lstm", 5), fused=False), x)
+    assert not uses_block_lstm(Recurrent(cells.create("lstm", 5)), x)
+    assert not uses_block_lstm(Recurrent(cells.create("lstm", 5, activation="relu"), fused=True), x)
+    mask = np.ones((2, 3), bool)
+    assert uses_block_lstm(Recurrent(cells.create("lstm", 5), fused=True), x)
+    graph = tf.function(Recurrent(cells.create("lstm", 5), fused=True)).get_concrete_function(
+        tf.constant(x), mask=tf.constant(mask)).graph
+    assert not any(op.type == "BlockLSTM" for op in graph.get_operations())
 
 
 def test_keras_cells_stacked_cells_and_rank_specific_projections():

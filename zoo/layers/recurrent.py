@@ -1,24 +1,40 @@
 """`Recurrent`: the fast sequence layer that runs any zoo cell.
 
 It is `keras.layers.RNN` (same arguments, config, masking, states, `Bidirectional` support)
-with a faster time loop on the TensorFlow backend:
+with its own time loop on the TensorFlow backend, picked per cell:
 
-1. Fused kernel. Cells whose math is TF's block LSTM (sigmoid gates, tanh, optional diagonal
-   peepholes; a gate a cell lacks is held at exactly 1 by a bias of 30) run the whole sequence,
-   forward and backward, as one `BlockLSTM` op: `lstm`, `lstm_1997`, `vanilla_lstm`,
-   `nig_lstm`, `nfg_lstm`, `nog_lstm`, `np_lstm`. Only without a mask, in float32, outside XLA.
-2. Hoisted loop. Any other `RecurrentCell`: `project_inputs` over all time steps as one
-   matmul, then a `tf.while_loop` over `cell.step` alone.
-3. Per-step loop. Any other Keras cell, or a cell whose `project_inputs` cannot take
-   (batch, time, ...) inputs: `cell(x_t, states)` in the same `tf.while_loop`.
+1. cuDNN, on a GPU, for `lstm` and `gru` (reset_after) with tanh/sigmoid and no mask:
+   Keras's own `backend.lstm` / `backend.gru`, as keras.layers.LSTM/GRU use them.
+2. Hoisted loop (the default elsewhere). `cell.project_inputs` over all time steps as one
+   matmul, then a `tf.while_loop` over `cell.step` alone: the recurrent matmul plus the
+   element-wise gate work, no Python per step.
+3. Per-step loop. Any other Keras cell, a list of cells (stacked), or a cell whose
+   `project_inputs` cannot take (batch, time, ...) inputs: `cell(x_t, states)` in the same loop.
+4. Fused block LSTM, opt-in (`fused=True`). Cells whose math is TF's block LSTM (sigmoid
+   gates, tanh, optional diagonal peepholes; a gate the cell lacks is held at exactly 1 by a
+   bias of 30) run the whole sequence as one `BlockLSTM` op forward and one backward:
+   `lstm`, `lstm_1997`, `vanilla_lstm`, `nig_lstm`, `nfg_lstm`, `nog_lstm`, `np_lstm`; float32,
+   no mask, outside XLA. We use `BlockLSTM` with `forget_bias=0, cell_clip=-1` rather than
+   `BlockLSTMV2`: in TF 2.21 V2's registered gradient runs the V1 gradient kernel, whose gate
+   layout (i, c, f, o) is not V2's forward layout (i, f, c, o), so V2's weight gradients are
+   wrong (checked against autodiff of the same math).
 
-Why `BlockLSTM` and not `BlockLSTMV2`: in TF 2.21 the gradient registered for V2 calls the V1
-gradient kernel, whose gate layout (i, c, f, o) differs from V2's forward layout (i, f, c, o),
-so V2's weight gradients are wrong. V1 with `forget_bias=0` and `cell_clip=-1` (no clipping)
-is the same math, with correct gradients; we reorder the gate blocks for it.
+Decision, by measurement (2-core AMD EPYC, TF 2.21, char-LM X=64, batch 64, length 100,
+fwd+bwd+Adam, the same process interleaving the variants, 8 x 3 steps; other engineers loaded
+the machine (load average 7-15), so the comparison is in tokens per CPU-second, which the load
+distorts least):
 
-Measured (2-core AVX-512 CPU, TF 2.21, char-LM X=64, batch 64, length 100, fwd+bwd+Adam,
-tokens/s, medians; see benchmarks/results): FILLED IN BELOW BY `_DECISIONS`.
+    tokens / CPU-s            H=256    H=512
+    keras.layers.LSTM         31.5k    11.2k
+    keras.layers.RNN(lstm)    31.2k    11.0k
+    Recurrent, hoisted loop   32.0k    10.6k
+    Recurrent, BlockLSTM      25.9k     8.4k     (0.82x, 0.75x: TF's Eigen kernel loses to
+                                                  oneDNN matmuls in the loop on this CPU)
+
+so BlockLSTM is off by default. Hoisting is neutral at input width 64 (the loop is matmul
+bound: about 65 GFLOP per CPU-second); it pays more with wider inputs. XLA is not used: it made
+recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md), and the cuDNN and BlockLSTM
+paths step aside inside XLA. See benchmarks/results for the full suite.
 """
 
 from __future__ import annotations
@@ -26,6 +42,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 from keras import ops, tree
+from keras.src import backend as keras_backend  # lstm/gru: Keras's cuDNN kernels
 from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
 
 from zoo.cells.base import RecurrentCell
@@ -36,6 +53,7 @@ from zoo.cells.greff import (
     NPLSTMCell,
     VanillaLSTMCell,
 )
+from zoo.cells.gru import GRUCell
 from zoo.cells.lstm import LSTMCell
 from zoo.cells.lstm_1997 import LSTM1997Cell
 
@@ -64,8 +82,8 @@ class Recurrent(keras.layers.RNN):
         return_sequences: return the output of every step, not only the last.
         return_state: also return the final states.
         go_backwards: process the sequence in reverse (outputs come in processing order).
-        fused: use the fused `BlockLSTM` kernel where the cell's math allows it (see the
-            module docstring); False always runs the `tf.while_loop`.
+        fused: use TF's fused `BlockLSTM` kernel where the cell's math allows it (see the
+            module docstring; slower than the loop on CPU, so off by default).
         **kwargs: see `keras.layers.RNN` (stateful, unroll, zero_output_for_mask, ...).
 
     Masks work as in `keras.layers.RNN`: a masked step keeps the states and repeats the
@@ -77,7 +95,7 @@ class Recurrent(keras.layers.RNN):
     """
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
-                 fused=True, **kwargs):
+                 fused=False, **kwargs):
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, **kwargs)
         self.fused = bool(fused)
@@ -85,6 +103,9 @@ class Recurrent(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if self.unroll or keras.backend.backend() != "tensorflow":
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        result = None if mask is not None else _cudnn(self, sequences, initial_state)
+        if result is not None:
+            return result
         if self.fused and mask is None and _block_lstm_ready(self.cell, sequences):
             return _block_lstm(self.cell, sequences, initial_state, self.go_backwards)
         cell = self.cell
@@ -101,15 +122,11 @@ class Recurrent(keras.layers.RNN):
             def step(x, states):
                 return cell.step(x, states, training=training)
 
-        last_cell_states = initial_state
-        if isinstance(cell, keras.layers.StackedRNNCells):
-            last_cell_states = initial_state[-1]
         return _loop(
             step,
             inputs,
             initial_state,
             mask,
-            output_like=tree.flatten(last_cell_states)[0],
             go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask,
@@ -117,6 +134,28 @@ class Recurrent(keras.layers.RNN):
 
     def get_config(self):
         return {**super().get_config(), "fused": self.fused}
+
+
+def _cudnn(layer, sequences, initial_state):
+    """Keras's cuDNN LSTM/GRU for `lstm` and `gru` on a GPU; None where it does not apply."""
+    cell = layer.cell
+    if type(cell) is LSTMCell:
+        kernel, states, extra = keras_backend.lstm, initial_state[:2], {}
+    elif type(cell) is GRUCell and cell.reset_after:
+        kernel, states, extra = keras_backend.gru, initial_state[:1], {"reset_after": True}
+    else:
+        return None
+    try:
+        result = kernel(
+            sequences, *states, None, kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel,
+            bias=cell.bias, activation=cell.activation,
+            recurrent_activation=cell.recurrent_activation,
+            return_sequences=layer.return_sequences, go_backwards=layer.go_backwards, **extra,
+        )
+    except NotImplementedError:  # no GPU, or arguments cuDNN does not support
+        return None
+    layer.supports_jit = False  # cuDNN ops do not compile with XLA
+    return result
 
 
 def _project(cell, sequences):
@@ -129,12 +168,9 @@ def _project(cell, sequences):
         return None
 
 
-def _loop(step, inputs, initial_state, mask, output_like, go_backwards, return_sequences,
+def _loop(step, inputs, initial_state, mask, go_backwards, return_sequences,
           zero_output_for_mask):
-    """A `tf.while_loop` of `step(x_t, states) -> (output, states)` over (batch, time, ...).
-
-    `output_like` is a state shaped like the output (a cell's output is its first state).
-    """
+    """A `tf.while_loop` of `step(x_t, states) -> (output, states)` over (batch, time, ...)."""
     time_major = tree.map_structure(lambda x: _time_major(x, go_backwards), inputs)
     flat_inputs = tree.flatten(time_major)
     length = tf.shape(flat_inputs[0])[0]
@@ -145,7 +181,7 @@ def _loop(step, inputs, initial_state, mask, output_like, go_backwards, return_s
     if mask is not None:
         mask = _time_major(ops.cast(mask, "bool"), go_backwards)
     states = tree.flatten(initial_state)
-    zeros = tf.zeros_like(output_like)
+    zeros = _zero_output(step, inputs, initial_state)
     # Only a TensorArray that is written: an unwritten one breaks XLA's gradient.
     outputs_ta = [tf.TensorArray(zeros.dtype, size=length)] if return_sequences else []
 
@@ -170,6 +206,18 @@ def _loop(step, inputs, initial_state, mask, output_like, go_backwards, return_s
     else:
         outputs = last_output[:, None]
     return last_output, outputs, tree.pack_sequence_as(initial_state, states)
+
+
+def _zero_output(step, inputs, initial_state):
+    """Zeros shaped like one output of `step` (traced on symbolic inputs, never run)."""
+    symbolic = lambda x, drop: keras.KerasTensor((x.shape[0], *x.shape[1 + drop:]), x.dtype)
+    spec, _ = keras_backend.compute_output_spec(
+        step,
+        tree.map_structure(lambda x: symbolic(x, 1), inputs),
+        tree.map_structure(lambda x: symbolic(x, 0), initial_state),
+    )
+    batch = tf.shape(tree.flatten(initial_state)[0])[:1]
+    return tf.zeros(tf.concat([batch, spec.shape[1:]], axis=0), spec.dtype)
 
 
 def _where(keep, new, old):

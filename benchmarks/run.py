@@ -1,0 +1,462 @@
+"""Training speed, memory and generation latency of every zoo cell, side by side with
+keras.layers.LSTM/GRU and PyTorch nn.LSTM/GRU, in one run.
+
+    python -m benchmarks.run                          # the full suite (about half an hour)
+    python -m benchmarks.run --cells lstm,gru --sizes 256 --repeats 3
+    python -m benchmarks.run --quick                  # a smoke run with tiny sizes
+
+Task: a character LM (Embedding 96 -> 64, recurrent layer, Dense 96) learning to repeat the
+previous token, batch 64, length 100, forward + backward + Adam; tokens/s over `--steps` steps,
+`--repeats` times after `--warmup` steps, reported as median, min and max. Each case runs in a
+fresh process, so its peak memory is its own. GFLOP/s counts the matmuls (6 flops per weight
+per token) and is given as a fraction of the machine's measured float32 matmul peak. The loss
+after the same number of steps shows that no speed was bought with accuracy (bfloat16).
+
+Writes results.json, results.md and results.png to `--out` (benchmarks/results).
+PyTorch is optional (`pip install -e .[bench]`); without it those rows are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import datetime
+import fnmatch
+import importlib.util
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+VOCAB, EMBED = 96, 64
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+MODELS = {
+    "zoo": "zoo.layers.Recurrent",
+    "rnn": "keras.layers.RNN (same zoo cell)",
+    "loop": "zoo.layers.Recurrent(fused=False)",
+    "keras": "keras.layers.LSTM / GRU",
+    "torch": "torch nn.LSTM / GRU",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    batch: int = 64
+    length: int = 100
+    warmup: int = 3
+    steps: int = 5
+    repeats: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    model: str  # a key of MODELS
+    cell: str  # a zoo cell name; "lstm" or "gru" for keras and torch
+    units: int
+    precision: str = "float32"  # or "mixed_bfloat16" (Keras only)
+
+    @property
+    def label(self):
+        name = {"keras": f"keras.{self.cell}", "torch": f"torch.{self.cell}"}.get(
+            self.model, self.cell if self.model == "zoo" else f"{self.cell} ({self.model})"
+        )
+        return name + (" bf16" if self.precision != "float32" else "")
+
+
+# -- measurements (each in its own process) -----------------------------------------------------
+def _quiet():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def _rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _data(settings):
+    import numpy as np
+
+    x = np.random.default_rng(0).integers(1, VOCAB, (settings.batch, settings.length))
+    y = np.concatenate([np.zeros((settings.batch, 1), x.dtype), x[:, :-1]], axis=1)
+    return x.astype("int32"), y.astype("int32")
+
+
+def _timed(step, settings):
+    """Tokens/s of each repeat, and the loss after the last step."""
+    for _ in range(settings.warmup):
+        loss = step()
+    rates = []
+    for _ in range(settings.repeats):
+        start = time.perf_counter()
+        for _ in range(settings.steps):
+            loss = step()
+        rates.append(settings.batch * settings.length * settings.steps
+                     / (time.perf_counter() - start))
+    return rates, float(loss)
+
+
+def train_keras(case, settings):
+    _quiet()
+    import keras
+
+    import zoo
+    from zoo.layers import Recurrent
+
+    start_mib = _rss_mib()
+    keras.mixed_precision.set_global_policy(case.precision)
+    keras.utils.set_random_seed(0)
+    if case.model == "keras":
+        keras_layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[case.cell]
+        layer = keras_layer(case.units, return_sequences=True)
+    else:
+        cell = zoo.cells.create(case.cell, case.units)
+        layer = {
+            "zoo": lambda: Recurrent(cell, return_sequences=True),
+            "loop": lambda: Recurrent(cell, return_sequences=True, fused=False),
+            "rnn": lambda: keras.layers.RNN(cell, return_sequences=True),
+        }[case.model]()
+    model = keras.Sequential([
+        keras.Input(batch_shape=(settings.batch, settings.length), dtype="int32"),
+        keras.layers.Embedding(VOCAB, EMBED),
+        layer,
+        keras.layers.Dense(VOCAB),
+    ])
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    x, y = _data(settings)
+    rates, loss = _timed(lambda: model.train_on_batch(x, y), settings)
+    embedding = model.layers[0].embeddings
+    matmul_weights = sum(
+        _prod(w.shape) for w in model.trainable_weights if len(w.shape) >= 2 and w is not embedding
+    )
+    return _result(case, rates, loss, matmul_weights, start_mib)
+
+
+def _prod(shape):
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
+
+
+def train_torch(case, settings):
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    start_mib = _rss_mib()
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[case.cell](
+        EMBED, case.units, batch_first=True
+    )
+    embedding, dense = torch.nn.Embedding(VOCAB, EMBED), torch.nn.Linear(case.units, VOCAB)
+    modules = torch.nn.ModuleList([embedding, rnn, dense])
+    optimizer = torch.optim.Adam(modules.parameters(), lr=1e-3)
+    x, y = (torch.from_numpy(a.astype(np.int64)) for a in _data(settings))
+
+    def step():
+        optimizer.zero_grad()
+        logits = dense(rnn(embedding(x))[0])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    rates, loss = _timed(step, settings)
+    matmul_weights = sum(
+        p.numel() for p in modules.parameters() if p.dim() >= 2 and p is not embedding.weight
+    )
+    return _result(case, rates, loss, matmul_weights, start_mib)
+
+
+def _result(case, rates, loss, matmul_weights, start_mib):
+    median = statistics.median(rates)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        **dataclasses.asdict(case),
+        "label": case.label,
+        "tokens_per_s": {"median": median, "min": min(rates), "max": max(rates)},
+        "gflops": 6 * matmul_weights * median / 1e9,
+        "loss": loss,
+        "peak_rss_mib": round(peak_mib),
+        "train_mib": round(peak_mib - start_mib),
+    }
+
+
+def matmul_peak(units):
+    """GFLOP/s of TF (and torch) matmuls: large square, and the LSTM step shape."""
+    _quiet()
+    import tensorflow as tf
+
+    def rate(fn, flops, repeats=10):
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return round(flops / statistics.median(times) / 1e9, 1)
+
+    shapes = {"2048x2048x2048": (2048, 2048, 2048), f"step 64x{units}x{4 * units}":
+              (64, units, 4 * units)}
+    out = {}
+    for name, (m, k, n) in shapes.items():
+        for dtype in ("float32", "bfloat16"):
+            a, b = tf.ones((m, k), dtype), tf.ones((k, n), dtype)
+            out[f"tf {dtype} {name}"] = rate(lambda a=a, b=b: tf.matmul(a, b).numpy(),
+                                             2 * m * k * n)
+        if importlib.util.find_spec("torch"):
+            import torch
+
+            a, b = torch.ones(m, k), torch.ones(k, n)
+            out[f"torch float32 {name}"] = rate(lambda a=a, b=b: a @ b, 2 * m * k * n)
+    return out
+
+
+def step_latency(units, with_torch, calls=300):
+    """Microseconds per generation step, batch 1, explicit state (median of `calls`)."""
+    _quiet()
+    import keras
+    import tensorflow as tf
+
+    import zoo
+
+    def median_us(fn):
+        for _ in range(20):
+            fn()
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return round(statistics.median(times) * 1e6, 1)
+
+    out = {}
+    x = tf.ones((1, EMBED))
+    for name, cell in (("zoo lstm (tf.function)", zoo.cells.create("lstm", units)),
+                       ("keras LSTMCell (tf.function)", keras.layers.LSTMCell(units))):
+        states = [tf.zeros((1, units))] * 2
+        step = tf.function(lambda x, h, c, cell=cell: cell(x, [h, c]))
+        out[name] = median_us(lambda step=step, states=states: step(x, *states)[0].numpy())
+    if with_torch:
+        import torch
+
+        cell = torch.nn.LSTMCell(EMBED, units)
+        xt, state = torch.ones(1, EMBED), (torch.zeros(1, units), torch.zeros(1, units))
+        with torch.no_grad():
+            out["torch LSTMCell"] = median_us(lambda: cell(xt, state))
+    return out
+
+
+def pipeline_rate(settings, batches=50):
+    """Tokens/s that the text task's tf.data pipeline delivers (pipelines.text.train_stream)."""
+    _quiet()
+    import numpy as np
+
+    from pipelines import text
+
+    ids = np.random.default_rng(0).integers(0, VOCAB, 2_000_000).astype("int32")
+    stream = iter(text.train_stream(ids, settings.length, settings.batch, seed=0))
+    next(stream)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    return {"text": settings.batch * settings.length * batches / (time.perf_counter() - start)}
+
+
+def _in_child(fn, *args):
+    """`fn(*args)` in a fresh process (its own peak memory, no shared TF state)."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+# -- the suite ---------------------------------------------------------------------------------
+def cases(cell_names, sizes, with_torch):
+    """The training cases: baselines, every cell through Recurrent, and the evidence rows."""
+    out = []
+    for units in sizes:
+        out += [Case("keras", "lstm", units), Case("keras", "gru", units)]
+        if with_torch:
+            out += [Case("torch", "lstm", units), Case("torch", "gru", units)]
+        out += [Case("zoo", name, units) for name in cell_names]
+        if "lstm" in cell_names:  # what the fused kernel and the hoisted loop each bring
+            out += [Case("loop", "lstm", units), Case("rnn", "lstm", units)]
+        out += [Case("keras", "lstm", units, "mixed_bfloat16")]
+        out += [Case("zoo", n, units, "mixed_bfloat16") for n in ("lstm", "gru") if n in cell_names]
+    return out
+
+
+def machine():
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = f"TF {tf.__version__}, Keras {keras.__version__}"
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        versions += f", PyTorch {torch.__version__}"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average_at_start": os.getloadavg()[0],
+    }
+
+
+def _ratio(row, base):
+    if base is None:
+        return ""
+    return f"{row['tokens_per_s']['median'] / base['tokens_per_s']['median']:.2f}x"
+
+
+def markdown(report):
+    m, s = report["machine"], report["settings"]
+    peak = report["peak_gflops"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores; {m['versions']}; {m['date']}; "
+        f"load average {m['load_average_at_start']:.1f} at start. Char-LM (Embedding {EMBED}, "
+        f"layer, Dense {VOCAB}), batch {s['batch']}, length {s['length']}, fwd+bwd+Adam; "
+        f"medians of {s['repeats']} x {s['steps']} steps (min-max). float32 matmul peak "
+        f"{peak:.0f} GFLOP/s.",
+        "",
+    ]
+    for units in sorted({r["units"] for r in report["training"]}):
+        rows = [r for r in report["training"] if r["units"] == units]
+        find = {(r["model"], r["cell"], r["precision"]): r for r in rows}
+        keras_lstm = find.get(("keras", "lstm", "float32"))
+        torch_lstm = find.get(("torch", "lstm", "float32"))
+        lines += [
+            f"H={units} | tokens/s (min-max) | vs keras.LSTM | vs torch.LSTM | GFLOP/s | "
+            "of peak | loss | train MiB",
+            "---|---|---|---|---|---|---|---",
+        ]
+        for r in rows:
+            t = r["tokens_per_s"]
+            lines.append(
+                f"{r['label']} | {t['median']:,.0f} ({t['min']:,.0f}-{t['max']:,.0f}) | "
+                f"{_ratio(r, keras_lstm)} | {_ratio(r, torch_lstm)} | {r['gflops']:.1f} | "
+                f"{r['gflops'] / peak:.0%} | {r['loss']:.3f} | {r['train_mib']}"
+            )
+        lines.append("")
+    for title, key, unit in (("Matmul", "matmul", "GFLOP/s"),
+                             ("Generation step, batch 1", "latency", "µs"),
+                             ("tf.data pipelines", "pipelines", "tokens/s")):
+        if report.get(key):
+            lines += [f"{title} | {unit}", "---|---"]
+            lines += [f"{name} | {value:,.1f}" for name, value in report[key].items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def chart(report, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["units"] for r in report["training"]})
+    labels = list(dict.fromkeys(r["label"] for r in report["training"]))
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 0.3 * len(labels) + 1.5),
+                             squeeze=False, sharey=True)
+    for ax, units in zip(axes[0], sizes):
+        rows = {r["label"]: r["tokens_per_s"] for r in report["training"] if r["units"] == units}
+        medians = [rows[label]["median"] if label in rows else 0 for label in labels]
+        errors = [[m - rows[label]["min"] if label in rows else 0 for label, m in
+                   zip(labels, medians)],
+                  [rows[label]["max"] - m if label in rows else 0 for label, m in
+                   zip(labels, medians)]]
+        colors = ["tab:gray" if label.startswith(("keras.", "torch.")) else "tab:blue"
+                  for label in labels]
+        ax.barh(labels, medians, xerr=errors, color=colors)
+        ax.set_title(f"training tokens/s, H={units}")
+        ax.invert_yaxis()
+    fig.tight_layout()
+    _atomic(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
+    plt.close(fig)
+
+
+def _atomic(path, write, binary=False):
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    with os.fdopen(fd, "wb" if binary else "w") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", default="*",
+                        help="comma-separated cell names or patterns (default: all)")
+    parser.add_argument("--sizes", default="256,512", help="hidden sizes H (default: 256,512)")
+    parser.add_argument("--steps", type=int, default=Settings.steps,
+                        help="training steps per repetition")
+    parser.add_argument("--repeats", type=int, default=Settings.repeats,
+                        help="timed repetitions")
+    parser.add_argument("--out", default=RESULTS, help="results folder")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: H=32, batch 8, length 10, 1 step x 2, no bf16 rows")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    _quiet()
+    import zoo
+
+    patterns = args.cells.split(",")
+    cell_names = [n for n in zoo.cells.names() if any(fnmatch.fnmatch(n, p) for p in patterns)
+                  and not hasattr(zoo.cells.get(n), "example_input_shape")]  # vectors only
+    if not cell_names:
+        raise SystemExit(f"--cells {args.cells!r} matches no cell; known: {zoo.cells.names()}")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    settings = Settings(steps=args.steps, repeats=args.repeats)
+    todo = cases(cell_names, sizes, with_torch)
+    if args.quick:
+        settings = Settings(batch=8, length=10, warmup=1, steps=1, repeats=2)
+        sizes = [32]
+        todo = [c for c in cases(cell_names, sizes, with_torch) if c.precision == "float32"]
+    os.makedirs(args.out, exist_ok=True)
+    report = {"machine": machine(), "settings": dataclasses.asdict(settings), "training": []}
+    report["matmul"] = _in_child(matmul_peak, max(sizes))
+    report["peak_gflops"] = max(v for k, v in report["matmul"].items() if "float32 2048" in k)
+    for i, case in enumerate(todo, 1):
+        train = train_torch if case.model == "torch" else train_keras
+        row = _in_child(train, case, settings)
+        report["training"].append(row)
+        print(f"[{i}/{len(todo)}] {case.label} H={case.units}: "
+              f"{row['tokens_per_s']['median']:,.0f} tokens/s", flush=True)
+    report["latency"] = _in_child(step_latency, max(sizes), with_torch)
+    try:
+        report["pipelines"] = _in_child(pipeline_rate, settings)
+    except (ImportError, AttributeError, TypeError) as error:  # the pipeline API moved
+        report["pipelines"] = {}
+        print(f"tf.data pipeline benchmark skipped: {error}", file=sys.stderr)
+    _atomic(os.path.join(args.out, "results.json"), lambda f: json.dump(report, f, indent=1))
+    table = markdown(report)
+    _atomic(os.path.join(args.out, "results.md"), lambda f: f.write(table + "\n"))
+    chart(report, os.path.join(args.out, "results.png"))
+    print(table)
+    return report
+
+
+if __name__ == "__main__":
+    main()
