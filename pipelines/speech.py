@@ -12,6 +12,7 @@ cached (an .npz in the run directory, or in --cache_dir).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import shutil
@@ -95,12 +96,24 @@ def synthesize(text, voice="en-us", speed=160, pitch=50) -> np.ndarray:
 def log_mel(waveform, mel_bins=40, frame_ms=20.0, sample_rate=SAMPLE_RATE) -> np.ndarray:
     """Log-mel spectrogram (frames, mel_bins), normalised per utterance to zero mean, unit
     variance per channel."""
-    step = int(sample_rate * frame_ms / 1000)
-    stft = tf.signal.stft(waveform, frame_length=2 * step, frame_step=step, pad_end=True)
-    mel = tf.signal.linear_to_mel_weight_matrix(
-        mel_bins, stft.shape[-1], sample_rate, lower_edge_hertz=60.0, upper_edge_hertz=7600.0)
-    features = np.log(np.abs(stft.numpy()) @ mel.numpy() + 1e-6)
+    features = _log_mel_function(mel_bins, frame_ms, sample_rate)(waveform).numpy()
     return (features - features.mean(0)) / (features.std(0) + 1e-5)
+
+
+@functools.lru_cache(maxsize=8)
+def _log_mel_function(mel_bins, frame_ms, sample_rate):
+    """A traced-once tf.function: waveform (samples,) -> log-mel (frames, mel_bins)."""
+    step = int(sample_rate * frame_ms / 1000)
+    mel = tf.signal.linear_to_mel_weight_matrix(
+        mel_bins, step + 1, sample_rate, lower_edge_hertz=60.0, upper_edge_hertz=7600.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def features(waveform):
+        stft = tf.signal.stft(waveform, frame_length=2 * step, frame_step=step,
+                              fft_length=2 * step, pad_end=True)
+        return tf.math.log(tf.abs(stft) @ mel + 1e-6)
+
+    return features
 
 
 def encode(text) -> np.ndarray:
