@@ -17,6 +17,7 @@ and TensorBoard logs in `logs/`. Every file is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -225,6 +226,18 @@ def read_metrics(directory) -> dict:
         return json.load(f)
 
 
+@contextlib.contextmanager
+def _global_policy(name):
+    """Build models under the dtype policy `name` (None: unchanged), then restore it."""
+    previous = keras.mixed_precision.global_policy()
+    if name:
+        keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def _distributable(dataset):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -313,14 +326,12 @@ def train(config: TrainConfig, verbose="auto"):
     work_dir = run_dir if chief else tempfile.mkdtemp(prefix="lstm-zoo-worker-")
 
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(
-        "mixed_bfloat16" if config.mixed_precision else "float32")
     data = task.prepare(config, work_dir)
     config.save(os.path.join(work_dir, CONFIG))
     history = read_metrics(run_dir).get("history", []) if config.resume else []
     initial_epoch = history[-1]["epoch"] if history else 0
 
-    with strategy.scope():
+    with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision else None):
         if config.resume:
             model = keras.models.load_model(last)
             optimizer = model.optimizer  # its state, with the (possibly new) learning rate
@@ -390,4 +401,4 @@ def sample(run_dir, **options) -> str:
 
 def bits(loss_in_nats) -> float:
     """Bits per token from a mean cross-entropy in nats."""
-    return float(loss_in_nats) / np.log(2.0)
+    return float(loss_in_nats) / math.log(2.0)

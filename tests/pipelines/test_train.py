@@ -89,9 +89,12 @@ def test_command_line(tiny, tmp_path, capsys):
     assert "cifg_lstm" in listing and "text" in listing and "tiny" in listing
     cli_main("train", f"--data={tiny.data}", f"--run_dir={tmp_path / 'cli'}", "--preset=tiny",
              "--cell=gru", "--seq_len=16", "--batch_size=8", "--epochs=1", "--steps=3",
-             "--validation_steps=1")
+             "--validation_steps=1", "--mixed_precision")
     assert '"val_bits_per_char"' in capsys.readouterr().out
     assert train.load_config(tmp_path / "cli").cell == "gru"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after training
+    model = train.load_checkpoint(tmp_path / "cli")
+    assert model.recurrent[0].cell.compute_dtype == "bfloat16"
     cli_main("sample", f"--run_dir={tmp_path / 'cli'}", "--length=12", "--seed=4",
              "--prompt=Or")
     assert capsys.readouterr().out.startswith("Or")

@@ -75,12 +75,15 @@ class LanguageModel(keras.Model):
             raise ValueError(
                 f"Cell {cell!r} takes inputs of shape {cells.get(cell).example_input_shape} per "
                 f"step, not token vectors. Received: cell={cell!r}; use one of {token_cells()}")
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        policy = self.dtype_policy  # the model's (e.g. mixed_bfloat16), kept in its config
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, dtype=policy,
+                                                name="embedding")
         self.recurrent = [
-            recurrent_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")
+            recurrent_layer(cells.create(cell, units, dtype=policy, **self.cell_kwargs),
+                            dtype=policy, name=f"recurrent_{i}")
             for i in range(layers)
         ]
-        self.dropout = keras.layers.Dropout(dropout, name="dropout")
+        self.dropout = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
         # float32 logits keep the softmax stable under mixed precision.
         self.head = keras.layers.Dense(vocab_size, dtype="float32", name="logits")
 
