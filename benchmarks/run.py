@@ -39,7 +39,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MODELS = {
     "zoo": "zoo.layers.Recurrent",
     "rnn": "keras.layers.RNN (same zoo cell)",
-    "loop": "zoo.layers.Recurrent(fused=False)",
+    "fused": "zoo.layers.Recurrent(fused=True): TF's BlockLSTM",
     "keras": "keras.layers.LSTM / GRU",
     "torch": "torch nn.LSTM / GRU",
 }
@@ -49,8 +49,8 @@ MODELS = {
 class Settings:
     batch: int = 64
     length: int = 100
-    warmup: int = 3
-    steps: int = 5
+    warmup: int = 2
+    steps: int = 3
     repeats: int = 5
 
 
@@ -89,17 +89,19 @@ def _data(settings):
 
 
 def _timed(step, settings):
-    """Tokens/s of each repeat, and the loss after the last step."""
+    """Tokens per second of each repeat, tokens per CPU-second (all threads), final loss."""
     for _ in range(settings.warmup):
         loss = step()
-    rates = []
+    rates, cpu_seconds = [], 0.0
     for _ in range(settings.repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(settings.steps):
             loss = step()
         rates.append(settings.batch * settings.length * settings.steps
                      / (time.perf_counter() - start))
-    return rates, float(loss)
+        cpu_seconds += time.process_time() - start_cpu
+    tokens = settings.batch * settings.length * settings.steps * settings.repeats
+    return rates, tokens / cpu_seconds, float(loss)
 
 
 def train_keras(case, settings):
@@ -119,7 +121,7 @@ def train_keras(case, settings):
         cell = zoo.cells.create(case.cell, case.units)
         layer = {
             "zoo": lambda: Recurrent(cell, return_sequences=True),
-            "loop": lambda: Recurrent(cell, return_sequences=True, fused=False),
+            "fused": lambda: Recurrent(cell, return_sequences=True, fused=True),
             "rnn": lambda: keras.layers.RNN(cell, return_sequences=True),
         }[case.model]()
     model = keras.Sequential([
@@ -132,12 +134,12 @@ def train_keras(case, settings):
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=False)
     x, y = _data(settings)
-    rates, loss = _timed(lambda: model.train_on_batch(x, y), settings)
+    timing = _timed(lambda: model.train_on_batch(x, y), settings)
     embedding = model.layers[0].embeddings
     matmul_weights = sum(
         _prod(w.shape) for w in model.trainable_weights if len(w.shape) >= 2 and w is not embedding
     )
-    return _result(case, rates, loss, matmul_weights, start_mib)
+    return _result(case, *timing, matmul_weights, start_mib)
 
 
 def _prod(shape):
@@ -148,6 +150,8 @@ def _prod(shape):
 
 
 def train_torch(case, settings):
+    # Without this, OpenMP's spin-waiting collapses torch's speed on a shared, loaded CPU.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import numpy as np
     import torch
 
@@ -170,20 +174,21 @@ def train_torch(case, settings):
         optimizer.step()
         return loss.item()
 
-    rates, loss = _timed(step, settings)
+    timing = _timed(step, settings)
     matmul_weights = sum(
         p.numel() for p in modules.parameters() if p.dim() >= 2 and p is not embedding.weight
     )
-    return _result(case, rates, loss, matmul_weights, start_mib)
+    return _result(case, *timing, matmul_weights, start_mib)
 
 
-def _result(case, rates, loss, matmul_weights, start_mib):
+def _result(case, rates, per_cpu_second, loss, matmul_weights, start_mib):
     median = statistics.median(rates)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         **dataclasses.asdict(case),
         "label": case.label,
         "tokens_per_s": {"median": median, "min": min(rates), "max": max(rates)},
+        "tokens_per_cpu_s": per_cpu_second,
         "gflops": 6 * matmul_weights * median / 1e9,
         "loss": loss,
         "peak_rss_mib": round(peak_mib),
@@ -256,6 +261,27 @@ def step_latency(units, with_torch, calls=300):
     return out
 
 
+def tflite_latency(units):
+    """Microseconds per generation step of the exported LM's `step` signature in LiteRT."""
+    _quiet()
+    import keras
+
+    import zoo
+    import zoo.export
+    from zoo.layers import Recurrent
+
+    model = keras.Sequential([
+        keras.Input((None,), dtype="int32"),
+        keras.layers.Embedding(VOCAB, EMBED),
+        Recurrent(zoo.cells.create("lstm", units), return_sequences=True),
+        keras.layers.Dense(VOCAB),
+    ])
+    with tempfile.TemporaryDirectory() as tmp:
+        zoo.export.export_model(model, tmp, format="tflite", seq_len=8)
+        result = zoo.export.bench_tflite(os.path.join(tmp, "model.tflite"))
+    return {"zoo lstm, TFLite step in LiteRT (2 threads)": result["p50_us"]}
+
+
 def pipeline_rate(settings, batches=50):
     """Tokens/s that the text task's tf.data pipeline delivers (pipelines.text.train_stream)."""
     _quiet()
@@ -288,8 +314,8 @@ def cases(cell_names, sizes, with_torch):
         if with_torch:
             out += [Case("torch", "lstm", units), Case("torch", "gru", units)]
         out += [Case("zoo", name, units) for name in cell_names]
-        if "lstm" in cell_names:  # what the fused kernel and the hoisted loop each bring
-            out += [Case("loop", "lstm", units), Case("rnn", "lstm", units)]
+        if "lstm" in cell_names:  # the alternatives to Recurrent's loop, same cell
+            out += [Case("fused", "lstm", units), Case("rnn", "lstm", units)]
         out += [Case("keras", "lstm", units, "mixed_bfloat16")]
         out += [Case("zoo", n, units, "mixed_bfloat16") for n in ("lstm", "gru") if n in cell_names]
     return out
@@ -332,8 +358,9 @@ def markdown(report):
         f"Machine: {m['cpu']}, {m['cores']} cores; {m['versions']}; {m['date']}; "
         f"load average {m['load_average_at_start']:.1f} at start. Char-LM (Embedding {EMBED}, "
         f"layer, Dense {VOCAB}), batch {s['batch']}, length {s['length']}, fwd+bwd+Adam; "
-        f"medians of {s['repeats']} x {s['steps']} steps (min-max). float32 matmul peak "
-        f"{peak:.0f} GFLOP/s.",
+        f"medians of {s['repeats']} x {s['steps']} steps (min-max); tokens/CPU-s counts all "
+        f"threads' CPU time (less distorted by other load). float32 matmul peak "
+        f"{peak:.0f} GFLOP/s (the best measured below).",
         "",
     ]
     for units in sorted({r["units"] for r in report["training"]}):
@@ -342,15 +369,16 @@ def markdown(report):
         keras_lstm = find.get(("keras", "lstm", "float32"))
         torch_lstm = find.get(("torch", "lstm", "float32"))
         lines += [
-            f"H={units} | tokens/s (min-max) | vs keras.LSTM | vs torch.LSTM | GFLOP/s | "
-            "of peak | loss | train MiB",
-            "---|---|---|---|---|---|---|---",
+            f"H={units} | tokens/s (min-max) | vs keras.LSTM | vs torch.LSTM | tokens/CPU-s | "
+            "GFLOP/s | of peak | loss | train MiB",
+            "---|---|---|---|---|---|---|---|---",
         ]
         for r in rows:
             t = r["tokens_per_s"]
             lines.append(
                 f"{r['label']} | {t['median']:,.0f} ({t['min']:,.0f}-{t['max']:,.0f}) | "
-                f"{_ratio(r, keras_lstm)} | {_ratio(r, torch_lstm)} | {r['gflops']:.1f} | "
+                f"{_ratio(r, keras_lstm)} | {_ratio(r, torch_lstm)} | "
+                f"{r['tokens_per_cpu_s']:,.0f} | {r['gflops']:.1f} | "
                 f"{r['gflops'] / peak:.0%} | {r['loss']:.3f} | {r['train_mib']}"
             )
         lines.append("")
@@ -437,25 +465,36 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     report = {"machine": machine(), "settings": dataclasses.asdict(settings), "training": []}
     report["matmul"] = _in_child(matmul_peak, max(sizes))
-    report["peak_gflops"] = max(v for k, v in report["matmul"].items() if "float32 2048" in k)
+    report["peak_gflops"] = max(v for k, v in report["matmul"].items() if "float32" in k)
     for i, case in enumerate(todo, 1):
         train = train_torch if case.model == "torch" else train_keras
         row = _in_child(train, case, settings)
         report["training"].append(row)
+        save(report, args.out, chart_too=False)  # partial results survive an interrupted run
         print(f"[{i}/{len(todo)}] {case.label} H={case.units}: "
               f"{row['tokens_per_s']['median']:,.0f} tokens/s", flush=True)
     report["latency"] = _in_child(step_latency, max(sizes), with_torch)
+    try:
+        report["latency"].update(_in_child(tflite_latency, max(sizes)))
+    except Exception as error:  # noqa: BLE001 - the export is optional here
+        print(f"TFLite latency skipped: {error}", file=sys.stderr)
     try:
         report["pipelines"] = _in_child(pipeline_rate, settings)
     except (ImportError, AttributeError, TypeError) as error:  # the pipeline API moved
         report["pipelines"] = {}
         print(f"tf.data pipeline benchmark skipped: {error}", file=sys.stderr)
-    _atomic(os.path.join(args.out, "results.json"), lambda f: json.dump(report, f, indent=1))
-    table = markdown(report)
-    _atomic(os.path.join(args.out, "results.md"), lambda f: f.write(table + "\n"))
-    chart(report, os.path.join(args.out, "results.png"))
-    print(table)
+    print(save(report, args.out))
     return report
+
+
+def save(report, out, chart_too=True):
+    """Write results.json, results.md (returned) and results.png into `out`."""
+    _atomic(os.path.join(out, "results.json"), lambda f: json.dump(report, f, indent=1))
+    table = markdown(report)
+    _atomic(os.path.join(out, "results.md"), lambda f: f.write(table + "\n"))
+    if chart_too:
+        chart(report, os.path.join(out, "results.png"))
+    return table
 
 
 if __name__ == "__main__":
