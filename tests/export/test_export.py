@@ -19,7 +19,7 @@ FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 FUSED_CELLS = {"lstm", "np_lstm", "vanilla_lstm", "cifg_lstm", "projection_lstm"}
 
 
-def tiny_model(cell_name, units=UNITS, layers=1, **cell_kwargs):
+def tiny_model(cell_name, units=UNITS, layers=1, randomize=True, **cell_kwargs):
     """Embedding -> RNN(cell) x layers -> Dense, or for cells over feature maps
     Input(maps) -> RNN(cell) -> Dense; weights randomised so every term matters."""
     keras.utils.set_random_seed(0)
@@ -34,7 +34,8 @@ def tiny_model(cell_name, units=UNITS, layers=1, **cell_kwargs):
     recurrent = [rnn(cell, return_sequences=True) for cell in cells]
     model = keras.Sequential([*head, *recurrent, keras.layers.Dropout(0.5),
                               keras.layers.Dense(VOCAB)])
-    randomize_weights(model)
+    if randomize:
+        randomize_weights(model)
     return model, x
 
 
@@ -137,7 +138,8 @@ def test_step_signature_generation_in_litert_equals_keras_generation():
 
 @pytest.mark.slow
 def test_int8_export_of_lstm(tmp_path):
-    model, _ = tiny_model("lstm", units=16, layers=2)
+    model, _ = tiny_model("lstm", units=64, layers=2, randomize=False)
+    randomize_weights(model, scale=0.15)  # logits spread over a few units, like a trained LM
     rng = np.random.default_rng(0)
     data = [rng.integers(0, VOCAB, (1, TIME)).astype(np.int32) for _ in range(8)]
     manifest = export.export_model(model, tmp_path / "out", format="tflite",
@@ -147,9 +149,11 @@ def test_int8_export_of_lstm(tmp_path):
     assert FUSED in int8["ops"] and "QUANTIZE" in int8["ops"]
     assert int8["bytes"] < manifest["files"]["model.tflite"]["bytes"]
     scale = np.abs(np.asarray(model(data[0]))).max()
-    assert max(int8["parity"]["max_abs_diff"].values()) < 0.1 * scale
+    # The streaming path is int8 ops of one step; the fused op is coarser (int16 cell state,
+    # fixed gate scales) but costs little in bits per token.
+    assert int8["parity"]["max_abs_diff"]["step"] < 0.05 * scale
     bits = int8["parity"]["bits_per_token"]
-    assert abs(bits["tflite"] - bits["keras"]) < 0.1
+    assert abs(bits["tflite"] - bits["keras"]) < 0.05
 
 
 def test_export_model_writes_files_manifest_and_saved_model(tmp_path):

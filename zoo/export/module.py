@@ -165,6 +165,8 @@ class InferenceModule(tf.Module):
             return x, new_states
 
         def step_cell(index, cell, x, states):
+            if specs[index]:
+                return fused.op_step(specs[index], x, states)
             output, new_states = cell.call(x, states, training=False)
             return output, tf.nest.flatten(new_states)
 

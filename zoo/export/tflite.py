@@ -32,21 +32,24 @@ def check_quantize(quantize: str) -> str:
 def representative_samples(module, sequences):
     """Calibration samples for both signatures, drawn from real input sequences.
 
-    Each sequence (B, T) of `sequences` feeds `predict` once from zero states, and `step` at
-    every position with the states the model really reaches there, so that the int8 ranges
-    of the state tensors are those seen in generation.
+    Each sequence (B, T) of `sequences` feeds `step` at every position with the states the
+    model really reaches there, and `predict` once from the states the previous sequence
+    ended in (all-zero initial states would calibrate the state inputs to a zero range), so
+    that the int8 ranges of the state tensors are those seen in use.
     """
 
     def generate():
+        carried = module.zero_states()
         for sequence in sequences:
             sequence = np.asarray(sequence)
+            yield "predict", {"x": sequence, **carried}
             states = module.zero_states()
-            yield "predict", {"x": sequence, **states}
             for t in range(sequence.shape[1]):
                 inputs = {"x": sequence[:, t], **states}
                 yield "step", inputs
                 outputs = module.run("step", inputs)
                 states = {name: outputs[name].numpy() for name in states}
+            carried = states
 
     return generate
 
