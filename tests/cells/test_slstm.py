@@ -26,8 +26,9 @@ def make_step(exponential_forget=False):
             x @ w["kernel"] + w["bias"] + block_recurrence(h, w["recurrent_kernel"]), 4, axis=-1
         )
         log_f = zf if exponential_forget else log_sigmoid(zf)
-        m_new = np.maximum(log_f + m, zi)
-        i, f = np.exp(zi - m_new), np.exp(log_f + m - m_new)
+        empty = n == 0  # nothing stored yet: the stabiliser follows the input gate
+        m_new = np.where(empty, zi, np.maximum(log_f + m, zi))
+        i, f = np.exp(zi - m_new), np.where(empty, 0.0, np.exp(log_f + m - m_new))
         c = f * c + i * np.tanh(zz)
         n = f * n + i
         h = sigmoid(zo) * c / n

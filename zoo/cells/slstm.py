@@ -17,16 +17,23 @@ def check_heads(units, num_heads):
     return num_heads
 
 
-def exponential_gates(i_pre, log_f, m_prev):
+def exponential_gates(i_pre, log_f, m_prev, empty=None):
     """Stabilised exponential gating of xLSTM (Beck et al. 2024, eq. 15-17).
 
         m_t = max(log f_t + m_{t-1}, ĩ_t)
         i'_t = exp(ĩ_t - m_t),  f'_t = exp(log f_t + m_{t-1} - m_t)
 
+    Where `empty` (a boolean tensor) marks a memory that holds nothing yet, m_t = ĩ_t and
+    f'_t = 0, as in the authors' code: a large forget gate must not push i'_t to 0 there.
     Returns (i', f', m_t); the states scaled by exp(-m_t) never overflow.
     """
     m = ops.maximum(log_f + m_prev, i_pre)
-    return ops.exp(i_pre - m), ops.exp(log_f + m_prev - m), m
+    if empty is not None:
+        m = ops.where(empty, i_pre, m)
+    f = ops.exp(ops.minimum(log_f + m_prev - m, 0.0))
+    if empty is not None:
+        f = ops.where(empty, 0.0, f)
+    return ops.exp(i_pre - m), f, m
 
 
 @CELLS.register("slstm")
@@ -34,7 +41,8 @@ class SLSTMCell(RecurrentCell):
     """sLSTM cell: exponential input gate, normaliser state, block-diagonal (per-head) recurrence.
 
         z̃, ĩ, f̃, õ = W x_t + R h_{t-1} + b              (R block-diagonal, one block per head)
-        m_t = max(log f_t + m_{t-1}, ĩ_t)               (log f_t = log σ(f̃) or f̃ if exponential)
+        m_t = max(log f_t + m_{t-1}, ĩ_t)               (log f_t = log σ(f̃) or f̃ if exponential;
+                                                         m_t = ĩ_t while n_{t-1} = 0)
         i'_t = exp(ĩ_t - m_t),   f'_t = exp(log f_t + m_{t-1} - m_t)
         c_t = f'_t ⊙ c_{t-1} + i'_t ⊙ tanh(z̃_t)
         n_t = f'_t ⊙ n_{t-1} + i'_t
@@ -101,7 +109,7 @@ class SLSTMCell(RecurrentCell):
         h_prev, c_prev, n_prev, m_prev = states[:4]
         z = self.split_gates(projected + self.recurrent_term(h_prev))
         log_f = z["f"] if self.exponential_forget else ops.log_sigmoid(z["f"])
-        i, f, m = exponential_gates(z["i"], log_f, m_prev)
+        i, f, m = exponential_gates(z["i"], log_f, m_prev, empty=n_prev == 0)
         c = f * c_prev + i * self.activation(z["c"])
         n = f * n_prev + i
         h = self.recurrent_activation(z["o"]) * c / n
