@@ -152,7 +152,7 @@ def read_midi(path):
     try:
         midi = pretty_midi.PrettyMIDI(str(path))
     except Exception as error:  # mido and pretty_midi raise many types on corrupt files
-        log.warning("Skipping unreadable MIDI file %s: %s", path, error)
+        log.warning("Skipping unreadable MIDI file %s: %s", path, repr(error))
         return None
     if not any(inst.notes for inst in midi.instruments if not inst.is_drum):
         log.warning("Skipping MIDI file without notes: %s", path)
