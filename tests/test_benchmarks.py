@@ -1,0 +1,58 @@
+"""The benchmark suite measures the right things and writes its three files (tiny sizes)."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from benchmarks import run
+
+TINY = run.Settings(batch=2, length=3, warmup=1, steps=1, repeats=2)
+
+
+def test_cases_cover_every_cell_and_the_baselines():
+    cases = run.cases(["lstm", "gru", "cifg_lstm"], [8, 16], with_torch=True)
+    labels = {(c.label, c.units) for c in cases}
+    for units in (8, 16):
+        assert {("keras.lstm", units), ("torch.gru", units), ("cifg_lstm", units),
+                ("lstm (fused)", units), ("keras.lstm bf16", units)} <= labels
+    assert not any(c.model == "torch" for c in run.cases(["lstm"], [8], with_torch=False))
+
+
+def test_training_row():
+    case = run.Case("zoo", "gru", 4)
+    row = run.train_keras(case, TINY)
+    assert row["label"] == case.label
+    times = row["tokens_per_s"]
+    assert 0 < times["min"] <= times["median"] <= times["max"]
+    # 6 flops per matmul weight per token: kernel, recurrent kernel and the Dense layer.
+    weights = 3 * (run.EMBED * 4 + 4 * 4) + 4 * run.VOCAB
+    assert row["gflops"] == pytest.approx(6 * weights * times["median"] / 1e9)
+    assert row["loss"] > 0 and row["peak_rss_mib"] > 0
+
+
+def test_report_files(tmp_path):
+    row = {**run._result(run.Case("keras", "lstm", 8), [1.0, 3.0, 2.0], 1.5, 4.0, 10, 0.0)}
+    torch_row = {**row, "model": "torch", "label": "torch.lstm"}
+    report = {
+        "machine": {"cpu": "cpu", "cores": 2, "versions": "v", "date": "d",
+                    "load_average_at_start": 0.5},
+        "settings": dataclasses.asdict(TINY),
+        "training": [row, torch_row],
+        "matmul": {"tf float32 2048x2048x2048": 100.0},
+        "peak_gflops": 100.0,
+        "latency": {"zoo lstm (tf.function)": 300.0},
+        "pipelines": {},
+    }
+    table = run.save(report, str(tmp_path))
+    assert "keras.lstm | 2 (1-3) | 1.00x | 1.00x" in table
+    assert "Machine: cpu, 2 cores" in table and "zoo lstm (tf.function) | 300.0" in table
+    assert json.loads((tmp_path / "results.json").read_text())["training"][0]["loss"] == 4.0
+    assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(os.listdir(tmp_path)) == ["results.json", "results.md", "results.png"]
+
+
+def test_unknown_cells_are_refused():
+    with pytest.raises(SystemExit, match="matches no cell"):
+        run.main(["--cells", "no_such_cell"])
