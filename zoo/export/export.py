@@ -129,6 +129,7 @@ def export_model(
 
     module = module_for(fuse)
     sequences = _parity_inputs(module, representative_data)
+    calibration = None if representative_data is None else sequences  # a list, reusable
     manifest = {
         "model": model.name,
         "cells": [
@@ -156,7 +157,7 @@ def export_model(
                 surgery = not all(spec.standard for spec in module.fused_specs)
                 quantized = q in ("dynamic", "int8")
                 source = module_for("standard") if surgery and quantized else module
-                flatbuffer = tflite.convert(source, q, representative_data)
+                flatbuffer = tflite.convert(source, q, calibration)
                 name = tflite_filename(q)
                 report = parity(model, flatbuffer, sequences)
                 if q == "none":
