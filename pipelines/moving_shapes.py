@@ -162,12 +162,14 @@ class MovingShapesTask(Task):
     def loss(self, config):
         return keras.losses.BinaryCrossentropy(from_logits=True)
 
-    def sample(self, config, run_dir, model, sequence=0):
-        """Writes a PNG strip of test sequence `sequence` (true vs predicted); returns its path."""
-        video = render(TEST_START + sequence, config.seed, config.frames, config.size,
+    def sample(self, config, run_dir, model, seed=0, output=None):
+        """Draws test sequence number `seed`, true vs predicted, as a PNG strip at `output`
+        (a path stem; default run_dir/strip); returns the PNG's path."""
+        video = render(TEST_START + (seed or 0), config.seed, config.frames, config.size,
                        config.shapes)
         predicted = keras.ops.sigmoid(model(video[None, :-1]))[0]
-        return save_strip(video[1:], np.asarray(predicted), os.path.join(run_dir, STRIP),
+        path = f"{output}.png" if output else os.path.join(run_dir, STRIP)
+        return save_strip(video[1:], np.asarray(predicted), path,
                           title="next-frame prediction: true (top) vs ConvLSTM (bottom)")
 
 

@@ -222,10 +222,12 @@ class SpeechTask(Task):
     def loss(self, config):
         return None  # CTCModel computes its CTC loss itself
 
-    def sample(self, config, run_dir, model, count=8, strategy="beam_search", beam_width=16):
-        """Transcriptions of `count` test utterances next to the truth, and the test LER."""
+    def sample(self, config, run_dir, model, beam_size=16, count=8, seed=None):
+        """Transcriptions of `count` test utterances next to the truth, and the test LER;
+        beam search with `beam_size` beams (1: greedy decoding)."""
+        strategy = "greedy" if beam_size == 1 else "beam_search"
         data = self.prepare(config, run_dir, split=False).test
-        references, hypotheses = transcribe(model, data, strategy, beam_width)
+        references, hypotheses = transcribe(model, data, strategy, beam_size)
         lines = [f"{r!r:>24} -> {h!r}" for r, h in zip(references[:count], hypotheses)]
         rate = label_error_rate(references, hypotheses)
         return "\n".join([*lines, f"label error rate ({strategy}): {rate:.3f}"])
