@@ -14,7 +14,7 @@ from zoo import export
 from zoo.testing import randomize_weights, rnn
 
 VOCAB, EMBED, UNITS, TIME = 12, 6, 8, 5
-FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+FUSED = export.fused.FUSED_OP
 # Registered cells (default arguments) that the TFLite LSTM op computes exactly.
 FUSED_CELLS = {"lstm", "np_lstm", "vanilla_lstm", "cifg_lstm", "projection_lstm"}
 

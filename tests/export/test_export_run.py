@@ -10,6 +10,7 @@ from pipelines import text, train
 from pipelines.configs import TextConfig
 from pipelines.export import EXPORT_DIR, export_run
 from zoo.export import TFLiteStepper, generate
+from zoo.export.fused import FUSED_OP
 
 LINE = "To be, or not to be, that is the question: whether 'tis nobler in the mind.\n"
 
@@ -36,7 +37,7 @@ def test_export_run_writes_a_calibrated_tflite_with_the_vocabulary(tmp_path):
     assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 16]
     parity = manifest["files"]["model.tflite"]["parity"]
     assert parity["sequences"] == 2 and max(parity["max_abs_diff"].values()) <= 1e-4
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in manifest["files"]["model.tflite"]["ops"]
+    assert FUSED_OP in manifest["files"]["model.tflite"]["ops"]
     assert np.isclose(parity["bits_per_token"]["tflite"], parity["bits_per_token"]["keras"])
 
     # On-device decoding needs nothing but the .tflite file and the manifest.

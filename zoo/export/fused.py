@@ -30,7 +30,7 @@ converter cannot express into the converted file and turns the clipping off; so 
                       max |Δ| 7e-5 at the default 1e-5, 6e-3 at 1e-3)
     keras.layers.LSTMCell
 
-The traced function body runs the cell's own `step` on constant weights, so the graph stays
+The traced function body runs the cell's own `call` on constant weights, so the graph stays
 correct (and builtin-only, unrolled) should the converter not fuse it; `completed` checks that
 it did.
 """
@@ -47,6 +47,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+FUSED_CODE = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
 # Input slots of the TFLite op (tensorflow/lite/kernels/lstm_shared.h).
 INPUT_GATE_SLOTS = (1, 5, 12)  # input_to_input, recurrent_to_input, input_gate_bias
 PEEPHOLE_SLOTS = (9, 10, 11)  # cell_to_input, cell_to_forget, cell_to_output
@@ -226,8 +227,7 @@ def completed(flatbuffer: bytes, specs) -> bytes:
     model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     for subgraph in model.subgraphs:
-        ops = [op for op in subgraph.operators
-               if codes[op.opcodeIndex] == schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM]
+        ops = [op for op in subgraph.operators if codes[op.opcodeIndex] == FUSED_CODE]
         if not ops:
             continue
         if len(ops) != len(specs):
