@@ -103,6 +103,8 @@ class Recurrent(keras.layers.RNN):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if self.unroll or keras.backend.backend() != "tensorflow":
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        if tree.is_nested(mask):
+            mask = mask[0]
         result = None if mask is not None else _cudnn(self, sequences, initial_state)
         if result is not None:
             return result
