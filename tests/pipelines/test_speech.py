@@ -39,7 +39,7 @@ def test_labels_round_trip():
 def test_short_training_lowers_the_ctc_loss(tmp_path):
     metrics, model = speech.train_demo(
         run_dir=str(tmp_path / "run"), verbose=0, utterances=32, eval_utterances=8,
-        max_words=1, epochs=3, batch_size=16, units=16, layers=1, mel_bins=20,
+        max_words=1, epochs=2, batch_size=16, units=16, layers=1, mel_bins=20,
         learning_rate=0.01,
     )
     losses = [epoch["loss"] for epoch in metrics["history"]]

@@ -40,7 +40,7 @@ class MLSTMCell(RecurrentCell):
     Example:
         cell = MLSTMCell(64, num_heads=4)
         y = keras.layers.RNN(cell, return_sequences=True)(x)     # step by step
-        y, states = cell.parallel(x, chunk_size=32)               # the same, chunk-wise
+        y, states = cell.parallel(x)                              # the same, chunk-wise
 
     Paper: M. Beck et al., "xLSTM: Extended Long Short-Term Memory", NeurIPS 2024.
     """
@@ -99,12 +99,13 @@ class MLSTMCell(RecurrentCell):
         h = ops.reshape(h, (-1, self.units))
         return h, [ops.reshape(C, (-1, heads * d * d)), ops.reshape(n, (-1, self.units)), m]
 
-    def parallel(self, inputs, initial_state=None, mask=None, chunk_size=64):
+    def parallel(self, inputs, initial_state=None, mask=None, chunk_size=32):
         """All outputs of a (batch, time, features) sequence at once, chunk by chunk.
 
         Equal to running the cell in `keras.layers.RNN(return_sequences=True,
         return_state=True)`; masked steps leave the state unchanged (their outputs are not
-        defined). Returns (outputs (batch, time, units), [C, n, m]).
+        defined). Returns (outputs (batch, time, units), [C, n, m]). On 2 CPU cores this was
+        4.5-7x faster than the recurrent loop for training (B=16, T=256, H=128, 4 heads).
         """
         heads, d = self.num_heads, self.head_size
         q, k, v, o, i_pre, log_f = self._split(self.project_inputs(inputs))
@@ -135,7 +136,7 @@ class MLSTMCell(RecurrentCell):
         return {**super().get_config(), "num_heads": self.num_heads}
 
 
-def mlstm_chunkwise(q, k, v, i_pre, log_f, state, chunk_size=64):
+def mlstm_chunkwise(q, k, v, i_pre, log_f, state, chunk_size=32):
     """The mLSTM recurrence over whole chunks: quadratic inside a chunk, recurrent across.
 
     q, k, v: (batch, heads, time, d) (k already scaled by 1/√d); i_pre, log_f: (batch, heads,

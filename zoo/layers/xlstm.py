@@ -148,7 +148,7 @@ class MLSTMBlock(_XLSTMBlock):
         x = MLSTMBlock(num_heads=4)(keras.ops.ones((2, 10, 64)))
     """
 
-    def __init__(self, num_heads=4, projection_factor=2.0, chunk_size=64, **kwargs):
+    def __init__(self, num_heads=4, projection_factor=2.0, chunk_size=32, **kwargs):
         super().__init__(num_heads, projection_factor, **kwargs)
         self.chunk_size = check_units("chunk_size", chunk_size)
 
