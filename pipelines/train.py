@@ -361,9 +361,9 @@ def train(config: TrainConfig, verbose="auto"):
                   shuffle=False,  # the stream is shuffled by seed and pass
                   verbose=verbose)
     if guard.failure:
-        raise FloatingPointError(
-            f"Training diverged at {guard.failure}; stopped. The last good checkpoint is "
-            f"{last}. Try a lower --learning_rate or --clipnorm.")
+        kept = f"the last good checkpoint is {last}" if checkpoint.history else "no checkpoint"
+        raise FloatingPointError(f"Training diverged at {guard.failure}; stopped ({kept}). "
+                                 "Try a lower --learning_rate or --clipnorm.")
     best = load_checkpoint(work_dir) if checkpoint.history else model
     test = {**evaluate_model(task, config, best, data.test), **task.score(config, best, data)}
     write_metrics(work_dir, test=test)

@@ -56,8 +56,8 @@ def test_presets_are_data_and_overridable():
 
 
 def test_stacked_layers_and_dropout_train():
-    model = LanguageModel(VOCAB, cell="cifg_lstm", units=8, layers=3, embedding_dim=4, dropout=0.5)
-    assert len(model.recurrent) == 3
+    model = LanguageModel(VOCAB, cell="cifg_lstm", units=4, layers=2, embedding_dim=4, dropout=0.5)
+    assert len(model.recurrent) == 2
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     ids = np.random.default_rng(2).integers(0, VOCAB, (4, 6))
     assert np.isfinite(model.train_on_batch(ids, ids))
