@@ -122,10 +122,11 @@ def export_model(
     quantizations = _as_list(quantize, "quantize", tflite.QUANTIZATIONS)
     modules = {}
 
-    def module_for(fuse):
-        if fuse not in modules:
-            modules[fuse] = InferenceModule(model, batch_size, seq_len, fuse=fuse)
-        return modules[fuse]
+    def module_for(fuse, share_weights=True):
+        key = fuse, share_weights
+        if key not in modules:
+            modules[key] = InferenceModule(model, batch_size, seq_len, fuse, share_weights)
+        return modules[key]
 
     module = module_for(fuse)
     sequences = _parity_inputs(module, representative_data)
@@ -153,10 +154,12 @@ def export_model(
             }
         if "tflite" in formats:
             for q in quantizations:
-                # The quantizers know the converter's own fused op only.
-                surgery = not all(spec.standard for spec in module.fused_specs)
-                quantized = q in ("dynamic", "int8")
-                source = module_for("standard") if surgery and quantized else module
+                source = module
+                if q in ("dynamic", "int8"):
+                    # The quantizers know the converter's own fused op only, and quantise
+                    # the step's and the op's copies of the weights separately.
+                    surgery = not all(spec.standard for spec in module.fused_specs)
+                    source = module_for("standard" if surgery else fuse, share_weights=False)
                 flatbuffer = tflite.convert(source, q, calibration)
                 name = tflite_filename(q)
                 report = parity(model, flatbuffer, sequences)
