@@ -111,8 +111,12 @@ def main(argv):
         _, metrics = training.train(config_class(**values))
         print(json.dumps({"best": metrics["best"], "test": metrics["test"]}, indent=2))
     elif command == "sample":
-        values = _given(["run_dir", "seed", *SAMPLE_FLAGS], command)
+        values = _given(["run_dir", "task", "seed", *SAMPLE_FLAGS], command)
         run_dir = _require_run_dir(values, command)
+        task = values.pop("task", None)
+        if task is not None and task != training.load_config(run_dir).task:
+            raise app.UsageError(f"--task={task} but {run_dir} holds a "
+                                 f"{training.load_config(run_dir).task} run")
         print(training.sample(run_dir, **values))
     else:
         values = _given(["run_dir", "data"], command)

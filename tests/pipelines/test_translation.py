@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from pipelines import cli
 from pipelines import translation as tr
 from pipelines.datasets import bible_pairs
 from tests.pipelines.test_sword import write_ztext
@@ -103,12 +104,14 @@ def test_train_sample_evaluate_from_the_command_line(pairs_tsv, tmp_path, capsys
     assert set(os.listdir(run)) >= {"best.keras", "config.json", "subwords.model", "test.tsv",
                                     "train.tsv", "validation.tsv"}
     capsys.readouterr()
-    cli_main("sample", f"--run_dir={run}", "--text=I see two red dogs .")
+    cli_main("sample", "--task=translation", f"--run_dir={run}", "--text=I see two red dogs .")
     assert capsys.readouterr().out.strip()
     cli_main("evaluate", f"--run_dir={run}", f"--data={pairs_tsv}")
     assert json.loads(capsys.readouterr().out)["bleu_sentences"] == 4
     with pytest.raises(ValueError, match="needs --text"):
         cli_main("sample", f"--run_dir={run}")
+    with pytest.raises(cli.app.UsageError, match="holds a translation run"):
+        cli_main("sample", "--task=text", f"--run_dir={run}", "--text=hello")
 
 
 def test_tfds_builder_works_offline(tmp_path):
