@@ -91,6 +91,7 @@ def test_bleu_and_chrf():
     assert tr.score(["nada", "nada"], references)["bleu"] < 10
 
 
+@pytest.mark.slow
 def test_train_sample_evaluate_from_the_command_line(pairs_tsv, tmp_path, capsys):
     run = tmp_path / "run"
     cli_main("train", "--task=translation", f"--data={pairs_tsv}", f"--run_dir={run}",
