@@ -4,6 +4,9 @@ Sampling follows the usual recipe: divide the logits by a temperature (0 = greed
 `top_k` most likely tokens (Fan et al. 2018, "Hierarchical Neural Story Generation") and/or
 the smallest set whose probability reaches `top_p` (Holtzman et al. 2020, "The Curious Case
 of Neural Text Degeneration", nucleus sampling), then draw from the renormalised softmax.
+
+Search (`greedy_search`, `beam_search` with GNMT's length penalty) runs a step function in one
+`ops.while_loop`, batched, until every sequence has ended or a maximum length.
 """
 
 from __future__ import annotations
