@@ -136,7 +136,7 @@ class RecurrentCell(keras.layers.Layer):
         )
         self.bias = (
             self.add_cell_weight(
-                "bias", self.bias_shape(width), "bias", self.bias_initializer_for(width)
+                "bias", self.bias_shape(width), "bias", self.initial_bias()
             )
             if self.use_bias
             else None
@@ -153,9 +153,23 @@ class RecurrentCell(keras.layers.Layer):
         """The bias added to the input projection (None without bias)."""
         return self.bias
 
-    def bias_initializer_for(self, width):
-        """Initializer of `bias` (subclasses override, e.g. for a unit forget bias)."""
-        return None
+    def initial_bias(self):
+        """Initializer of `bias`: ones on the forget-gate block if the cell has
+        `unit_forget_bias` set (Jozefowicz et al. 2015), the bias initializer elsewhere."""
+        if not getattr(self, "unit_forget_bias", False):
+            return None
+        base = self._weight_args["bias"]["initializer"]
+        units, before = self.units, self.gates.index("f")
+        after = len(self.gates) - before - 1
+
+        def initializer(shape, dtype=None):
+            return ops.concatenate([
+                base((before * units,), dtype=dtype),
+                keras.initializers.Ones()((units,), dtype=dtype),
+                base((after * units,), dtype=dtype),
+            ])
+
+        return initializer
 
     def build_extra_weights(self, input_dim):
         """Weights beyond kernel, recurrent_kernel and bias (peepholes, norms, projections)."""

@@ -143,7 +143,7 @@ class ConvLSTMCell(RecurrentCell):
             "recurrent_kernel", (*self.kernel_size, self.filters, width), "recurrent"
         )
         self.bias = (
-            self.add_cell_weight("bias", (width,), "bias", self.bias_initializer_for(width))
+            self.add_cell_weight("bias", (width,), "bias", self.initial_bias())
             if self.use_bias
             else None
         )
@@ -153,21 +153,6 @@ class ConvLSTMCell(RecurrentCell):
                     f"peephole_{gate}", self.state_shape, "recurrent", keras.initializers.Zeros()
                 ))
         self.built = True
-
-    def bias_initializer_for(self, width):
-        if not self.unit_forget_bias:
-            return None
-        base = self._weight_args["bias"]["initializer"]
-        filters = self.filters
-
-        def initializer(shape, dtype=None):
-            return ops.concatenate([
-                base((filters,), dtype=dtype),
-                keras.initializers.Ones()((filters,), dtype=dtype),
-                base((2 * filters,), dtype=dtype),
-            ])
-
-        return initializer
 
     # -- computation -----------------------------------------------------------------------------
     def project_inputs(self, inputs):

@@ -1,6 +1,5 @@
 """The LSTM with a forget gate (Gers, Schmidhuber & Cummins 2000)."""
 
-import keras
 
 from zoo.cells.base import RecurrentCell
 from zoo.registry import CELLS
@@ -35,21 +34,6 @@ class LSTMCell(RecurrentCell):
     def __init__(self, units, unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
-
-    def bias_initializer_for(self, width):
-        if not self.unit_forget_bias:
-            return None
-        base = self._weight_args["bias"]["initializer"]
-        units = self.units
-
-        def initializer(shape, dtype=None):
-            return keras.ops.concatenate([
-                base((units,), dtype=dtype),
-                keras.initializers.Ones()((units,), dtype=dtype),
-                base((2 * units,), dtype=dtype),
-            ])
-
-        return initializer
 
     def step(self, projected, states, training=False):
         h_prev, c_prev = states[0], states[1]
