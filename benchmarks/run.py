@@ -431,6 +431,7 @@ def _atomic(path, write, binary=False):
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
     with os.fdopen(fd, "wb" if binary else "w") as f:
         write(f)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private
     os.replace(tmp, path)
 
 
