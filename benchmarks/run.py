@@ -420,7 +420,7 @@ def chart(report, path):
                   for label in labels]
         ax.barh(labels, medians, xerr=errors, color=colors)
         ax.set_title(f"training tokens/s, H={units}")
-        ax.invert_yaxis()
+    axes[0][0].invert_yaxis()  # shared: once for all
     fig.tight_layout()
     _atomic(path, lambda f: fig.savefig(f, format="png", dpi=100), binary=True)
     plt.close(fig)
