@@ -31,8 +31,16 @@ distorts least):
     Recurrent, BlockLSTM      25.9k     8.4k     (0.82x, 0.75x: TF's Eigen kernel loses to
                                                   oneDNN matmuls in the loop on this CPU)
 
-so BlockLSTM is off by default. Hoisting is neutral at input width 64 (the loop is matmul
-bound: about 65 GFLOP per CPU-second); it pays more with wider inputs. XLA is not used: it made
+so BlockLSTM is off by default. The benchmark suite (benchmarks/results; a rerun of the lstm
+rows at load average 3 gave, in tokens per CPU-second, H=256 / H=512: keras.layers.LSTM
+30.6k / 9.3k, Recurrent 25.4k / 10.8k, keras.layers.RNN(lstm) 24.3k / 10.5k, BlockLSTM
+23.9k / 8.0k, torch nn.LSTM 44.3k / 13.6k) agrees: hoisting is neutral at input width 64, and
+the fused kernel loses. Where the time goes (H=256, a bare tf.while_loop, CPU time per batch):
+the forward loop takes 41 ms with the matmuls alone and about 45-63 ms with the LSTM's
+element-wise work, the backward about 3.3x the forward for 2x the flops: TF's while-loop
+gradient does dU += h_{t-1}^T dz_t per step (a K=64 matmul) and accumulates it. Gathering
+dz for all steps and doing one (H x TB)(TB x 4H) matmul (a custom gradient) is the next lever;
+PyTorch's oneDNN LSTM kernel does that, hence its lead at H=256. XLA is not used: it made
 recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md), and the cuDNN and BlockLSTM
 paths step aside inside XLA. See benchmarks/results for the full suite.
 """
