@@ -40,7 +40,8 @@ the forward loop takes 41 ms with the matmuls alone and about 45-63 ms with the 
 element-wise work, the backward about 3.3x the forward for 2x the flops: TF's while-loop
 gradient does dU += h_{t-1}^T dz_t per step (a K=64 matmul) and accumulates it. Gathering
 dz for all steps and doing one (H x TB)(TB x 4H) matmul (a custom gradient) is the next lever;
-PyTorch's oneDNN LSTM kernel does that, hence its lead at H=256. XLA is not used: it made
+a fused LSTM kernel such as the one PyTorch uses on CPU can batch that work, the likely
+reason for its lead at H=256. XLA is not used: it made
 recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md), and the cuDNN and BlockLSTM
 paths step aside inside XLA. See benchmarks/results for the full suite.
 """
