@@ -1,10 +1,14 @@
-"""`lstm-zoo list | train | sample | evaluate`: a thin command line over pipelines.train.
+"""`lstm-zoo list | train | sample | evaluate | export | bench-tflite`: a thin command line
+over pipelines.train and pipelines.export.
 
     lstm-zoo list
     lstm-zoo train [--task=text] [--cell=lstm] [--data=PATH] [--run_dir=DIR] [--epochs=5] ...
     lstm-zoo sample --run_dir=DIR [--prompt=TEXT --length=500 --temperature=0.8 --top_k --top_p
                     --seed]
     lstm-zoo evaluate --run_dir=DIR [--data=PATH]
+    lstm-zoo export --run_dir=DIR [--format=saved_model,tflite --quantize=none,dynamic,float16,int8
+                    --seq_len --out_dir]
+    lstm-zoo bench-tflite --model=FILE [--num_threads=2]
 
 The training flags are the fields of the tasks' config dataclasses (pipelines/configs.py).
 """
@@ -15,16 +19,18 @@ import dataclasses
 import json
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 import zoo
-from pipelines import music, text, translation  # noqa: F401 - register the tasks
+from pipelines import moving_shapes, music, speech, text, translation  # noqa: F401 - tasks
 from pipelines import train as training
 from pipelines.configs import TrainConfig
+from pipelines.export import bench_tflite, export_run
+from zoo.export import ParityError
 from zoo.models import language_model
 
 FLAGS = flags.FLAGS
-COMMANDS = ("list", "train", "sample", "evaluate")
+COMMANDS = ("list", "train", "sample", "evaluate", "export", "bench-tflite")
 SAMPLE_FLAGS = {
     "prompt": (flags.DEFINE_string, "Text the sample starts with (default a new line)."),
     "length": (flags.DEFINE_integer, "Tokens to generate (default 500)."),
@@ -35,6 +41,13 @@ SAMPLE_FLAGS = {
     "output": (flags.DEFINE_string, "Output path stem (music: writes .mid and .png)."),
     "text": (flags.DEFINE_string, "Sentence to translate (translation)."),
     "length_penalty": (flags.DEFINE_float, "Beam-search length penalty alpha (translation)."),
+}
+EXPORT_FLAGS = {
+    "format": (flags.DEFINE_list, "Export formats: saved_model, tflite (default both)."),
+    "quantize": (flags.DEFINE_list, "TFLite files: none, dynamic, float16, int8 (default none)."),
+    "out_dir": (flags.DEFINE_string, "Export directory (default <run_dir>/export)."),
+    "model": (flags.DEFINE_string, "A .tflite file to benchmark."),
+    "num_threads": (flags.DEFINE_integer, "LiteRT interpreter threads (default 2)."),
 }
 _EXTRA_HELP = {
     "task": lambda: f" One of: {', '.join(sorted(training.TASKS))}.",
@@ -61,7 +74,7 @@ def _define_flags():
         extra = _EXTRA_HELP.get(name, lambda: "")()
         default = "" if field.default is None else f" (default: {field.default})"
         define(name, None, f"{field.metadata.get('help', '')}{extra}{default}")
-    for name, (define, help_text) in SAMPLE_FLAGS.items():
+    for name, (define, help_text) in {**SAMPLE_FLAGS, **EXPORT_FLAGS}.items():
         if name not in FLAGS:  # a task may also have it as a config field
             define(name, None, help_text)
 
@@ -71,7 +84,7 @@ _define_flags()
 
 def _given(names, command):
     """Values of the flags given on the command line; an error for those `command` ignores."""
-    given = {name for name in _config_fields().keys() | SAMPLE_FLAGS.keys()
+    given = {name for name in _config_fields().keys() | SAMPLE_FLAGS.keys() | EXPORT_FLAGS.keys()
              if FLAGS[name].present}
     unused = sorted(given - set(names))
     if unused:
@@ -102,6 +115,8 @@ def main(argv):
         raise app.UsageError(f"Usage: lstm-zoo {{{'|'.join(COMMANDS)}}} [--flags]; "
                              f"received {' '.join(argv[1:]) or 'no command'}. See --help.")
     command = argv[1]
+    if not FLAGS["verbosity"].present:  # the TFLite converter logs at INFO through absl
+        logging.set_verbosity(logging.WARNING)
     if command == "list":
         _given((), command)
         print(list_all())
@@ -118,6 +133,16 @@ def main(argv):
             raise app.UsageError(f"--task={task} but {run_dir} holds a "
                                  f"{training.load_config(run_dir).task} run")
         print(training.sample(run_dir, **values))
+    elif command == "export":
+        values = _given(["run_dir", "format", "quantize", "out_dir", "seq_len"], command)
+        manifest = export_run(_require_run_dir(values, command), **values)
+        print(json.dumps({name: {k: v for k, v in info.items() if k != "ops"}
+                          for name, info in manifest["files"].items()}, indent=2))
+    elif command == "bench-tflite":
+        values = _given(["model", "num_threads"], command)
+        if "model" not in values:
+            raise app.UsageError("`lstm-zoo bench-tflite` needs --model=FILE (a .tflite file)")
+        print(json.dumps(bench_tflite(values.pop("model"), **values), indent=2))
     else:
         values = _given(["run_dir", "data"], command)
         run_dir = _require_run_dir(values, command)
@@ -128,7 +153,8 @@ def run():
     """Entry point of the `lstm-zoo` console script."""
     try:
         app.run(main)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError,
+            ParityError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         sys.exit(f"lstm-zoo: error: {message}")
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from zoo import cells
+from zoo.layers import Recurrent, sequence_layer
 from zoo.models import language_model
 from zoo.models.language_model import PRESETS, LanguageModel, from_preset, token_cells
 
@@ -64,11 +65,13 @@ def test_stacked_layers_and_dropout_in_training_only():
     assert not np.allclose(run(True), run(True))
 
 
-def test_recurrent_layer_is_the_one_switch():
-    layer = language_model.recurrent_layer(cells.create("lstm", 3))
-    assert isinstance(layer, keras.layers.RNN) and layer.return_sequences
-    both = language_model.recurrent_layer(cells.create("lstm", 3), bidirectional=True)
+def test_models_run_their_cells_in_the_fast_layer():
+    model = language_model.LanguageModel(VOCAB, cell="gru", units=4, layers=2)
+    assert all(isinstance(layer, Recurrent) and layer.return_sequences
+               for layer in model.recurrent)
+    both = sequence_layer(cells.create("lstm", 3), bidirectional=True)
     assert isinstance(both, keras.layers.Bidirectional)
+    assert isinstance(both.forward_layer, Recurrent)
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,13 @@ def _cudnn(layer, sequences, initial_state):
     return result
 
 
+def sequence_layer(cell, bidirectional=False, **kwargs):
+    """The layer every zoo model runs its cells in: `Recurrent(cell, return_sequences=True)`,
+    wrapped in `keras.layers.Bidirectional` when `bidirectional` (encoders only)."""
+    layer = Recurrent(cell, return_sequences=True, **kwargs)
+    return keras.layers.Bidirectional(layer) if bidirectional else layer
+
+
 def _project(cell, sequences):
     """`cell.project_inputs` over all steps at once, or None where the cell cannot do that."""
     if not isinstance(cell, RecurrentCell):

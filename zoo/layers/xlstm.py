@@ -15,6 +15,7 @@ from keras import ops
 from zoo.cells.base import check_units
 from zoo.cells.mlstm import MLSTMCell
 from zoo.cells.slstm import SLSTMCell
+from zoo.layers.recurrent import Recurrent
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -102,7 +103,7 @@ class SLSTMBlock(_XLSTMBlock):
     def build(self, input_shape):
         width = input_shape[-1]
         self.cell = SLSTMCell(width, num_heads=self.num_heads, name="slstm")
-        self.rnn = keras.layers.RNN(self.cell, return_sequences=True, name="rnn")
+        self.rnn = Recurrent(self.cell, return_sequences=True, name="rnn")
         self.norm = keras.layers.LayerNormalization(name="norm")
         self.head_norm = HeadwiseNorm(self.num_heads, name="head_norm")
         self.ffn_norm = keras.layers.LayerNormalization(name="ffn_norm")

@@ -13,7 +13,7 @@ from keras import ops
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.models.language_model import recurrent_layer
+from zoo.layers import sequence_layer
 
 BLANK = 0  # class 0 of the logits is CTC's blank; labels are 1..num_labels, 0 pads them
 
@@ -97,7 +97,7 @@ class CTCModel(keras.Model):
         self.bidirectional = bool(bidirectional)
         self.cell_kwargs = dict(cell_kwargs or {})
         self.recurrent = [
-            recurrent_layer(cells.create(cell, units, **self.cell_kwargs),
+            sequence_layer(cells.create(cell, units, **self.cell_kwargs),
                             bidirectional=self.bidirectional, name=f"recurrent_{i}")
             for i in range(layers)
         ]

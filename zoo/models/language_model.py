@@ -6,6 +6,7 @@ import keras
 
 from zoo import cells
 from zoo.cells.base import check_units
+from zoo.layers import sequence_layer
 
 # Named sizes. Data, not code: a preset is a dict of `LanguageModel` arguments.
 PRESETS = {
@@ -19,16 +20,6 @@ PRESETS = {
 def token_cells() -> list[str]:
     """Registered cells that take vectors per step (all but spatial ones such as conv_lstm)."""
     return [name for name in cells.names() if not hasattr(cells.get(name), "example_input_shape")]
-
-
-def recurrent_layer(cell, bidirectional=False, **kwargs):
-    """The sequence layer every zoo model runs its cells in (one place to switch layers).
-
-    Returns `keras.layers.RNN(cell, return_sequences=True, **kwargs)`, wrapped in
-    `keras.layers.Bidirectional` when `bidirectional` (encoders only: see `LanguageModel`).
-    """
-    layer = keras.layers.RNN(cell, return_sequences=True, **kwargs)
-    return keras.layers.Bidirectional(layer) if bidirectional else layer
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -79,7 +70,7 @@ class LanguageModel(keras.Model):
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, dtype=policy,
                                                 name="embedding")
         self.recurrent = [
-            recurrent_layer(cells.create(cell, units, dtype=policy, **self.cell_kwargs),
+            sequence_layer(cells.create(cell, units, dtype=policy, **self.cell_kwargs),
                             dtype=policy, name=f"recurrent_{i}")
             for i in range(layers)
         ]

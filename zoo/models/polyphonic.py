@@ -9,7 +9,7 @@ from keras import ops
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.models.language_model import recurrent_layer
+from zoo.layers import sequence_layer
 
 # Named sizes. Data, not code: a preset is a dict of `PolyphonicModel` arguments.
 PRESETS = {
@@ -117,7 +117,7 @@ class PolyphonicModel(keras.Model):
         self.cell_kwargs = dict(cell_kwargs or {})
         cells.get(cell)  # a clear error listing the known cells
         self.recurrent = [
-            recurrent_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")
+            sequence_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")
             for i in range(layers)
         ]
         self.dropout = keras.layers.Dropout(dropout, name="dropout")

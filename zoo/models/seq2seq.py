@@ -7,7 +7,7 @@ from keras import ops
 
 from zoo import cells, decoding
 from zoo.cells.base import check_units
-from zoo.layers import Recurrent
+from zoo.layers import sequence_layer
 from zoo.layers.attention import ATTENTIONS
 
 # Named sizes. Data, not code: a preset is a dict of `Seq2Seq` arguments.
@@ -16,12 +16,6 @@ PRESETS = {
     "small": {"embedding_dim": 128, "units": 256, "encoder_layers": 1, "decoder_layers": 1},
     "medium": {"embedding_dim": 256, "units": 512, "encoder_layers": 2, "decoder_layers": 2},
 }
-
-
-def recurrent_layer(cell, bidirectional=False, **kwargs):
-    """The zoo's fast sequence layer over `cell` (all steps returned), optionally bidirectional."""
-    layer = Recurrent(cell, return_sequences=True, **kwargs)
-    return keras.layers.Bidirectional(layer) if bidirectional else layer
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -94,9 +88,9 @@ class Seq2Seq(keras.Model):
                                                        name="source_embedding")
         self.target_embedding = keras.layers.Embedding(target_vocab_size, embedding_dim,
                                                        name="target_embedding")
-        self.encoder = [recurrent_layer(new_cell(), bidirectional=self.bidirectional,
+        self.encoder = [sequence_layer(new_cell(), bidirectional=self.bidirectional,
                                         name=f"encoder_{i}") for i in range(encoder_layers)]
-        self.decoder = [recurrent_layer(new_cell(), name=f"decoder_{i}")
+        self.decoder = [sequence_layer(new_cell(), name=f"decoder_{i}")
                         for i in range(decoder_layers)]
         self.bridge = [[keras.layers.Dense(size, activation="tanh", name=f"bridge_{i}_{j}")
                         for j, size in enumerate(_sizes(layer.cell.state_size))]

@@ -1,0 +1,30 @@
+"""`lstm-zoo export` and `lstm-zoo bench-tflite` on a trained text run."""
+
+import dataclasses
+import json
+
+import pytest
+
+from pipelines import cli, train
+
+
+def cli_main(*args):
+    cli.FLAGS.unparse_flags()
+    return cli.main(cli.FLAGS(["lstm-zoo", *args]))
+
+
+def test_export_and_bench_tflite(tiny, tmp_path, capsys):
+    train.train(dataclasses.replace(tiny, cell="lstm", epochs=1, steps=3), verbose=0)
+    out_dir = tmp_path / "export"
+    cli_main("export", f"--run_dir={tiny.run_dir}", "--format=tflite", "--quantize=none",
+             f"--out_dir={out_dir}")
+    files = json.loads(capsys.readouterr().out)
+    assert files["model.tflite"]["fused_lstm_layers"] == 1
+    assert files["model.tflite"]["parity"]["max_abs_diff"]["step"] < 1e-4
+    assert json.loads((out_dir / "manifest.json").read_text())["metadata"]["task"] == "text"
+
+    cli_main("bench-tflite", f"--model={out_dir / 'model.tflite'}", "--num_threads=1")
+    latency = json.loads(capsys.readouterr().out)
+    assert latency["signature"] == "step" and latency["p50_us"] > 0
+    with pytest.raises(cli.app.UsageError, match="needs --model"):
+        cli_main("bench-tflite")
