@@ -435,8 +435,8 @@ def _atomic(path, write, binary=False):
     os.replace(tmp, path)
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+def parse(argv, prog="python -m benchmarks.run"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", default="*",
                         help="comma-separated cell names or patterns (default: all)")
@@ -452,8 +452,8 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse(argv)
+def main(argv=None, prog="python -m benchmarks.run"):
+    args = parse(argv, prog)
     _quiet()
     import zoo
 

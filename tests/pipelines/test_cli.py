@@ -28,3 +28,11 @@ def test_export_and_bench_tflite(tiny, tmp_path, capsys):
     assert latency["signature"] == "step" and latency["p50_us"] > 0
     with pytest.raises(cli.app.UsageError, match="needs --model"):
         cli_main("bench-tflite")
+
+
+def test_bench_hands_its_flags_to_the_benchmark_suite(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["lstm-zoo", "bench", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run()
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: lstm-zoo bench [-h] [--cells CELLS]")
