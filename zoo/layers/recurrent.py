@@ -176,6 +176,21 @@ def sequence_layer(cell, bidirectional=False, **kwargs):
     return keras.layers.Bidirectional(layer) if bidirectional else layer
 
 
+def stack_initial_state(layers, batch_size):
+    """Zero states of a stack of recurrent layers: one list of (batch, size) per layer."""
+    return [layer.cell.get_initial_state(batch_size) for layer in layers]
+
+
+def stack_step(layers, x, states):
+    """One time step through a stack of recurrent layers: x (batch, features) -> output of the
+    last layer and the new states of every layer (for generation with explicit state)."""
+    new_states = []
+    for layer, state in zip(layers, states):
+        x, state = layer.cell(x, state)
+        new_states.append(list(state))
+    return x, new_states
+
+
 def _project(cell, sequences):
     """`cell.project_inputs` over all steps at once, or None where the cell cannot do that."""
     if not isinstance(cell, RecurrentCell):

@@ -6,7 +6,7 @@ import keras
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.layers import sequence_layer
+from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_step
 
 # Named sizes. Data, not code: a preset is a dict of `LanguageModel` arguments.
 PRESETS = {
@@ -86,16 +86,12 @@ class LanguageModel(keras.Model):
 
     def initial_state(self, batch_size):
         """Zero states of every layer: a list (one per layer) of lists of (batch, size)."""
-        return [layer.cell.get_initial_state(batch_size) for layer in self.recurrent]
+        return stack_initial_state(self.recurrent, batch_size)
 
     def step(self, ids, states):
         """One step: ids (batch,) and per-layer states -> logits (batch, vocab), new states."""
-        x = self.embedding(ids)
-        new_states = []
-        for layer, state in zip(self.recurrent, states):
-            x, state = layer.cell(x, state)
-            new_states.append(list(state))
-        return self.head(x), new_states
+        x, states = stack_step(self.recurrent, self.embedding(ids), states)
+        return self.head(x), states
 
     def get_config(self):
         config = super().get_config()

@@ -9,7 +9,7 @@ from keras import ops
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.layers import sequence_layer
+from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_step
 
 # Named sizes. Data, not code: a preset is a dict of `PolyphonicModel` arguments.
 PRESETS = {
@@ -131,16 +131,13 @@ class PolyphonicModel(keras.Model):
 
     def initial_state(self, batch_size):
         """Zero states of every layer: a list (one per layer) of lists of (batch, size)."""
-        return [layer.cell.get_initial_state(batch_size) for layer in self.recurrent]
+        return stack_initial_state(self.recurrent, batch_size)
 
     def step(self, frames, states):
         """One step: frames (batch, pitches), states of each layer -> logits, new states."""
-        x = ops.convert_to_tensor(frames, self.compute_dtype)
-        new_states = []
-        for layer, state in zip(self.recurrent, states):
-            x, state = layer.cell(x, state)
-            new_states.append(list(state))
-        return self.head(x), new_states
+        frames = ops.convert_to_tensor(frames, self.compute_dtype)
+        x, states = stack_step(self.recurrent, frames, states)
+        return self.head(x), states
 
     def get_config(self):
         config = super().get_config()
