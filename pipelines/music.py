@@ -550,6 +550,8 @@ class MusicConfig(TrainConfig):
     layers: int | None = option(None, "Stacked recurrent layers; default the preset's.")
     embedding_dim: int | None = option(None, "Event embedding width (melody); default preset's.")
     dropout: float = option(0.0, "Dropout after every recurrent layer.")
+    time_aware: bool = option(False, "Melody: every layer also reads the time since the previous "
+                              "event (quarters) as its last feature; automatic for tlstm.")
 
 
 def load_corpus(config):
@@ -610,7 +612,8 @@ class MusicTask(Task):
                  if getattr(config, k) is not None}
         if config.music_format == "melody":
             return melody.melody_model(preset=config.preset, cell=config.cell,
-                                       dropout=config.dropout, **sizes)
+                                       dropout=config.dropout, time_aware=config.time_aware,
+                                       **sizes)
         sizes.pop("embedding_dim", None)
         if config.preset not in polyphonic.PRESETS:
             raise KeyError(f"Unknown preset {config.preset!r}. Known presets: "

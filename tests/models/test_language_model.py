@@ -98,3 +98,38 @@ def test_mixed_precision_logits_are_float32():
         assert keras.backend.standardize_dtype(model(np.zeros((1, 3), "int32")).dtype) == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("cell, kwargs", [("lstm", {}), ("projection_lstm", {}),
+                                          ("mlstm", {"num_heads": 2})])
+def test_parameter_count_matches_the_built_model(cell, kwargs):
+    model = LanguageModel(VOCAB, cell=cell, units=6, layers=2, embedding_dim=3, cell_kwargs=kwargs)
+    model(np.zeros((1, 2), "int32"))
+    count = language_model.parameter_count(VOCAB, cell, 6, 2, 3, kwargs)
+    assert count == model.count_params()
+
+
+@pytest.mark.parametrize("cell, heads", [("gru", 1), ("slstm", 2), ("mlstm", 4)])
+def test_units_for_parameters_gives_the_nearest_size(cell, heads):
+    target = language_model.parameter_count(VOCAB, "lstm", 16, 2, 8)
+    kwargs = {"num_heads": heads} if heads > 1 else None
+    units = language_model.units_for_parameters(target, VOCAB, cell, 2, 8, kwargs)
+    assert units % heads == 0
+    error = [abs(language_model.parameter_count(VOCAB, cell, u, 2, 8, kwargs) - target)
+             for u in (units - heads, units, units + heads)]
+    assert error[1] <= min(error) and error[1] < 0.1 * target
+    with pytest.raises(ValueError, match="parameters=0"):
+        language_model.units_for_parameters(0, VOCAB, cell)
+
+
+def test_mlstm_trains_in_its_parallel_form(monkeypatch):
+    model = LanguageModel(VOCAB, cell="mlstm", units=4, layers=1, embedding_dim=3)
+    ids = np.random.default_rng(3).integers(0, VOCAB, (2, 5))
+    stepwise = keras.ops.convert_to_numpy(model(ids))  # built and run once
+    calls = []
+    parallel = type(model.recurrent[0].cell).parallel
+    monkeypatch.setattr(type(model.recurrent[0].cell), "parallel",
+                        lambda cell, x: calls.append(x.shape) or parallel(cell, x))
+    monkeypatch.setattr(Recurrent, "call", lambda *a, **k: pytest.fail("ran the loop"))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(ids)), stepwise, rtol=1e-6)
+    assert calls == [(2, 5, 3)]

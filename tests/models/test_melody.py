@@ -1,8 +1,9 @@
+import keras
 import numpy as np
 import pytest
 
 from zoo.models.language_model import LanguageModel
-from zoo.models.melody import DURATIONS, REST, EventVocabulary, melody_model
+from zoo.models.melody import DURATIONS, REST, EventVocabulary, TimeAwareMelodyModel, melody_model
 
 
 def test_events_round_trip_through_tokens():
@@ -35,3 +36,33 @@ def test_melody_model_is_a_language_model_over_events():
     assert model.vocab_size == EventVocabulary().size and model.cell == "gru"
     with pytest.raises(KeyError, match="huge"):
         melody_model(preset="huge")
+
+
+def test_time_aware_model_reads_the_previous_event_length(tmp_path):
+    vocabulary = EventVocabulary()
+    gaps = vocabulary.gaps()
+    assert gaps[[vocabulary.PAD, vocabulary.END]].tolist() == [0, 0]
+    np.testing.assert_array_equal(gaps[vocabulary.encode([[60, 5], [REST, 7]])], [1.0, 2.0])
+    assert type(melody_model(preset="tiny", cell="lstm")) is LanguageModel
+    model = melody_model(preset="tiny", cell="tlstm", layers=2)
+    assert isinstance(model, TimeAwareMelodyModel)
+    assert isinstance(melody_model(preset="tiny", cell="gru", time_aware=True),
+                      TimeAwareMelodyModel)
+    ids = vocabulary.encode([[60, 5], [62, 2], [REST, 9], [64, 0]])[None]
+    logits = keras.ops.convert_to_numpy(model(ids))
+    states, stepwise = model.initial_state(1), []
+    for t in range(ids.shape[1]):
+        step_logits, states = model.step(ids[:, t], states)
+        stepwise.append(keras.ops.convert_to_numpy(step_logits))
+    np.testing.assert_allclose(np.stack(stepwise, 1), logits, rtol=1e-5, atol=1e-6)
+    # Δt of each step is the previous event's length in quarters (0 for the first).
+    layer = melody_model(preset="tiny", cell="tlstm")
+    delta_t = np.array([0, DURATIONS[5], DURATIONS[2], DURATIONS[9]], "float32")[None, :, None]
+    x = np.concatenate([keras.ops.convert_to_numpy(layer.embedding(ids)), delta_t], -1)
+    expected = keras.ops.convert_to_numpy(layer.head(layer.recurrent[0](x)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(ids)), expected, rtol=1e-6)
+    model.save(tmp_path / "melody.keras")
+    restored = keras.models.load_model(tmp_path / "melody.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(ids)), logits, rtol=1e-6)
+    with pytest.raises(ValueError, match="one length per token"):
+        TimeAwareMelodyModel(5, [0.0] * 4)

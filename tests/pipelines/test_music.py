@@ -6,6 +6,8 @@ import pytest
 
 from pipelines import music, train
 from pipelines.music import Corpus, MusicConfig
+from zoo.models import melody
+from zoo.models.language_model import LanguageModel
 from zoo.models.melody import EventVocabulary
 
 
@@ -147,6 +149,22 @@ def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_pat
         events = music.midi_to_events(music.read_midi(out.with_suffix(".mid")))
         assert len(music.read_midi(out.with_suffix(".mid")).instruments) == 1
         np.testing.assert_array_equal(events[:4], melodies.pieces[0][:4])
+
+
+def test_tlstm_melodies_read_the_time_between_events(melodies, tmp_path):
+    config = MusicConfig(run_dir=str(tmp_path / "run"), music_format="melody", limit=1,
+                         cell="tlstm", preset="tiny", seq_len=16, batch_size=4, epochs=1,
+                         steps=2, validation_steps=2)
+    train.train(config, verbose=0)
+    model = train.load_checkpoint(config.run_dir)
+    assert isinstance(model, melody.TimeAwareMelodyModel)
+    out = tmp_path / "tune"
+    train.sample(config.run_dir, length=6, output=str(out), beam_size=2)
+    assert len(music.read_midi(out.with_suffix(".mid")).instruments) == 1
+    plain = MusicConfig(music_format="melody", cell="gru", preset="tiny")
+    assert type(music.MusicTask().build_model(plain, None)) is LanguageModel
+    plain.time_aware = True
+    assert isinstance(music.MusicTask().build_model(plain, None), melody.TimeAwareMelodyModel)
 
 
 def test_bad_settings_are_named(tmp_path):

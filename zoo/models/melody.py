@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import keras
 import numpy as np
+from keras import ops
 
-from zoo.models.language_model import LanguageModel
+from zoo.layers.recurrent import stack_initial_state
+from zoo.models.language_model import LanguageModel, run_sequence
 
 # Note lengths in quarter notes: 16th, 8th triplet, 8th, quarter triplet, dotted 8th, quarter,
 # dotted quarter, half, dotted half, whole. Others snap to the nearest (on a log scale).
@@ -68,6 +71,10 @@ class EventVocabulary:
         pitch = np.where(index == 0, REST, index - 1 + self.lowest)
         return np.stack([pitch, duration], axis=1).astype(np.int32)
 
+    def gaps(self):
+        """Length in quarter notes of every token's event (0 for padding and separators)."""
+        return np.concatenate([[0.0, 0.0], np.tile(self.durations, self.highest - self.lowest + 2)])
+
     def fold(self, pitches):
         """Pitches moved by octaves into lowest..highest (rests stay rests)."""
         pitches = np.asarray(pitches, dtype=np.int64)
@@ -79,9 +86,66 @@ class EventVocabulary:
         return folded
 
 
-def melody_model(vocabulary=None, preset="small", **overrides):
-    """A `LanguageModel` over the tokens of `vocabulary` (an `EventVocabulary`)."""
+@keras.saving.register_keras_serializable(package="zoo")
+class TimeAwareMelodyModel(LanguageModel):
+    """A melody `LanguageModel` whose every recurrent layer also reads the time since the
+    previous event, Δt_t = length of event t-1 in quarter notes (0 at the start and after a
+    tune separator), as its last input feature: the input convention of `tlstm`.
+
+        x^l_t = [h^{l-1}_t, Δt_t]  (h^0_t = E[w_t])
+
+    Events sit at irregular times (a sixteenth or a whole note apart), which the T-LSTM uses to
+    discount its short-term memory. Any other cell reads Δt as one more feature.
+
+    Args:
+        gaps: the event length of every token (`EventVocabulary.gaps()`).
+        **kwargs: see `LanguageModel`.
+    """
+
+    def __init__(self, vocab_size, gaps, **kwargs):
+        super().__init__(vocab_size, **kwargs)
+        self.gaps = [float(g) for g in gaps]
+        if len(self.gaps) != vocab_size:
+            raise ValueError(f"Argument `gaps` needs one length per token ({vocab_size}). "
+                             f"Received: {len(self.gaps)} lengths")
+
+    def _gap(self, ids):
+        table = ops.convert_to_tensor(self.gaps, self.compute_dtype)
+        return ops.take(table, ops.cast(ids, "int32"))[..., None]
+
+    def call(self, ids, training=False):
+        gap = self._gap(ids)
+        delta_t = ops.pad(gap[:, :-1], [[0, 0], [1, 0], [0, 0]])  # the previous event's length
+        x = self.dropout(self.embedding(ids), training=training)
+        for layer in self.recurrent:
+            x = ops.concatenate([x, delta_t], -1)
+            x = self.dropout(run_sequence(layer, x, training), training=training)
+        return self.head(x)
+
+    def initial_state(self, batch_size):
+        """Zero states of every layer, then [Δt of the next step]."""
+        return [*stack_initial_state(self.recurrent, batch_size),
+                [ops.zeros((batch_size, 1), self.compute_dtype)]]
+
+    def step(self, ids, states):
+        *states, (delta_t,) = states
+        x, new_states = self.embedding(ids), []
+        for layer, state in zip(self.recurrent, states):
+            x, state = layer.cell(ops.concatenate([x, delta_t], -1), state)
+            new_states.append(list(state))
+        return self.head(x), [*new_states, [self._gap(ids)]]
+
+    def get_config(self):
+        return {**super().get_config(), "gaps": self.gaps}
+
+
+def melody_model(vocabulary=None, preset="small", time_aware=False, **overrides):
+    """A `LanguageModel` over the tokens of `vocabulary` (an `EventVocabulary`); with
+    `time_aware` (automatic for `tlstm`), a `TimeAwareMelodyModel`."""
     vocabulary = vocabulary or EventVocabulary()
     if preset not in PRESETS:
         raise KeyError(f"Unknown preset {preset!r}. Known presets: {', '.join(PRESETS)}")
-    return LanguageModel(vocabulary.size, **{**PRESETS[preset], **overrides})
+    arguments = {**PRESETS[preset], **overrides}
+    if time_aware or arguments.get("cell") == "tlstm":
+        return TimeAwareMelodyModel(vocabulary.size, vocabulary.gaps(), **arguments)
+    return LanguageModel(vocabulary.size, **arguments)
