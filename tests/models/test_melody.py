@@ -46,8 +46,6 @@ def test_time_aware_model_reads_the_previous_event_length(tmp_path):
     assert type(melody_model(preset="tiny", cell="lstm")) is LanguageModel
     model = melody_model(preset="tiny", cell="tlstm", layers=2)
     assert isinstance(model, TimeAwareMelodyModel)
-    assert isinstance(melody_model(preset="tiny", cell="gru", time_aware=True),
-                      TimeAwareMelodyModel)
     ids = vocabulary.encode([[60, 5], [62, 2], [REST, 9], [64, 0]])[None]
     logits = keras.ops.convert_to_numpy(model(ids))
     states, stepwise = model.initial_state(1), []
