@@ -14,12 +14,14 @@ import os
 
 import numpy as np
 
+from pipelines import translation
 from pipelines.train import get_task, load_checkpoint, load_config
-from zoo.export import FORMATS, bench_tflite, export_model
+from zoo.export import FORMATS, bench_tflite, export_model, export_seq2seq
 
 EXPORT_DIR = "export"
 
-__all__ = ["EXPORT_DIR", "bench_tflite", "export_run", "representative_windows"]
+__all__ = ["EXPORT_DIR", "bench_tflite", "export_run", "export_translation_run",
+           "representative_windows"]
 
 
 def representative_windows(dataset, count, seq_len):
@@ -48,12 +50,17 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         run_dir: a directory written by `lstm-zoo train`.
         out_dir: where to write (default `<run_dir>/export`, replaced atomically).
         format, quantize: see `zoo.export.export_model`.
-        seq_len: length of the `predict` signature (default the run's training seq_len).
-        calibration_windows: validation windows used for int8 calibration and parity.
+        seq_len: length of the `predict` signature (default the run's training seq_len); for a
+            translation run, the source length of `encode` (default the run's max_len).
+        calibration_windows: validation windows used for int8 calibration and parity
+            (for a translation run: test sentences for parity, see `export_translation_run`).
     """
     config = load_config(run_dir)
     task = get_task(config.task)
     data = task.prepare(config, run_dir)
+    if config.task == "translation":
+        return export_translation_run(run_dir, config, data, out_dir, format, quantize, seq_len,
+                                      calibration_windows)
     seq_len = seq_len or config.seq_len
     windows = representative_windows(data.validation or data.test, calibration_windows, seq_len)
     metadata = {"task": config.task, "config": dataclasses.asdict(config)}
@@ -68,4 +75,39 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         representative_data=windows,
         seq_len=seq_len,
         metadata=metadata,
+    )
+
+
+def export_translation_run(run_dir, config, data, out_dir=None, format=FORMATS, quantize="none",
+                           max_source_len=None, sentences=16):
+    """Export a translation run with `zoo.export.export_seq2seq`; the manifest.
+
+    The parity sentences are the first `sentences` test pairs' sources, tokenized by the run's
+    SentencePiece model, which is copied beside the model (`subwords.model`, named in the
+    manifest with the pad/unk/bos/eos ids). Sources hold at most `max_source_len` tokens
+    (default the run's --max_len); translations at most 2 * max_source_len + 10.
+    """
+    max_source_len = max_source_len or config.max_len
+    subwords = data.info["subwords"]
+    pairs = data.info["test_pairs"][: max(1, sentences)]
+    sources, _ = translation.encode_pairs(subwords, pairs, max_source_len)
+    if not sources:
+        raise ValueError(f"No test sentence of {run_dir} fits in max_source_len={max_source_len}")
+    metadata = {"task": config.task, "config": dataclasses.asdict(config),
+                "tokenizer": translation.TOKENIZER,
+                "token_ids": {"pad": translation.PAD, "unk": translation.UNK,
+                              "bos": translation.BOS, "eos": translation.EOS},
+                "source_suffix": [translation.EOS]}
+    return export_seq2seq(
+        load_checkpoint(run_dir),
+        out_dir or os.path.join(run_dir, EXPORT_DIR),
+        sources,
+        start_id=translation.BOS,
+        end_id=translation.EOS,
+        format=format,
+        quantize=quantize,
+        max_source_len=max_source_len,
+        max_length=2 * max_source_len + 10,
+        metadata=metadata,
+        files={translation.TOKENIZER: subwords.proto},
     )

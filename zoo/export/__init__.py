@@ -5,13 +5,15 @@
                                        representative_data=batches)
     zoo.export.bench_tflite("exports/lm/model.tflite")   # per-step latency in LiteRT
 
-See `InferenceModule` for the signatures and `export_model` for the files written.
+See `InferenceModule` for the signatures and `export_model` for the files written; the
+translator (`Seq2Seq`) has its own `export_seq2seq` (`encode` and `decode_step` signatures).
 """
 
 from zoo.export.export import FORMATS, atomic_directory, export_model, tflite_filename
 from zoo.export.module import InferenceModule
 from zoo.export.parity import ParityError, check_parity, parity
 from zoo.export.runtime import TFLiteStepper, bench_tflite, generate, sample_next
+from zoo.export.seq2seq import Seq2SeqModule, TFLiteTranslator, export_seq2seq
 from zoo.export.tflite import QUANTIZATIONS, convert, ops_used
 
 __all__ = [
@@ -19,12 +21,15 @@ __all__ = [
     "QUANTIZATIONS",
     "InferenceModule",
     "ParityError",
+    "Seq2SeqModule",
     "TFLiteStepper",
+    "TFLiteTranslator",
     "atomic_directory",
     "bench_tflite",
     "check_parity",
     "convert",
     "export_model",
+    "export_seq2seq",
     "generate",
     "ops_used",
     "parity",

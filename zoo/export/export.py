@@ -118,6 +118,9 @@ def export_model(
         fuse: "all", "standard" or "none": which LSTM layers become fused ops in the float
             files (see `InferenceModule`).
     """
+    if hasattr(model, "encode") and hasattr(model, "decode_step"):
+        raise ValueError(f"Model {model.name!r} is an encoder-decoder: export it with "
+                         "`zoo.export.export_seq2seq`")
     formats = _as_list(format, "format", FORMATS)
     quantizations = _as_list(quantize, "quantize", tflite.QUANTIZATIONS)
     modules = {}
