@@ -15,6 +15,8 @@ from zoo.layers import Recurrent
 TOLERANCE = 1e-5
 # Cells whose math is TF's BlockLSTM (used with fused=True).
 FUSED = {"lstm", "lstm_1997", "vanilla_lstm", "nig_lstm", "nfg_lstm", "nog_lstm", "np_lstm"}
+# Cells whose recurrence is one `recurrent_gates` matmul on states[0]: the loop's own gradient.
+PLAIN_GRADIENT = {"conv_lstm", "gru", "mlstm", "peephole_lstm", "slstm"}
 
 
 def _numpy(values):
@@ -52,9 +54,13 @@ def built_pair(name, **kwargs):
     return reference, Recurrent(cell, **kwargs), x
 
 
-def uses_block_lstm(layer, x):
+def uses_op(layer, x, op_type):
     graph = tf.function(layer).get_concrete_function(tf.constant(x)).graph
-    return any(op.type == "BlockLSTM" for op in graph.get_operations())
+    return any(op.type == op_type for op in graph.get_operations())
+
+
+def uses_block_lstm(layer, x):
+    return uses_op(layer, x, "BlockLSTM")
 
 
 @pytest.mark.parametrize("name", cells.names())
@@ -63,6 +69,8 @@ def test_same_outputs_and_gradients_as_keras_rnn(name):
     reference, fast, x = built_pair(name, **kwargs)
     expected = outputs_and_gradients(reference, x)
     assert_close(outputs_and_gradients(fast, x), expected)
+    # tf.custom_gradient shows as an IdentityN op: the loop with its own backward pass.
+    assert uses_op(fast, x, "IdentityN") == (name not in PLAIN_GRADIENT)
     fused = Recurrent(fast.cell, fused=True, **kwargs)
     assert uses_block_lstm(fused, x) == (name in FUSED)
     if name in FUSED:
@@ -81,6 +89,20 @@ def test_mask_initial_state_and_go_backwards(name):
     states = [rng.normal(size=s.shape).astype("float32") for s in states]
     kwargs = {"mask": tf.constant(mask), "initial_state": states}
     assert_close(tf.function(fast)(x, **kwargs), reference(x, **kwargs))
+
+
+@pytest.mark.parametrize("name", ["vanilla_lstm", "projection_lstm"])
+def test_own_gradient_eagerly_with_last_output_and_initial_state(name):
+    reference, fast, x = built_pair(name)
+    states = [np.full(s.shape, 0.3, "float32") for s in reference.get_initial_state(x.shape[0])]
+    x = tf.constant(x)
+    results = []
+    for layer in (reference, fast):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(layer(x, initial_state=states)))
+        results.append(tape.gradient(loss, [*layer.trainable_variables, x]))
+    assert_close(*results)
 
 
 def test_last_output_only_and_zero_output_for_mask():

@@ -7,7 +7,13 @@ with its own time loop on the TensorFlow backend, picked per cell:
    Keras's own `backend.lstm` / `backend.gru`, as keras.layers.LSTM/GRU use them.
 2. Hoisted loop (the default elsewhere). `cell.project_inputs` over all time steps as one
    matmul, then a `tf.while_loop` over `cell.step` alone: the recurrent matmul plus the
-   element-wise gate work, no Python per step.
+   element-wise gate work, no Python per step. Cells whose recurrence is one
+   `recurrent_gates(projected, states[0])` call (all LSTM variants but peephole_lstm,
+   conv_lstm, mlstm, slstm) get the loop's own gradient (`tf.custom_gradient`, no mask): the
+   forward loop keeps m_t = r_{t-1} U and the states, the backward loop differentiates
+   the step's element-wise part (a tape on one step, m_t given) and does dm_t U^T with U^T
+   transposed once, and dU = sum_t r_{t-1}^T dm_t is one (P, T*B)(T*B, G*H) matmul after
+   it. Other weights the step reads (peepholes, gains, projections) are summed per step.
 3. Per-step loop. Any other Keras cell, a list of cells (stacked), or a cell whose
    `project_inputs` cannot take (batch, time, ...) inputs: `cell(x_t, states)` in the same loop.
 4. Fused block LSTM, opt-in (`fused=True`). Cells whose math is TF's block LSTM (sigmoid
@@ -41,12 +47,27 @@ element-wise work, the backward about 3.3x the forward for 2x the flops: TF's wh
 gradient does dU += h_{t-1}^T dz_t per step (a K=64 matmul) and accumulates it. Gathering
 dz for all steps and doing one (H x TB)(TB x 4H) matmul (a custom gradient) is the next lever;
 a fused LSTM kernel such as the one PyTorch uses on CPU can batch that work, the likely
-reason for its lead at H=256. XLA is not used: it made
+reason for its lead at H=256.
+
+The loop's own gradient, by measurement (same machine, bare matmul loops of 100 steps,
+B=64, H=256, CPU ms): dz_t U^T as TF's matmul gradient does it (transpose_b) 60, with U^T
+transposed once 23; dU accumulated per step 38, as one matmul 19. A Recurrent(lstm) layer's
+backward pass (H=256) went from 179 to 125 CPU-ms, and the char-LM training step (same
+process, interleaved, 5 x 3 steps, load average 4-6), in tokens per CPU-second:
+
+    tokens / CPU-s            H=256            H=512
+    plain hoisted loop        22.6k / 32.8k    9.5k
+    own gradient              31.5k / 42.3k   13.6k      (1.29-1.44x)
+
+so it is on wherever it applies. Compiling the per-step backward with XLA
+(`jit_compile=True` on the step's gradient) made it slower, and is not used. XLA is not used: it made
 recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md), and the cuDNN and BlockLSTM
 paths step aside inside XLA. See benchmarks/results for the full suite.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import keras
 import tensorflow as tf
@@ -128,6 +149,9 @@ class Recurrent(keras.layers.RNN):
             def step(x, states):
                 output, new_states = cell(x, states, **kwargs)
                 return output, new_states if tree.is_nested(new_states) else [new_states]
+        elif mask is None and _hoisted_gradient_ready(cell, inputs, initial_state):
+            return _hoisted_gradient_loop(cell, inputs, initial_state, self.go_backwards,
+                                          self.return_sequences, training)
         else:
 
             def step(x, states):
@@ -265,6 +289,157 @@ def _swap(rank):
 def _time_major(x, go_backwards):
     x = tf.transpose(x, _swap(len(x.shape)))
     return tf.reverse(x, [0]) if go_backwards else x
+
+
+@contextlib.contextmanager
+def _recurrent_product(cell, product):
+    """Within the block, `cell.recurrent_gates(projected, r)` uses `product(r)` in place of
+    `r @ recurrent_kernel` (an instance attribute over the method, removed afterwards)."""
+
+    def gates(projected, recurrent_input):
+        return cell.split_gates(projected + product(recurrent_input))
+
+    object.__setattr__(cell, "recurrent_gates", gates)
+    try:
+        yield
+    finally:
+        del cell.__dict__["recurrent_gates"]
+
+
+def _hoisted_gradient_ready(cell, inputs, initial_state):
+    """Whether `_hoisted_gradient_loop` applies: a zoo cell whose step calls
+    `recurrent_gates(projected, states[0])` exactly once, without autocast. (The backward
+    pass runs the step again, so it must be deterministic: no zoo cell has dropout.)"""
+    if not isinstance(cell, RecurrentCell) or cell.compute_dtype != cell.variable_dtype:
+        return False
+    calls = []
+
+    def step(x, states):
+        def product(r):
+            calls.append(r is states[0])
+            return ops.matmul(r, cell.recurrent_kernel)
+
+        with _recurrent_product(cell, product):
+            return cell.step(x, states)
+
+    _zero_output(step, inputs, initial_state)
+    return calls == [True]
+
+
+def _hoisted_gradient_loop(cell, inputs, initial_state, go_backwards, return_sequences,
+                           training):
+    """The hoisted loop with its own gradient: the backward loop does the per-step work only
+    (element-wise gradients and dm_t @ U^T, m_t = r_{t-1} @ U the recurrent product), and
+    dU = sum_t r_{t-1}^T dm_t is one (P, T*B) @ (T*B, G*H) matmul after it."""
+    projected = _time_major(inputs, go_backwards)
+    length = tf.shape(projected)[0]
+    states = tree.flatten(initial_state)
+    pack = lambda flat: tree.pack_sequence_as(initial_state, flat)
+    kernel = cell.recurrent_kernel
+
+    def array(like):
+        return tf.TensorArray(like.dtype, size=length, element_shape=like.shape,
+                              clear_after_read=False)  # read forward and backward
+
+    @tf.custom_gradient
+    def run(projected, *states):
+        states = list(states)
+        inputs_ta = array(projected[0]).unstack(projected)
+        zeros = _zero_output(lambda x, s: cell.step(x, s, training=training), inputs,
+                             initial_state)
+
+        def body(t, output, states, outputs_ta, products_ta, states_tas):
+            def product(r):
+                m = ops.matmul(r, kernel)
+                products.append(m)
+                return m
+
+            products = []
+            with _recurrent_product(cell, product):
+                output, new_states = cell.step(inputs_ta.read(t), pack(states),
+                                               training=training)
+            return (
+                t + 1,
+                output,
+                tree.flatten(new_states),
+                [ta.write(t, output) for ta in outputs_ta],
+                products_ta.write(t, products[0]),
+                [ta.write(t, s) for ta, s in zip(states_tas, states)],
+            )
+
+        _, last, final_states, outputs_ta, products_ta, states_tas = tf.while_loop(
+            lambda t, *_: t < length,
+            body,
+            (tf.constant(0), zeros, states, [array(zeros)] if return_sequences else [],
+             array(tf.zeros([tf.shape(zeros)[0], kernel.shape[-1]], zeros.dtype)),
+             [array(s) for s in states]),
+            maximum_iterations=length,
+        )
+        outputs = outputs_ta[0].stack() if return_sequences else last
+
+        def grad(d_outputs, *d_states, variables=None):
+            d_states = [tf.zeros_like(s) if d is None else d for d, s in zip(d_states, states)]
+            d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
+            d_outputs_ta = array(zeros).unstack(d_outputs) if return_sequences else None
+            d_last = tf.zeros_like(zeros) if return_sequences else d_outputs
+            variables = list(variables or [])
+
+            def step_gradients(x, m, prev, d_output, d_states):
+                """Gradients of one step w.r.t. x_t, m_t, the states and the variables."""
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch([x, m, *prev, *variables])
+                    with _recurrent_product(cell, lambda r: m):
+                        output, new_states = cell.step(x, pack(prev), training=training)
+                sources = [x, m, *prev, *variables]
+                n = 2 + len(prev)
+                grads = tape.gradient([output, *tree.flatten(new_states)], sources,
+                                      output_gradients=[d_output, *d_states])
+                grads[:n] = [tf.zeros_like(s) if g is None else g for g, s in zip(grads, sources)]
+                return grads  # None for a variable the step does not use
+
+            kernel_t = tf.transpose(kernel)  # a transposed operand halves oneDNN's speed
+
+            def back(t, d_last, d_states, d_variables, d_inputs_ta, d_products_ta):
+                t = t - 1
+                x, m = inputs_ta.read(t), products_ta.read(t)
+                prev = [ta.read(t) for ta in states_tas]
+                d_output = d_last + d_outputs_ta.read(t) if return_sequences else d_last
+                d_x, d_m, *grads = step_gradients(x, m, prev, d_output, d_states)
+                d_prev, d_vars = grads[:len(prev)], grads[len(prev):]
+                d_prev[0] = d_prev[0] + tf.matmul(d_m, kernel_t)
+                d_variables = [a if d is None else a + d for a, d in zip(d_variables, d_vars)]
+                return (t, tf.zeros_like(d_last), d_prev, d_variables,
+                        d_inputs_ta.write(t, d_x), d_products_ta.write(t, d_m))
+
+            _, _, d_initial, d_variables, d_inputs_ta, d_products_ta = tf.while_loop(
+                lambda t, *_: t > 0,
+                back,
+                (length, d_last, d_states, [tf.zeros_like(v) for v in variables],
+                 array(projected[0]), array(products_ta.read(0))),
+                maximum_iterations=length,
+            )
+            flat = lambda x: tf.reshape(x, [-1, x.shape[-1]])
+            d_kernel = tf.matmul(flat(states_tas[0].stack()), flat(d_products_ta.stack()),
+                                 transpose_a=True)
+            d_variables = [
+                d + d_kernel if v.ref() == _tf_variable(kernel).ref() else d
+                for v, d in zip(variables, d_variables)
+            ]
+            return [d_inputs_ta.stack(), *d_initial], d_variables
+
+        return (outputs, *final_states), grad
+
+    outputs, *final_states = run(projected, *states)
+    if return_sequences:
+        last, outputs = outputs[-1], tf.transpose(outputs, _swap(len(outputs.shape)))
+    else:
+        last, outputs = outputs, outputs[:, None]
+    return last, outputs, pack(final_states)
+
+
+def _tf_variable(variable):
+    """The `tf.Variable` under a Keras variable."""
+    return getattr(variable, "_value", variable)
 
 
 def _block_lstm_ready(cell, sequences):
