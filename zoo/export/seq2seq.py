@@ -225,11 +225,14 @@ class TFLiteTranslator:
         states = {name: outputs[name] for name in encoded if name.startswith("state_")}
         return outputs, {**encoded, **states}
 
-    def greedy(self, source_ids, start_id, end_id, max_length=100, pad_id=0):
-        """Greedy translation: the ids after `start_id` up to and including `end_id`."""
+    def greedy(self, source_ids, start_id, end_id, max_length=100, pad_id=0, on_step=None):
+        """Greedy translation: the ids after `start_id` up to and including `end_id`.
+        `on_step(token, outputs)`, if given, sees every step's input token and outputs."""
         encoded, token, ids = self.encode(source_ids), start_id, []
         while len(ids) < max_length and token != end_id:
             outputs, encoded = self.step(token, encoded)
+            if on_step is not None:
+                on_step(token, outputs)
             token = next_token(outputs["logits"], pad_id)
             ids.append(token)
         return ids
@@ -258,37 +261,40 @@ def parity(model, flatbuffer, sources, start_id, end_id, max_length=100):
     if not sources:
         raise ValueError("Parity needs at least one source sentence. Received: sources=[]")
     translator = TFLiteTranslator(flatbuffer)
-    diffs, equal = {"encode": 0.0, "decode_step": 0.0}, 0
-    for source in sources:
-        n = len(source)
-        encoded = model.encode(np.asarray(source, np.int32)[None])
-        states = tf.nest.flatten(encoded["states"])
-        exported = translator.encode(source)
-        diffs["encode"] = max(
-            diffs["encode"],
-            _max_diff(exported["memory"][:, :n], encoded["memory"]),
-            _max_diff(exported["keys"][:, :n], encoded["keys"]),
-            *(_max_diff(exported[name], s) for name, s in zip(_state_keys(exported), states)),
-        )
-        token, ids, step_inputs = start_id, [], exported
-        while len(ids) < max_length and token != end_id:
-            outputs, step_inputs = translator.step(token, step_inputs)
-            logits, new_states, weights = decode(model, np.array([token], np.int32), encoded)
-            encoded = {**encoded, "states": new_states}
-            diffs["decode_step"] = max(
-                diffs["decode_step"], _max_diff(outputs["logits"], logits),
-                _max_diff(outputs["attention"][:, :n], weights),
-                *(_max_diff(outputs[name], s) for name, s in
-                  zip(_state_keys(outputs), tf.nest.flatten(new_states))),
-            )
-            token = next_token(outputs["logits"])
-            ids.append(token)
-        expected, _ = model.generate(np.asarray(source, np.int32)[None], start_id, end_id,
-                                     max_length=max_length)
-        expected = [int(t) for t in expected[0] if t != 0]
-        equal += ids == expected
+    diffs = {"encode": 0.0, "decode_step": 0.0}
+    equal = sum(_sentence_parity(model, translator, source, start_id, end_id, max_length, diffs)
+                for source in sources)
     return {"max_abs_diff": diffs, "sentences": len(sources),
             "greedy_equal": equal / len(sources)}
+
+
+def _sentence_parity(model, translator, source, start_id, end_id, max_length, diffs):
+    """`parity` of one sentence: updates `diffs`; True if the greedy ids equal Keras's."""
+    n, source = len(source), np.asarray(source, np.int32)
+    encoded = model.encode(source[None])
+    exported = translator.encode(source)
+    diffs["encode"] = max(
+        diffs["encode"],
+        _max_diff(exported["memory"][:, :n], encoded["memory"]),
+        _max_diff(exported["keys"][:, :n], encoded["keys"]),
+        *(_max_diff(exported[name], s) for name, s in
+          zip(_state_keys(exported), tf.nest.flatten(encoded["states"]))),
+    )
+
+    def compare(token, outputs):
+        nonlocal encoded
+        logits, states, weights = decode(model, np.array([token], np.int32), encoded)
+        encoded = {**encoded, "states": states}
+        diffs["decode_step"] = max(
+            diffs["decode_step"], _max_diff(outputs["logits"], logits),
+            _max_diff(outputs["attention"][:, :n], weights),
+            *(_max_diff(outputs[name], s) for name, s in
+              zip(_state_keys(outputs), tf.nest.flatten(states))),
+        )
+
+    ids = translator.greedy(source, start_id, end_id, max_length, on_step=compare)
+    expected, _ = model.generate(source[None], start_id, end_id, max_length=max_length)
+    return ids == [int(t) for t in expected[0] if t != 0]
 
 
 def _state_keys(outputs):
