@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from zoo import cells
 from zoo.layers import Recurrent, sequence_layer
@@ -123,7 +124,7 @@ def test_units_for_parameters_gives_the_nearest_size(cell, heads):
 
 
 def test_mlstm_trains_in_its_parallel_form(monkeypatch):
-    model = LanguageModel(VOCAB, cell="mlstm", units=4, layers=1, embedding_dim=3)
+    model = LanguageModel(VOCAB, cell="mlstm", units=4, layers=2, embedding_dim=3)
     ids = np.random.default_rng(3).integers(0, VOCAB, (2, 5))
     stepwise = keras.ops.convert_to_numpy(model(ids))  # built and run once
     calls = []
@@ -132,4 +133,9 @@ def test_mlstm_trains_in_its_parallel_form(monkeypatch):
                         lambda cell, x: calls.append(x.shape) or parallel(cell, x))
     monkeypatch.setattr(Recurrent, "call", lambda *a, **k: pytest.fail("ran the loop"))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(ids)), stepwise, rtol=1e-6)
-    assert calls == [(2, 5, 3)]
+    assert calls == [(2, 5, 3), (2, 5, 4)]
+    # Traced with an unknown batch (validation), or unknown length (then the loop runs).
+    monkeypatch.undo()
+    for shape in ((None, 5), (None, None)):
+        traced = tf.function(model, input_signature=[tf.TensorSpec(shape, "int32")])
+        np.testing.assert_allclose(traced(ids), stepwise, rtol=1e-5, atol=1e-6)

@@ -120,7 +120,7 @@ class MLSTMCell(RecurrentCell):
         n0 = ops.reshape(initial_state[1], (-1, heads, d))
         heads_first = [ops.moveaxis(t, 1, 2) for t in (q, k, v, i_pre, log_f)]
         h, (C, n, m) = mlstm_chunkwise(*heads_first, (C0, n0, initial_state[2]), chunk_size)
-        h = ops.reshape(ops.moveaxis(h, 1, 2), (batch, -1, self.units))
+        h = ops.reshape(ops.moveaxis(h, 1, 2), (batch, ops.shape(inputs)[1], self.units))
         outputs = self.recurrent_activation(ops.reshape(o, ops.shape(h))) * h
         return outputs, [ops.reshape(C, (-1, heads * d * d)), ops.reshape(n, (-1, self.units)), m]
 

@@ -103,8 +103,10 @@ class LanguageModel(keras.Model):
 
 def run_sequence(layer, x, training=False):
     """A recurrent layer over whole sequences, in its cell's chunk-wise `parallel` form where it
-    has one (`mlstm`: the same outputs, several times faster to train) and runs in float32."""
-    if not hasattr(layer.cell, "parallel") or layer.compute_dtype != "float32":
+    has one (`mlstm`: the same outputs, several times faster to train), runs in float32 and the
+    number of steps is known when the graph is traced."""
+    if (not hasattr(layer.cell, "parallel") or layer.compute_dtype != "float32"
+            or x.shape[1] is None):
         return layer(x, training=training)
     if not layer.built:
         layer.build(x.shape)
