@@ -64,10 +64,10 @@ and own_gradient_torch, load average 4-6, tokens per CPU-second, H=256 / H=512):
 33.2k-35.6k / 15.1k-16.4k, keras.layers.RNN(lstm) (TF's loop gradient) 31.1k-32.6k /
 9.9k-10.7k, keras.layers.LSTM 32.6k-33.7k / 9.9k-11.7k, torch nn.LSTM 43.3k / 15.1k. It keeps
 m_t and the states of every step, so training takes more memory (lstm: 238 vs 183 MiB at
-H=256, 438 vs 269 MiB at H=512). So it is on wherever it applies. Compiling the per-step backward with XLA
-(`jit_compile=True` on the step's gradient) made it slower, and is not used. XLA is not used: it made
-recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md), and the cuDNN and BlockLSTM
-paths step aside inside XLA. See benchmarks/results for the full suite.
+H=256, 438 vs 269 MiB at H=512). So it is on wherever it applies. Compiling the per-step
+backward with XLA (`jit_compile=True` on the step's gradient) made it slower, and is not used.
+XLA is not used: it made recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md), and
+the cuDNN and BlockLSTM paths step aside inside XLA. See benchmarks/results for the full suite.
 """
 
 from __future__ import annotations
