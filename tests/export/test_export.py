@@ -239,3 +239,18 @@ def test_layers_that_cannot_stream_are_rejected():
                                   keras.layers.RNN(zoo.cells.create("lstm", 4), go_backwards=True)])
     with pytest.raises(ValueError, match="go_backwards=True"):
         export.InferenceModule(backwards)
+
+
+def test_polyphonic_music_model_exports_with_parity(tmp_path):
+    from zoo.models.polyphonic import PolyphonicModel
+
+    model = PolyphonicModel(pitches=10, cell="vanilla_lstm", units=UNITS)
+    rng = np.random.default_rng(0)
+    frames = [(rng.random((1, TIME, 10)) < 0.3).astype(np.float32) for _ in range(2)]
+    model(frames[0])
+    randomize_weights(model, scale=0.3)
+    manifest = export.export_model(model, tmp_path / "music", format="tflite",
+                                   representative_data=frames, seq_len=TIME)
+    tflite = manifest["files"]["model.tflite"]
+    assert FUSED in tflite["ops"]
+    assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4

@@ -73,6 +73,8 @@ def input_spec(model, plan):
     """(dtype, per-step feature shape) of the model's input: token ids after an Embedding."""
     if isinstance(plan[0][0], keras.layers.Embedding):
         return tf.int32, ()
+    if hasattr(model, "step_input_shape"):  # a subclassed model of float frames says its shape
+        return tf.float32, tuple(model.step_input_shape)
     try:
         inputs = model.inputs
     except AttributeError:
@@ -80,7 +82,7 @@ def input_spec(model, plan):
     if not inputs or len(inputs) != 1:
         raise ValueError(
             f"Cannot tell the input of model {model.name!r}: export needs an Embedding first "
-            "layer or a single `keras.Input`. Received: inputs="
+            "layer, a single `keras.Input` or a `step_input_shape` attribute. Received: inputs="
             f"{[tuple(i.shape) for i in inputs or []]}"
         )
     dtype = tf.int32 if "int" in str(inputs[0].dtype) else tf.float32

@@ -123,6 +123,11 @@ class PolyphonicModel(keras.Model):
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         self.head = keras.layers.Dense(pitches, dtype="float32", name="logits")
 
+    @property
+    def step_input_shape(self):
+        """Shape of one step's input (a multi-hot frame), for export."""
+        return (self.pitches,)
+
     def call(self, frames, training=False):
         x = frames
         for layer in self.recurrent:
