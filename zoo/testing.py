@@ -53,6 +53,17 @@ def _sequence_model(cell, inputs, **rnn_kwargs):
     return keras.Model(x, y)
 
 
+def _random_layer(name, units, **rnn_kwargs):
+    """The cell registered as `name` in its sequence layer, built on example inputs, with
+    random weights; returns (layer, inputs)."""
+    cell = cells.create(name, units)
+    x = example_inputs(cell)
+    layer = rnn(cell, **rnn_kwargs)
+    layer(x)
+    randomize_weights(layer)
+    return layer, x
+
+
 def check_shapes_and_weights(name, units=UNITS):
     cell = cells.create(name, units)
     x = example_inputs(cell)
@@ -89,11 +100,7 @@ def check_config_and_saving(name, units=UNITS):
 def check_gradients(name, units=UNITS):
     import tensorflow as tf
 
-    cell = cells.create(name, units)
-    x = example_inputs(cell)
-    layer = rnn(cell, return_sequences=True)
-    layer(x)
-    randomize_weights(layer)
+    layer, x = _random_layer(name, units, return_sequences=True)
     with tf.GradientTape() as tape:
         loss = keras.ops.sum(keras.ops.square(layer(x)))
     grads = tape.gradient(loss, layer.trainable_weights)
@@ -121,11 +128,7 @@ def check_training_step(name, units=UNITS):
 
 def check_masking(name, units=UNITS):
     """Trailing masked steps leave the final state exactly as the unpadded sequence leaves it."""
-    cell = cells.create(name, units)
-    x = example_inputs(cell)
-    layer = rnn(cell, return_state=True)
-    layer(x)
-    randomize_weights(layer)
+    layer, x = _random_layer(name, units, return_state=True)
     mask = np.ones((BATCH, TIME), dtype=bool)
     mask[0, 3:] = False
     mask[1, 1:] = False
