@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks import pipelines
+
 VOCAB, EMBED = 96, 64
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MODELS = {
@@ -42,6 +44,7 @@ MODELS = {
     "fused": "zoo.layers.Recurrent(fused=True): TF's BlockLSTM",
     "keras": "keras.layers.LSTM / GRU",
     "torch": "torch nn.LSTM / GRU",
+    "torch-loop": "torch nn.LSTM with oneDNN off: its per-step loop instead of the fused kernel",
 }
 
 
@@ -63,7 +66,8 @@ class Case:
 
     @property
     def label(self):
-        name = {"keras": f"keras.{self.cell}", "torch": f"torch.{self.cell}"}.get(
+        name = {"keras": f"keras.{self.cell}", "torch": f"torch.{self.cell}",
+                "torch-loop": f"torch.{self.cell} (no oneDNN)"}.get(
             self.model, self.cell if self.model == "zoo" else f"{self.cell} ({self.model})"
         )
         return name + (" bf16" if self.precision != "float32" else "")
@@ -152,12 +156,15 @@ def _prod(shape):
 
 
 def train_torch(case, settings):
-    # Without this, OpenMP's spin-waiting collapses torch's speed on a shared, loaded CPU.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """PyTorch with its defaults: on CPU, nn.LSTM/GRU run oneDNN's fused RNN kernel (forward
+    and backward), and OpenMP threads spin while they wait (on a loaded machine that spinning
+    costs torch up to half its speed; OMP_WAIT_POLICY=PASSIVE trades it for idle-machine speed).
+    "torch-loop" turns oneDNN off: the per-step loop of matmuls and element-wise ops."""
     import numpy as np
     import torch
 
     torch.set_num_threads(os.cpu_count())
+    torch.backends.mkldnn.enabled = case.model != "torch-loop"
     torch.manual_seed(0)
     start_mib = _rss_mib()
     rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[case.cell](
@@ -284,22 +291,6 @@ def tflite_latency(units):
     return {"zoo lstm, TFLite step in LiteRT (2 threads)": result["p50_us"]}
 
 
-def pipeline_rate(settings, batches=50):
-    """Tokens/s that the text task's tf.data pipeline delivers (pipelines.text.train_stream)."""
-    _quiet()
-    import numpy as np
-
-    from pipelines import text
-
-    ids = np.random.default_rng(0).integers(0, VOCAB, 2_000_000).astype("int32")
-    stream = iter(text.train_stream(ids, settings.length, settings.batch, seed=0))
-    next(stream)
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(stream)
-    return {"text": settings.batch * settings.length * batches / (time.perf_counter() - start)}
-
-
 def _in_child(fn, *args):
     """`fn(*args)` in a fresh process (its own peak memory, no shared TF state)."""
     context = multiprocessing.get_context("spawn")
@@ -314,7 +305,8 @@ def cases(cell_names, sizes, with_torch):
     for units in sizes:
         out += [Case("keras", "lstm", units), Case("keras", "gru", units)]
         if with_torch:
-            out += [Case("torch", "lstm", units), Case("torch", "gru", units)]
+            out += [Case("torch", "lstm", units), Case("torch", "gru", units),
+                    Case("torch-loop", "lstm", units)]
         out += [Case("zoo", name, units) for name in cell_names]
         if "lstm" in cell_names:  # the alternatives to Recurrent's loop, same cell
             out += [Case("fused", "lstm", units), Case("rnn", "lstm", units)]
@@ -385,17 +377,15 @@ def markdown(report):
             )
         lines.append("")
     for title, key, unit in (("Matmul", "matmul", "GFLOP/s"),
-                             ("Generation step, batch 1", "latency", "µs"),
-                             ("tf.data pipelines", "pipelines", "tokens/s")):
+                             ("Generation step, batch 1", "latency", "µs")):
         if report.get(key):
             lines += [f"{title} | {unit}", "---|---"]
             lines += [f"{name} | {value:,.1f}" for name, value in report[key].items()]
             lines.append("")
-    if report.get("pipelines") and report["training"]:
-        fastest = max(r["tokens_per_s"]["median"] for r in report["training"])
-        lines += [f"The {name} pipeline delivers {rate / fastest:.0f}x the fastest training "
-                  f"consumption ({fastest:,.0f} tokens/s)."
-                  for name, rate in report["pipelines"].items()]
+    if report.get("pipelines"):
+        lines += ["tf.data: each task's training stream against its model's training rate "
+                  "(default configs; ratio = stream / model, aim 10x)", "",
+                  pipelines.markdown(report["pipelines"]), ""]
     return "\n".join(lines)
 
 
@@ -479,13 +469,9 @@ def main(argv=None, prog="python -m benchmarks.run"):
         report["latency"].update(_in_child(tflite_latency, max(sizes)))
     except Exception as error:  # noqa: BLE001 - the export is optional here
         print(f"TFLite latency skipped: {error}", file=sys.stderr)
-    try:
-        report["pipelines"] = _in_child(pipeline_rate, settings)
-    except (ImportError, AttributeError, TypeError) as error:  # the pipeline API moved
-        report["pipelines"] = {}
-        print(f"tf.data pipeline benchmark skipped: {error}", file=sys.stderr)
+    report["pipelines"] = _in_child(pipelines.measure, args.quick)
     for i, case in enumerate(todo, 1):
-        train = train_torch if case.model == "torch" else train_keras
+        train = train_torch if case.model.startswith("torch") else train_keras
         row = _in_child(train, case, settings)
         report["training"].append(row)
         save(report, args.out)  # partial results survive an interrupted run

@@ -16,8 +16,10 @@ def test_cases_cover_every_cell_and_the_baselines():
     labels = {(c.label, c.units) for c in cases}
     for units in (8, 16):
         assert {("keras.lstm", units), ("torch.gru", units), ("cifg_lstm", units),
-                ("lstm (fused)", units), ("keras.lstm bf16", units)} <= labels
-    assert not any(c.model == "torch" for c in run.cases(["lstm"], [8], with_torch=False))
+                ("lstm (fused)", units), ("keras.lstm bf16", units),
+                ("torch.lstm (no oneDNN)", units)} <= labels
+    without = run.cases(["lstm"], [8], with_torch=False)
+    assert not any(c.model.startswith("torch") for c in without)
 
 
 def test_training_row():
@@ -43,11 +45,13 @@ def test_report_files(tmp_path):
         "matmul": {"tf float32 2048x2048x2048": 100.0},
         "peak_gflops": 100.0,
         "latency": {"zoo lstm (tf.function)": 300.0},
-        "pipelines": {},
+        "pipelines": {"text": {"unit": "characters", "pipeline_per_s": 2e6,
+                               "model_per_s": 1e4, "ratio": 200.0}},
     }
     table = run.save(report, str(tmp_path))
     assert "keras.lstm | 2 (1-3) | 1.00x | 1.00x" in table
     assert "Machine: cpu, 2 cores" in table and "zoo lstm (tf.function) | 300.0" in table
+    assert "| text | characters | 2,000,000 | 10,000 | 200.0x |" in table
     assert json.loads((tmp_path / "results.json").read_text())["training"][0]["loss"] == 4.0
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(os.listdir(tmp_path)) == ["results.json", "results.md", "results.png"]

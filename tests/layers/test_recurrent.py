@@ -1,5 +1,6 @@
 """zoo.layers.Recurrent gives keras.layers.RNN's outputs and gradients for every cell."""
 
+import concurrent.futures
 import os
 import tempfile
 
@@ -9,14 +10,14 @@ import pytest
 import tensorflow as tf
 
 from zoo import cells, testing
-from zoo.cells.base import RecurrentCell
+from zoo.cells.base import RecurrentCell, supplied_product
 from zoo.layers import Recurrent
 
 TOLERANCE = 1e-5
 # Cells whose math is TF's BlockLSTM (used with fused=True).
 FUSED = {"lstm", "lstm_1997", "vanilla_lstm", "nig_lstm", "nfg_lstm", "nog_lstm", "np_lstm"}
-# Cells whose recurrence is one `recurrent_gates` matmul on states[0]: the loop's own gradient.
-PLAIN_GRADIENT = {"conv_lstm", "gru", "mlstm", "peephole_lstm", "slstm"}
+# Cells without a product with a recurrent kernel: TF's loop gradient (all others: our own).
+PLAIN_GRADIENT = {"mlstm"}
 
 
 def _numpy(values):
@@ -54,8 +55,9 @@ def built_pair(name, **kwargs):
     return reference, Recurrent(cell, **kwargs), x
 
 
-def uses_op(layer, x, op_type):
-    graph = tf.function(layer).get_concrete_function(tf.constant(x)).graph
+def uses_op(layer, x, op_type, training=True):
+    call = tf.function(lambda x: layer(x, training=training))
+    graph = call.get_concrete_function(tf.constant(x)).graph
     return any(op.type == op_type for op in graph.get_operations())
 
 
@@ -69,8 +71,10 @@ def test_same_outputs_and_gradients_as_keras_rnn(name):
     reference, fast, x = built_pair(name, **kwargs)
     expected = outputs_and_gradients(reference, x)
     assert_close(outputs_and_gradients(fast, x), expected)
-    # tf.custom_gradient shows as an IdentityN op: the loop with its own backward pass.
+    # tf.custom_gradient shows as an IdentityN op: the loop with its own backward pass, taken
+    # where a gradient may follow (training, or under a tape), not for inference.
     assert uses_op(fast, x, "IdentityN") == (name not in PLAIN_GRADIENT)
+    assert not uses_op(fast, x, "IdentityN", training=False)
     fused = Recurrent(fast.cell, fused=True, **kwargs)
     assert uses_block_lstm(fused, x) == (name in FUSED)
     if name in FUSED:
@@ -87,8 +91,9 @@ def test_mask_initial_state_and_go_backwards(name):
     states = reference.get_initial_state(x.shape[0])
     rng = np.random.default_rng(1)
     states = [rng.normal(size=s.shape).astype("float32") for s in states]
-    kwargs = {"mask": tf.constant(mask), "initial_state": states}
-    assert_close(tf.function(fast)(x, **kwargs), reference(x, **kwargs))
+    kwargs = {"mask": tf.constant(mask), "initial_state": [tf.constant(s) for s in states]}
+    assert_close(outputs_and_gradients(fast, x, **kwargs),
+                 outputs_and_gradients(reference, x, **kwargs))
 
 
 @pytest.mark.parametrize("name", ["vanilla_lstm", "projection_lstm"])
@@ -105,11 +110,13 @@ def test_own_gradient_eagerly_with_last_output_and_initial_state(name):
     assert_close(*results)
 
 
-def test_last_output_only_and_zero_output_for_mask():
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_last_output_only_and_zero_output_for_mask(name):
     for kwargs in ({}, {"zero_output_for_mask": True, "return_sequences": True}):
-        reference, fast, x = built_pair("gru", **kwargs)
+        reference, fast, x = built_pair(name, **kwargs)
         mask = tf.constant(np.arange(x.shape[1]) < [[2], [5], [0]])
-        assert_close(fast(x, mask=mask), reference(x, mask=mask))
+        assert_close(outputs_and_gradients(fast, x, mask=mask),
+                     outputs_and_gradients(reference, x, mask=mask))
 
 
 def test_fused_kernel_only_where_asked_and_the_math_matches():
@@ -188,3 +195,51 @@ def test_trains_under_xla_and_mixed_precision():
 def test_bad_cell_is_refused():
     with pytest.raises(ValueError, match="cell"):
         Recurrent("lstm")
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_own_gradient_under_mixed_precision(name):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        reference, fast, x = built_pair(name, return_sequences=True)
+        assert uses_op(fast, x, "IdentityN")
+        expected, actual = (_numpy(outputs_and_gradients(layer, x))
+                            for layer in (reference, fast))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for a, e in zip(actual, expected):
+        assert a.dtype == e.dtype
+        np.testing.assert_allclose(a.astype("float32"), e.astype("float32"), atol=0.05, rtol=0.05)
+
+
+class DropoutLSTMCell(cells.get("lstm")):
+    """A user's cell that draws random numbers in its step."""
+
+    def step(self, projected, states, training=False):
+        h, new_states = super().step(projected, states, training)
+        return keras.random.dropout(h, 0.5, seed=self.seed) if training else h, new_states
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.seed = keras.random.SeedGenerator(0)
+
+
+def test_a_random_step_keeps_the_loop_gradient():
+    cell = DropoutLSTMCell(testing.UNITS)
+    x = tf.constant(testing.example_inputs(cell))
+    layer = Recurrent(cell)
+    layer(x)
+    assert not uses_op(layer, x, "IdentityN")
+    with tf.GradientTape():  # a gradient may follow, and the step draws no random numbers
+        assert uses_op(layer, x, "IdentityN", training=False)
+
+
+def test_a_supplied_product_stays_in_its_thread():
+    cell = cells.create("lstm", testing.UNITS)
+    cell.build((None, 4))
+    r = tf.ones((1, testing.UNITS))
+    with supplied_product(cell, lambda r: tf.zeros((1, 4 * testing.UNITS))):
+        assert float(tf.reduce_sum(tf.abs(cell.recurrent_product(r)))) == 0.0
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            other = pool.submit(cell.recurrent_product, r).result()
+    np.testing.assert_allclose(other, r @ cell.recurrent_kernel, rtol=1e-6)

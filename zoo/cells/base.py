@@ -11,11 +11,27 @@ the time loop:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import keras
 from keras import ops
 
 # Gate names used in weight layouts: input, forget, cell input (candidate), output.
 LSTM_GATES = ("i", "f", "c", "o")
+# (cell, product function) while a sequence layer supplies a cell's recurrent product.
+_SUPPLIED_PRODUCT = contextvars.ContextVar("zoo_supplied_product", default=None)
+
+
+@contextlib.contextmanager
+def supplied_product(cell, product):
+    """Within the block (this thread only), `cell.recurrent_product(r)` returns `product(r)`:
+    how a sequence layer records or replaces the recurrent product of a step."""
+    token = _SUPPLIED_PRODUCT.set((cell, product))
+    try:
+        yield
+    finally:
+        _SUPPLIED_PRODUCT.reset(token)
 
 
 def check_units(name: str, value) -> int:
@@ -198,9 +214,25 @@ class RecurrentCell(keras.layers.Layer):
         gates = self.gates if gates is None else gates
         return dict(zip(gates, ops.split(preactivation, len(gates), axis=-1)))
 
+    def multiply_recurrent(self, recurrent_input, kernel):
+        """The product of a state with the recurrent kernel, `recurrent_input @ kernel`.
+
+        Linear in both arguments and batched over any leading axes; cells whose recurrence is
+        another product (per-head blocks, a convolution) override it.
+        """
+        return ops.matmul(recurrent_input, kernel)
+
+    def recurrent_product(self, recurrent_input):
+        """`multiply_recurrent(recurrent_input, recurrent_kernel)`, the step's one product with
+        the recurrent kernel, unless a sequence layer supplies its value (`supplied_product`)."""
+        supplied = _SUPPLIED_PRODUCT.get()
+        if supplied is not None and supplied[0] is self:
+            return supplied[1](recurrent_input)
+        return self.multiply_recurrent(recurrent_input, self.recurrent_kernel)
+
     def recurrent_gates(self, projected, recurrent_input):
         """Gate pre-activations: projected inputs + recurrent_input @ recurrent_kernel, split."""
-        return self.split_gates(projected + ops.matmul(recurrent_input, self.recurrent_kernel))
+        return self.split_gates(projected + self.recurrent_product(recurrent_input))
 
     def step(self, projected, states, training=False):
         raise NotImplementedError

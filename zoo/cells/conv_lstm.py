@@ -171,9 +171,13 @@ class ConvLSTMCell(RecurrentCell):
             projected = ops.reshape(projected, (shape[0], shape[1], *projected.shape[1:]))
         return projected
 
+    def multiply_recurrent(self, recurrent_input, kernel):
+        """The recurrent convolution U * h ("same" padding, stride 1)."""
+        return ops.conv(recurrent_input, kernel, padding="same")
+
     def step(self, projected, states, training=False):
         h_prev, c_prev = states[0], states[1]
-        z = projected + ops.conv(h_prev, self.recurrent_kernel, padding="same")
+        z = projected + self.recurrent_product(h_prev)
         z = dict(zip(self.gates, ops.split(z, 4, axis=-1)))
         sigma = self.recurrent_activation
         if self.peepholes:

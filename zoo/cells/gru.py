@@ -57,7 +57,7 @@ class GRUCell(RecurrentCell):
         h_prev = states[0]
         x = self.split_gates(projected)
         if self.reset_after:
-            inner = ops.matmul(h_prev, self.recurrent_kernel)
+            inner = self.recurrent_product(h_prev)
             if self.use_bias:
                 inner = inner + self.bias[1]
             u = self.split_gates(inner)

@@ -43,9 +43,7 @@ class PeepholeLSTMCell(RecurrentCell):
     def step(self, projected, states, training=False):
         c_prev = states[1]
         x = self.split_gates(projected)
-        u = self.split_gates(
-            keras.ops.matmul(c_prev, self.recurrent_kernel), self.recurrent_kernel_gates
-        )
+        u = self.split_gates(self.recurrent_product(c_prev), self.recurrent_kernel_gates)
         sigma = self.recurrent_activation
         c = sigma(x["f"] + u["f"]) * c_prev + sigma(x["i"] + u["i"]) * self.activation(x["c"])
         h = sigma(x["o"] + u["o"]) * self.output_activation(c)

@@ -97,17 +97,17 @@ class SLSTMCell(RecurrentCell):
         self.bias = self.add_cell_weight("bias", (width,), "bias") if self.use_bias else None
         self.built = True
 
-    def recurrent_term(self, h):
+    def multiply_recurrent(self, recurrent_input, kernel):
         """R h for the block-diagonal R, as (batch, 4H) in gate-major order i, f, c, o."""
         heads, size = self.num_heads, self.head_size
-        h = ops.reshape(h, (-1, heads, size))
-        per_head = ops.einsum("bhd,hde->bhe", h, self.recurrent_kernel)
+        h = ops.reshape(recurrent_input, (-1, heads, size))
+        per_head = ops.einsum("bhd,hde->bhe", h, kernel)
         per_gate = ops.transpose(ops.reshape(per_head, (-1, heads, 4, size)), (0, 2, 1, 3))
         return ops.reshape(per_gate, (-1, 4 * self.units))
 
     def step(self, projected, states, training=False):
         h_prev, c_prev, n_prev, m_prev = states[:4]
-        z = self.split_gates(projected + self.recurrent_term(h_prev))
+        z = self.split_gates(projected + self.recurrent_product(h_prev))
         log_f = z["f"] if self.exponential_forget else ops.log_sigmoid(z["f"])
         i, f, m = exponential_gates(z["i"], log_f, m_prev, empty=n_prev == 0)
         c = f * c_prev + i * self.activation(z["c"])

@@ -72,15 +72,14 @@ the cuDNN and BlockLSTM paths step aside inside XLA. See benchmarks/results for 
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 import tensorflow as tf
 from keras import ops, tree
 from keras.src import backend as keras_backend  # lstm/gru: Keras's cuDNN kernels
+from tensorflow.python.eager.record import could_possibly_record
 from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
 
-from zoo.cells.base import RecurrentCell
+from zoo.cells.base import RecurrentCell, supplied_product
 from zoo.cells.greff import (
     NFGLSTMCell,
     NIGLSTMCell,
@@ -146,6 +145,8 @@ class Recurrent(keras.layers.RNN):
         if self.fused and mask is None and _block_lstm_ready(self.cell, sequences):
             return _block_lstm(self.cell, sequences, initial_state, self.go_backwards)
         cell = self.cell
+        if _parallel_ready(cell, sequences, mask):
+            return _parallel(self, sequences, initial_state)
         inputs = _project(cell, sequences)
         if inputs is None:  # per-step fallback, as keras.layers.RNN calls the cell
             inputs = sequences
@@ -154,10 +155,13 @@ class Recurrent(keras.layers.RNN):
             def step(x, states):
                 output, new_states = cell(x, states, **kwargs)
                 return output, new_states if tree.is_nested(new_states) else [new_states]
-        elif mask is None and _hoisted_gradient_ready(cell, inputs, initial_state):
-            return _hoisted_gradient_loop(cell, inputs, initial_state, self.go_backwards,
-                                          self.return_sequences, training)
         else:
+            index = None
+            if training or could_possibly_record():  # it keeps more per step: only to learn
+                index = _recurrent_state_index(cell, inputs, initial_state, training)
+            if index is not None:
+                return _hoisted_gradient_loop(cell, inputs, initial_state, mask, index, self,
+                                              training)
 
             def step(x, states):
                 return cell.step(x, states, training=training)
@@ -196,6 +200,22 @@ def _cudnn(layer, sequences, initial_state):
         return None
     layer.supports_jit = False  # cuDNN ops do not compile with XLA
     return result
+
+
+def _parallel_ready(cell, sequences, mask):
+    """Whether the cell's own whole-sequence form (`cell.parallel`, e.g. mLSTM's chunk-wise
+    form) applies: no mask (it leaves masked outputs undefined), float32, a static length."""
+    return (hasattr(cell, "parallel") and mask is None and cell.compute_dtype == "float32"
+            and sequences.shape[1] is not None)
+
+
+def _parallel(layer, sequences, initial_state):
+    """All steps at once through `cell.parallel(inputs, initial_state) -> (outputs, states)`."""
+    if layer.go_backwards:
+        sequences = tf.reverse(sequences, [1])
+    outputs, states = layer.cell.parallel(sequences, initial_state)
+    last = outputs[:, -1]
+    return last, outputs if layer.return_sequences else last[:, None], states
 
 
 def sequence_layer(cell, bidirectional=False, **kwargs):
@@ -296,77 +316,81 @@ def _time_major(x, go_backwards):
     return tf.reverse(x, [0]) if go_backwards else x
 
 
-@contextlib.contextmanager
-def _recurrent_product(cell, product):
-    """Within the block, `cell.recurrent_gates(projected, r)` uses `product(r)` in place of
-    `r @ recurrent_kernel` (an instance attribute over the method, removed afterwards)."""
-
-    def gates(projected, recurrent_input):
-        return cell.split_gates(projected + product(recurrent_input))
-
-    object.__setattr__(cell, "recurrent_gates", gates)
-    try:
-        yield
-    finally:
-        del cell.__dict__["recurrent_gates"]
+# Op types that make a step non-deterministic (dropout, noise): the own gradient, which runs
+# the step again in the backward pass, steps aside for them.
+RANDOM_OPS = ("Random", "Multinomial", "Shuffle")
 
 
-def _hoisted_gradient_ready(cell, inputs, initial_state):
-    """Whether `_hoisted_gradient_loop` applies: a zoo cell whose step calls
-    `recurrent_gates(projected, states[0])` exactly once, without autocast. (The backward
-    pass runs the step again, so it must be deterministic: no zoo cell has dropout.)"""
-    if not isinstance(cell, RecurrentCell) or cell.compute_dtype != cell.variable_dtype:
-        return False
+def _recurrent_state_index(cell, inputs, initial_state, training):
+    """The index of the state whose product with the recurrent kernel the step takes, where
+    `_hoisted_gradient_loop` applies: a zoo cell whose step calls `recurrent_product` once,
+    on one of its states, and draws no random numbers. None where it does not apply."""
+    if not isinstance(cell, RecurrentCell):
+        return None
     calls = []
 
-    def step(x, states):
+    def step(x, *states):
         def product(r):
-            calls.append(r is states[0])
-            return ops.matmul(r, cell.recurrent_kernel)
+            calls.append(next((k for k, s in enumerate(states) if r is s), None))
+            return cell.multiply_recurrent(r, ops.cast(cell.recurrent_kernel, r.dtype))
 
-        with _recurrent_product(cell, product):
-            return cell.step(x, states)
+        with supplied_product(cell, product):
+            return cell.step(x, tree.pack_sequence_as(initial_state, states), training=training)
 
-    _zero_output(step, inputs, initial_state)
-    return calls == [True]
-
-
-def _hoisted_gradient_loop(cell, inputs, initial_state, go_backwards, return_sequences,
-                           training):
-    """The hoisted loop with its own gradient: the backward loop does the per-step work only
-    (element-wise gradients and dm_t @ U^T, m_t = r_{t-1} @ U the recurrent product), and
-    dU = sum_t r_{t-1}^T dm_t is one (P, T*B) @ (T*B, G*H) matmul after it."""
-    projected = _time_major(inputs, go_backwards)
-    length = tf.shape(projected)[0]
+    spec = lambda x: tf.TensorSpec(x.shape, x.dtype)
     states = tree.flatten(initial_state)
+    graph = tf.function(step, autograph=False).get_concrete_function(
+        spec(inputs[:, 0]), *map(spec, states)).graph
+    if any(word in op.type for op in graph.get_operations() for word in RANDOM_OPS):
+        return None
+    return calls[0] if len(calls) == 1 else None
+
+
+def _hoisted_gradient_loop(cell, inputs, initial_state, mask, index, layer, training):
+    """The hoisted loop with its own gradient. With r = states[index] and U the recurrent
+    kernel, the forward loop keeps m_t = r_{t-1} U and the states; the backward loop does the
+    per-step work only (the step's element-wise gradients, a tape on one step with m_t given,
+    and dm_t U^T, with U^T transposed once), and dU = sum_t r_{t-1}^T dm_t is one
+    (P, T*B) @ (T*B, G*H) matmul after it (for another `multiply_recurrent`, one product's
+    gradient over all T*B rows). Masked steps keep the states and the output as `_loop` does."""
+    go_backwards = layer.go_backwards
+    projected = _time_major(inputs, go_backwards)
+    keep = None if mask is None else _time_major(ops.cast(mask, "bool"), go_backwards)
+    length = tf.shape(projected)[0]
     pack = lambda flat: tree.pack_sequence_as(initial_state, flat)
-    kernel = cell.recurrent_kernel
+    matmul = type(cell).multiply_recurrent is RecurrentCell.multiply_recurrent
+    step = lambda x, states: cell.step(x, states, training=training)
+    autocast = keras_backend.get_autocast_scope()  # mixed precision: re-entered for backward
 
     def array(like):
         return tf.TensorArray(like.dtype, size=length, element_shape=like.shape,
                               clear_after_read=False)  # read forward and backward
 
     @tf.custom_gradient
-    def run(projected, *states):
+    def run(projected, kernel, *states):
         states = list(states)
         inputs_ta = array(projected[0]).unstack(projected)
-        zeros = _zero_output(lambda x, s: cell.step(x, s, training=training), inputs,
-                             initial_state)
+        zeros = _zero_output(step, inputs, initial_state)
+        outputs_ta = [array(zeros)] if layer.return_sequences else []
 
-        def body(t, output, states, outputs_ta, products_ta, states_tas):
-            def product(r):
-                m = ops.matmul(r, kernel)
-                products.append(m)
-                return m
-
+        def body(t, prev_output, states, outputs_ta, products_ta, states_tas):
             products = []
-            with _recurrent_product(cell, product):
-                output, new_states = cell.step(inputs_ta.read(t), pack(states),
-                                               training=training)
+
+            def product(r):
+                products.append(cell.multiply_recurrent(r, kernel))
+                return products[-1]
+
+            with supplied_product(cell, product):
+                output, new_states = step(inputs_ta.read(t), pack(states))
+            new_states = tree.flatten(new_states)
+            if keep is not None:
+                masked = zeros if layer.zero_output_for_mask else prev_output
+                output = _where(keep[t], output, masked)
+                new_states = [_where(keep[t], new, old) for new, old in zip(new_states, states)]
             return (
                 t + 1,
                 output,
-                tree.flatten(new_states),
+                new_states,
                 [ta.write(t, output) for ta in outputs_ta],
                 products_ta.write(t, products[0]),
                 [ta.write(t, s) for ta, s in zip(states_tas, states)],
@@ -375,26 +399,37 @@ def _hoisted_gradient_loop(cell, inputs, initial_state, go_backwards, return_seq
         _, last, final_states, outputs_ta, products_ta, states_tas = tf.while_loop(
             lambda t, *_: t < length,
             body,
-            (tf.constant(0), zeros, states, [array(zeros)] if return_sequences else [],
-             array(tf.zeros([tf.shape(zeros)[0], kernel.shape[-1]], zeros.dtype)),
+            (tf.constant(0), zeros, states, outputs_ta, array(product_like),
              [array(s) for s in states]),
             maximum_iterations=length,
         )
-        outputs = outputs_ta[0].stack() if return_sequences else last
+        outputs = outputs_ta[0].stack() if layer.return_sequences else last
 
         def grad(d_outputs, *d_states, variables=None):
+            reads_variables = variables is not None
             d_states = [tf.zeros_like(s) if d is None else d for d, s in zip(d_states, states)]
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
-            d_outputs_ta = array(zeros).unstack(d_outputs) if return_sequences else None
-            d_last = tf.zeros_like(zeros) if return_sequences else d_outputs
+            d_outputs_ta = array(zeros).unstack(d_outputs) if layer.return_sequences else None
+            d_last = tf.zeros_like(zeros) if layer.return_sequences else d_outputs
             variables = list(variables or [])
+            kernel_t = tf.transpose(kernel) if matmul else None  # transposed operands are slow
+
+            def d_recurrent_input(d_m, r):
+                """dm_t -> dr_{t-1} through the product (linear in r)."""
+                if matmul:
+                    return tf.matmul(d_m, kernel_t)
+                with tf.GradientTape() as tape:
+                    tape.watch(r)
+                    m = cell.multiply_recurrent(r, kernel)
+                return tape.gradient(m, r, output_gradients=d_m)
 
             def step_gradients(x, m, prev, d_output, d_states):
                 """Gradients of one step w.r.t. x_t, m_t, the states and the variables."""
                 with tf.GradientTape(watch_accessed_variables=False) as tape:
                     tape.watch([x, m, *prev, *variables])
-                    with _recurrent_product(cell, lambda r: m):
-                        output, new_states = cell.step(x, pack(prev), training=training)
+                    with supplied_product(cell, lambda r: m), keras_backend.AutocastScope(
+                            autocast and autocast.dtype):
+                        output, new_states = step(x, pack(prev))
                 sources = [x, m, *prev, *variables]
                 n = 2 + len(prev)
                 grads = tape.gradient([output, *tree.flatten(new_states)], sources,
@@ -402,19 +437,28 @@ def _hoisted_gradient_loop(cell, inputs, initial_state, go_backwards, return_seq
                 grads[:n] = [tf.zeros_like(s) if g is None else g for g, s in zip(grads, sources)]
                 return grads  # None for a variable the step does not use
 
-            kernel_t = tf.transpose(kernel)  # a transposed operand halves oneDNN's speed
-
-            def back(t, d_last, d_states, d_variables, d_inputs_ta, d_products_ta):
+            def back(t, d_carry, d_states, d_variables, d_inputs_ta, d_products_ta):
                 t = t - 1
                 x, m = inputs_ta.read(t), products_ta.read(t)
                 prev = [ta.read(t) for ta in states_tas]
-                d_output = d_last + d_outputs_ta.read(t) if return_sequences else d_last
+                if layer.return_sequences:
+                    d_carry = d_carry + d_outputs_ta.read(t)
+                d_output, d_carry = d_carry, tf.zeros_like(d_carry)
+                passed = [tf.zeros_like(d) for d in d_states]
+                if keep is not None:  # a masked step passes its gradients on unchanged
+                    masked = lambda d: _where(keep[t], tf.zeros_like(d), d)
+                    if not layer.zero_output_for_mask:
+                        d_carry = masked(d_output)
+                    passed = [masked(d) for d in d_states]
+                    d_output = _where(keep[t], d_output, tf.zeros_like(d_output))
+                    d_states = [_where(keep[t], d, tf.zeros_like(d)) for d in d_states]
                 d_x, d_m, *grads = step_gradients(x, m, prev, d_output, d_states)
-                d_prev, d_vars = grads[:len(prev)], grads[len(prev):]
-                d_prev[0] = d_prev[0] + tf.matmul(d_m, kernel_t)
+                d_prev = [d + p for d, p in zip(grads[:len(prev)], passed)]
+                d_prev[index] = d_prev[index] + d_recurrent_input(d_m, prev[index])
+                d_vars = grads[len(prev):]
                 d_variables = [a if d is None else a + d for a, d in zip(d_variables, d_vars)]
-                return (t, tf.zeros_like(d_last), d_prev, d_variables,
-                        d_inputs_ta.write(t, d_x), d_products_ta.write(t, d_m))
+                return (t, d_carry, d_prev, d_variables, d_inputs_ta.write(t, d_x),
+                        d_products_ta.write(t, d_m))
 
             _, _, d_initial, d_variables, d_inputs_ta, d_products_ta = tf.while_loop(
                 lambda t, *_: t > 0,
@@ -423,28 +467,31 @@ def _hoisted_gradient_loop(cell, inputs, initial_state, go_backwards, return_seq
                  array(projected[0]), array(products_ta.read(0))),
                 maximum_iterations=length,
             )
-            flat = lambda x: tf.reshape(x, [-1, x.shape[-1]])
-            d_kernel = tf.matmul(flat(states_tas[0].stack()), flat(d_products_ta.stack()),
-                                 transpose_a=True)
-            d_variables = [
-                d + d_kernel if v.ref() == _tf_variable(kernel).ref() else d
-                for v, d in zip(variables, d_variables)
-            ]
-            return [d_inputs_ta.stack(), *d_initial], d_variables
+            rows = lambda ta: tf.reshape(ta.stack(), tf.concat([[-1], tf.shape(ta.read(0))[1:]], 0))
+            r, d_m = rows(states_tas[index]), rows(d_products_ta)
+            if matmul:
+                d_kernel = tf.matmul(r, d_m, transpose_a=True)
+            else:
+                with tf.GradientTape() as tape:
+                    tape.watch(kernel)
+                    m = cell.multiply_recurrent(r, kernel)
+                d_kernel = tape.gradient(m, kernel, output_gradients=d_m)
+            d_inputs = [d_inputs_ta.stack(), d_kernel, *d_initial]
+            return (d_inputs, d_variables) if reads_variables else d_inputs
 
         return (outputs, *final_states), grad
 
-    outputs, *final_states = run(projected, *states)
-    if return_sequences:
+    kernel = ops.cast(cell.recurrent_kernel, cell.compute_dtype)
+    r = tree.flatten(initial_state)[index]
+    spec = keras_backend.compute_output_spec(lambda r: cell.multiply_recurrent(r, kernel),
+                                             keras.KerasTensor(r.shape, r.dtype))
+    product_like = tf.zeros(tf.concat([tf.shape(r)[:1], spec.shape[1:]], 0), spec.dtype)
+    outputs, *final_states = run(projected, kernel, *tree.flatten(initial_state))
+    if layer.return_sequences:
         last, outputs = outputs[-1], tf.transpose(outputs, _swap(len(outputs.shape)))
     else:
         last, outputs = outputs, outputs[:, None]
     return last, outputs, pack(final_states)
-
-
-def _tf_variable(variable):
-    """The `tf.Variable` under a Keras variable."""
-    return getattr(variable, "_value", variable)
 
 
 def _block_lstm_ready(cell, sequences):

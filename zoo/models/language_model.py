@@ -81,7 +81,7 @@ class LanguageModel(keras.Model):
     def call(self, ids, training=False):
         x = self.dropout(self.embedding(ids), training=training)
         for layer in self.recurrent:
-            x = self.dropout(run_sequence(layer, x, training), training=training)
+            x = self.dropout(layer(x, training=training), training=training)
         return self.head(x)
 
     def initial_state(self, batch_size):
@@ -99,18 +99,6 @@ class LanguageModel(keras.Model):
                       layers=self.num_layers, embedding_dim=self.embedding_dim,
                       dropout=self.dropout_rate, cell_kwargs=self.cell_kwargs)
         return config
-
-
-def run_sequence(layer, x, training=False):
-    """A recurrent layer over whole sequences, in its cell's chunk-wise `parallel` form where it
-    has one (`mlstm`: the same outputs, several times faster to train), runs in float32 and the
-    number of steps is known when the graph is traced."""
-    if (not hasattr(layer.cell, "parallel") or layer.compute_dtype != "float32"
-            or x.shape[1] is None):
-        return layer(x, training=training)
-    if not layer.built:
-        layer.build(x.shape)
-    return layer.cell.parallel(x)[0]
 
 
 def parameter_count(vocab_size, cell="lstm", units=256, layers=2, embedding_dim=64,

@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from zoo.layers.recurrent import stack_initial_state
-from zoo.models.language_model import LanguageModel, run_sequence
+from zoo.models.language_model import LanguageModel
 
 # Note lengths in quarter notes: 16th, 8th triplet, 8th, quarter triplet, dotted 8th, quarter,
 # dotted quarter, half, dotted half, whole. Others snap to the nearest (on a log scale).
@@ -119,7 +119,7 @@ class TimeAwareMelodyModel(LanguageModel):
         x = self.dropout(self.embedding(ids), training=training)
         for layer in self.recurrent:
             x = ops.concatenate([x, delta_t], -1)
-            x = self.dropout(run_sequence(layer, x, training), training=training)
+            x = self.dropout(layer(x, training=training), training=training)
         return self.head(x)
 
     def initial_state(self, batch_size):
