@@ -309,7 +309,10 @@ def cases(cell_names, sizes, with_torch):
                     Case("torch-loop", "lstm", units)]
         out += [Case("zoo", name, units) for name in cell_names]
         if "lstm" in cell_names:  # the alternatives to Recurrent's loop, same cell
-            out += [Case("fused", "lstm", units), Case("rnn", "lstm", units)]
+            out += [Case("fused", "lstm", units)]
+        # keras.layers.RNN (TF's loop gradient) against Recurrent's own backward pass.
+        out += [Case("rnn", n, units) for n in ("lstm", "gru", "peephole_lstm", "slstm")
+                if n in cell_names]
         out += [Case("keras", "lstm", units, "mixed_bfloat16")]
         out += [Case("zoo", n, units, "mixed_bfloat16") for n in ("lstm", "gru") if n in cell_names]
     return out
