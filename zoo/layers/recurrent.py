@@ -1,22 +1,27 @@
 """`Recurrent`: the fast sequence layer that runs any zoo cell.
 
 It is `keras.layers.RNN` (same arguments, config, masking, states, `Bidirectional` support)
-with its own time loop on the TensorFlow backend, picked per cell:
+with its own time loop on the TensorFlow backend, picked per call:
 
 1. cuDNN, on a GPU, for `lstm` and `gru` (reset_after) with tanh/sigmoid and no mask:
    Keras's own `backend.lstm` / `backend.gru`, as keras.layers.LSTM/GRU use them.
-2. Hoisted loop (the default elsewhere). `cell.project_inputs` over all time steps as one
-   matmul, then a `tf.while_loop` over `cell.step` alone: the recurrent matmul plus the
-   element-wise gate work, no Python per step. Cells whose recurrence is one
-   `recurrent_gates(projected, states[0])` call (all LSTM variants but peephole_lstm,
-   conv_lstm, mlstm, slstm) get the loop's own gradient (`tf.custom_gradient`, no mask): the
-   forward loop keeps m_t = r_{t-1} U and the states, the backward loop differentiates
-   the step's element-wise part (a tape on one step, m_t given) and does dm_t U^T with U^T
-   transposed once, and dU = sum_t r_{t-1}^T dm_t is one (P, T*B)(T*B, G*H) matmul after
-   it. Other weights the step reads (peepholes, gains, projections) are summed per step.
-3. Per-step loop. Any other Keras cell, a list of cells (stacked), or a cell whose
+2. The cell's whole-sequence form, `cell.parallel` (mLSTM's chunk-wise form), where there is
+   no mask, the cell runs in float32 and the length is static.
+3. Hoisted loop with its own gradient, when training or under a gradient tape: one matmul
+   `cell.project_inputs` over all steps, then a `tf.while_loop` over `cell.step` alone. Every
+   cell whose step takes one product with its recurrent kernel (`recurrent_product`, on any
+   of its states; all zoo cells but mLSTM) gets our backward pass (`tf.custom_gradient`), with
+   or without masks, in float32 or mixed precision: the forward loop keeps m_t = r_{t-1} U
+   and the states; the backward loop differentiates the step's element-wise part (a tape on
+   one step, m_t given) and does dm_t U^T with U^T transposed once (oneDNN runs a transposed
+   operand at half speed); dU = sum_t r_{t-1}^T dm_t is one (P, T*B)(T*B, G*H) matmul after
+   it (for another product, sLSTM's per-head blocks or ConvLSTM's convolution, one gradient
+   over all T*B rows). The step runs again in the backward pass, so a step that draws random
+   numbers keeps TF's loop gradient.
+4. Hoisted loop with TF's gradient: inference (less to keep per step), and the cells 3 skips.
+5. Per-step loop: any other Keras cell, a list of cells (stacked), or a cell whose
    `project_inputs` cannot take (batch, time, ...) inputs: `cell(x_t, states)` in the same loop.
-4. Fused block LSTM, opt-in (`fused=True`). Cells whose math is TF's block LSTM (sigmoid
+6. Fused block LSTM, opt-in (`fused=True`). Cells whose math is TF's block LSTM (sigmoid
    gates, tanh, optional diagonal peepholes; a gate the cell lacks is held at exactly 1 by a
    bias of 30) run the whole sequence as one `BlockLSTM` op forward and one backward:
    `lstm`, `lstm_1997`, `vanilla_lstm`, `nig_lstm`, `nfg_lstm`, `nog_lstm`, `np_lstm`; float32,
@@ -25,49 +30,30 @@ with its own time loop on the TensorFlow backend, picked per cell:
    layout (i, c, f, o) is not V2's forward layout (i, f, c, o), so V2's weight gradients are
    wrong (checked against autodiff of the same math).
 
-Decision, by measurement (2-core AMD EPYC, TF 2.21, char-LM X=64, batch 64, length 100,
-fwd+bwd+Adam, the same process interleaving the variants, 8 x 3 steps; other engineers loaded
-the machine (load average 7-15), so the comparison is in tokens per CPU-second, which the load
-distorts least):
+Decisions, by measurement: benchmarks/results (2-core AMD EPYC, quiet machine, TF 2.21,
+char-LM X=64, batch 64, length 100, fwd+bwd+Adam, medians of 5 x 3 steps, each case in its
+own process), training tokens/s at H=256 / H=512:
 
-    tokens / CPU-s            H=256    H=512
-    keras.layers.LSTM         31.5k    11.2k
-    keras.layers.RNN(lstm)    31.2k    11.0k
-    Recurrent, hoisted loop   32.0k    10.6k
-    Recurrent, BlockLSTM      25.9k     8.4k     (0.82x, 0.75x: TF's Eigen kernel loses to
-                                                  oneDNN matmuls in the loop on this CPU)
+    keras.layers.LSTM                         48.7k / 18.1k
+    Recurrent(lstm), own gradient (3)         57.2k / 25.2k   (248 / 438 MiB)
+    keras.layers.RNN(lstm), TF's gradient     43.7k / 20.3k   (211 / 260 MiB)
+    Recurrent(lstm, fused=True), BlockLSTM    33.1k / 14.2k   (TF's Eigen kernel loses to
+                                                               oneDNN matmuls in the loop)
+    torch nn.LSTM (oneDNN's fused RNN kernel) 69.6k / 28.4k
+    torch nn.LSTM with oneDNN off             42.0k / 14.4k
 
-so BlockLSTM is off by default. The benchmark suite (benchmarks/results; a rerun of the lstm
-rows at load average 3 gave, in tokens per CPU-second, H=256 / H=512: keras.layers.LSTM
-30.6k / 9.3k, Recurrent 25.4k / 10.8k, keras.layers.RNN(lstm) 24.3k / 10.5k, BlockLSTM
-23.9k / 8.0k, torch nn.LSTM 44.3k / 13.6k) agrees: hoisting is neutral at input width 64, and
-the fused kernel loses. Where the time goes (H=256, a bare tf.while_loop, CPU time per batch):
-the forward loop takes 41 ms with the matmuls alone and about 45-63 ms with the LSTM's
-element-wise work, the backward about 3.3x the forward for 2x the flops: TF's while-loop
-gradient does dU += h_{t-1}^T dz_t per step (a K=64 matmul) and accumulates it. Gathering
-dz for all steps and doing one (H x TB)(TB x 4H) matmul (a custom gradient) is the next lever;
-a fused LSTM kernel such as the one PyTorch uses on CPU can batch that work, the likely
-reason for its lead at H=256.
-
-The loop's own gradient, by measurement (same machine, bare matmul loops of 100 steps,
-B=64, H=256, CPU ms): dz_t U^T as TF's matmul gradient does it (transpose_b) 60, with U^T
-transposed once 23; dU accumulated per step 38, as one matmul 19. A Recurrent(lstm) layer's
-backward pass (H=256) went from 179 to 125 CPU-ms, and the char-LM training step (same
-process, interleaved, 5 x 3 steps, load average 4-6), in tokens per CPU-second:
-
-    tokens / CPU-s            H=256            H=512
-    plain hoisted loop        22.6k / 32.8k    9.5k
-    own gradient              31.5k / 42.3k   13.6k      (1.29-1.44x)
-
-The benchmark suite agrees at H=512 and gains less at H=256 (benchmarks/results/own_gradient
-and own_gradient_torch, load average 4-6, tokens per CPU-second, H=256 / H=512): Recurrent(lstm)
-33.2k-35.6k / 15.1k-16.4k, keras.layers.RNN(lstm) (TF's loop gradient) 31.1k-32.6k /
-9.9k-10.7k, keras.layers.LSTM 32.6k-33.7k / 9.9k-11.7k, torch nn.LSTM 43.3k / 15.1k. It keeps
-m_t and the states of every step, so training takes more memory (lstm: 238 vs 183 MiB at
-H=256, 438 vs 269 MiB at H=512). So it is on wherever it applies. Compiling the per-step
-backward with XLA (`jit_compile=True` on the step's gradient) made it slower, and is not used.
-XLA is not used: it made recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md), and
-the cuDNN and BlockLSTM paths step aside inside XLA. See benchmarks/results for the full suite.
+The own gradient is 1.24-1.31x TF's loop gradient for `lstm`, for
+about 1.2-1.7x the training memory. For 3-gate cells at H=256 it ties (gru, in an A/B of
+3 x 8 x 3 steps: 92.2k vs 92.1k) or trails (peephole_lstm 76.1k vs 83.9k); at H=512 it leads
+(peephole_lstm 34.9k vs 27.3k, gru 33.6k vs 32.6k, slstm 17.7k vs 16.2k), so it is on for
+every cell it applies to. PyTorch's lead is oneDNN's fused LSTM primitive (packed weights, one
+kernel per sequence): without it PyTorch is 0.73x / 0.57x of Recurrent. Here the forward loop
+is bound by TF's matmul: at H=256 one step's h @ U (64x256x1024) takes about 200 us, 20 ms of
+the 34 ms forward pass, while oneDNN's kernel does the whole step in 120 us; the backward pass
+(54 ms) is on par with PyTorch's (52 ms). XLA is not used: it made recurrent training slower on
+this CPU (0.67-0.87x, see DESIGN.md); compiling only the step's element-wise part in the loop
+made the forward loop slower too (27.3 vs 24.8 ms), and the cuDNN and BlockLSTM paths step
+aside inside XLA.
 """
 
 from __future__ import annotations
