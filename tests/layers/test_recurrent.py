@@ -1,6 +1,7 @@
 """zoo.layers.Recurrent gives keras.layers.RNN's outputs and gradients for every cell."""
 
 import concurrent.futures
+import functools
 import os
 import tempfile
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 
 from zoo import cells, testing
 from zoo.cells.base import RecurrentCell, supplied_product
-from zoo.layers import Recurrent
+from zoo.layers import Recurrent, recurrent
 
 TOLERANCE = 1e-5
 # Cells whose math is TF's BlockLSTM (used with fused=True).
@@ -31,10 +32,11 @@ def assert_close(actual, expected):
         np.testing.assert_allclose(a, e, atol=TOLERANCE, rtol=TOLERANCE)
 
 
-def outputs_and_gradients(layer, x, **call_kwargs):
+def outputs_and_gradients(layer, x, unknown_batch=False, **call_kwargs):
     """Outputs, and gradients of a loss over all outputs w.r.t. the weights and the inputs."""
+    spec = [tf.TensorSpec((None, *x.shape[1:]), "float32")] if unknown_batch else None
 
-    @tf.function
+    @functools.partial(tf.function, input_signature=spec)
     def run(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -243,3 +245,22 @@ def test_a_supplied_product_stays_in_its_thread():
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             other = pool.submit(cell.recurrent_product, r).result()
     np.testing.assert_allclose(other, r @ cell.recurrent_kernel, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "peephole_lstm", "conv_lstm"])
+def test_halves_of_the_batch_give_the_same_outputs_and_gradients(name, monkeypatch):
+    monkeypatch.setattr(recurrent, "MIN_SPLIT_BATCH", 2)  # batch 3: halves of 1 and 2
+    reference, fast, x = built_pair(name, return_sequences=True, return_state=True,
+                                    go_backwards=True)
+    graph = tf.function(lambda x: fast(x, training=True)).get_concrete_function(x).graph
+    assert [op.type for op in graph.get_operations()].count("IdentityN") == 2  # two loops
+    mask = np.ones(x.shape[:2], bool)
+    mask[0, 3:] = mask[2, :2] = False
+    states = [np.random.default_rng(1).normal(size=s.shape).astype("float32")
+              for s in reference.get_initial_state(x.shape[0])]
+    kwargs = {"mask": tf.constant(mask), "initial_state": [tf.constant(s) for s in states]}
+    assert_close(outputs_and_gradients(fast, x, **kwargs),
+                 outputs_and_gradients(reference, x, **kwargs))
+    # A batch of unknown size runs as one loop.
+    assert_close(outputs_and_gradients(fast, x, unknown_batch=True),
+                 outputs_and_gradients(reference, x))

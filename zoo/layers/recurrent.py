@@ -58,6 +58,8 @@ aside inside XLA.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 from keras import ops, tree
@@ -87,6 +89,9 @@ BLOCK_LSTM_CELLS = (
     NOGLSTMCell,
     NPLSTMCell,
 )
+# On a CPU, the own-gradient loop runs as two loops over the halves of a batch of at least
+# this many (see the module docstring).
+MIN_SPLIT_BATCH = 16
 # Pre-activation of a gate a cell does not have: sigmoid(30) is exactly 1.0 in float32.
 ALWAYS_OPEN = 30.0
 BLOCK_LSTM_ORDER = ("i", "c", "f", "o")  # gate layout of tf.raw_ops.BlockLSTM
@@ -278,7 +283,7 @@ def _loop(step, inputs, initial_state, mask, go_backwards, return_sequences,
 
 def _zero_output(step, inputs, initial_state):
     """Zeros shaped like one output of `step` (traced on symbolic inputs, never run)."""
-    symbolic = lambda x, drop: keras.KerasTensor((x.shape[0], *x.shape[1 + drop:]), x.dtype)
+    symbolic = lambda x, drop: keras.KerasTensor((None, *x.shape[1 + drop:]), x.dtype)
     spec, _ = keras_backend.compute_output_spec(
         step,
         tree.map_structure(lambda x: symbolic(x, 1), inputs),
@@ -333,20 +338,52 @@ def _recurrent_state_index(cell, inputs, initial_state, training):
 
 
 def _hoisted_gradient_loop(cell, inputs, initial_state, mask, index, layer, training):
-    """The hoisted loop with its own gradient. With r = states[index] and U the recurrent
-    kernel, the forward loop keeps m_t = r_{t-1} U and the states; the backward loop does the
-    per-step work only (the step's element-wise gradients, a tape on one step with m_t given,
-    and dm_t U^T, with U^T transposed once), and dU = sum_t r_{t-1}^T dm_t is one
-    (P, T*B) @ (T*B, G*H) matmul after it (for another `multiply_recurrent`, one product's
+    """The hoisted loop with its own gradient (`_own_gradient_loop`), over the whole batch or,
+    on a CPU, as two loops over its halves that run side by side on the CPU's threads."""
+    projected = _time_major(inputs, layer.go_backwards)
+    keep = None if mask is None else _time_major(ops.cast(mask, "bool"), layer.go_backwards)
+    kernel = ops.cast(cell.recurrent_kernel, cell.compute_dtype)
+    states = tree.flatten(initial_state)
+    loop = functools.partial(_own_gradient_loop, cell, index, layer, training, kernel, inputs,
+                             initial_state)
+    if _split_batch(projected):
+        batch = projected.shape[1]
+        sizes = [batch // 2, batch - batch // 2]
+        halves = zip(
+            tf.split(projected, sizes, axis=1),
+            [None, None] if keep is None else tf.split(keep, sizes, axis=1),
+            zip(*[tf.split(s, sizes) for s in states]),
+        )
+        results = [loop(p, k, list(s)) for p, k, s in halves]
+        outputs = tf.concat([o for o, _ in results], axis=1 if layer.return_sequences else 0)
+        final_states = [tf.concat(s, 0) for s in zip(*[f for _, f in results])]
+    else:
+        outputs, final_states = loop(projected, keep, states)
+    if layer.return_sequences:
+        last, outputs = outputs[-1], tf.transpose(outputs, _swap(len(outputs.shape)))
+    else:
+        last, outputs = outputs, outputs[:, None]
+    return last, outputs, tree.pack_sequence_as(initial_state, final_states)
+
+
+def _own_gradient_loop(cell, index, layer, training, kernel, inputs, initial_state, projected,
+                       keep, states):
+    """The loop with its own gradient over time-major `projected` (T, B, ...), the (T, B) mask
+    `keep` or None, and the flat `states`: (outputs, final states). With r = states[index] and
+    U the recurrent kernel, the forward loop keeps m_t = r_{t-1} U and the states; the backward
+    loop does the per-step work only (the step's element-wise gradients, a tape on one step
+    with m_t given, and dm_t U^T, with U^T transposed once), and dU = sum_t r_{t-1}^T dm_t is
+    one (P, T*B) @ (T*B, G*H) matmul after it (for another `multiply_recurrent`, one product's
     gradient over all T*B rows). Masked steps keep the states and the output as `_loop` does."""
-    go_backwards = layer.go_backwards
-    projected = _time_major(inputs, go_backwards)
-    keep = None if mask is None else _time_major(ops.cast(mask, "bool"), go_backwards)
     length = tf.shape(projected)[0]
     pack = lambda flat: tree.pack_sequence_as(initial_state, flat)
     matmul = type(cell).multiply_recurrent is RecurrentCell.multiply_recurrent
     step = lambda x, states: cell.step(x, states, training=training)
     autocast = keras_backend.get_autocast_scope()  # mixed precision: re-entered for backward
+    r = states[index]
+    spec = keras_backend.compute_output_spec(lambda r: cell.multiply_recurrent(r, kernel),
+                                             keras.KerasTensor(r.shape, r.dtype))
+    product_like = tf.zeros(tf.concat([tf.shape(r)[:1], spec.shape[1:]], 0), spec.dtype)
 
     def array(like):
         return tf.TensorArray(like.dtype, size=length, element_shape=like.shape,
@@ -356,7 +393,7 @@ def _hoisted_gradient_loop(cell, inputs, initial_state, mask, index, layer, trai
     def run(projected, kernel, *states):
         states = list(states)
         inputs_ta = array(projected[0]).unstack(projected)
-        zeros = _zero_output(step, inputs, initial_state)
+        zeros = _zero_output(step, inputs, pack(states))
         outputs_ta = [array(zeros)] if layer.return_sequences else []
 
         def body(t, prev_output, states, outputs_ta, products_ta, states_tas):
@@ -420,7 +457,8 @@ def _hoisted_gradient_loop(cell, inputs, initial_state, mask, index, layer, trai
                 n = 2 + len(prev)
                 grads = tape.gradient([output, *tree.flatten(new_states)], sources,
                                       output_gradients=[d_output, *d_states])
-                grads[:n] = [tf.zeros_like(s) if g is None else g for g, s in zip(grads, sources)]
+                grads[:n] = [tf.zeros_like(s) if g is None else g
+                             for g, s in zip(grads, sources)]
                 return grads  # None for a variable the step does not use
 
             def back(t, d_carry, d_states, d_variables, d_inputs_ta, d_products_ta):
@@ -453,7 +491,8 @@ def _hoisted_gradient_loop(cell, inputs, initial_state, mask, index, layer, trai
                  array(projected[0]), array(products_ta.read(0))),
                 maximum_iterations=length,
             )
-            rows = lambda ta: tf.reshape(ta.stack(), tf.concat([[-1], tf.shape(ta.read(0))[1:]], 0))
+            rows = lambda ta: tf.reshape(ta.stack(),
+                                         tf.concat([[-1], tf.shape(ta.read(0))[1:]], 0))
             r, d_m = rows(states_tas[index]), rows(d_products_ta)
             if matmul:
                 d_kernel = tf.matmul(r, d_m, transpose_a=True)
@@ -467,17 +506,16 @@ def _hoisted_gradient_loop(cell, inputs, initial_state, mask, index, layer, trai
 
         return (outputs, *final_states), grad
 
-    kernel = ops.cast(cell.recurrent_kernel, cell.compute_dtype)
-    r = tree.flatten(initial_state)[index]
-    spec = keras_backend.compute_output_spec(lambda r: cell.multiply_recurrent(r, kernel),
-                                             keras.KerasTensor(r.shape, r.dtype))
-    product_like = tf.zeros(tf.concat([tf.shape(r)[:1], spec.shape[1:]], 0), spec.dtype)
-    outputs, *final_states = run(projected, kernel, *tree.flatten(initial_state))
-    if layer.return_sequences:
-        last, outputs = outputs[-1], tf.transpose(outputs, _swap(len(outputs.shape)))
-    else:
-        last, outputs = outputs, outputs[:, None]
-    return last, outputs, pack(final_states)
+    outputs, *final_states = run(projected, kernel, *states)
+    return outputs, final_states
+
+
+def _split_batch(projected):
+    """Whether to run the batch as two loops: on a CPU (no GPU visible), for a batch of a
+    static size of at least MIN_SPLIT_BATCH (training streams drop their last partial batch)."""
+    batch = projected.shape[1]
+    return batch is not None and batch >= MIN_SPLIT_BATCH and not tf.config.list_logical_devices(
+        "GPU")
 
 
 def _block_lstm_ready(cell, sequences):
