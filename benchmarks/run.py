@@ -3,6 +3,7 @@ keras.layers.LSTM/GRU and PyTorch nn.LSTM/GRU, in one run.
 
     python -m benchmarks.run                          # the full suite (about half an hour)
     python -m benchmarks.run --cells lstm,gru --sizes 256 --repeats 3
+    python -m benchmarks.run --cells lstm,gru --rounds 3   # 3 interleaved passes, merged
     python -m benchmarks.run --quick                  # a smoke run with tiny sizes
 
 Task: a character LM (Embedding 96 -> 64, recurrent layer, Dense 96) learning to repeat the
@@ -55,6 +56,7 @@ class Settings:
     warmup: int = 2
     steps: int = 3
     repeats: int = 5
+    rounds: int = 1  # passes over all cases, each case in a fresh process per pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +199,7 @@ def _result(case, rates, per_cpu_second, loss, matmul_weights, start_mib):
         **dataclasses.asdict(case),
         "label": case.label,
         "tokens_per_s": {"median": median, "min": min(rates), "max": max(rates)},
+        "rates": rates,  # every repetition, for merging rounds
         "tokens_per_cpu_s": per_cpu_second,
         "gflops": 6 * matmul_weights * median / 1e9,
         "loss": loss,
@@ -355,7 +358,8 @@ def markdown(report):
         f"Machine: {m['cpu']}, {m['cores']} cores; {m['versions']}; {m['date']}; "
         f"load average {m['load_average_at_start']:.1f} at start. Char-LM (Embedding {EMBED}, "
         f"layer, Dense {VOCAB}), batch {s['batch']}, length {s['length']}, fwd+bwd+Adam; "
-        f"medians of {s['repeats']} x {s['steps']} steps (min-max); tokens/CPU-s counts all "
+        f"medians of {s.get('rounds', 1)} round(s) x {s['repeats']} x {s['steps']} steps "
+        f"(min-max), rounds interleaved over the cases; tokens/CPU-s counts all "
         f"threads' CPU time (less distorted by other load). float32 matmul peak "
         f"{peak:.0f} GFLOP/s (the best measured below).",
         "",
@@ -438,6 +442,8 @@ def parse(argv, prog="python -m benchmarks.run"):
                         help="training steps per repetition")
     parser.add_argument("--repeats", type=int, default=Settings.repeats,
                         help="timed repetitions")
+    parser.add_argument("--rounds", type=int, default=Settings.rounds,
+                        help="passes over all cases (fresh processes, interleaved)")
     parser.add_argument("--out", default=RESULTS, help="results folder")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--quick", action="store_true",
@@ -457,7 +463,7 @@ def main(argv=None, prog="python -m benchmarks.run"):
         raise SystemExit(f"--cells {args.cells!r} matches no cell; known: {zoo.cells.names()}")
     sizes = [int(s) for s in args.sizes.split(",")]
     with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
-    settings = Settings(steps=args.steps, repeats=args.repeats)
+    settings = Settings(steps=args.steps, repeats=args.repeats, rounds=args.rounds)
     todo = cases(cell_names, sizes, with_torch)
     if args.quick:
         settings = Settings(batch=8, length=10, warmup=1, steps=1, repeats=2)
@@ -473,15 +479,35 @@ def main(argv=None, prog="python -m benchmarks.run"):
     except Exception as error:  # noqa: BLE001 - the export is optional here
         print(f"TFLite latency skipped: {error}", file=sys.stderr)
     report["pipelines"] = _in_child(pipelines.measure, args.quick)
-    for i, case in enumerate(todo, 1):
-        train = train_torch if case.model.startswith("torch") else train_keras
-        row = _in_child(train, case, settings)
-        report["training"].append(row)
-        save(report, args.out)  # partial results survive an interrupted run
-        print(f"[{i}/{len(todo)}] {case.label} H={case.units}: "
-              f"{row['tokens_per_s']['median']:,.0f} tokens/s", flush=True)
+    rounds = [[] for _ in todo]
+    for r in range(settings.rounds):  # round-robin: a slow spell of the machine hits all cases
+        for i, case in enumerate(todo):
+            train = train_torch if case.model.startswith("torch") else train_keras
+            rounds[i].append(_in_child(train, case, settings))
+            report["training"] = [merge(rows) for rows in rounds if rows]
+            save(report, args.out)  # partial results survive an interrupted run
+            print(f"[round {r + 1}/{settings.rounds}, {i + 1}/{len(todo)}] {case.label} "
+                  f"H={case.units}: {rounds[i][-1]['tokens_per_s']['median']:,.0f} tokens/s",
+                  flush=True)
     print(save(report, args.out))
     return report
+
+
+def merge(rows):
+    """One case's rows from several rounds as one: medians over every repetition of every
+    round, CPU rate and memory as their medians, the loss of the first round."""
+    rates = [rate for row in rows for rate in row["rates"]]
+    median = statistics.median(rates)
+    middle = lambda key: statistics.median(row[key] for row in rows)
+    return {
+        **rows[0],
+        "tokens_per_s": {"median": median, "min": min(rates), "max": max(rates)},
+        "rates": rates,
+        "tokens_per_cpu_s": middle("tokens_per_cpu_s"),
+        "gflops": rows[0]["gflops"] * median / rows[0]["tokens_per_s"]["median"],
+        "peak_rss_mib": round(middle("peak_rss_mib")),
+        "train_mib": round(middle("train_mib")),
+    }
 
 
 def save(report, out):

@@ -60,3 +60,13 @@ def test_report_files(tmp_path):
 def test_unknown_cells_are_refused():
     with pytest.raises(SystemExit, match="matches no cell"):
         run.main(["--cells", "no_such_cell"])
+
+
+def test_rounds_merge_every_repetition():
+    case = run.Case("zoo", "lstm", 8)
+    first = run._result(case, [1.0, 2.0, 9.0], 5.0, 4.0, 10, 0.0)
+    second = run._result(case, [3.0, 4.0, 5.0], 7.0, 4.5, 10, 0.0)
+    merged = run.merge([first, second])
+    assert merged["tokens_per_s"] == {"median": 3.5, "min": 1.0, "max": 9.0}
+    assert merged["tokens_per_cpu_s"] == 6.0 and merged["loss"] == 4.0
+    assert merged["gflops"] == pytest.approx(6 * 10 * 3.5 / 1e9)

@@ -17,7 +17,9 @@ with its own time loop on the TensorFlow backend, picked per call:
    operand at half speed); dU = sum_t r_{t-1}^T dm_t is one (P, T*B)(T*B, G*H) matmul after
    it (for another product, sLSTM's per-head blocks or ConvLSTM's convolution, one gradient
    over all T*B rows). The step runs again in the backward pass, so a step that draws random
-   numbers keeps TF's loop gradient.
+   numbers keeps TF's loop gradient. On a CPU, a batch of a static size of at least
+   MIN_SPLIT_BATCH runs as two such loops over its halves, side by side on the CPU's threads,
+   so that one loop's small element-wise ops overlap the other's matmul.
 4. Hoisted loop with TF's gradient: inference (less to keep per step), and the cells 3 skips.
 5. Per-step loop: any other Keras cell, a list of cells (stacked), or a cell whose
    `project_inputs` cannot take (batch, time, ...) inputs: `cell(x_t, states)` in the same loop.
@@ -30,30 +32,32 @@ with its own time loop on the TensorFlow backend, picked per call:
    layout (i, c, f, o) is not V2's forward layout (i, f, c, o), so V2's weight gradients are
    wrong (checked against autodiff of the same math).
 
-Decisions, by measurement: benchmarks/results (2-core AMD EPYC, quiet machine, TF 2.21,
-char-LM X=64, batch 64, length 100, fwd+bwd+Adam, medians of 5 x 3 steps, each case in its
-own process), training tokens/s at H=256 / H=512:
+Decisions, by measurement: benchmarks/results/rounds (2-core AMD EPYC, quiet machine,
+TF 2.21, char-LM X=64, batch 64, length 100, fwd+bwd+Adam, medians of 3 interleaved rounds of
+5 x 3 steps, each case in its own process), training tokens/s at H=256 / H=512:
 
-    keras.layers.LSTM                         48.7k / 18.1k
-    Recurrent(lstm), own gradient (3)         57.2k / 25.2k   (248 / 438 MiB)
-    keras.layers.RNN(lstm), TF's gradient     43.7k / 20.3k   (211 / 260 MiB)
-    Recurrent(lstm, fused=True), BlockLSTM    33.1k / 14.2k   (TF's Eigen kernel loses to
+    keras.layers.LSTM                         41.8k / 15.1k
+    Recurrent(lstm), own gradient (3)         51.6k / 25.5k   (293 / 481 MiB)
+    keras.layers.RNN(lstm), TF's gradient     36.7k / 14.8k   (251 / 258 MiB)
+    Recurrent(lstm, fused=True), BlockLSTM    25.5k /  9.2k   (TF's Eigen kernel loses to
                                                                oneDNN matmuls in the loop)
-    torch nn.LSTM (oneDNN's fused RNN kernel) 69.6k / 28.4k
-    torch nn.LSTM with oneDNN off             42.0k / 14.4k
+    torch nn.LSTM (oneDNN's fused RNN kernel) 61.3k / 19.7k
+    torch nn.LSTM with oneDNN off             42.1k / 11.6k
 
-The own gradient is 1.24-1.31x TF's loop gradient for `lstm`, for
-about 1.2-1.7x the training memory. For 3-gate cells at H=256 it ties (gru, in an A/B of
-3 x 8 x 3 steps: 92.2k vs 92.1k) or trails (peephole_lstm 76.1k vs 83.9k); at H=512 it leads
-(peephole_lstm 34.9k vs 27.3k, gru 33.6k vs 32.6k, slstm 17.7k vs 16.2k), so it is on for
-every cell it applies to. PyTorch's lead is oneDNN's fused LSTM primitive (packed weights, one
-kernel per sequence): without it PyTorch is 0.73x / 0.57x of Recurrent. Here the forward loop
-is bound by TF's matmul: at H=256 one step's h @ U (64x256x1024) takes about 200 us, 20 ms of
-the 34 ms forward pass, while oneDNN's kernel does the whole step in 120 us; the backward pass
-(54 ms) is on par with PyTorch's (52 ms). XLA is not used: it made recurrent training slower on
-this CPU (0.67-0.87x, see DESIGN.md); compiling only the step's element-wise part in the loop
-made the forward loop slower too (27.3 vs 24.8 ms), and the cuDNN and BlockLSTM paths step
-aside inside XLA.
+The own gradient against TF's loop gradient: lstm 1.40x / 1.73x, gru 1.19x / 1.27x,
+peephole_lstm 1.06x / 1.20x, for 1.2-1.9x the training memory, so it is on for every cell it
+applies to. Running the batch as two half-batch loops took a Recurrent(lstm) layer's fwd+bwd
+from 86-87 to 71-74 ms at H=256 and from 200 to 183-195 ms at H=512 (a bare forward loop:
+23.9 ms as one loop, 19.6 as two, 29.1 as four).
+
+PyTorch's lead at H=256 is oneDNN's fused LSTM primitive (packed weights, one kernel per
+sequence): without it PyTorch is 0.82x / 0.45x of Recurrent. Here the forward loop is bound by
+TF's matmul: at H=256 one step's h @ U (64x256x1024) takes about 200 us, 20 ms of the 34 ms
+forward pass, while oneDNN's kernel does the whole step in 120 us (12 ms per pass); the
+backward pass (54 ms, one loop) is on par with PyTorch's (52 ms). XLA is not used: it made
+recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md); compiling only the step's
+element-wise part in the loop made the forward loop slower too (27.3 vs 24.8 ms), and the cuDNN
+and BlockLSTM paths step aside inside XLA.
 """
 
 from __future__ import annotations
