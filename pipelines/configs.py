@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
+
+from zoo.files import atomic_write
 
 
 def option(default, help):
@@ -71,18 +71,3 @@ class TextConfig(TrainConfig):
     layers: int | None = option(None, "Stacked recurrent layers; default the preset's.")
     embedding_dim: int | None = option(None, "Embedding width; default the preset's.")
     dropout: float = option(0.0, "Dropout on the embedding and between layers.")
-
-
-def atomic_write(path, text):
-    """Write `text` to `path` through a temporary file and os.replace (never half-written)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

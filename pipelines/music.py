@@ -18,7 +18,6 @@ train/validation/test split derived from its name, saved with the data.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -34,6 +33,7 @@ from pipelines import text
 from pipelines.configs import TrainConfig, option
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
+from zoo.files import atomic_path
 from zoo.models import melody, polyphonic
 from zoo.models.melody import REST, EventVocabulary
 
@@ -54,22 +54,6 @@ def split_of(name):
     """The fixed split of a piece, from a hash of its name: 80% train, 10% validation, 10% test."""
     bucket = zlib.crc32(name.encode()) % 10
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """A temporary file next to `path` to write to; it replaces `path` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 @dataclass
