@@ -1,168 +1,350 @@
-"""`lstm-zoo list | train | sample | evaluate | export | bench-tflite | bench`: a thin command
-line over pipelines.train, pipelines.export and benchmarks.run.
+"""`lstm-zoo COMMAND [--flags]`: a thin command line over pipelines.train, .export, .translation.
 
-    lstm-zoo list
-    lstm-zoo train [--task=text] [--cell=lstm] [--data=PATH] [--run_dir=DIR] [--epochs=5] ...
-    lstm-zoo sample --run_dir=DIR [--prompt=TEXT --length=500 --temperature=0.8 --top_k --top_p
-                    --seed]
-    lstm-zoo evaluate --run_dir=DIR [--data=PATH]
-    lstm-zoo export --run_dir=DIR [--format=saved_model,tflite --quantize=none,dynamic,float16,int8
-                    --seq_len --out_dir]
-    lstm-zoo bench-tflite --model=FILE [--num_threads=2]
-    lstm-zoo bench [--cells=lstm,gru --sizes=256,512 --quick ...]   (see `lstm-zoo bench --help`)
+    lstm-zoo --help                          the commands
+    lstm-zoo COMMAND --help                  that command's flags
+    lstm-zoo train --task=TASK --help        that task's training flags, with its defaults
 
-The training flags are the fields of the tasks' config dataclasses (pipelines/configs.py).
+Each command defines only its own flags (absl), checks them before anything runs, and reports
+a user's or the environment's error as one line (`--debug` shows the traceback).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import json
+import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
-import zoo
-from pipelines import moving_shapes, music, speech, text, translation  # noqa: F401 - tasks
-from pipelines import train as training
-from pipelines.configs import TrainConfig
-from pipelines.export import bench_tflite, export_run
-from zoo.export import ParityError
-from zoo.models import language_model
+from pipelines import terminal
 
-FLAGS = flags.FLAGS
-COMMANDS = ("list", "train", "sample", "evaluate", "export", "bench-tflite")
-SAMPLE_FLAGS = {
-    "prompt": (flags.DEFINE_string, "Text the sample starts with (default a new line)."),
-    "length": (flags.DEFINE_integer, "Tokens to generate (default 500)."),
-    "temperature": (flags.DEFINE_float, "Sampling temperature; 0 = greedy (default 1.0)."),
-    "top_k": (flags.DEFINE_integer, "Sample among the k most likely tokens only."),
-    "top_p": (flags.DEFINE_float, "Sample among the most likely tokens holding probability p."),
-    "beam_size": (flags.DEFINE_integer, "Beam search with this many beams (melody, translation)."),
-    "output": (flags.DEFINE_string, "Output path stem (music: writes .mid and .png)."),
-    "text": (flags.DEFINE_string, "Sentence to translate (translation)."),
-    "length_penalty": (flags.DEFINE_float, "Beam-search length penalty alpha (translation)."),
+COMMANDS = {
+    "list": "The cells, tasks and model sizes.",
+    "train": "Train a task with a cell; writes a run directory (--resume continues one).",
+    "sample": "Generate from a run's best checkpoint (text, music, a translation, ...).",
+    "evaluate": "Test metrics of a run's best checkpoint, as JSON.",
+    "export": "SavedModel and TFLite files of a run, checked in LiteRT.",
+    "translate": "Translate lines of a file or stdin with a translation run.",
+    "bench-tflite": "Per-step latency of a .tflite file in LiteRT.",
+    "bench": "The speed benchmark suite (its own flags: lstm-zoo bench --help).",
 }
-EXPORT_FLAGS = {
-    "format": (flags.DEFINE_list, "Export formats: saved_model, tflite (default both)."),
-    "quantize": (flags.DEFINE_list, "TFLite files: none, dynamic, float16, int8 (default none)."),
-    "out_dir": (flags.DEFINE_string, "Export directory (default <run_dir>/export)."),
-    "model": (flags.DEFINE_string, "A .tflite file to benchmark."),
-    "num_threads": (flags.DEFINE_integer, "LiteRT interpreter threads (default 2)."),
+# Flags of the commands other than train: name -> (type, help).
+OPTIONS = {
+    "run_dir": (str, "A run directory written by `lstm-zoo train`."),
+    "data": (str, "Evaluate on all of this corpus instead of the run's test split."),
+    "seed": (int, "Seed of the sampling."),
+    "prompt": (str, "Text, or a MIDI file (music), that the sample starts with."),
+    "length": (int, "Tokens or steps to generate."),
+    "temperature": (float, "Sampling temperature; 0 = greedy."),
+    "top_k": (int, "Sample among the k most likely tokens only."),
+    "top_p": (float, "Sample among the most likely tokens holding probability p."),
+    "beam_size": (int, "Beam search with this many beams."),
+    "length_penalty": (float, "Beam-search length penalty alpha."),
+    "output": (str, "Output path (sample: a path stem; translate: a file, default stdout)."),
+    "text": (str, "Sentence to translate."),
+    "count": (int, "Utterances to transcribe."),
+    "format": (list, "Export formats: saved_model, tflite (default both)."),
+    "quantize": (list, "TFLite files: none, dynamic, float16, int8 (default none)."),
+    "out_dir": (str, "Export directory (default <run_dir>/export)."),
+    "seq_len": (int, "Steps of the fixed-length `predict` signature (default the run's)."),
+    "input": (str, "File of sentences, one per line (default stdin)."),
+    "batch_size": (int, "Sentences translated together."),
+    "model": (str, "A .tflite file to benchmark."),
+    "num_threads": (int, "LiteRT interpreter threads (default 2)."),
 }
-_EXTRA_HELP = {
-    "task": lambda: f" One of: {', '.join(sorted(training.TASKS))}.",
-    "cell": lambda: f" One of: {', '.join(zoo.cells.names())}.",
-    "preset": lambda: f" One of: {', '.join(language_model.PRESETS)}.",
+COMMAND_OPTIONS = {
+    "list": (), "evaluate": ("run_dir", "data"),
+    "export": ("run_dir", "format", "quantize", "out_dir", "seq_len"),
+    "translate": ("run_dir", "input", "output", "batch_size", "beam_size", "length_penalty"),
+    "bench-tflite": ("model", "num_threads"),
 }
+COMMON = {"debug": (bool, "Show the Python traceback of an error."),
+          "verbosity": (int, "1 or more: also TensorFlow's start-up and INFO lines.")}
+_DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+           str: flags.DEFINE_string, list: flags.DEFINE_list}
 
 
-def _config_fields():
-    """Every config field of every registered task, first definition wins."""
-    fields = {}
-    for task in [TrainConfig, *(t.config_class for t in training.TASKS.values())]:
-        for field in dataclasses.fields(task):
-            fields.setdefault(field.name, field)
-    return fields
+class UsageError(ValueError):
+    """A command line that cannot run as written."""
 
 
-def _define_flags():
-    for name, field in _config_fields().items():
-        kind = str(field.type)
-        define = (flags.DEFINE_boolean if "bool" in kind else flags.DEFINE_integer
-                  if "int" in kind else flags.DEFINE_float if "float" in kind
-                  else flags.DEFINE_string)
-        extra = _EXTRA_HELP.get(name, lambda: "")()
-        default = "" if field.default is None else f" (default: {field.default})"
-        define(name, None, f"{field.metadata.get('help', '')}{extra}{default}")
-    for name, (define, help_text) in {**SAMPLE_FLAGS, **EXPORT_FLAGS}.items():
-        if name not in FLAGS:  # a task may also have it as a config field
-            define(name, None, help_text)
+def _flag_value(argv, name):
+    """The value of --name=V or --name V in argv, before parsing (None if absent)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
 
 
-_define_flags()
+def _field_type(field):
+    kind = str(field.type)
+    return (bool if "bool" in kind else int if "int" in kind else float if "float" in kind
+            else str)
 
 
-def _given(names, command):
-    """Values of the flags given on the command line; an error for those `command` ignores."""
-    given = {name for name in _config_fields().keys() | SAMPLE_FLAGS.keys() | EXPORT_FLAGS.keys()
-             if FLAGS[name].present}
-    unused = sorted(given - set(names))
-    if unused:
-        raise app.UsageError(f"`lstm-zoo {command}` does not take --{', --'.join(unused)}")
-    return {name: FLAGS[name].value for name in given}
+def _train_task(argv):
+    """The task whose flags `train` takes: --task, the resumed run's, or text."""
+    from pipelines import train as training
+
+    task = _flag_value(argv, "task")
+    run_dir = _flag_value(argv, "run_dir")
+    if task is None and run_dir and any(a in ("--resume", "--resume=true") for a in argv):
+        task = training.load_config(run_dir).task
+    return training.get_task(task or "text")
 
 
-def _require_run_dir(values, command):
-    if "run_dir" not in values:
-        raise app.UsageError(f"`lstm-zoo {command}` needs --run_dir=DIR (a directory written by "
-                             "`lstm-zoo train`)")
-    return values.pop("run_dir")
+def _sample_options(task):
+    names = [p.name for p in inspect.signature(task.sample).parameters.values()
+             if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in ("config", "run_dir", "model")]
+    return ["run_dir", *names]
 
 
-def list_all():
-    lines = ["Cells:"]
-    lines += [f"  {name:<18} {zoo.cells.get(name).paper}" for name in zoo.cells.names()]
-    lines += ["Tasks:"] + [f"  {name:<18} {type(task).__doc__.splitlines()[0]}"
-                           for name, task in sorted(training.TASKS.items())]
-    lines += ["Language model presets:"]
+def _specs(command, argv):
+    """{flag: (type, help, default)} of `command` given its arguments (task-specific ones)."""
+    if command == "train":
+        task = _train_task(argv)
+        specs = {f.name: (_field_type(f), f.metadata.get("help", ""), f.default)
+                 for f in dataclasses.fields(task.config_class)}
+    elif command == "sample":
+        from pipelines import train as training
+
+        run_dir = _flag_value(argv, "run_dir")
+        if run_dir:
+            names = _sample_options(training.get_task(training.load_config(run_dir).task))
+        else:  # every task's options
+            names = {}
+            for name in training.TASK_MODULES:
+                with contextlib.suppress(ImportError):
+                    names.update(dict.fromkeys(_sample_options(training.get_task(name))))
+        specs = {n: (*OPTIONS[n], None) for n in names}
+    else:
+        specs = {n: (*OPTIONS[n], None) for n in COMMAND_OPTIONS[command]}
+    return {**specs, **{n: (*spec, None) for n, spec in COMMON.items()}}
+
+
+def _help(command, argv) -> str:
+    if command is None:
+        width = max(map(len, COMMANDS))
+        return "\n".join(["Usage: lstm-zoo COMMAND [--flags]   (lstm-zoo COMMAND --help)", "",
+                          "Commands:"] +
+                         [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()])
+    specs = _specs(command, argv)
+    lines = [f"Usage: lstm-zoo {command} [--flags]", "", COMMANDS[command], ""]
+    if command == "train":
+        task = _train_task(argv)
+        lines += [f"Flags of the {task.name} task (another task: lstm-zoo train --task=TASK "
+                  "--help):"]
+    elif command == "sample" and not _flag_value(argv, "run_dir"):
+        lines += ["Flags (each task takes some; --run_dir=DIR --help shows that run's):"]
+    else:
+        lines += ["Flags:"]
+    for name, (_, text, default) in specs.items():
+        shown = "" if default in (None, "") or name in COMMON else f" (default: {default})"
+        lines.append(f"  --{name:<18} {text}{shown}")
+    return "\n".join(lines)
+
+
+def _parse(command, argv):
+    """{flag: value} of the flags given on the command line, checked."""
+    specs = _specs(command, argv)
+    values = flags.FlagValues()
+    for name, (kind, text, _) in specs.items():
+        _DEFINE[kind](name, None, text, flag_values=values)
+    try:
+        rest = values([f"lstm-zoo {command}", *argv])
+    except flags.Error as error:
+        raise UsageError(f"{error} (see lstm-zoo {command} --help)") from None
+    if len(rest) > 1:
+        raise UsageError(f"`lstm-zoo {command}` takes flags only; received {' '.join(rest[1:])}")
+    given = {name: values[name].value for name in specs if values[name].present}
+    from pipelines.configs import check_value
+
+    for name, value in given.items():
+        check_value(name, value)
+    return given
+
+
+def _needs(values, name, command, what):
+    if not values.get(name):
+        raise UsageError(f"`lstm-zoo {command}` needs --{name}={what}")
+    return values.pop(name)
+
+
+def list_all() -> str:
+    import zoo
+    from pipelines import train as training
+    from zoo.models import language_model
+
+    lines = ["Cells:"] + [f"  {name:<18} {zoo.cells.get(name).paper}"
+                          for name in zoo.cells.names()]
+    lines += ["Tasks:"]
+    for name in training.TASK_MODULES:
+        try:
+            lines.append(f"  {name:<18} {type(training.get_task(name)).__doc__.splitlines()[0]}")
+        except ImportError as error:
+            lines.append(f"  {name:<18} (not installed: {error})")
+    lines += ["Language model sizes (--preset):"]
     lines += [f"  {name:<18} {', '.join(f'{k}={v}' for k, v in preset.items())}"
               for name, preset in language_model.PRESETS.items()]
     return "\n".join(lines)
 
 
-def main(argv):
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"Usage: lstm-zoo {{{'|'.join(COMMANDS)}}} [--flags]; "
-                             f"received {' '.join(argv[1:]) or 'no command'}. See --help.")
-    command = argv[1]
-    if not FLAGS["verbosity"].present:  # the TFLite converter logs at INFO through absl
-        logging.set_verbosity(logging.WARNING)
+def _train(values):
+    from pipelines import train as training
+
+    task = training.get_task(values.get("task", "text"))
+    if values.get("resume"):
+        run_dir = _needs(dict(values), "run_dir", "train --resume", "DIR (the run to continue)")
+        saved = training.load_config(run_dir)
+        if values.get("task", saved.task) != saved.task:
+            raise UsageError(f"--task={values['task']} but {run_dir} holds a {saved.task} run")
+        config = dataclasses.replace(saved, **values)
+    else:
+        config = task.config_class(**values)
+    command = " ".join(["lstm-zoo", *sys.argv[1:]])
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bar; stdout is the JSON
+        _, metrics = training.train(config, command=command)
+    print(terminal.training_summary(config, metrics), file=sys.stderr, flush=True)
+    print(json.dumps({k: metrics[k] for k in ("run_dir", "parameters", "seconds", "best",
+                                                "test")}, indent=2))
+
+
+def _sample(values):
+    from pipelines import train as training
+
+    run_dir = _needs(values, "run_dir", "sample", "DIR (a directory written by lstm-zoo train)")
+    print(training.sample(run_dir, **values))
+
+
+def _translate(values):
+    from pipelines import translation
+
+    run_dir = _needs(values, "run_dir", "translate", "DIR (a translation run)")
+    source, target = values.pop("input", None), values.pop("output", None)
+    with contextlib.ExitStack() as files:
+        lines = files.enter_context(open(source, encoding="utf-8")) if source else sys.stdin
+        out = files.enter_context(open(target, "w", encoding="utf-8")) if target else sys.stdout
+        for line in translation.translate_lines(run_dir, lines, **values):
+            print(line, file=out, flush=target is None)
+
+
+def _run_command(command, values):
     if command == "list":
-        _given((), command)
         print(list_all())
     elif command == "train":
-        config_class = training.get_task(FLAGS.task or TrainConfig.task).config_class
-        values = _given([f.name for f in dataclasses.fields(config_class)], command)
-        _, metrics = training.train(config_class(**values))
-        print(json.dumps({"best": metrics["best"], "test": metrics["test"]}, indent=2))
+        _train(values)
     elif command == "sample":
-        values = _given(["run_dir", "task", "seed", *SAMPLE_FLAGS], command)
-        run_dir = _require_run_dir(values, command)
-        task = values.pop("task", None)
-        if task is not None and task != training.load_config(run_dir).task:
-            raise app.UsageError(f"--task={task} but {run_dir} holds a "
-                                 f"{training.load_config(run_dir).task} run")
-        print(training.sample(run_dir, **values))
+        _sample(values)
+    elif command == "evaluate":
+        from pipelines import train as training
+
+        run_dir = _needs(values, "run_dir", command, "DIR (a directory written by lstm-zoo train)")
+        print(json.dumps(training.evaluate(run_dir, **values), indent=2))
     elif command == "export":
-        values = _given(["run_dir", "format", "quantize", "out_dir", "seq_len"], command)
-        manifest = export_run(_require_run_dir(values, command), **values)
+        from pipelines.export import export_run
+
+        run_dir = _needs(values, "run_dir", command, "DIR (a directory written by lstm-zoo train)")
+        manifest = export_run(run_dir, **values)
         print(json.dumps({name: {k: v for k, v in info.items() if k != "ops"}
                           for name, info in manifest["files"].items()}, indent=2))
+    elif command == "translate":
+        _translate(values)
     elif command == "bench-tflite":
-        values = _given(["model", "num_threads"], command)
-        if "model" not in values:
-            raise app.UsageError("`lstm-zoo bench-tflite` needs --model=FILE (a .tflite file)")
-        print(json.dumps(bench_tflite(values.pop("model"), **values), indent=2))
-    else:
-        values = _given(["run_dir", "data"], command)
-        run_dir = _require_run_dir(values, command)
-        print(json.dumps(training.evaluate(run_dir, **values), indent=2))
+        from pipelines.export import bench_tflite
+
+        model = _needs(values, "model", command, "FILE (a .tflite file)")
+        print(json.dumps(bench_tflite(model, **values), indent=2))
 
 
-def run():
-    """Entry point of the `lstm-zoo` console script."""
-    if sys.argv[1:2] == ["bench"]:  # the benchmark suite parses its own flags
+def _expected_errors():
+    """The exception classes reported as one line: bad input, the environment, interruptions."""
+    import tensorflow as tf
+
+    from zoo.export import ParityError
+
+    return (ValueError, KeyError, OSError, ImportError, FloatingPointError, MemoryError,
+            ParityError, tf.errors.OpError)
+
+
+def _one_line(error) -> str:
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        return ("out of memory: " + error.message.splitlines()[0][:200] +
+                "; try a smaller --batch_size or --units")
+    if isinstance(error, tf.errors.OpError):
+        return error.message.strip().splitlines()[0][:300]
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror.lower()}"
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def run(argv=None) -> int:
+    """Entry point of the `lstm-zoo` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the benchmark suite parses its own flags
         from benchmarks import run as benchmarks
 
-        return benchmarks.main(sys.argv[2:], prog="lstm-zoo bench")
+        return benchmarks.main(argv[1:], prog="lstm-zoo bench") or 0
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    rest = argv[1:] if command else argv
+    debug = "--debug" in rest
+    verbose = bool(os.environ.get("LSTM_ZOO_VERBOSE")) or any(
+        a.startswith(("--verbosity", "-v")) and not a.endswith("=0") for a in rest)
     try:
-        app.run(main)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError,
-            ParityError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        sys.exit(f"lstm-zoo: error: {message}")
+        if command is not None and command not in COMMANDS:
+            raise UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+        if command is None or any(a in ("--help", "-h", "--helpfull") for a in rest):
+            if command is not None:
+                terminal.quiet_tensorflow(verbose)
+            print(_help(command, [a for a in rest if a not in ("--help", "-h", "--helpfull")]))
+            return 0 if argv else 2
+        terminal.quiet_tensorflow(verbose)
+        from absl import logging
+
+        flags.FLAGS.mark_as_parsed()
+        logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
+        values = _parse(command, rest)
+        for name in COMMON:
+            values.pop(name, None)
+        _run_command(command, values)
+        return 0
+    except KeyboardInterrupt as interrupt:
+        print(f"lstm-zoo: {interrupt or 'interrupted'}", file=sys.stderr)
+        return 130
+    except UsageError as error:
+        if debug:
+            raise
+        print(f"lstm-zoo {command or ''}: error: {error}".replace("  ", " "), file=sys.stderr)
+        return 2
+    except Exception as error:
+        if debug:
+            raise
+        if not isinstance(error, _expected_errors()):
+            print(f"lstm-zoo: internal error: {type(error).__name__}: {_one_line(error)} "
+                  "(rerun with --debug for the traceback)", file=sys.stderr)
+            return 1
+        print(f"lstm-zoo: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def main():
+    """Console script: exit with `run`'s status; SIGTERM stops training like Ctrl-C."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    sys.exit(run())
 
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -9,14 +9,50 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
-from zoo.files import atomic_write
+from zoo.files import atomic_write, read_json
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def option(default, help):
     """A dataclass field with a default and its help line (shown by `lstm-zoo --help`)."""
     return field(default=default, metadata={"help": help})
+
+
+# Ranges of the numeric settings, by field name in every task's config: (lowest, highest).
+LIMITS = {
+    "epochs": (1, 100_000), "steps": (0, 10**9), "validation_steps": (0, 10**9),
+    "batch_size": (1, 1 << 20), "learning_rate": (1e-12, None), "clipnorm": (0.0, None),
+    "seq_len": (1, 1 << 20), "max_tokens": (2, None), "units": (1, 1 << 16),
+    "layers": (1, 64), "embedding_dim": (1, 1 << 16), "encoder_layers": (1, 64),
+    "decoder_layers": (1, 64), "dropout": (0.0, 0.95), "vocab_size": (8, 1 << 20),
+    "max_len": (2, 1 << 16), "holdout": (1, None), "beam_size": (1, 1024),
+    "length_penalty": (0.0, 10.0), "bleu_sentences": (0, None), "limit": (1, None),
+    "transpositions": (0, 12), "utterances": (1, None), "eval_utterances": (1, None),
+    "max_words": (1, 100), "mel_bins": (1, 1024), "frame_ms": (1.0, 1000.0),
+    "frames": (2, 10_000), "size": (4, 4096), "shapes": (1, 100), "filters": (1, 1 << 14),
+    "kernel_size": (1, 99), "eval_sequences": (1, None), "steps_per_quarter": (1, 4),
+}
+# Settings `--resume` may change: how long and how fast the run goes on, not what it is.
+RESUMABLE = frozenset({"epochs", "steps", "validation_steps", "learning_rate", "strategy",
+                       "jit_compile", "resume", "run_dir", "bleu_sentences", "beam_size",
+                       "length_penalty"})
+
+
+def check_value(name, value, kind=None):
+    """`value` if it is a valid setting `name` (see LIMITS); a one-line ValueError otherwise."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"--{name}={value}: must be a finite number")
+    low, high = LIMITS.get(name, (None, None))
+    if low is not None and value < low or high is not None and value > high:
+        bounds = (f"between {low} and {high}" if high is not None else f"at least {low}")
+        raise ValueError(f"--{name}={value}: must be {bounds}")
+    return value
 
 
 @dataclass
@@ -37,6 +73,29 @@ class TrainConfig:
     jit_compile: bool = option(False, "Compile the train step with XLA.")
     resume: bool = option(False, "Continue the run in run_dir from its last checkpoint.")
 
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            check_value(f.name, getattr(self, f.name))
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"--strategy={self.strategy}: expected one of "
+                             f"{', '.join(STRATEGIES)}")
+        cell = getattr(self, "cell", None)
+        if cell is not None:
+            from zoo import cells  # the registry (imports keras) only when a cell is named
+
+            if cell not in cells.CELLS:
+                raise ValueError(f"--cell={cell}: unknown cell; known cells: "
+                                 f"{', '.join(cells.names())}")
+
+    def conflicts(self, saved) -> dict:
+        """Settings of `self` that differ from the `saved` run's and that resuming cannot change.
+
+        Returns {name: (saved value, this value)}.
+        """
+        return {f.name: (getattr(saved, f.name), getattr(self, f.name))
+                for f in dataclasses.fields(self)
+                if f.name not in RESUMABLE and getattr(saved, f.name) != getattr(self, f.name)}
+
     def to_json(self) -> str:
         return json.dumps({"config": type(self).__name__, **dataclasses.asdict(self)}, indent=2)
 
@@ -47,14 +106,17 @@ class TrainConfig:
     @classmethod
     def load(cls, path):
         """The config saved at `path` (unknown fields are an error naming the file)."""
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
-        values.pop("config", None)
+        values = read_json(path, expect=dict)
+        for key in ("config", "invocations", "data_fingerprint"):
+            values.pop(key, None)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"{path}: unknown config fields {unknown} for {cls.__name__}")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 @dataclass

@@ -10,9 +10,8 @@ run directory and the command line then work for it unchanged:
         def build_model(self, config, data): ...               # -> keras.Model (uncompiled)
         def loss(self, config): ...
 
-A run directory holds `config.json`, the task's artefacts (e.g. `vocab.json`), `last.keras`
-and `best.keras` (lowest validation loss), `metrics.json` (history, best epoch, test metrics)
-and TensorBoard logs in `logs/`. Every file is written atomically.
+The run directory and its rules (one owner, inputs checked against the config, exact resume)
+are described in `pipelines.rundir`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import json
 import math
 import os
 import shutil
@@ -30,12 +28,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from pipelines.configs import TrainConfig, atomic_write
+from pipelines import rundir
+from pipelines.configs import TrainConfig
+from pipelines.rundir import (
+    BEST,
+    CONFIG,
+    LAST,
+    METRICS,
+    load_checkpoint,
+    read_metrics,
+    write_metrics,
+)
 
-CONFIG, LAST, BEST, METRICS = "config.json", "last.keras", "best.keras", "metrics.json"
+__all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
+           "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
+           "register_task", "sample", "train", "write_metrics"]
+TASK_MODULES = ("text", "music", "translation", "speech", "moving_shapes")
+# Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
+EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
+          "sentencepiece": "translation", "ai_edge_litert": "export", "flatbuffers": "export"}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during training; the message says what was saved and how to resume."""
 
 
 @dataclass
@@ -104,16 +121,25 @@ def register_task(cls):
 
 
 def get_task(name) -> Task:
-    """The task registered as `name`, importing `pipelines.<name>` if needed."""
-    if name not in TASKS and isinstance(name, str) and name.isidentifier():
+    """The task registered as `name`, importing `pipelines.<name>` if needed.
+
+    KeyError listing the known tasks for an unknown name; ImportError naming the extra to
+    install when the task needs a library that is not installed.
+    """
+    if name not in TASKS and name in TASK_MODULES:
         try:
             importlib.import_module(f"pipelines.{name}")
-        except ModuleNotFoundError:
-            pass
+        except ModuleNotFoundError as error:
+            extra = EXTRAS.get((error.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise ImportError(f"The {name} task needs {error.name}: pip install "
+                              f"'lstm-zoo[{extra}]'") from None
     try:
         return TASKS[name]
-    except KeyError:
-        raise KeyError(f"Unknown task {name!r}. Known tasks: {', '.join(sorted(TASKS))}") from None
+    except (KeyError, TypeError):
+        raise KeyError(f"Unknown task {name!r}. Known tasks: "
+                       f"{', '.join(sorted(set(TASKS) | set(TASK_MODULES)))}") from None
 
 
 def make_strategy(name):
@@ -150,18 +176,10 @@ def load_config(run_dir):
     path = os.path.join(run_dir, CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file; is --run_dir={run_dir} a run directory?")
-    with open(path, encoding="utf-8") as f:
-        task = json.load(f).get("task")
+    task = rundir.read_json(path, expect=dict).get("task")
+    if not isinstance(task, str):
+        raise ValueError(f"{path}: names no task")
     return get_task(task).config_class.load(path)
-
-
-def load_checkpoint(run_dir, which=BEST):
-    """The model saved in `run_dir` (`best.keras`, falling back to `last.keras`)."""
-    for name in (which, LAST):
-        path = os.path.join(run_dir, name)
-        if os.path.isfile(path):
-            return keras.models.load_model(path)
-    raise FileNotFoundError(f"{run_dir}: no checkpoint ({which} or {LAST}) in the run directory")
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -200,30 +218,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             return  # the NaN guard stops the run; the previous checkpoints stay.
         previous_best = self.best
         self.history.append({"epoch": epoch + 1, **logs, **self.summarize(logs)})
-        tmp = os.path.join(self.directory, f".tmp-{LAST}")
-        self.model.save(tmp)
-        if self.best is not previous_best:
-            shutil.copyfile(tmp, os.path.join(self.directory, f".tmp-{BEST}"))
-            os.replace(os.path.join(self.directory, f".tmp-{BEST}"),
-                       os.path.join(self.directory, BEST))
-        os.replace(tmp, os.path.join(self.directory, LAST))
+        rundir.save_checkpoint(self.model, self.directory, best=self.best is not previous_best)
         write_metrics(self.directory, history=self.history, best=self.best)
-
-
-def write_metrics(directory, **values):
-    """Merge `values` into metrics.json, atomically."""
-    path = os.path.join(directory, METRICS)
-    metrics = read_metrics(directory)
-    metrics.update(values)
-    atomic_write(path, json.dumps(metrics, indent=2))
-
-
-def read_metrics(directory) -> dict:
-    path = os.path.join(directory, METRICS)
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 @contextlib.contextmanager
@@ -244,132 +240,141 @@ def _distributable(dataset):
     return dataset.with_options(options)
 
 
-def _fit_multi_worker(model, strategy, loss_fn, dataset, validation, *, epochs, initial_epoch,
-                      steps_per_epoch, validation_steps, callbacks):
-    """`model.fit` for MultiWorkerMirroredStrategy, which Keras 3.15's fit cannot run.
-
-    (keras-team/keras#20585: fit reduces the step results along an axis that scalars lack.)
-    The same model, optimizer, loss and callbacks; gradients are all-reduced across workers
-    by the optimizer; validation drops the last partial batch.
-    """
-    replicas = strategy.num_replicas_in_sync
-
-    def loss_of(inputs, targets, training):
-        return loss_fn(targets, model(inputs, training=training)) / replicas
-
-    def train_step(inputs, targets):
-        with tf.GradientTape() as tape:
-            loss = loss_of(inputs, targets, True)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        model.optimizer.apply(gradients, model.trainable_variables)
-        return loss
-
-    def distributed(step):
-        return tf.function(lambda batch: strategy.reduce(
-            "SUM", strategy.run(step, args=batch), axis=None))
-
-    train_step = distributed(train_step)
-    test_step = distributed(lambda inputs, targets: loss_of(inputs, targets, False))
-    with strategy.scope():
-        model(next(iter(dataset))[0])
-        model.optimizer.build(model.trainable_variables)
-    batches = iter(strategy.experimental_distribute_dataset(dataset))
-    if validation is not None:
-        batch_size = next(iter(validation))[0].shape[0]
-        validation = validation.unbatch().batch(batch_size, drop_remainder=True)
-        validation = strategy.experimental_distribute_dataset(validation.take(
-            validation_steps or -1))
-    callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs,
-                                             steps=steps_per_epoch)
-    callbacks.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        callbacks.on_epoch_begin(epoch)
-        total = 0.0
-        for step in range(steps_per_epoch):
-            callbacks.on_train_batch_begin(step)
-            total += float(train_step(next(batches)))
-            logs = {"loss": total / (step + 1)}
-            callbacks.on_train_batch_end(step, logs)
-            if model.stop_training:
-                break
-        if validation is not None:
-            logs["val_loss"] = float(np.mean([float(test_step(b)) for b in validation]))
-        callbacks.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    callbacks.on_train_end()
-
-
-def train(config: TrainConfig, verbose="auto"):
+def train(config: TrainConfig, verbose="auto", command=None):
     """Train `config.task` as `config` says; returns (model, metrics dict).
 
-    Writes the run directory (see the module docstring). With `config.resume`, continues from
-    `last.keras` (weights and optimizer state; the learning rate of `config`) at the next
-    epoch, on the same batches an uninterrupted run would have seen. Raises FloatingPointError
-    if the loss becomes NaN or infinite; the checkpoints of the last good epoch are kept.
+    Writes the run directory (see `pipelines.rundir`). With `config.resume`, continues the run
+    saved in `config.run_dir` from the step count of its `last.keras` (weights and optimizer
+    state; the learning rate of `config`), on the batches an uninterrupted run would have seen;
+    `config` may differ from the saved one only in `configs.RESUMABLE` settings. Raises
+    FloatingPointError if the loss becomes NaN or infinite (the last good checkpoints stay) and
+    `TrainingInterrupted` on Ctrl-C (after saving last.keras). `command` is recorded in
+    config.json (default: the process's command line).
     """
     task = get_task(config.task)
     if not isinstance(config, task.config_class):
         raise TypeError(f"Task {task.name!r} expects a {task.config_class.__name__}, "
                         f"got a {type(config).__name__}.")
     strategy = make_strategy(config.strategy)
-    run_dir = config.run_dir or default_run_dir(config)
-    config = dataclasses.replace(config, run_dir=run_dir)
-    last = os.path.join(run_dir, LAST)
-    if config.resume and not os.path.isfile(last):
-        raise FileNotFoundError(f"{last}: no checkpoint to resume from (--resume)")
-    if not config.resume and os.path.exists(last):
-        raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it "
-                              "or choose another --run_dir")
-    chief = is_chief(strategy)
-    os.makedirs(run_dir, exist_ok=True)
-    work_dir = run_dir if chief else tempfile.mkdtemp(prefix="lstm-zoo-worker-")
+    config = dataclasses.replace(config, run_dir=str(config.run_dir or default_run_dir(config)))
+    start = time.monotonic()
+    if is_chief(strategy):
+        with rundir.RunLock(config.run_dir):
+            model, metrics = _train(task, config, strategy, config.run_dir, verbose, command)
+    else:  # a non-chief worker writes its copy of everything to a scratch folder
+        scratch = tempfile.mkdtemp(prefix="lstm-zoo-worker-")
+        try:
+            model, metrics = _train(task, config, strategy, scratch, verbose, command)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    metrics.update(run_dir=config.run_dir, seconds=time.monotonic() - start,
+                   parameters=int(model.count_params()))
+    return model, metrics
 
+
+def _check_resumable(config, run_dir):
+    """The saved run's data fingerprint, after refusing settings that would change the run."""
+    if not os.path.isfile(os.path.join(run_dir, CONFIG)):
+        raise FileNotFoundError(f"{run_dir}: no run to resume (no {CONFIG}); drop --resume to "
+                                "start one")
+    saved = load_config(run_dir)
+    conflicts = config.conflicts(saved)
+    if conflicts:
+        shown = ", ".join(f"--{name}={new} (the run has {old})"
+                          for name, (old, new) in list(conflicts.items())[:4])
+        raise ValueError(f"{run_dir}: --resume continues the run as saved; {shown} would change "
+                         "it. Only --epochs, --steps, --learning_rate and other run-length "
+                         "settings may change; start a new --run_dir for the rest")
+    fingerprint = rundir.saved_fingerprint(run_dir)
+    current = rundir.data_fingerprint(getattr(config, "data", None))
+    if current != fingerprint:
+        raise ValueError(f"{config.data}: changed since {run_dir} started (data fingerprint "
+                         f"{current}, the run's {fingerprint}); a resumed run trains on the "
+                         "same data")
+    return fingerprint
+
+
+def _train(task, config, strategy, work_dir, verbose, command):
+    run_dir, chief = config.run_dir, work_dir == config.run_dir
     keras.utils.set_random_seed(config.seed)
-    data = task.prepare(config, work_dir)
-    config.save(os.path.join(work_dir, CONFIG))
-    history = read_metrics(run_dir).get("history", []) if config.resume else []
-    initial_epoch = history[-1]["epoch"] if history else 0
-
-    with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision else None):
+    checkpointed = config.resume and any(
+        os.path.isfile(os.path.join(run_dir, name)) for name in (LAST, BEST))
+    with contextlib.ExitStack() as stack:
         if config.resume:
-            model = keras.models.load_model(last)
-            optimizer = model.optimizer  # its state, with the (possibly new) learning rate
-            optimizer.learning_rate = config.learning_rate
+            fingerprint = _check_resumable(config, run_dir)
+            inputs, commit = work_dir, lambda: None
         else:
-            model = task.build_model(config, data)
-            optimizer = keras.optimizers.Adam(config.learning_rate,
-                                              clipnorm=config.clipnorm or None)
-        model.compile(optimizer=optimizer, loss=task.loss(config),
-                      metrics=task.metrics(config), jit_compile=config.jit_compile)
+            if chief:
+                rundir.check_new(run_dir)
+            fingerprint = rundir.data_fingerprint(getattr(config, "data", None))
+            inputs, commit = stack.enter_context(rundir.staging(work_dir))
+        data = task.prepare(config, inputs)
+        with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision
+                                              else None):
+            if checkpointed:
+                model = load_checkpoint(run_dir, LAST)
+                optimizer = model.optimizer  # its state, with the (possibly new) learning rate
+                optimizer.learning_rate = config.learning_rate
+            else:
+                model = task.build_model(config, data)
+                optimizer = keras.optimizers.Adam(config.learning_rate,
+                                                  clipnorm=config.clipnorm or None)
+            model.compile(optimizer=optimizer, loss=task.loss(config),
+                          metrics=task.metrics(config), jit_compile=config.jit_compile)
+        commit()  # the run starts: its inputs move in and config.json is written
+        if chief:
+            rundir.save_config(config, run_dir, fingerprint, command)
 
     steps = config.steps or data.steps_per_pass
+    position = int(model.optimizer.iterations) if checkpointed else 0
+    done, offset = divmod(position, steps)
+    history = [h for h in read_metrics(run_dir).get("history", []) if h["epoch"] <= done]
     guard = NaNGuard()
     checkpoint = RunCheckpoint(work_dir, lambda logs: task.summarize(config, logs), history)
-    dataset = _distributable(data.train(initial_epoch * steps))
     validation = None if data.validation is None else _distributable(data.validation)
     callbacks = [guard, checkpoint, keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"))]
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _fit_multi_worker(model, strategy, task.loss(config), dataset, validation,
-                          epochs=config.epochs, initial_epoch=initial_epoch,
-                          steps_per_epoch=steps, validation_steps=config.validation_steps,
-                          callbacks=callbacks)
-    else:
-        model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch,
-                  steps_per_epoch=steps, validation_data=validation,
-                  validation_steps=config.validation_steps or None, callbacks=callbacks,
-                  shuffle=False,  # the stream is shuffled by seed and pass
-                  verbose=verbose)
+    # An interrupted epoch is finished first, then whole epochs: batch n is always batch n.
+    segments = [(done, done + 1, steps - offset, position)] if offset else []
+    first = done + bool(offset)
+    segments.append((first, config.epochs, steps, first * steps))
+    try:
+        for initial_epoch, epochs, epoch_steps, first_step in segments:
+            if initial_epoch >= config.epochs or guard.failure:
+                break
+            _fit(model, strategy, task.loss(config), _distributable(data.train(first_step)),
+                 validation, epochs=epochs, initial_epoch=initial_epoch,
+                 steps_per_epoch=epoch_steps, validation_steps=config.validation_steps,
+                 callbacks=callbacks, verbose=verbose)
+    except KeyboardInterrupt:
+        if not chief:
+            raise
+        rundir.save_checkpoint(model, run_dir)
+        at = int(model.optimizer.iterations)
+        raise TrainingInterrupted(
+            f"Interrupted at step {at} (epoch {at // steps + 1}); saved "
+            f"{os.path.join(run_dir, LAST)}; resume with: lstm-zoo train --run_dir={run_dir} "
+            "--resume") from None
     if guard.failure:
+        last = os.path.join(run_dir, LAST)
         kept = f"the last good checkpoint is {last}" if checkpoint.history else "no checkpoint"
         raise FloatingPointError(f"Training diverged at {guard.failure}; stopped ({kept}). "
                                  "Try a lower --learning_rate or --clipnorm.")
     best = load_checkpoint(work_dir) if checkpoint.history else model
     test = {**evaluate_model(task, config, best, data.test), **task.score(config, best, data)}
     write_metrics(work_dir, test=test)
-    if not chief:
-        shutil.rmtree(work_dir, ignore_errors=True)
     return model, {"history": checkpoint.history, "best": checkpoint.best, "test": test}
+
+
+def _fit(model, strategy, loss, dataset, validation, *, validation_steps, verbose, **schedule):
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        from pipelines.distributed import fit_multi_worker
+
+        return fit_multi_worker(model, strategy, loss, dataset, validation,
+                                validation_steps=validation_steps, **schedule)
+    return model.fit(dataset, validation_data=validation,
+                     validation_steps=validation_steps or None,
+                     shuffle=False,  # the stream is shuffled by seed and pass
+                     verbose=verbose, **schedule)
 
 
 def evaluate_model(task, config, model, dataset, steps=None):
@@ -387,8 +392,9 @@ def evaluate(run_dir, data=None):
     task = get_task(config.task)
     if data is not None:
         config = dataclasses.replace(config, data=data)
-    prepared = task.prepare(config, run_dir, split=data is None)
+    prepared = rundir.prepare_existing(task, config, run_dir, split=data is None)
     model = load_checkpoint(run_dir)
+    rundir.check_vocabulary(run_dir, model, prepared.info.get("vocab"))
     return {**evaluate_model(task, config, model, prepared.test),
             **task.score(config, model, prepared)}
 

@@ -1,0 +1,83 @@
+"""What the command line shows on a terminal: TensorFlow's start-up quiet, durations, a summary.
+
+TensorFlow 2.21 writes its C++ start-up lines (oneDNN, CUDA drivers, CPU features) to file
+descriptor 2 before its logging is set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back;
+`quiet_tensorflow` imports TensorFlow and Keras and runs one op with fd 2 captured, then shows
+whatever else was written there (a real error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+
+# Substrings of TensorFlow's start-up lines that say nothing to a user.
+STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
+    "cudart_stub.cc", "cuda_platform.cc", "cpu_feature_guard.cc", "To enable the following",
+    "rebuild TensorFlow with the appropriate compiler flags", "Unable to register cu",
+    "computation_placer.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "cuInit",
+)
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Yield a list that receives, on exit, the lines written to file descriptor 2 meanwhile."""
+    sys.stderr.flush()
+    saved, lines = os.dup(2), []
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines += capture.read().decode("utf-8", "replace").splitlines()
+
+
+def quiet_tensorflow(verbose=False):
+    """Import TensorFlow and Keras (and start the runtime) without their start-up lines."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if verbose:
+        import tensorflow as tf
+
+        tf.constant(0) + 0
+        return
+    with _captured_stderr() as captured:
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        tf.constant(0) + 0
+    kept = [line for line in captured
+            if line.strip() and not any(noise in line for noise in STARTUP_NOISE)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+
+
+def duration(seconds: float) -> str:
+    """`seconds` as "42 s", "3 min 12 s" or "2 h 05 min"."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def training_summary(config, metrics) -> str:
+    """One line: where the run went, its size, how long it took, its best and test metrics."""
+    best, test = metrics.get("best") or {}, metrics.get("test") or {}
+    derived = [k for k in best if k.startswith("val_") and k != "val_loss"]
+    name = (derived or ["val_loss"])[0] if best else None
+    parts = [f"Run {metrics['run_dir']}: {getattr(config, 'cell', config.task)}, "
+             f"{metrics['parameters']:,} parameters, trained in {duration(metrics['seconds'])}"]
+    if name in best:
+        parts.append(f"best validation {name[4:]} {best[name]:.4g} (epoch {best['epoch']})")
+    test_name = name[4:] if name and name[4:] in test else "loss"
+    if test_name in test:
+        parts.append(f"test {test_name} {test[test_name]:.4g}")
+    return "; ".join(parts)
