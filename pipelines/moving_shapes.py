@@ -11,7 +11,6 @@ frames 2..T pixel by pixel (binary cross-entropy on intensities in [0, 1]).
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ import tensorflow as tf
 from pipelines.configs import TrainConfig, option
 from pipelines.train import Task, TaskData, register_task, train
 from zoo.cells.conv_lstm import ConvLSTMCell, ConvRNN
+from zoo.files import atomic_path
 
 STRIP = "strip.png"
 # Sequence ids are disjoint per split: ids below VALIDATION_START train, then validation, test.
@@ -124,13 +124,11 @@ def save_strip(true, predicted, path, title=None):
         axes[row, 0].set_ylabel(label, fontsize=8)
     if title:
         figure.suptitle(title, fontsize=9)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(figure)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(buffer.getvalue())
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=80, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
 
 

@@ -12,8 +12,8 @@ Two encodings of a piece:
   1850, Ryan's Mammoth Collection, Aird's Airs), converted by Debian's `abc2midi`, or any folder of
   MIDI files (the highest note at each onset).
 
-Parsing is done once and cached as a `Corpus` (.npz) under `CACHE_DIR`; every piece has a fixed
-train/validation/test split derived from its name, saved with the data.
+Parsing is done once and cached as a `Corpus` (.npz) in `default_cache_dir()`; every piece has a
+fixed train/validation/test split derived from its name, saved with the data.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from pipelines import text
 from pipelines.configs import TrainConfig, option
@@ -45,9 +46,14 @@ STEPS_PER_QUARTER = 4  # the grid is in 16th notes
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
 FOLK_BOOKS = ("oneills1850", "ryansMammoth", "airdsAirs")
 SPLITS = ("train", "validation", "test")
-CACHE_DIR = Path(os.environ.get("LSTM_ZOO_CACHE",
-                                Path(__file__).resolve().parents[1] / "data" / "cache"))
 _FORMAT = 2  # bump when the cached encoding changes
+
+
+def default_cache_dir() -> Path:
+    """$LSTM_ZOO_CACHE, else $XDG_CACHE_HOME/lstm-zoo, else ~/.cache/lstm-zoo (read per call)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")  # relative paths are invalid (XDG spec)
+    default = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "lstm-zoo"
+    return Path(os.environ.get("LSTM_ZOO_CACHE") or default).expanduser()
 
 
 def split_of(name):
@@ -94,14 +100,16 @@ class Corpus:
 
 def _cached(path, build, refresh=False):
     """The corpus cached at `path`, built (and saved) by `build()` if missing."""
-    path = Path(path)
-    if path.exists() and not refresh:
+    if Path(path).exists() and not refresh:
         try:
             return Corpus.load(path)
         except ValueError as error:  # an older cache format: rebuild it
             log.warning("Rebuilding %s", error)
     corpus = build()
-    corpus.save(path)
+    try:
+        corpus.save(path)
+    except OSError as error:  # an unwritable cache costs a parse next time, not this run
+        log.warning("Cannot cache the corpus at %s: %s", path, error)
     return corpus
 
 
@@ -129,8 +137,9 @@ def roll_to_grid(roll, voices=4, lowest=LOWEST):
 
 
 # -- MIDI -------------------------------------------------------------------------------------
-def read_midi(path):
-    """A `pretty_midi.PrettyMIDI`, or None (with a warning naming the file) if unreadable/empty."""
+def read_midi(path, max_quarters=20_000):
+    """A `pretty_midi.PrettyMIDI`, or None (with a warning naming the file) if unreadable, empty
+    or longer than `max_quarters` (2 h at 160 bpm: a corrupt length would fill memory)."""
     import pretty_midi
 
     try:
@@ -140,6 +149,9 @@ def read_midi(path):
         return None
     if not any(inst.notes for inst in midi.instruments if not inst.is_drum):
         log.warning("Skipping MIDI file without notes: %s", path)
+        return None
+    if midi.time_to_tick(midi.get_end_time()) > max_quarters * midi.resolution:
+        log.warning("Skipping MIDI file longer than %d quarter notes: %s", max_quarters, path)
         return None
     return midi
 
@@ -177,8 +189,7 @@ def write_midi(path, notes_per_track, tempo=90.0, program=52, names=None):
     midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
     seconds = 60.0 / tempo
     for i, notes in enumerate(notes_per_track):
-        name = names[i] if names else f"voice {i + 1}"
-        inst = pretty_midi.Instrument(program=program, name=name)
+        inst = pretty_midi.Instrument(program, name=names[i] if names else f"voice {i + 1}")
         inst.notes = [pretty_midi.Note(80, int(p), a * seconds, b * seconds) for a, b, p in notes]
         midi.instruments.append(inst)
     with atomic_path(path) as tmp:
@@ -250,19 +261,15 @@ def midi_files(folder):
 
 def load_midi_folder(folder, music_format="chorales", voices=4):
     """A Corpus of every readable MIDI file under `folder` (unreadable ones skipped and counted)."""
-    vocabulary = EventVocabulary()
-    folder = Path(folder)
-    names, pieces, skipped = [], [], 0
+    folder, vocabulary, names, pieces, skipped = Path(folder), EventVocabulary(), [], [], 0
     for path in midi_files(folder):
         midi = read_midi(path)
         if midi is None:
             skipped += 1
             continue
         names.append(str(path.relative_to(folder)))
-        if music_format == "chorales":
-            pieces.append(roll_to_grid(midi_to_roll(midi), voices))
-        else:
-            pieces.append(midi_to_events(midi, vocabulary))
+        pieces.append(roll_to_grid(midi_to_roll(midi), voices) if music_format == "chorales"
+                      else midi_to_events(midi, vocabulary))
     if skipped:
         log.warning("Skipped %d of %d MIDI files under %s", skipped, skipped + len(names), folder)
     if not names:
@@ -322,13 +329,12 @@ def chorale_names(limit=None):
 
 def load_chorales(limit=None, cache_dir=None, refresh=False):
     """The Bach chorales as a Corpus of SATB grids, parsed once (~1 min) and then cached."""
-    cache = Path(cache_dir or CACHE_DIR) / f"chorales{f'-{limit}' if limit else ''}.npz"
+    cache = Path(cache_dir or default_cache_dir()) / f"chorales{f'-{limit}' if limit else ''}.npz"
     return _cached(cache, lambda: _parse_chorales(chorale_names(limit)), refresh)
 
 
 def _parse_chorales(names):
     from music21 import corpus
-    from tqdm import tqdm
 
     kept, grids, skipped = [], [], 0
     for name in tqdm(names, desc="Parsing chorales", disable=len(names) < 50):
@@ -362,13 +368,11 @@ def abc_to_midi(abc_file, out_dir):
     """
     if shutil.which("abc2midi") is None:
         raise RuntimeError("`abc2midi` not found: install the Debian package `abcmidi`")
-    out_dir = Path(out_dir)
-    copy = out_dir / "tunes.abc"
+    copy = Path(out_dir) / "tunes.abc"
     shutil.copyfile(abc_file, copy)
     subprocess.run(["abc2midi", copy.name, "-silent", "-NGRA", "-NGUI", "-NFNP", "-NCOM"],
-                   cwd=out_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=False)
-    files = sorted(out_dir.glob("tunes*.mid"), key=lambda p: int(p.stem[5:] or 0))
+                   cwd=out_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    files = sorted(copy.parent.glob("tunes*.mid"), key=lambda p: int(p.stem[5:] or 0))
     copy.unlink()
     return files
 
@@ -376,22 +380,20 @@ def abc_to_midi(abc_file, out_dir):
 def load_melodies(books=FOLK_BOOKS, limit=None, cache_dir=None, refresh=False):
     """Folk tunes of the music21 corpus as a Corpus of melody events (the first `limit` files)."""
     key = "+".join(books) + (f"-{limit}" if limit else "")
-    cache = Path(cache_dir or CACHE_DIR) / f"melodies-{key}.npz"
+    cache = Path(cache_dir or default_cache_dir()) / f"melodies-{key}.npz"
     return _cached(cache, lambda: _parse_abc(abc_files(books)[:limit]), refresh)
 
 
 def _parse_abc(files):
-    vocabulary = EventVocabulary()
-    names, pieces, skipped = [], [], 0
-    for abc_file in files:
+    vocabulary, names, pieces, skipped = EventVocabulary(), [], [], 0
+    for abc_file in tqdm(files, desc="Parsing folk tunes", unit="file", disable=len(files) < 50):
         with tempfile.TemporaryDirectory() as tmp:
             for midi_file in abc_to_midi(abc_file, tmp):
                 midi = read_midi(midi_file)
-                if midi is None:
-                    skipped += 1
-                    continue
-                names.append(f"{abc_file.parent.name}/{abc_file.stem}#{midi_file.stem[5:]}")
-                pieces.append(midi_to_events(midi, vocabulary))
+                skipped += midi is None
+                if midi is not None:
+                    names.append(f"{abc_file.parent.name}/{abc_file.stem}#{midi_file.stem[5:]}")
+                    pieces.append(midi_to_events(midi, vocabulary))
     return Corpus(names, pieces, skipped=skipped)
 
 
@@ -402,9 +404,8 @@ def transpose(events, semitones, vocabulary=None):
     sounding = events[:, 0] != REST
     events[sounding, 0] += semitones
     shifted = events[sounding, 0]
-    if np.any((shifted < vocabulary.lowest) | (shifted > vocabulary.highest)):
-        return None
-    return events
+    inside = np.all((shifted >= vocabulary.lowest) & (shifted <= vocabulary.highest))
+    return events if inside else None
 
 
 # -- tf.data ----------------------------------------------------------------------------------
@@ -502,8 +503,7 @@ def plot_roll(roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_
         ax = Figure(figsize=(min(16, max(4, len(roll) / 24)), 3)).subplots()
     ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
               extent=(0, len(roll) / steps_per_quarter, lowest - .5, lowest + roll.shape[1] - .5))
-    ax.set_xlabel("quarter notes")
-    ax.set_ylabel("MIDI pitch")
+    ax.set(xlabel="quarter notes", ylabel="MIDI pitch")
     if title:
         ax.set_title(title)
     if path is not None:

@@ -40,15 +40,18 @@ class RunLock:
     """Exclusive ownership of `run_dir` by this process for the duration of a `with` block.
 
     The lock file holds the owner's host and pid; a lock whose process is gone is taken over.
-    Creates `run_dir` if needed, and removes it again on exit if it is left empty.
+    Creates `run_dir` if needed, and removes what it created again on exit if left empty.
     """
 
     def __init__(self, run_dir):
         self.run_dir, self.path = str(run_dir), os.path.join(run_dir, LOCK)
-        self.created = False
+        self.created = []  # the folders this lock made, innermost first
 
     def __enter__(self):
-        self.created = not os.path.isdir(self.run_dir)
+        folder = os.path.abspath(self.run_dir)
+        while not os.path.isdir(folder):
+            self.created.append(folder)
+            folder = os.path.dirname(folder)
         os.makedirs(self.run_dir, exist_ok=True)
         mine = f"{socket.gethostname()} {os.getpid()}\n"
         for _ in range(3):
@@ -91,9 +94,11 @@ class RunLock:
             with open(self.path, encoding="utf-8") as f:
                 if f.read().split()[-1] == str(os.getpid()):
                     os.remove(self.path)
-        if self.created:
-            with contextlib.suppress(OSError):
-                os.rmdir(self.run_dir)  # only if empty: a failed first attempt leaves nothing
+        for folder in self.created:  # a failed first attempt leaves nothing
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break  # not empty: the run started
 
 
 def check_new(run_dir):
@@ -145,7 +150,8 @@ def data_fingerprint(path) -> str | None:
         files = sorted(os.path.join(d, f) for d, dirs, names in os.walk(path)
                        for f in names if not f.startswith(".")
                        and not any(p.startswith(".") for p in os.path.relpath(d, path).split(os.sep)
-                                   if p != "."))
+                                   if p != ".")
+                       and os.path.isfile(os.path.join(d, f)))  # regular files only: no FIFOs
     else:
         raise FileNotFoundError(f"{path}: no such file or folder")
     digest = hashlib.sha256()

@@ -23,9 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from pipelines.configs import TrainConfig, option
 from pipelines.train import Task, TaskData, default_run_dir, register_task, train
+from zoo.files import atomic_path
 from zoo.models.ctc import CTCModel, label_error_rate
 
 # The words spoken: digits, then short common words (all lower-case a-z).
@@ -142,16 +144,15 @@ def corpus(first, count, seed=0, max_words=2, mel_bins=40, frame_ms=20.0, cache_
             splits = np.cumsum(cached["lengths"])[:-1]
             return np.split(cached["features"], splits), [str(t) for t in cached["texts"]]
     features, texts = [], []
-    for i in range(first, first + count):
+    for i in tqdm(range(first, first + count), desc="Synthesising speech", unit="utterance",
+                  disable=None):  # silent unless stderr is a terminal
         text, voice, speed, pitch = utterance(i, seed, max_words)
         features.append(log_mel(synthesize(text, voice, speed, pitch), mel_bins, frame_ms))
         texts.append(text)
     if path:
-        os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{path}.tmp.npz"
-        np.savez(tmp, features=np.concatenate(features).astype("float32"),
-                 lengths=np.array([len(f) for f in features]), texts=np.array(texts))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, features=np.concatenate(features).astype("float32"),
+                     lengths=np.array([len(f) for f in features]), texts=np.array(texts))
     return features, texts
 
 

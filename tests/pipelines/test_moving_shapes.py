@@ -38,6 +38,5 @@ def test_short_training_lowers_the_loss_and_draws_the_strip(tmp_path):
 
 
 def test_too_few_frames_is_refused(tmp_path):
-    config = moving_shapes.MovingShapesConfig(frames=1)
     with pytest.raises(ValueError, match="--frames=1"):
-        get_task("moving_shapes").prepare(config, str(tmp_path))
+        moving_shapes.MovingShapesConfig(frames=1)

@@ -1,5 +1,8 @@
 import logging
+import re
+from pathlib import Path
 
+import mido
 import numpy as np
 import pretty_midi
 import pytest
@@ -13,13 +16,13 @@ from zoo.models.melody import EventVocabulary
 
 @pytest.fixture(scope="session")
 def chorales():
-    """The first 16 chorales, parsed once and cached under data/cache (reused across runs)."""
+    """The first 16 chorales, parsed once and cached in the user cache (reused across runs)."""
     return music.load_chorales(limit=16)
 
 
 @pytest.fixture(scope="session")
 def melodies():
-    """The first O'Neill's file (50 tunes) via abc2midi, cached under data/cache."""
+    """The first O'Neill's file (50 tunes) via abc2midi, cached in the user cache."""
     return music.load_melodies(books=("oneills1850",), limit=1)
 
 
@@ -172,19 +175,46 @@ def test_bad_settings_are_named(tmp_path):
         Corpus(["a"], [np.zeros((1, 4))]).split("dev")
 
 
-def test_tfds_builder_reads_a_midi_folder_offline(tmp_path):
-    from pipelines.datasets import music as music_tfds
+@pytest.mark.parametrize("env, expected", [
+    ({"LSTM_ZOO_CACHE": "{tmp}/mine", "XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/mine"),
+    ({"XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/xdg/lstm-zoo"),
+    ({"XDG_CACHE_HOME": "relative/xdg"}, "{tmp}/home/.cache/lstm-zoo"),  # invalid: ignored
+    ({}, "{tmp}/home/.cache/lstm-zoo"),
+])
+def test_corpora_are_cached_in_the_user_cache_folder(tmp_path, monkeypatch, env, expected):
+    for name in ("LSTM_ZOO_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    chorale = Corpus(["a"], [np.array([[72, 64, 55, 48]], dtype=np.int16)])
+    monkeypatch.setattr(music, "_parse_chorales", lambda names: chorale)  # no music21 parse
+    monkeypatch.setattr(music, "chorale_names", lambda limit: ["a"])
+    assert music.default_cache_dir() == Path(expected.format(tmp=tmp_path))
+    assert music.load_chorales(limit=1).names == ["a"]
+    assert (music.default_cache_dir() / "chorales-1.npz").is_file()
 
-    names = {}
-    for i in range(100):  # one file per split, by the split hash
-        names.setdefault(music.split_of(f"tune{i}.mid"), f"tune{i}.mid")
-        if len(names) == 3:
-            break
-    for split, name in names.items():
-        _write_tune(tmp_path / "midi" / name, [60, 64, 67] if split == "test" else [62, 65])
-    splits = music_tfds.load("melody", data_dir=str(tmp_path / "tfds"),
-                             manual_dir=str(tmp_path / "midi"))
-    assert {s: len(d) for s, d in splits.items()} == {"train": 1, "validation": 1, "test": 1}
-    example = next(iter(splits["test"]))
-    assert example["name"].numpy().decode() == names["test"]
-    assert example["pitch"].numpy().tolist() == [60, 64, 67]
+
+def test_an_unwritable_cache_warns_and_still_returns_the_corpus(tmp_path, monkeypatch, caplog):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "file" / "cache"))
+    tune = Corpus(["a"], [np.array([[60, 3]], dtype=np.int16)])
+    monkeypatch.setattr(music, "_parse_abc", lambda files: tune)
+    monkeypatch.setattr(music, "abc_files", lambda books: [])
+    with caplog.at_level(logging.WARNING, logger="pipelines.music"):
+        assert music.load_melodies(limit=1) is tune
+    assert "Cannot cache the corpus" in caplog.text
+
+
+def test_a_folder_of_unreadable_or_absurdly_long_midi_files_is_one_clear_error(tmp_path):
+    folder = tmp_path / "midi"
+    mid = mido.MidiFile(ticks_per_beat=1)  # 9 million quarters in 37 bytes: a 12 GiB roll
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, time=0),
+                                      mido.Message("note_off", note=60, time=9_000_000)]))
+    folder.mkdir()
+    mid.save(folder / "long.mid")
+    (folder / "junk.mid").write_bytes(b"\x00" * 10)
+    (folder / "dir.mid").mkdir()
+    for music_format in ("melody", "chorales"):  # a regression fails on melody, before the roll
+        with pytest.raises(ValueError, match=re.escape(f"under {folder} could be")):
+            music.load_midi_folder(folder, music_format)

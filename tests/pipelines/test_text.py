@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -87,11 +89,38 @@ def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path):
     assert "holds no files" in error(tmp_path, None, "empty_dir")
 
 
-def test_tfds_builder_works_offline(tmp_path):
-    from pipelines.datasets import shakespeare
+def read_error(path, kind=ValueError):
+    """The one-line message of `kind` that load_documents(path) raises; it names `path`."""
+    with pytest.raises(kind) as info:
+        text.load_documents(str(path))
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message, message
+    return message
 
-    splits = shakespeare.load(data_dir=str(tmp_path))
-    assert {k: len(list(v)) for k, v in splits.items()} == {"train": 38, "validation": 2,
-                                                             "test": 2}
-    expected = text.split_documents(text.load_documents())["test"]
-    assert sorted(e["text"].numpy().decode() for e in splits["test"]) == sorted(expected)
+
+def test_unreadable_corpus_entries_give_one_line_errors_naming_them(tmp_path, monkeypatch):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "good.txt").write_text("some text\n")
+    (folder / "broken.txt").symlink_to(tmp_path / "missing.txt")
+    assert "broken symbolic link" in read_error(folder / "broken.txt", FileNotFoundError)
+    assert "broken.txt: broken symbolic link" in read_error(folder, FileNotFoundError)
+    (folder / "broken.txt").unlink()
+    (folder / "loop.txt").symlink_to(folder / "loop.txt")
+    assert "loop.txt: symbolic link loop" in read_error(folder)
+    (folder / "loop.txt").unlink()
+    os.mkfifo(folder / "fifo.txt")  # would block a reader forever
+    assert "fifo.txt: not a regular file" in read_error(folder)
+    (folder / "fifo.txt").unlink()
+    (folder / "up").symlink_to(tmp_path)  # a symlinked folder is not followed: no endless walk
+    assert text.load_documents(str(folder)) == {"good.txt": "some text\n"}
+    with pytest.raises(ValueError, match="corpus: is a folder, expected a file"):
+        text.read_text(folder)
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(text, "open", denied, raising=False)  # root may read anything
+    assert "good.txt: permission denied" in read_error(folder / "good.txt")
+    monkeypatch.setattr(os, "scandir", denied)  # os.walk lists folders with it
+    assert "cannot list folder: permission denied" in read_error(folder)

@@ -1,1 +1,0 @@
-"""TensorFlow Datasets builders over the local corpora (manual_dir, no network)."""
