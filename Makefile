@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEBIAN_PACKAGES := abcmidi espeak-ng sword-text-kjv sword-text-sparv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv system-packages demo test bench notebooks lint
+.PHONY: venv system-packages demo test bench notebooks notebooks-execute lint
 
 venv: $(VENV)/.installed system-packages
 
@@ -31,6 +31,9 @@ bench: venv
 
 notebooks: venv
 	$(BIN)/pip install -q -e ".[all,notebooks]" && $(BIN)/jupyter lab notebooks/
+
+notebooks-execute: venv
+	$(BIN)/jupyter execute --inplace notebooks/*.ipynb
 
 lint: venv
 	$(BIN)/ruff check .

@@ -2,6 +2,9 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -31,3 +34,39 @@ def test_bench_hands_its_flags_to_the_benchmark_suite(monkeypatch, capsys):
         cli.run(["bench", "--help"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("usage: lstm-zoo bench [-h] [--cells CELLS]")
+
+
+@pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c != "bench"])
+def test_every_command_reports_a_wrong_flag_in_one_line(command, capsys):
+    assert cli.run([command, "--no_such_flag=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"lstm-zoo {command}: error: Unknown command line flag "
+                                f"'no_such_flag' (see lstm-zoo {command} --help)"]
+
+
+def test_help_lists_commands_and_each_tasks_own_flags(capsys):
+    assert cli.run(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {command} " in out for command in cli.COMMANDS)
+    assert cli.run(["train", "--task=music", "--help"]) == 0
+    music = capsys.readouterr().out
+    assert "Flags of the music task" in music and "Folder of MIDI files" in music
+    assert "Shakespeare" not in music and "ConvLSTM" not in music
+    assert cli.run(["train", "--task=translation", "--help"]) == 0
+    translation = capsys.readouterr().out
+    assert "--dropout" in translation and "(default: 0.2)" in translation.split("--dropout")[1]
+    assert cli.run(["train", "--task=moving_shapes", "--help"]) == 0
+    assert "Stacked ConvLSTM layers" in capsys.readouterr().out
+    assert cli.run(["export", "--help"]) == 0
+    assert "--quantize" in capsys.readouterr().out
+
+
+def test_tensorflow_start_up_lines_stay_off_the_terminal():
+    script = "import sys; from pipelines import cli; sys.exit(cli.run(['list']))"
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "LSTM_ZOO_VERBOSE": ""})
+    assert quiet.returncode == 0 and "cifg_lstm" in quiet.stdout
+    assert quiet.stderr.strip() == "", quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "LSTM_ZOO_VERBOSE": "1"})
+    assert "oneDNN" in loud.stderr or "cuda" in loud.stderr

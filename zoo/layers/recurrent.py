@@ -55,7 +55,7 @@ sequence): without it PyTorch is 0.82x / 0.45x of Recurrent. Here the forward lo
 TF's matmul: at H=256 one step's h @ U (64x256x1024) takes about 200 us, 20 ms of the 34 ms
 forward pass, while oneDNN's kernel does the whole step in 120 us (12 ms per pass); the
 backward pass (54 ms, one loop) is on par with PyTorch's (52 ms). XLA is not used: it made
-recurrent training slower on this CPU (0.67-0.87x, see DESIGN.md); compiling only the step's
+recurrent training slower on this CPU (0.67-0.87x); compiling only the step's
 element-wise part in the loop made the forward loop slower too (27.3 vs 24.8 ms), and the cuDNN
 and BlockLSTM paths step aside inside XLA.
 """
