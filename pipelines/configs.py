@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 
 from zoo.files import atomic_write, read_json
@@ -82,6 +83,7 @@ class TrainConfig:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy={self.strategy}: expected one of "
                              f"{', '.join(STRATEGIES)}")
+        self._check_memory()
         cell = getattr(self, "cell", None)
         if cell is not None:
             from zoo import cells  # the registry (imports keras) only when a cell is named
@@ -89,6 +91,20 @@ class TrainConfig:
             if cell not in cells.CELLS:
                 raise ValueError(f"--cell={cell}: unknown cell; known cells: "
                                  f"{', '.join(cells.names())}")
+
+    def _check_memory(self):
+        """Refuse sizes whose weights, gradients and Adam moments cannot fit in memory."""
+        units = getattr(self, "units", None)
+        if not units:
+            return
+        layers = sum(getattr(self, name, None) or 0
+                     for name in ("layers", "encoder_layers", "decoder_layers")) or 2
+        need = 8 * units * units * layers * 4 * 4  # ~8 H^2 weights a layer; 4 float32 copies
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > have:
+            raise ValueError(f"--units={units}: about {need / 2**30:.0f} GiB of weights, "
+                             "gradients and optimizer state, more than this machine's "
+                             f"{have / 2**30:.0f} GiB of memory")
 
     def conflicts(self, saved) -> dict:
         """Settings of `self` that differ from the `saved` run's and that resuming cannot change.

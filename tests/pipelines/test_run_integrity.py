@@ -139,6 +139,7 @@ def test_a_live_owner_locks_the_run_and_a_dead_one_does_not(tiny, tmp_path):
     ("--epochs=0", "--epochs=0: must be between 1"),
     ("--max_tokens=0", "--max_tokens=0: must be at least 2"),
     ("--units=1000000000", "--units=1000000000: must be between 1"),
+    ("--units=60000", "--units=60000: about"),
     ("--cell=../../x", "--cell=../../x: unknown cell"),
     ("--level=byte", "level"),
 ])
