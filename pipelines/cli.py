@@ -222,14 +222,14 @@ def _sample(values):
 
 
 def _translate(values):
-    from pipelines import translation
+    from pipelines.translate import translate_lines
 
     run_dir = _needs(values, "run_dir", "translate", "DIR (a translation run)")
     source, target = values.pop("input", None), values.pop("output", None)
     with contextlib.ExitStack() as files:
         lines = files.enter_context(open(source, encoding="utf-8")) if source else sys.stdin
         out = files.enter_context(open(target, "w", encoding="utf-8")) if target else sys.stdout
-        for line in translation.translate_lines(run_dir, lines, **values):
+        for line in translate_lines(run_dir, lines, **values):
             print(line, file=out, flush=target is None)
 
 

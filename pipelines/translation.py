@@ -13,18 +13,21 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 
 import keras
 import numpy as np
-import sacrebleu
 import sentencepiece as spm
 import tensorflow as tf
+from sacrebleu.metrics import BLEU, CHRF
+from tqdm import tqdm
 
 from pipelines import sword
-from pipelines.configs import TrainConfig, atomic_write, option
+from pipelines.configs import TrainConfig, option
 from pipelines.train import Task, TaskData, register_task
+from zoo.files import atomic_write
 from zoo.models.seq2seq import from_preset
 
 SPLITS = ("train", "validation", "test")
@@ -59,30 +62,61 @@ class TranslationConfig(TrainConfig):
 
 # -- reading pairs --------------------------------------------------------------------------------
 def read_tsv(path, warn=True):
-    """(source, target) pairs of a tab-separated file (columns after the second are ignored).
+    """(source, target) pairs of a tab-separated UTF-8 file (columns after the second ignored).
 
-    Lines without a tab, with an empty side or not in UTF-8 are skipped with one warning
-    giving their count and the first line number; a file with no valid pair is an error.
+    Lines without a tab, with an empty side or not in UTF-8 are skipped with one warning giving
+    their count and the first one; byte-order marks are dropped. A file that cannot be read, is
+    not text (a NUL byte, UTF-16) or holds no valid pair is an OSError or ValueError whose one
+    line names it.
     """
-    if not os.path.isfile(path):
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: a folder, not a TSV file")
+    if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    pairs, bad, first = [], 0, None
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                fields = raw.decode("utf-8").rstrip("\r\n").split("\t")
-            except UnicodeDecodeError:
-                fields = []
-            if len(fields) >= 2 and fields[0].strip() and fields[1].strip():
-                pairs.append((fields[0].strip(), fields[1].strip()))
-            elif raw.strip():
-                bad, first = bad + 1, first or number
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: not a regular file (a device, FIFO or socket)")
+    try:
+        with open(path, "rb") as f:
+            pairs, bad, first, size = _parse_tsv(path, f)
+    except OSError as error:
+        raise type(error)(f"{path}: {(error.strerror or str(error)).lower()}") from None
     if not pairs:
-        raise ValueError(f"{path}: no valid source<TAB>target pair (UTF-8, both sides non-empty)")
+        why = (f"line {first[0]}: {first[1]}" if bad else "blank lines only") if size else \
+            "empty file"
+        raise ValueError(f"{path}: no valid source<TAB>target pair (UTF-8, both sides "
+                         f"non-empty); {why}")
     if bad and warn:
         warnings.warn(f"{path}: skipped {bad} malformed line(s) (no tab, an empty side or "
-                      f"invalid UTF-8); the first is line {first}", stacklevel=2)
+                      f"invalid UTF-8); the first is line {first[0]} ({first[1]})", stacklevel=2)
     return pairs
+
+
+def _parse_tsv(path, lines):
+    """Pairs, malformed-line count, (number, reason) of the first and bytes read of `lines`."""
+    pairs, bad, first, size = [], 0, None, 0
+    for number, raw in enumerate(lines, 1):
+        size += len(raw)
+        if number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ValueError(f"{path}: UTF-16 text (byte-order mark); save it as UTF-8")
+        if b"\0" in raw:
+            raise ValueError(f"{path}: line {number}: NUL byte; binary data, not UTF-8 text")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            reason = f"not UTF-8 (byte {error.start + 1})"
+        else:
+            # Byte-order marks (U+FEFF) that editors write, also mid-file after `cat a b`.
+            fields = [f.replace("\ufeff", "").strip() for f in text.rstrip("\r\n").split("\t")]
+            if len(fields) >= 2 and fields[0] and fields[1]:
+                pairs.append((fields[0], fields[1]))
+                continue
+            if not "".join(fields):
+                continue  # a blank line
+            reason = ("no tab" if len(fields) < 2 else
+                      "empty source" if not fields[0] else "empty target")
+        bad, first = bad + 1, first or (number, reason)
+    return pairs, bad, first, size
 
 
 def write_tsv(path, pairs):
@@ -133,15 +167,20 @@ class Subwords:
 
     @classmethod
     def load(cls, path):
+        """The model saved at `path`; ValueError naming the file if it is not one."""
         with open(path, "rb") as f:
-            return cls(f.read())
+            proto = f.read()
+        try:
+            subwords = cls(proto)
+        except RuntimeError:
+            subwords = None
+        if subwords is None or not len(subwords):
+            raise ValueError(f"{path}: not a SentencePiece model")
+        return subwords
 
     def save(self, path):
         """Write the model, atomically."""
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(self.proto)
-        os.replace(tmp, path)
+        atomic_write(path, self.proto)
 
     def __len__(self):
         return self.processor.get_piece_size()
@@ -217,14 +256,23 @@ def eval_dataset(sources, targets, batch_size, max_len):
 
 # -- translating and scoring ------------------------------------------------------------------
 def translate(model, subwords, texts, beam_size=1, length_penalty=0.6, batch_size=64,
-              max_length=None):
-    """Translations of `texts` (a list of strings), batched by length, greedy if beam_size=1."""
-    sources = [ids + [EOS] for ids in subwords.encode(texts)]
+              max_length=None, max_source_length=None, progress=None):
+    """Translations of `texts` (a list of strings), batched by length, greedy if beam_size=1.
+
+    Args:
+        max_length: most target tokens (default twice the longest source, plus 10).
+        max_source_length: source ids (eos included) are cut to this many; None keeps all.
+        progress: a description to show a progress bar over batches on a terminal (stderr).
+    """
+    cut = max_source_length - 1 if max_source_length else None
+    sources = [ids[:cut] + [EOS] for ids in subwords.encode(texts)]
     longest = max((len(s) for s in sources), default=1)
     max_length = max_length or 2 * longest + 10
     order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
     outputs = [""] * len(texts)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=progress, unit="batch", file=sys.stderr, leave=False,
+                      disable=None if progress else True):
         chunk = order[start : start + batch_size]
         batch = keras.utils.pad_sequences([sources[i] for i in chunk], padding="post",
                                           value=PAD)
@@ -236,19 +284,29 @@ def translate(model, subwords, texts, beam_size=1, length_penalty=0.6, batch_siz
 
 
 def score(hypotheses, references):
-    """Corpus BLEU and chrF (sacrebleu's defaults) of hypotheses against one reference each."""
-    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
+    """Corpus BLEU and chrF (sacrebleu's defaults) of hypotheses against one reference each,
+    with their sacrebleu signatures ("nrefs:1|case:mixed|...") under *_signature."""
+    if len(hypotheses) != len(references) or not references:
+        raise ValueError(f"score: {len(hypotheses)} hypotheses for {len(references)} "
+                         "references; expected as many, at least one")
+    report = {}
+    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
+        report[name] = metric.corpus_score(hypotheses, [references]).score
+        report[f"{name}_signature"] = str(metric.get_signature())
+    return report
 
 
 def bleu_report(model, subwords, pairs, beam_size=4, length_penalty=0.6):
-    """BLEU and chrF of greedy and (if beam_size > 1) beam-search translations of `pairs`."""
+    """BLEU and chrF of greedy and (if beam_size > 1) beam-search translations of `pairs`,
+    with the metrics' sacrebleu signatures ("bleu_signature", "chrf_signature")."""
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     report = {"bleu_sentences": len(pairs)}
     searches = {"greedy": 1, f"beam{beam_size}": beam_size} if beam_size > 1 else {"greedy": 1}
     for name, beam in searches.items():
-        hypotheses = translate(model, subwords, sources, beam, length_penalty)
-        report.update({f"{k}_{name}": v for k, v in score(hypotheses, references).items()})
+        hypotheses = translate(model, subwords, sources, beam, length_penalty,
+                               progress=f"BLEU, {name}")
+        for key, value in score(hypotheses, references).items():
+            report[key if key.endswith("_signature") else f"{key}_{name}"] = value
     return report
 
 

@@ -1,16 +1,19 @@
-"""Translation pipeline: TSV reading, split, subwords, bucketed batches, the task end to end."""
+"""Translation pipeline: TSV reading, split, subwords, bucketed batches, the task end to end,
+translating files of sentences, BLEU with its signature."""
 
+import io
 import json
+import logging
 import os
+import sys
 
 import numpy as np
 import pytest
 
-from pipelines import cli
+from pipelines import cli, train
 from pipelines import translation as tr
-from pipelines.datasets import bible_pairs
-from tests.pipelines.test_sword import write_ztext
-from tests.pipelines.test_train import cli_main
+from pipelines.configs import TextConfig
+from pipelines.translate import translate_lines
 
 NUMBERS = {"one": "uno", "two": "dos", "three": "tres", "four": "cuatro", "five": "cinco"}
 THINGS = {"house": "casa", "dog": "perro", "book": "libro", "tree": "árbol"}
@@ -19,11 +22,21 @@ PAIRS = [(f"I see {n} {c} {t}s .", f"veo {ns} {ts}s {cs}s .")
          for n, ns in NUMBERS.items() for t, ts in THINGS.items() for c, cs in COLOURS.items()]
 
 
-@pytest.fixture
-def pairs_tsv(tmp_path):
-    path = tmp_path / "pairs.tsv"
-    tr.write_tsv(path, PAIRS)
-    return str(path)
+BLEU_SIGNATURE = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:"
+CHRF_SIGNATURE = "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A translation run trained from the command line in seconds (tiny GRU, 20 steps)."""
+    folder = tmp_path_factory.mktemp("translation")
+    tr.write_tsv(folder / "pairs.tsv", PAIRS)
+    assert cli.run(["train", "--task=translation", f"--data={folder / 'pairs.tsv'}",
+                    f"--run_dir={folder / 'run'}", "--preset=tiny", "--vocab_size=60",
+                    "--batch_size=8", "--epochs=2", "--steps=10", "--learning_rate=0.02",
+                    "--dropout=0", "--cell=gru", "--attention=bahdanau", "--beam_size=2",
+                    "--validation_steps=0", "--bleu_sentences=4", "--max_len=40"]) == 0
+    return folder / "run"
 
 
 def test_tsv_reader_skips_malformed_lines_with_one_warning(tmp_path):
@@ -85,45 +98,126 @@ def test_bucketed_batches_and_exact_resume():
     assert seen == len(PAIRS)
 
 
-def test_bleu_and_chrf():
+def test_bleu_and_chrf_with_their_signatures():
     references = ["veo dos casas rojas .", "veo un perro ."]
-    assert tr.score(references, references) == pytest.approx({"bleu": 100.0, "chrf": 100.0})
+    scores = tr.score(references, references)
+    assert {k: scores[k] for k in ("bleu", "chrf")} == pytest.approx({"bleu": 100.0,
+                                                                      "chrf": 100.0})
+    assert scores["bleu_signature"].startswith(BLEU_SIGNATURE)
+    assert scores["chrf_signature"].startswith(CHRF_SIGNATURE)
     assert tr.score(["nada", "nada"], references)["bleu"] < 10
+    with pytest.raises(ValueError, match="1 hypotheses for 2 references"):
+        tr.score(["nada"], references)
+
+
+def reversed_words(model, subwords, texts, **options):
+    """A stand-in for `tr.translate`: each text's words in reverse order."""
+    return [" ".join(t.split()[::-1]) for t in texts]
 
 
 @pytest.mark.slow
-def test_train_sample_evaluate_from_the_command_line(pairs_tsv, tmp_path, capsys):
-    run = tmp_path / "run"
-    cli_main("train", "--task=translation", f"--data={pairs_tsv}", f"--run_dir={run}",
-             "--preset=tiny", "--vocab_size=60", "--batch_size=8", "--epochs=2", "--steps=10",
-             "--learning_rate=0.02", "--dropout=0", "--cell=gru", "--attention=bahdanau",
-             "--beam_size=1", "--bleu_sentences=4")
+def test_translate_lines_keeps_order_and_blank_lines_and_streams(run, monkeypatch):
+    monkeypatch.setattr(tr, "translate", reversed_words)
+    lines = ["a b\n", "\n", "c d e\r\n", "  \t ", "f", "g h", "i"]
+    expected = ["b a", "", "e d c", "", "f", "h g", "i"]
+    for batch_size in (1, 2, 3, 64):
+        assert list(translate_lines(run, lines, batch_size=batch_size)) == expected
+    assert list(translate_lines(run, [])) == []
+    read = []
+    stream = translate_lines(run, (read.append(line) or line for line in lines), batch_size=2)
+    assert read == []  # the run is loaded first; nothing is read yet
+    assert next(stream) == "b a" and len(read) == 2
+    assert list(stream) == expected[1:] and len(read) == len(lines)
+
+
+@pytest.mark.slow
+def test_translate_lines_equals_translate_in_any_batch_size(run, caplog):
+    config = train.load_config(run)
+    model, subwords = train.load_checkpoint(run), tr.Subwords.load(run / tr.TOKENIZER)
+    sources = [s for s, _ in PAIRS[::9]]
+    expected = tr.translate(model, subwords, sources, beam_size=1,
+                            max_length=2 * config.max_len + 10)
+    lines = [sources[0], "", *sources[1:]]
+    out = list(translate_lines(run, lines, batch_size=3, beam_size=1))
+    assert out == [expected[0], "", *expected[1:]]
+    assert list(translate_lines(run, lines, batch_size=1, beam_size=1)) == out
+    assert len(list(translate_lines(run, sources[:2], beam_size=2))) == 2
+
+    long = " ".join([sources[0]] * 8)
+    assert len(subwords.encode([long])[0]) >= config.max_len
+    with caplog.at_level(logging.WARNING, logger="pipelines.translate"):
+        out = list(translate_lines(run, [sources[1], long], beam_size=1))
+    assert len(out) == 2 and out[0] == expected[1]
+    assert "input: line 2: longer than the 40 subword tokens" in caplog.text
+
+
+@pytest.mark.slow
+def test_translate_lines_refuses_bad_runs_and_input_in_one_line(run, tmp_path):
+    TextConfig(run_dir=str(tmp_path)).save(tmp_path / "config.json")
+    with pytest.raises(ValueError, match=r"a text run, not a translation run"):
+        translate_lines(tmp_path, ["hello"])
+    with pytest.raises(FileNotFoundError, match="is --run_dir=.* a run directory"):
+        translate_lines(tmp_path / "missing", ["hello"])
+    with pytest.raises(ValueError, match="--batch_size=0: must be between"):
+        translate_lines(run, ["hello"], batch_size=0)
+    with pytest.raises(TypeError, match="one string"):
+        translate_lines(run, "hello")
+    with pytest.raises(ValueError, match=r"^input: line 2: not UTF-8"):
+        list(translate_lines(run, [b"I see one red dog .\n", b"\xff\n"]))
+    stream = io.TextIOWrapper(io.BytesIO(b"I see one red dog .\n\xff\n"), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^input: not UTF-8 text after line"):
+        list(translate_lines(run, stream))
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.slow
+def test_bleu_report_shows_progress_on_a_terminal_and_records_signatures(run, monkeypatch):
+    model, subwords = train.load_checkpoint(run), tr.Subwords.load(run / tr.TOKENIZER)
+    report = tr.bleu_report(model, subwords, PAIRS[:5], beam_size=2)
+    assert set(report) == {"bleu_sentences", "bleu_signature", "chrf_signature", "bleu_greedy",
+                           "chrf_greedy", "bleu_beam2", "chrf_beam2"}
+    assert report["bleu_signature"].startswith(BLEU_SIGNATURE)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    tr.bleu_report(model, subwords, PAIRS[:5], beam_size=2)
+    assert "BLEU, greedy" in terminal.getvalue() and "BLEU, beam2" in terminal.getvalue()
+
+
+@pytest.mark.slow
+def test_train_sample_evaluate_from_the_command_line(run, tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     losses = [h["loss"] for h in metrics["history"]]
     assert losses[-1] < 0.8 * losses[0]
-    assert {"bleu_greedy", "chrf_greedy", "perplexity"} <= metrics["test"].keys()
+    assert {"bleu_greedy", "chrf_greedy", "bleu_beam2", "perplexity"} <= metrics["test"].keys()
+    assert metrics["test"]["bleu_signature"].startswith(BLEU_SIGNATURE)
+    assert metrics["test"]["chrf_signature"].startswith(CHRF_SIGNATURE)
     assert set(os.listdir(run)) >= {"best.keras", "config.json", "subwords.model", "test.tsv",
                                     "train.tsv", "validation.tsv"}
     capsys.readouterr()
-    cli_main("sample", "--task=translation", f"--run_dir={run}", "--text=I see two red dogs .")
+    assert cli.run(["sample", f"--run_dir={run}", "--text=I see two red dogs ."]) == 0
     assert capsys.readouterr().out.strip()
-    cli_main("evaluate", f"--run_dir={run}", f"--data={pairs_tsv}")
-    assert json.loads(capsys.readouterr().out)["bleu_sentences"] == 4
-    with pytest.raises(ValueError, match="needs --text"):
-        cli_main("sample", f"--run_dir={run}")
-    with pytest.raises(cli.app.UsageError, match="holds a translation run"):
-        cli_main("sample", "--task=text", f"--run_dir={run}", "--text=hello")
+    assert cli.run(["evaluate", f"--run_dir={run}", f"--data={run / 'test.tsv'}"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["bleu_sentences"] == 4
+    assert evaluated["chrf_signature"].startswith(CHRF_SIGNATURE)
+    assert cli.run(["sample", f"--run_dir={run}"]) == 1
+    assert "needs --text" in capsys.readouterr().err
 
 
-def test_tfds_builder_works_offline(tmp_path):
-    root = tmp_path / "sword"
-    for module, side in (("engKJV2006eb", 0), ("spaRV1909eb", 1)):
-        write_ztext(root / "modules" / module, "ot", [""] + [p[side] for p in PAIRS[:12]])
-        os.makedirs(root / "mods.d", exist_ok=True)
-        (root / "mods.d" / f"{module.lower()}.conf").write_text(
-            f"[{module}]\nDataPath=./modules/{module}/\nModDrv=zText\n")
-    splits = bible_pairs.load(data_dir=str(tmp_path / "tfds"), manual_dir=str(root))
-    assert {k: len(list(v)) for k, v in splits.items()} == {"train": 10, "validation": 1,
-                                                            "test": 1}
-    example = next(iter(splits["test"]))
-    assert (example["en"].numpy().decode(), example["es"].numpy().decode()) in PAIRS[:12]
+def test_translate_command_reads_a_file_or_stdin(run, tmp_path, capsys, monkeypatch):
+    source = tmp_path / "in.txt"
+    source.write_text("I see two red dogs .\n\nthe cat sleeps .\n")
+    target = tmp_path / "out.txt"
+    assert cli.run(["translate", f"--run_dir={run}", f"--input={source}", f"--output={target}",
+                    "--beam_size=1", "--batch_size=2"]) == 0
+    lines = target.read_text().split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == "" and lines[0]
+    monkeypatch.setattr("sys.stdin", io.StringIO(source.read_text()))
+    assert cli.run(["translate", f"--run_dir={run}", "--beam_size=1"]) == 0
+    assert capsys.readouterr().out == target.read_text()
+    assert cli.run(["translate", f"--run_dir={run}", "--input=/no/such.txt"]) == 1
+    assert "/no/such.txt" in capsys.readouterr().err
