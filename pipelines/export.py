@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 
-from pipelines import translation
+from pipelines.rundir import prepare_existing
 from pipelines.train import get_task, load_checkpoint, load_config
-from zoo.export import FORMATS, bench_tflite, export_model, export_seq2seq
+from zoo.export import FORMATS, bench_tflite, check_out_dir, export_model, export_seq2seq
 
 EXPORT_DIR = "export"
 
@@ -56,9 +56,15 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
             (for a translation run: test sentences for parity, see `export_translation_run`).
     """
     config = load_config(run_dir)
+    translating = config.task == "translation"
+    out_dir = out_dir or os.path.join(run_dir, EXPORT_DIR)
+    if translating:  # the translation extra, only for a translation run
+        from pipelines import translation
+    check_out_dir(out_dir, "seq2seq" if translating else "model",  # before any work
+                  [translation.TOKENIZER] if translating else ())
     task = get_task(config.task)
-    data = task.prepare(config, run_dir)
-    if config.task == "translation":
+    data = prepare_existing(task, config, run_dir)
+    if translating:
         return export_translation_run(run_dir, config, data, out_dir, format, quantize, seq_len,
                                       calibration_windows)
     seq_len = seq_len or config.seq_len
@@ -87,6 +93,8 @@ def export_translation_run(run_dir, config, data, out_dir=None, format=FORMATS, 
     manifest with the pad/unk/bos/eos ids). Sources hold at most `max_source_len` tokens
     (default the run's --max_len); translations at most 2 * max_source_len + 10.
     """
+    from pipelines import translation
+
     max_source_len = max_source_len or config.max_len
     subwords = data.info["subwords"]
     pairs = data.info["test_pairs"][: max(1, sentences)]

@@ -197,7 +197,7 @@ def test_failed_export_leaves_the_previous_one(tmp_path):
     model, x = tiny_model("gru")
     out = tmp_path / "export"
     out.mkdir()
-    (out / "manifest.json").write_text("{}")
+    (out / "manifest.json").write_text('{"format": "lstm-zoo-export", "kind": "model"}')
     with pytest.raises(export.ParityError, match="model.tflite: the .* signature differs"):
         export.export_model(model, out, format="tflite", representative_data=[x],
                             seq_len=TIME, tolerance=0.0)

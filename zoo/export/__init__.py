@@ -9,7 +9,15 @@ See `InferenceModule` for the signatures and `export_model` for the files writte
 translator (`Seq2Seq`) has its own `export_seq2seq` (`encode` and `decode_step` signatures).
 """
 
-from zoo.export.export import FORMATS, atomic_directory, export_model, tflite_filename
+from zoo.export.export import (
+    EXPORT_FORMAT,
+    FORMATS,
+    atomic_directory,
+    check_out_dir,
+    export_kind,
+    export_model,
+    tflite_filename,
+)
 from zoo.export.module import InferenceModule
 from zoo.export.parity import ParityError, check_parity, parity
 from zoo.export.runtime import TFLiteStepper, bench_tflite, generate, sample_next
@@ -17,6 +25,7 @@ from zoo.export.seq2seq import Seq2SeqModule, TFLiteTranslator, export_seq2seq
 from zoo.export.tflite import QUANTIZATIONS, convert, ops_used
 
 __all__ = [
+    "EXPORT_FORMAT",
     "FORMATS",
     "QUANTIZATIONS",
     "InferenceModule",
@@ -26,8 +35,10 @@ __all__ = [
     "TFLiteTranslator",
     "atomic_directory",
     "bench_tflite",
+    "check_out_dir",
     "check_parity",
     "convert",
+    "export_kind",
     "export_model",
     "export_seq2seq",
     "generate",

@@ -9,35 +9,120 @@ import shutil
 import tempfile
 
 import numpy as np
+from tqdm import tqdm
 
 from zoo.export import saved_model, tflite
 from zoo.export.module import InferenceModule
 from zoo.export.parity import check_parity, parity
+from zoo.files import read_json
 
 FORMATS = ("saved_model", "tflite")
 MANIFEST = "manifest.json"
+EXPORT_FORMAT = "lstm-zoo-export"  # the manifest's "format": what marks a folder as an export
+_CHOOSE = "choose an empty or new --out_dir"
 
 
 def tflite_filename(quantize: str) -> str:
     return "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"
 
 
+def export_kind(manifest) -> str | None:
+    """The kind of export ("model", "seq2seq") a manifest describes; None if not a zoo one."""
+    if not isinstance(manifest, dict):
+        return None
+    if manifest.get("format") == EXPORT_FORMAT:
+        return manifest.get("kind")
+    signatures = manifest.get("signatures")  # manifests written before "format" and "kind"
+    if not isinstance(signatures, dict) or not isinstance(manifest.get("files"), dict):
+        return None
+    if {"encode", "decode_step"} <= set(signatures) and "start_id" in manifest:
+        return "seq2seq"
+    if {"step", "predict"} <= set(signatures) and "cells" in manifest:
+        return "model"
+    return None
+
+
+def _extras_of(manifest) -> set[str]:
+    """The extra files (e.g. a tokenizer) an export's manifest says it wrote."""
+    names = manifest.get("extra_files")
+    metadata = manifest.get("metadata")
+    names = list(names) if isinstance(names, list) else []
+    if isinstance(metadata, dict):
+        names.append(metadata.get("tokenizer"))  # older seq2seq manifests
+    return {n for n in names if isinstance(n, str) and n and os.sep not in n}
+
+
+def _is_export_file(folder, name, extras) -> bool:
+    path = os.path.join(folder, name)
+    if os.path.islink(path):
+        return False
+    if name == "saved_model":
+        return os.path.isdir(path)
+    return os.path.isfile(path) and (name == MANIFEST or name.endswith(".tflite")
+                                     or name in extras)
+
+
+def check_out_dir(path, kind, extra_files=()) -> bool:
+    """Refuse (ValueError) an export directory that is not new, empty or a previous export.
+
+    A previous export of the same `kind` ("model" or "seq2seq"), recognised by its manifest and
+    holding only what an export writes (saved_model/, *.tflite, manifest.json, `extra_files`),
+    may be replaced: returns True for one. Nothing else is ever replaced.
+    """
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return False
+    if not os.path.isdir(path):
+        raise ValueError(f"{path}: not a directory; {_CHOOSE}")
+    names = sorted(os.listdir(path))
+    if not names:
+        return False
+    manifest = None
+    if os.path.isfile(os.path.join(path, MANIFEST)):
+        with contextlib.suppress(ValueError, OSError):
+            manifest = read_json(os.path.join(path, MANIFEST), expect=dict)
+    found = export_kind(manifest)
+    extras = set(extra_files) | (_extras_of(manifest) if found else set())
+    strangers = [name for name in names if not _is_export_file(path, name, extras)]
+    if strangers:
+        raise ValueError(f"{path}: holds files that are not an lstm-zoo export "
+                         f"(e.g. {strangers[0]}); {_CHOOSE}")
+    if found is None:
+        raise ValueError(f"{path}: holds no lstm-zoo export {MANIFEST}; {_CHOOSE}")
+    if found != kind:
+        raise ValueError(f"{path}: holds an lstm-zoo {found} export, not a {kind} one; {_CHOOSE}")
+    return True
+
+
 @contextlib.contextmanager
-def atomic_directory(path):
-    """Yield a temporary directory beside `path` that replaces `path` on success only."""
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
+def atomic_directory(path, kind, extra_files=()):
+    """Yield a fresh directory beside `path` that takes its place once the block succeeds.
+
+    `path` must pass `check_out_dir` (checked before and again at the end); a previous export
+    there is moved aside, and deleted only once the new one is in place.
+    """
+    check_out_dir(path, kind, extra_files)
+    target = os.path.realpath(path)
+    parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         yield staging
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".export-old-", dir=parent)
-            os.replace(path, os.path.join(old, "previous"))
-            os.replace(staging, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, path)
+        os.chmod(staging, 0o755)  # mkdtemp makes it private
+        check_out_dir(path, kind, extra_files)  # nobody wrote there meanwhile
+        if not os.path.lexists(target):
+            os.replace(staging, target)
+            return
+        old = tempfile.mkdtemp(prefix=".export-old-", dir=parent)
+        previous = os.path.join(old, "previous")
+        os.replace(target, previous)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            os.replace(previous, target)
+            os.rmdir(old)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -93,7 +178,8 @@ def export_model(
 ):
     """Export a Keras recurrent model for serving and for mobile; returns the manifest.
 
-    Writes into `out_dir` (replaced atomically once everything succeeded):
+    Writes into `out_dir` (new, empty or an earlier export, replaced once everything succeeded;
+    anything else is refused before any work, see `check_out_dir`):
         saved_model/                 `step` and `predict` serving signatures
         model.tflite                 float32, builtin ops only; LSTM layers fused where the
                                      TFLite op computes them (see `zoo.export.fused`)
@@ -123,6 +209,7 @@ def export_model(
                          "`zoo.export.export_seq2seq`")
     formats = _as_list(format, "format", FORMATS)
     quantizations = _as_list(quantize, "quantize", tflite.QUANTIZATIONS)
+    check_out_dir(out_dir, "model")  # before any conversion work
     modules = {}
 
     def module_for(fuse, share_weights=True):
@@ -135,6 +222,8 @@ def export_model(
     sequences = _parity_inputs(module, representative_data)
     calibration = None if representative_data is None else sequences  # a list, reusable
     manifest = {
+        "format": EXPORT_FORMAT,
+        "kind": "model",
         "model": model.name,
         "cells": [
             {"cell": name, "units": units, "fused": fused, "state_shapes": list(map(list, shapes))}
@@ -147,16 +236,22 @@ def export_model(
         "files": {},
         "metadata": metadata or {},
     }
-    with atomic_directory(out_dir) as staging:
+    phases = ("saved_model" in formats) + len(quantizations) * ("tflite" in formats)
+    with atomic_directory(out_dir, "model") as staging, tqdm(
+            total=phases, desc="export", unit="file", disable=None, leave=False) as progress:
         if "saved_model" in formats:
+            progress.set_postfix_str("saved_model")
             path = os.path.join(staging, "saved_model")
             plain = module_for("none")
             saved_model.save(plain, path)
             manifest["files"]["saved_model"] = {
                 "reload_max_abs_diff": saved_model.reload_difference(plain, path, sequences[0]),
             }
+            progress.update()
         if "tflite" in formats:
             for q in quantizations:
+                name = tflite_filename(q)
+                progress.set_postfix_str(name + (" (calibrating)" if q == "int8" else ""))
                 source = module
                 if q in ("dynamic", "int8"):
                     # The quantizers know the converter's own fused op only, and quantise
@@ -164,7 +259,6 @@ def export_model(
                     surgery = not all(spec.standard for spec in module.fused_specs)
                     source = module_for("standard" if surgery else fuse, share_weights=False)
                 flatbuffer = tflite.convert(source, q, calibration)
-                name = tflite_filename(q)
                 report = parity(model, flatbuffer, sequences)
                 if q == "none":
                     check_parity(report, tolerance, name)
@@ -177,6 +271,7 @@ def export_model(
                     "fused_lstm_layers": len(source.fused_specs),
                     "parity": report,
                 }
+                progress.update()
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
     return manifest

@@ -33,10 +33,12 @@ from ai_edge_litert.interpreter import Interpreter
 
 from zoo.export import tflite
 from zoo.export.export import (
+    EXPORT_FORMAT,
     MANIFEST,
     _as_list,
     _signature_shapes,
     atomic_directory,
+    check_out_dir,
     tflite_filename,
 )
 from zoo.export.module import state_shapes
@@ -318,7 +320,7 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
                    metadata=None, files=None):
     """Export a `Seq2Seq` for serving and for mobile; returns the manifest.
 
-    Writes into `out_dir` (replaced atomically once everything succeeded) `saved_model/`
+    Writes into `out_dir` (new, empty or an earlier export: see `check_out_dir`) `saved_model/`
     (`encode`, `decode_step`, `translate`), `model.tflite` (float32) and
     `model_<quantize>.tflite` (see the module docstring for the signatures), `files`
     (name -> bytes, e.g. the SentencePiece model) and `manifest.json`. Every .tflite file is
@@ -339,11 +341,14 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
     """
     formats = _as_list(format, "format", ("saved_model", "tflite"))
     quantizations = _as_list(quantize, "quantize", QUANTIZATIONS)
+    extra_files = sorted(files or {})
+    check_out_dir(out_dir, "seq2seq", extra_files)  # before any conversion work
     sources = [list(map(int, source)) for source in sources]
     module = Seq2SeqModule(model, max_source_len, 1, int(start_id), int(end_id), max_length)
     for source in sources:
         module.pad(source)  # a clear error for a sentence longer than max_source_len
     manifest = {
+        "format": EXPORT_FORMAT, "kind": "seq2seq",
         "model": model.name,
         "config": {k: v for k, v in model.get_config().items() if k != "dtype"},
         "start_id": int(start_id),
@@ -353,9 +358,10 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
         "signatures": {name: _signature_shapes(getattr(module, name))
                        for name in ("encode", "decode_step")},
         "files": {},
+        "extra_files": extra_files,
         "metadata": metadata or {},
     }
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, "seq2seq", extra_files) as staging:
         if "saved_model" in formats:
             path = os.path.join(staging, "saved_model")
             tf.saved_model.save(module, path, signatures={
