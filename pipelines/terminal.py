@@ -81,3 +81,33 @@ def training_summary(config, metrics) -> str:
     if test_name in test:
         parts.append(f"test {test_name} {test[test_name]:.4g}")
     return "; ".join(parts)
+
+
+def clean_notebook_outputs(paths):
+    """Drop TensorFlow's C++ log lines from the stderr outputs of executed notebooks."""
+    import json
+    import re
+
+    native = re.compile(r"^[IWEF]\d{4} |^WARNING: All log messages before absl")
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            notebook = json.load(f)
+        for cell in notebook["cells"]:
+            kept = []
+            for output in cell.get("outputs", []):
+                if output["output_type"] == "stream" and output["name"] == "stderr":
+                    lines = [line for line in output["text"] if not native.match(line)
+                             and not any(noise in line for noise in STARTUP_NOISE)]
+                    if not "".join(lines).strip():
+                        continue
+                    output["text"] = lines
+                kept.append(output)
+            if "outputs" in cell:
+                cell["outputs"] = kept
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(notebook, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+
+
+if __name__ == "__main__":  # python -m pipelines.terminal notebooks/*.ipynb
+    clean_notebook_outputs(sys.argv[1:])

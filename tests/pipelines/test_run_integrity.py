@@ -163,12 +163,16 @@ def test_commands_report_bad_input_in_one_line(trained, tmp_path, capsys):
         (["sample", f"--run_dir={trained}", "--beam_size=4"], "'beam_size'"),
         (["sample", f"--run_dir={trained}", "--length=1000000000"], "--length=1000000000"),
         (["export", f"--run_dir={trained}", "--seq_len=0"], "--seq_len=0"),
+        (["export", f"--run_dir={trained}", f"--out_dir={trained}"],
+         "holds files that are not an lstm-zoo export"),
         (["evaluate", f"--run_dir={tmp_path / 'nowhere'}"], "nowhere/config.json: no such file"),
         (["train", "--data=/no/such/corpus", f"--run_dir={tmp_path / 'r'}"], "/no/such/corpus"),
     ]
+    before = sorted(os.listdir(trained))
     for args, message in cases:
         code = cli.run(args)
         assert message in one_line_error(capsys, code, status=code if code in (1, 2) else 1)
+    assert sorted(os.listdir(trained)) == before
 
 
 def test_corrupt_files_are_named_and_an_intact_checkpoint_is_used(trained, tmp_path, capsys):
