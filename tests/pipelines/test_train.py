@@ -67,8 +67,8 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monk
     run(config)
     before = weights(tmp_path / "run/last.keras")
     task = train.get_task("text")
-    monkeypatch.setattr(type(task), "loss",
-                        lambda self, config: lambda y, logits: keras.ops.mean(logits) * float("nan"))
+    nan_loss = lambda y, logits: keras.ops.mean(logits) * float("nan")  # noqa: E731
+    monkeypatch.setattr(type(task), "loss", lambda self, config: nan_loss)
     with pytest.raises(FloatingPointError, match="diverged at epoch 2"):
         run(config, epochs=2, resume=True)
     for a, b in zip(before, weights(tmp_path / "run/last.keras")):
