@@ -50,6 +50,8 @@ OPTIONS = {
     "quantize": (list, "TFLite files: none, dynamic, float16, int8 (default none)."),
     "out_dir": (str, "Export directory (default <run_dir>/export)."),
     "seq_len": (int, "Steps of the fixed-length `predict` signature (default the run's)."),
+    "max_quality_loss": (float, "Bits per token a quantised file may lose (default 0.05)."),
+    "allow_quality_loss": (bool, "Write quantised files that lose more than that anyway."),
     "input": (str, "File of sentences, one per line (default stdin)."),
     "batch_size": (int, "Sentences translated together."),
     "model": (str, "A .tflite file to benchmark."),
@@ -57,7 +59,8 @@ OPTIONS = {
 }
 COMMAND_OPTIONS = {
     "list": (), "evaluate": ("run_dir", "data"),
-    "export": ("run_dir", "format", "quantize", "out_dir", "seq_len"),
+    "export": ("run_dir", "format", "quantize", "out_dir", "seq_len", "max_quality_loss",
+               "allow_quality_loss"),
     "translate": ("run_dir", "input", "output", "batch_size", "beam_size", "length_penalty"),
     "bench-tflite": ("model", "num_threads"),
 }

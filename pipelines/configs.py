@@ -39,6 +39,7 @@ LIMITS = {
     # sampling, export and benchmarking
     "length": (1, 100_000), "temperature": (0.0, 100.0), "top_k": (1, None),
     "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),
+    "max_quality_loss": (0.0, None),
 }
 # Settings `--resume` may change: how long and how fast the run goes on, not what it is.
 RESUMABLE = frozenset({"epochs", "steps", "validation_steps", "learning_rate", "strategy",

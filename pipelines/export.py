@@ -43,7 +43,7 @@ def representative_windows(dataset, count, seq_len):
 
 
 def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=None,
-               calibration_windows=16):
+               calibration_windows=16, max_quality_loss=0.05, allow_quality_loss=False):
     """Export the best checkpoint of `run_dir` with `zoo.export.export_model`; the manifest.
 
     Args:
@@ -54,6 +54,8 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
             translation run, the source length of `encode` (default the run's max_len).
         calibration_windows: validation windows used for int8 calibration and parity
             (for a translation run: test sentences for parity, see `export_translation_run`).
+        max_quality_loss, allow_quality_loss: the quality gate of quantised files (bits per
+            token on those validation windows, see `zoo.export.export_model`).
     """
     config = load_config(run_dir)
     translating = config.task == "translation"
@@ -81,6 +83,8 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         representative_data=windows,
         seq_len=seq_len,
         metadata=metadata,
+        max_quality_loss=max_quality_loss,
+        allow_quality_loss=allow_quality_loss,
     )
 
 

@@ -19,7 +19,7 @@ from zoo.export.export import (
     tflite_filename,
 )
 from zoo.export.module import InferenceModule
-from zoo.export.parity import ParityError, check_parity, parity
+from zoo.export.parity import ParityError, QualityError, check_parity, parity
 from zoo.export.runtime import TFLiteStepper, bench_tflite, generate, sample_next
 from zoo.export.seq2seq import Seq2SeqModule, TFLiteTranslator, export_seq2seq
 from zoo.export.tflite import QUANTIZATIONS, convert, ops_used
@@ -30,6 +30,7 @@ __all__ = [
     "QUANTIZATIONS",
     "InferenceModule",
     "ParityError",
+    "QualityError",
     "Seq2SeqModule",
     "TFLiteStepper",
     "TFLiteTranslator",

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from zoo.export import saved_model, tflite
 from zoo.export.module import InferenceModule
-from zoo.export.parity import check_parity, parity
+from zoo.export.parity import QualityError, check_parity, parity, quality_loss
 from zoo.files import read_json
 
 FORMATS = ("saved_model", "tflite")
@@ -175,6 +175,8 @@ def export_model(
     tolerance=1e-4,
     metadata=None,
     fuse="all",
+    max_quality_loss=0.05,
+    allow_quality_loss=False,
 ):
     """Export a Keras recurrent model for serving and for mobile; returns the manifest.
 
@@ -188,7 +190,10 @@ def export_model(
         manifest.json                cells, signatures with shapes, ops, sizes, parity, metadata
 
     Every .tflite file is run in LiteRT on `representative_data` and compared with
-    `model(x)`; the float32 file must match within `tolerance` or the export fails.
+    `model(x)`; the float32 file must match within `tolerance` or the export fails. A quantised
+    file of a token model is scored in bits per token on the same data: one that loses more
+    than `max_quality_loss` against Keras is not written (unless `allow_quality_loss`); the
+    others are, and `QualityError` then names it, by how much, and what to try.
 
     Args:
         model: a Keras model of step-wise and recurrent layers (see `InferenceModule`).
@@ -203,6 +208,8 @@ def export_model(
         metadata: JSON-serialisable extras for the device (vocabulary, task, decoding).
         fuse: "all", "standard" or "none": which LSTM layers become fused ops in the float
             files (see `InferenceModule`).
+        max_quality_loss: bits per token a quantised file may lose against Keras.
+        allow_quality_loss: write such files anyway (the manifest records their loss).
     """
     if hasattr(model, "encode") and hasattr(model, "decode_step"):
         raise ValueError(f"Model {model.name!r} is an encoder-decoder: export it with "
@@ -234,8 +241,12 @@ def export_model(
             "predict": _signature_shapes(module.predict),
         },
         "files": {},
+        "rejected": {},
+        "quality_gate": {"max_loss_bits_per_token": max_quality_loss,
+                         "allowed": bool(allow_quality_loss)},
         "metadata": metadata or {},
     }
+    rejected = {}
     phases = ("saved_model" in formats) + len(quantizations) * ("tflite" in formats)
     with atomic_directory(out_dir, "model") as staging, tqdm(
             total=phases, desc="export", unit="file", disable=None, leave=False) as progress:
@@ -262,16 +273,32 @@ def export_model(
                 report = parity(model, flatbuffer, sequences)
                 if q == "none":
                     check_parity(report, tolerance, name)
-                with open(os.path.join(staging, name), "wb") as f:
-                    f.write(flatbuffer)
-                manifest["files"][name] = {
+                entry = {
                     "quantize": q,
                     "bytes": len(flatbuffer),
                     "ops": tflite.ops_used(flatbuffer),
                     "fused_lstm_layers": len(source.fused_specs),
                     "parity": report,
+                    "quality_loss_bits_per_token": quality_loss(report),
                 }
                 progress.update()
+                loss = entry["quality_loss_bits_per_token"]
+                if q != "none" and loss is not None and loss > max_quality_loss:
+                    rejected[name] = report["bits_per_token"]
+                    if not allow_quality_loss:
+                        manifest["rejected"][name] = entry
+                        continue
+                with open(os.path.join(staging, name), "wb") as f:
+                    f.write(flatbuffer)
+                manifest["files"][name] = entry
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
+    if rejected and not allow_quality_loss:
+        worst = ", ".join(f"{name} {s['tflite']:.3f} bits/token against {s['keras']:.3f} in "
+                          f"Keras (+{s['tflite'] - s['keras']:.3f})"
+                          for name, s in rejected.items())
+        raise QualityError(
+            f"{worst}: more than the allowed loss of {max_quality_loss:g}, so not written (the "
+            f"other files are in {out_dir}); use --quantize=dynamic or float16, or pass "
+            "--allow_quality_loss to keep it")
     return manifest

@@ -11,6 +11,10 @@ class ParityError(RuntimeError):
     """The exported model's outputs differ from Keras's by more than the tolerance."""
 
 
+class QualityError(ParityError):
+    """A quantised file scores worse than the Keras model by more than the allowed loss."""
+
+
 def _log_probs(outputs):
     """Log-probabilities from logits or from probabilities (a softmax output layer)."""
     outputs = np.asarray(outputs, np.float64)
@@ -73,3 +77,9 @@ def check_parity(report, tolerance=1e-4, name="model.tflite"):
             f"{name}: the {worst[0]!r} signature differs from Keras by {worst[1]:.3g} "
             f"(max abs), more than the tolerance {tolerance:g}"
         )
+
+
+def quality_loss(report):
+    """Bits per token a file loses against Keras on the parity data (None: not a token model)."""
+    scores = report.get("bits_per_token")
+    return None if scores is None else scores["tflite"] - scores["keras"]
