@@ -309,19 +309,20 @@ def run(argv=None) -> int:
         if command is not None and command not in COMMANDS:
             raise UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
         if command is None or any(a in ("--help", "-h", "--helpfull") for a in rest):
-            if command is not None:
-                terminal.quiet_tensorflow(verbose)
-            print(_help(command, [a for a in rest if a not in ("--help", "-h", "--helpfull")]))
+            with terminal.quiet_native_logs(verbose or command is None):
+                print(_help(command, [a for a in rest if a not in ("--help", "-h",
+                                                                    "--helpfull")]))
             return 0 if argv else 2
-        terminal.quiet_tensorflow(verbose)
-        from absl import logging
+        with terminal.quiet_native_logs(verbose):
+            terminal.import_tensorflow()
+            from absl import logging
 
-        flags.FLAGS.mark_as_parsed()
-        logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
-        values = _parse(command, rest)
-        for name in COMMON:
-            values.pop(name, None)
-        _run_command(command, values)
+            flags.FLAGS.mark_as_parsed()
+            logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
+            values = _parse(command, rest)
+            for name in COMMON:
+                values.pop(name, None)
+            _run_command(command, values)
         return 0
     except KeyboardInterrupt as interrupt:
         print(f"lstm-zoo: {interrupt or 'interrupted'}", file=sys.stderr)

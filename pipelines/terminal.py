@@ -1,25 +1,37 @@
-"""What the command line shows on a terminal: TensorFlow's start-up quiet, durations, a summary.
+"""What the command line shows on a terminal: no native log lines, durations, a summary.
 
-TensorFlow 2.21 writes its C++ start-up lines (oneDNN, CUDA drivers, CPU features) to file
-descriptor 2 before its logging is set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back;
-`quiet_tensorflow` imports TensorFlow and Keras and runs one op with fd 2 captured, then shows
-whatever else was written there (a real error).
+TensorFlow 2.21 writes its C++ log lines (oneDNN, CUDA drivers and CPU features at start-up,
+the TFLite converter's progress, runtime notes) straight to file descriptor 2, some before its
+logging is set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back. `quiet_native_logs` sends
+fd 2 to a file while a command runs and then shows only the lines that are not such logs;
+Python's own stderr (progress bars, warnings, errors) stays on the terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import sys
 import tempfile
 
-# Substrings of TensorFlow's start-up lines that say nothing to a user.
+# Substrings of TensorFlow's and LiteRT's unprefixed native lines that say nothing to a user.
 STARTUP_NOISE = (
     "All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
     "cudart_stub.cc", "cuda_platform.cc", "cpu_feature_guard.cc", "To enable the following",
     "rebuild TensorFlow with the appropriate compiler flags", "Unable to register cu",
     "computation_placer.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "cuInit",
+    "Created TensorFlow Lite XNNPACK delegate", "fully_quantize: ",
 )
+# A line of TensorFlow's native (absl C++) logging: "I0000 00:00:1795.1  123 file.cc:45] ..."
+NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\]")
+
+
+def is_noise(line: str) -> bool:
+    """Whether `line` is a native TensorFlow log line (or blank)."""
+    return (not line.strip() or bool(NATIVE_LOG.match(line))
+            or any(noise in line for noise in STARTUP_NOISE))
 
 
 @contextlib.contextmanager
@@ -38,24 +50,47 @@ def _captured_stderr():
             lines += capture.read().decode("utf-8", "replace").splitlines()
 
 
-def quiet_tensorflow(verbose=False):
-    """Import TensorFlow and Keras (and start the runtime) without their start-up lines."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+def _on_fd2(stream) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return False
+
+
+@contextlib.contextmanager
+def quiet_native_logs(verbose=False):
+    """Keep native log lines off the terminal while the block runs (all of them if verbose)."""
     if verbose:
-        import tensorflow as tf
-
-        tf.constant(0) + 0
+        yield
         return
-    with _captured_stderr() as captured:
-        import keras  # noqa: F401
-        import tensorflow as tf
+    python_stderr = sys.stderr
+    # Python's writes keep going to the terminal through a copy of fd 2 (when sys.stderr is
+    # fd 2 at all: under Jupyter or pytest it is not, and stays as it is).
+    terminal = os.fdopen(os.dup(2), "w", buffering=1) if _on_fd2(python_stderr) else None
+    try:
+        with _captured_stderr() as captured:
+            if terminal is not None:
+                sys.stderr = terminal
+            try:
+                yield
+            finally:
+                sys.stderr = python_stderr
+    finally:
+        if terminal is not None:
+            terminal.close()
+        kept = [line for line in captured if not is_noise(line)]
+        if kept:
+            print("\n".join(kept), file=sys.stderr)
 
-        tf.config.list_physical_devices()
-        tf.constant(0) + 0
-    kept = [line for line in captured
-            if line.strip() and not any(noise in line for noise in STARTUP_NOISE)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+
+def import_tensorflow():
+    """Import TensorFlow and Keras and start the runtime (its start-up lines come now)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras  # noqa: F401
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()
+    tf.constant(0) + 0
 
 
 def duration(seconds: float) -> str:
@@ -86,9 +121,7 @@ def training_summary(config, metrics) -> str:
 def clean_notebook_outputs(paths):
     """Drop TensorFlow's C++ log lines from the stderr outputs of executed notebooks."""
     import json
-    import re
 
-    native = re.compile(r"^[IWEF]\d{4} |^WARNING: All log messages before absl")
     for path in paths:
         with open(path, encoding="utf-8") as f:
             notebook = json.load(f)
@@ -96,8 +129,7 @@ def clean_notebook_outputs(paths):
             kept = []
             for output in cell.get("outputs", []):
                 if output["output_type"] == "stream" and output["name"] == "stderr":
-                    lines = [line for line in output["text"] if not native.match(line)
-                             and not any(noise in line for noise in STARTUP_NOISE)]
+                    lines = [line for line in output["text"] if not is_noise(line)]
                     if not "".join(lines).strip():
                         continue
                     output["text"] = lines

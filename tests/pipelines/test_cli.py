@@ -70,3 +70,19 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal():
     loud = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "LSTM_ZOO_VERBOSE": "1"})
     assert "oneDNN" in loud.stderr or "cuda" in loud.stderr
+
+
+def test_native_log_lines_are_dropped_and_the_rest_is_kept():
+    script = "\n".join([
+        "import os, sys",
+        "from pipelines import terminal",
+        "with terminal.quiet_native_logs():",
+        "    os.write(2, b'I0000 00:00:1795.5  4242 flatbuffer_export.cc:4302] Estimated\\n')",
+        "    os.write(2, b'W0000 00:00:1795.6  4242 helpers.cc:364] Ignored output_format.\\n')",
+        "    os.write(2, b'a real problem\\n')",
+        "    print('python stderr', file=sys.stderr)",
+    ])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stderr.splitlines()) == ["a real problem", "python stderr"]
