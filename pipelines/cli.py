@@ -96,7 +96,8 @@ def _train_task(argv):
 
     task = _flag_value(argv, "task")
     run_dir = _flag_value(argv, "run_dir")
-    if task is None and run_dir and any(a in ("--resume", "--resume=true") for a in argv):
+    resume = any(a == "--resume" or a.lower() in ("--resume=true", "--resume=1") for a in argv)
+    if task is None and run_dir and resume:
         task = training.load_config(run_dir).task
     return training.get_task(task or "text")
 
@@ -304,7 +305,7 @@ def run(argv=None) -> int:
     rest = argv[1:] if command else argv
     debug = "--debug" in rest
     verbose = bool(os.environ.get("LSTM_ZOO_VERBOSE")) or any(
-        a.startswith(("--verbosity", "-v")) and not a.endswith("=0") for a in rest)
+        a.startswith("--verbosity") and not a.endswith("=0") for a in rest)
     try:
         if command is not None and command not in COMMANDS:
             raise UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
