@@ -25,9 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import rundir
-from pipelines.configs import TextConfig, atomic_write
+from pipelines.configs import TextConfig
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
+from zoo.files import atomic_write, read_json
 from zoo.models.language_model import from_preset
 
 VOCAB = "vocab.json"
@@ -199,8 +200,10 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path):
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
+        """The vocabulary saved at `path`; ValueError naming the file if it is not one."""
+        saved = read_json(path, expect=dict)
+        if not isinstance(saved.get("tokens"), list) or saved.get("level") not in LEVELS:
+            raise ValueError(f"{path}: not a vocabulary (expected \"tokens\" and \"level\")")
         return cls(saved["tokens"], saved["level"])
 
 

@@ -220,6 +220,10 @@ def test_vocabulary_that_does_not_match_the_model_is_refused(trained, capsys):
     for command in ("sample", "evaluate"):
         code = cli.run([command, f"--run_dir={trained}"])
         assert "vocabulary holds" in one_line_error(capsys, code)
+    with open(path, "w") as f:
+        f.write('{"tokens": ["a",')
+    code = cli.run(["sample", f"--run_dir={trained}"])
+    assert f"{path}: not valid JSON" in one_line_error(capsys, code)
     os.remove(path)
     code = cli.run(["evaluate", f"--run_dir={trained}"])
     assert "vocab.json: missing from the run directory" in one_line_error(capsys, code)
