@@ -73,7 +73,7 @@ def _first_verses(work_dir, count=1000):
     return {"data": path, "vocab_size": 500}
 
 
-TINY_LM = {"preset": "tiny", "seq_len": 32, "batch_size": 8}
+TINY_LM = {"size": "tiny", "seq_len": 32, "batch_size": 8}
 CASES = {
     "text": Case("text", "characters", _tokens,
                  quick=lambda work_dir: {**TINY_LM, **_one_play(work_dir)}),
@@ -83,7 +83,7 @@ CASES = {
     "music_melody": Case("music", "events", _tokens, {"music_format": "melody"},
                          quick=lambda work_dir: {**TINY_LM, "limit": 1}),
     "translation": Case("translation", "target tokens", _target_tokens,
-                        quick=lambda work_dir: {"preset": "tiny", "batch_size": 8,
+                        quick=lambda work_dir: {"size": "tiny", "batch_size": 8,
                                                 **_first_verses(work_dir)}),
 }
 

@@ -28,6 +28,7 @@ COMMANDS = {
     "evaluate": "Test metrics of a run's best checkpoint, as JSON.",
     "export": "SavedModel and TFLite files of a run, checked in LiteRT.",
     "translate": "Translate lines of a file or stdin with a translation run.",
+    "study": "Compare cells over random hyper-parameter draws (Greff et al.); resumable.",
     "bench-tflite": "Per-step latency of a .tflite file in LiteRT.",
     "bench": "The speed benchmark suite (its own flags: lstm-zoo bench --help).",
 }
@@ -56,7 +57,13 @@ OPTIONS = {
     "batch_size": (int, "Sentences translated together."),
     "model": (str, "A .tflite file to benchmark."),
     "num_threads": (int, "LiteRT interpreter threads (default 2)."),
+    "study_dir": (str, "Study directory: study.json, a run per cell and trial, the results."),
+    "cells": (list, "Cells to compare (registered names, comma-separated)."),
+    "trials": (int, "Hyper-parameter draws; every cell trains once with each."),
+    "baseline": (str, "Cell the others are tested against (default vanilla_lstm or the first)."),
+    "workers": (int, "Trials trained side by side in separate processes (default 1)."),
 }
+STUDY_OPTIONS = ("study_dir", "cells", "trials", "baseline", "workers")
 COMMAND_OPTIONS = {
     "list": (), "evaluate": ("run_dir", "data"),
     "export": ("run_dir", "format", "quantize", "out_dir", "seq_len", "max_quality_loss",
@@ -90,15 +97,22 @@ def _field_type(field):
             else str)
 
 
-def _train_task(argv):
-    """The task whose flags `train` takes: --task, the resumed run's, or text."""
+def _train_task(argv, command="train"):
+    """The task whose flags `train` or `study` takes: --task, the resumed run's or study's, or
+    text."""
     from pipelines import train as training
 
     task = _flag_value(argv, "task")
     run_dir = _flag_value(argv, "run_dir")
     resume = any(a == "--resume" or a.lower() in ("--resume=true", "--resume=1") for a in argv)
-    if task is None and run_dir and resume:
+    if task is None and run_dir and resume and command == "train":
         task = training.load_config(run_dir).task
+    study_dir = _flag_value(argv, "study_dir")
+    if task is None and command == "study" and study_dir:
+        from pipelines.study import STUDY, Study
+
+        if os.path.isfile(os.path.join(study_dir, STUDY)):
+            task = Study.load(study_dir).task
     return training.get_task(task or "text")
 
 
@@ -110,10 +124,13 @@ def _sample_options(task):
 
 def _specs(command, argv):
     """{flag: (type, help, default)} of `command` given its arguments (task-specific ones)."""
-    if command == "train":
-        task = _train_task(argv)
+    if command in ("train", "study"):
+        task = _train_task(argv, command)
         specs = {f.name: (_field_type(f), f.metadata.get("help", ""), f.default)
-                 for f in dataclasses.fields(task.config_class)}
+                 for f in dataclasses.fields(task.config_class)
+                 if command == "train" or f.name not in ("cell", "run_dir", "resume")}
+        if command == "study":
+            specs.update({n: (*OPTIONS[n], None) for n in STUDY_OPTIONS})
     elif command == "sample":
         from pipelines import train as training
 
@@ -139,10 +156,11 @@ def _help(command, argv) -> str:
                          [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()])
     specs = _specs(command, argv)
     lines = [f"Usage: lstm-zoo {command} [--flags]", "", COMMANDS[command], ""]
-    if command == "train":
-        task = _train_task(argv)
-        lines += [f"Flags of the {task.name} task (another task: lstm-zoo train --task=TASK "
-                  "--help):"]
+    if command in ("train", "study"):
+        task = _train_task(argv, command)
+        lines += [f"Flags of the {task.name} task (another task: lstm-zoo {command} "
+                  "--task=TASK --help)" + (", fixed for every trial; the study's own flags "
+                                          "last" if command == "study" else "") + ":"]
     elif command == "sample" and not _flag_value(argv, "run_dir"):
         lines += ["Flags (each task takes some; --run_dir=DIR --help shows that run's):"]
     else:
@@ -192,9 +210,9 @@ def list_all() -> str:
             lines.append(f"  {name:<18} {type(training.get_task(name)).__doc__.splitlines()[0]}")
         except ImportError as error:
             lines.append(f"  {name:<18} (not installed: {error})")
-    lines += ["Language model sizes (--preset):"]
-    lines += [f"  {name:<18} {', '.join(f'{k}={v}' for k, v in preset.items())}"
-              for name, preset in language_model.PRESETS.items()]
+    lines += ["Language model sizes (--size):"]
+    lines += [f"  {name:<18} {', '.join(f'{k}={v}' for k, v in size.items())}"
+              for name, size in language_model.SIZES.items()]
     return "\n".join(lines)
 
 
@@ -216,6 +234,32 @@ def _train(values):
     print(terminal.training_summary(config, metrics), file=sys.stderr, flush=True)
     print(json.dumps({k: metrics[k] for k in ("run_dir", "parameters", "seconds", "best",
                                                 "test")}, indent=2))
+
+
+def _study(values):
+    from pipelines import study as studies
+    from pipelines.study_report import markdown
+
+    study_dir = _needs(values, "study_dir", "study", "DIR (where the study's runs go)")
+    workers = values.pop("workers", 1)
+    own = {k: values.pop(k) for k in ("task", "cells", "trials", "baseline", "seed")
+           if k in values}
+    saved = (studies.Study.load(study_dir)
+             if os.path.isfile(os.path.join(study_dir, studies.STUDY)) else None)
+    if saved is None and not {"cells", "trials"} <= set(own):
+        raise UsageError("a new study needs --cells=A,B,... and --trials=N")
+    study = None
+    if own or values or saved is None:
+        study = studies.Study(
+            task=own.get("task", saved.task if saved else "text"),
+            cells=own.get("cells", saved.cells if saved else []),
+            trials=own.get("trials", saved.trials if saved else 1),
+            fixed=values if values or saved is None else saved.fixed,
+            seed=own.get("seed", saved.seed if saved else 0), baseline=own.get("baseline"))
+    results = studies.run_study(study_dir, study, workers=workers)
+    print(markdown(results), file=sys.stderr)
+    print(json.dumps({cell: {k: v for k, v in summary.items() if k != "records"}
+                      for cell, summary in results["cells"].items()}, indent=2))
 
 
 def _sample(values):
@@ -258,6 +302,8 @@ def _run_command(command, values):
                           for name, info in manifest["files"].items()}, indent=2))
     elif command == "translate":
         _translate(values)
+    elif command == "study":
+        _study(values)
     elif command == "bench-tflite":
         from pipelines.export import bench_tflite
 

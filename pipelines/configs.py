@@ -25,7 +25,8 @@ def option(default, help):
 
 # Ranges of the numeric settings, by field name in every task's config: (lowest, highest).
 LIMITS = {
-    "epochs": (1, 100_000), "steps": (0, 10**9), "validation_steps": (0, 10**9),
+    "epochs": (1, 100_000), "patience": (1, 100_000), "steps": (0, 10**9),
+    "validation_steps": (0, 10**9),
     "batch_size": (1, 1 << 20), "learning_rate": (1e-12, None), "clipnorm": (0.0, None),
     "seq_len": (1, 1 << 20), "max_tokens": (2, None), "units": (1, 1 << 16),
     "layers": (1, 64), "embedding_dim": (1, 1 << 16), "encoder_layers": (1, 64),
@@ -39,17 +40,19 @@ LIMITS = {
     # sampling, export and benchmarking
     "length": (1, 100_000), "temperature": (0.0, 100.0), "top_k": (1, None),
     "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),
-    "max_quality_loss": (0.0, None),
+    "max_quality_loss": (0.0, None), "input_noise": (0.0, 10.0),
+    # studies
+    "trials": (1, 10_000), "workers": (1, 64),
 }
 # Settings `--resume` may change: how long and how fast the run goes on, not what it is.
 RESUMABLE = frozenset({"epochs", "steps", "validation_steps", "learning_rate", "strategy",
-                       "jit_compile", "resume", "run_dir", "bleu_sentences", "beam_size",
-                       "length_penalty"})
+                       "jit_compile", "patience", "resume", "run_dir", "bleu_sentences",
+                       "beam_size", "length_penalty"})
 
 
 def check_value(name, value, kind=None):
     """`value` if it is a valid setting `name` (see LIMITS); a one-line ValueError otherwise."""
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"--{name}={value}: must be a finite number")
@@ -72,6 +75,8 @@ class TrainConfig:
     batch_size: int = option(64, "Global batch size (split over replicas).")
     learning_rate: float = option(2e-3, "Adam learning rate.")
     clipnorm: float | None = option(1.0, "Clip each gradient to this norm; 0 turns it off.")
+    patience: int | None = option(None, "Stop after this many epochs without a better "
+                                  "validation loss (early stopping); default never.")
     seed: int = option(0, "Seed of weights, data order, dropout and sampling.")
     strategy: str = option("default", "tf.distribute strategy: default, mirrored, multi_worker.")
     mixed_precision: bool = option(False, "Train under the mixed_bfloat16 policy.")
@@ -129,6 +134,8 @@ class TrainConfig:
         values = read_json(path, expect=dict)
         for key in ("config", "invocations", "data_fingerprint"):
             values.pop(key, None)
+        if "preset" in values and "size" not in values:  # runs saved before `--size`
+            values["size"] = values.pop("preset")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -148,10 +155,10 @@ class TextConfig(TrainConfig):
     max_tokens: int | None = option(None, "Largest vocabulary (most frequent tokens); default all.")
     seq_len: int = option(100, "Tokens per training window (truncated BPTT length).")
     cell: str = option("lstm", "Registered cell name.")
-    preset: str = option("small", "Model size: a key of zoo.models.language_model.PRESETS.")
-    units: int | None = option(None, "Hidden units per layer; default the preset's.")
-    layers: int | None = option(None, "Stacked recurrent layers; default the preset's.")
-    embedding_dim: int | None = option(None, "Embedding width; default the preset's.")
+    size: str = option("small", "Model size: a key of zoo.models.language_model.SIZES.")
+    units: int | None = option(None, "Hidden units per layer; default the size's.")
+    layers: int | None = option(None, "Stacked recurrent layers; default the size's.")
+    embedding_dim: int | None = option(None, "Embedding width; default the size's.")
     dropout: float = option(0.0, "Dropout on the embedding and between layers.")
 
     def __post_init__(self):

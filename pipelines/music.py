@@ -529,11 +529,13 @@ class MusicConfig(TrainConfig):
     seq_len: int = option(64, "Steps (chorales) or events (melody) per training window.")
     transpositions: int = option(0, "Melody augmentation: also transpose by -N..N semitones.")
     cell: str = option("lstm", "Registered cell name.")
-    preset: str = option("small", "Model size: a key of the model's PRESETS.")
-    units: int | None = option(None, "Hidden units per layer; default the preset's.")
-    layers: int | None = option(None, "Stacked recurrent layers; default the preset's.")
-    embedding_dim: int | None = option(None, "Event embedding width (melody); default preset's.")
+    size: str = option("small", "Model size: a key of the model's SIZES.")
+    units: int | None = option(None, "Hidden units per layer; default the size's.")
+    layers: int | None = option(None, "Stacked recurrent layers; default the size's.")
+    embedding_dim: int | None = option(None, "Event embedding width (melody); default size's.")
     dropout: float = option(0.0, "Dropout after every recurrent layer.")
+    input_noise: float = option(0.0, "Chorales: std of Gaussian noise added to the input "
+                                "frames in training.")
     time_aware: bool = option(False, "Melody: every layer also reads the time since the previous "
                               "event (quarters) as its last feature; automatic for tlstm.")
 
@@ -595,15 +597,16 @@ class MusicTask(Task):
         sizes = {k: getattr(config, k) for k in ("units", "layers", "embedding_dim")
                  if getattr(config, k) is not None}
         if config.music_format == "melody":
-            return melody.melody_model(preset=config.preset, cell=config.cell,
+            return melody.melody_model(size=config.size, cell=config.cell,
                                        dropout=config.dropout, time_aware=config.time_aware,
                                        **sizes)
         sizes.pop("embedding_dim", None)
-        if config.preset not in polyphonic.PRESETS:
-            raise KeyError(f"Unknown preset {config.preset!r}. Known presets: "
-                           f"{', '.join(polyphonic.PRESETS)}")
+        if config.size not in polyphonic.SIZES:
+            raise KeyError(f"Unknown size {config.size!r}. Known sizes: "
+                           f"{', '.join(polyphonic.SIZES)}")
         return polyphonic.PolyphonicModel(PITCHES, cell=config.cell, dropout=config.dropout,
-                                          **{**polyphonic.PRESETS[config.preset], **sizes})
+                                          input_noise=config.input_noise,
+                                          **{**polyphonic.SIZES[config.size], **sizes})
 
     def loss(self, config):
         if config.music_format == "melody":
@@ -612,6 +615,9 @@ class MusicTask(Task):
 
     def metrics(self, config):
         return [] if config.music_format == "melody" else [polyphonic.NLLPerStep()]
+
+    def headline(self, config):
+        return ("nll" if config.music_format == "chorales" else "bits_per_event"), True
 
     def summarize(self, config, logs):
         if config.music_format == "chorales":

@@ -229,6 +229,15 @@ def write_metrics(run_dir, **values):
     atomic_write(os.path.join(run_dir, METRICS), json.dumps(metrics, indent=2))
 
 
+def add_time(run_dir, seconds, cpu_seconds):
+    """Add one invocation's wall and CPU time to the run's totals in metrics.json (if the run
+    has one), as `seconds` and `cpu_seconds`."""
+    metrics = read_metrics(run_dir) if os.path.isdir(run_dir) else {}
+    if metrics:
+        write_metrics(run_dir, seconds=round(metrics.get("seconds", 0.0) + seconds, 1),
+                      cpu_seconds=round(metrics.get("cpu_seconds", 0.0) + cpu_seconds, 1))
+
+
 def prepare_existing(task, config, run_dir, split=True):
     """The task's data for an existing run, refusing missing inputs and changed data.
 

@@ -83,12 +83,16 @@ def quiet_native_logs(verbose=False):
             print("\n".join(kept), file=sys.stderr)
 
 
-def import_tensorflow():
-    """Import TensorFlow and Keras and start the runtime (its start-up lines come now)."""
+def import_tensorflow(threads=None):
+    """Import TensorFlow and Keras and start the runtime (its start-up lines come now); with
+    `threads`, every op runs on at most that many threads (intra- and inter-op)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras  # noqa: F401
     import tensorflow as tf
 
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.config.list_physical_devices()
     tf.constant(0) + 0
 

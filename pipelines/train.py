@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from pipelines import rundir
+from pipelines.callbacks import NaNGuard, RunCheckpoint
 from pipelines.configs import TrainConfig
 from pipelines.rundir import (
     BEST,
@@ -108,6 +109,10 @@ class Task:
     def sample(self, config, run_dir, model, **options) -> str:
         raise NotImplementedError(f"Task {self.name!r} does not sample.")
 
+    def headline(self, config) -> tuple[str, bool]:
+        """The test metric that ranks runs (studies, model cards), and whether lower is better."""
+        return "loss", True
+
 
 TASKS: dict[str, Task] = {}
 
@@ -182,46 +187,6 @@ def load_config(run_dir):
     return get_task(task).config_class.load(path)
 
 
-class NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch, self.failure = 0, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.failure = f"epoch {self.epoch + 1}, batch {batch + 1} (loss={float(loss)})"
-            self.model.stop_training = True
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """After each finite epoch, atomically write last.keras, best.keras and metrics.json."""
-
-    def __init__(self, directory, summarize, history=None):
-        super().__init__()
-        self.directory, self.summarize = directory, summarize
-        self.history = list(history or [])
-
-    @property
-    def best(self):
-        scored = [h for h in self.history if "val_loss" in h] or self.history
-        return min(scored, key=lambda h: h.get("val_loss", h["loss"])) if scored else None
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        if not all(math.isfinite(v) for v in logs.values()):
-            return  # the NaN guard stops the run; the previous checkpoints stay.
-        previous_best = self.best
-        self.history.append({"epoch": epoch + 1, **logs, **self.summarize(logs)})
-        rundir.save_checkpoint(self.model, self.directory, best=self.best is not previous_best)
-        write_metrics(self.directory, history=self.history, best=self.best)
-
-
 @contextlib.contextmanager
 def _global_policy(name):
     """Build models under the dtype policy `name` (None: unchanged), then restore it."""
@@ -257,10 +222,14 @@ def train(config: TrainConfig, verbose="auto", command=None):
                         f"got a {type(config).__name__}.")
     strategy = make_strategy(config.strategy)
     config = dataclasses.replace(config, run_dir=str(config.run_dir or default_run_dir(config)))
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     if is_chief(strategy):
         with rundir.RunLock(config.run_dir):
-            model, metrics = _train(task, config, strategy, config.run_dir, verbose, command)
+            try:
+                model, metrics = _train(task, config, strategy, config.run_dir, verbose, command)
+            finally:  # the run's time over all its invocations, for model cards and studies
+                rundir.add_time(config.run_dir, time.monotonic() - start,
+                                time.process_time() - cpu)
     else:  # a non-chief worker writes its copy of everything to a scratch folder
         scratch = tempfile.mkdtemp(prefix="lstm-zoo-worker-")
         try:
@@ -331,7 +300,8 @@ def _train(task, config, strategy, work_dir, verbose, command):
     done, offset = divmod(position, steps)
     history = [h for h in read_metrics(run_dir).get("history", []) if h["epoch"] <= done]
     guard = NaNGuard()
-    checkpoint = RunCheckpoint(work_dir, lambda logs: task.summarize(config, logs), history)
+    checkpoint = RunCheckpoint(work_dir, lambda logs: task.summarize(config, logs), history,
+                               config.patience)
     validation = None if data.validation is None else _distributable(data.validation)
     callbacks = [guard, checkpoint, keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"))]
     # An interrupted epoch is finished first, then whole epochs: batch n is always batch n.
@@ -340,7 +310,7 @@ def _train(task, config, strategy, work_dir, verbose, command):
     segments.append((first, config.epochs, steps, first * steps))
     try:
         for initial_epoch, epochs, epoch_steps, first_step in segments:
-            if initial_epoch >= config.epochs or guard.failure:
+            if initial_epoch >= config.epochs or guard.failure or checkpoint.exhausted:
                 break
             _fit(model, strategy, task.loss(config), _distributable(data.train(first_step)),
                  validation, epochs=epochs, initial_epoch=initial_epoch,

@@ -28,7 +28,7 @@ from pipelines import sword
 from pipelines.configs import TrainConfig, option
 from pipelines.train import Task, TaskData, register_task
 from zoo.files import atomic_write
-from zoo.models.seq2seq import from_preset
+from zoo.models.seq2seq import from_size
 
 SPLITS = ("train", "validation", "test")
 TOKENIZER = "subwords.model"
@@ -46,11 +46,11 @@ class TranslationConfig(TrainConfig):
     vocab_size: int = option(4000, "SentencePiece vocabulary shared by both languages.")
     max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).")
     cell: str = option("lstm", "Registered cell name.")
-    preset: str = option("small", "Model size: a key of zoo.models.seq2seq.PRESETS.")
-    units: int | None = option(None, "Hidden units per layer; default the preset's.")
-    embedding_dim: int | None = option(None, "Embedding width; default the preset's.")
-    encoder_layers: int | None = option(None, "Encoder layers; default the preset's.")
-    decoder_layers: int | None = option(None, "Decoder layers; default the preset's.")
+    size: str = option("small", "Model size: a key of zoo.models.seq2seq.SIZES.")
+    units: int | None = option(None, "Hidden units per layer; default the size's.")
+    embedding_dim: int | None = option(None, "Embedding width; default the size's.")
+    encoder_layers: int | None = option(None, "Encoder layers; default the size's.")
+    decoder_layers: int | None = option(None, "Decoder layers; default the size's.")
     bidirectional: bool = option(True, "Bidirectional encoder layers.")
     attention: str = option("luong", "Attention score: luong or bahdanau.")
     dropout: float = option(0.2, "Dropout on embeddings, between layers and before the output.")
@@ -357,12 +357,17 @@ class TranslationTask(Task):
                  ("units", "embedding_dim", "encoder_layers", "decoder_layers")
                  if getattr(config, k) is not None}
         vocab = len(data.info["subwords"])
-        return from_preset(config.preset, vocab, vocab, cell=config.cell,
-                           bidirectional=config.bidirectional, attention=config.attention,
-                           dropout=config.dropout, **sizes)
+        return from_size(config.size, vocab, vocab, cell=config.cell,
+                         bidirectional=config.bidirectional, attention=config.attention,
+                         dropout=config.dropout, **sizes)
 
     def loss(self, config):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD)
+
+    def headline(self, config):
+        if not config.bleu_sentences:
+            return "perplexity", True
+        return (f"bleu_beam{config.beam_size}" if config.beam_size > 1 else "bleu_greedy"), False
 
     def summarize(self, config, logs):
         return {f"{prefix}perplexity": float(math.exp(min(logs[f"{prefix}loss"], 50.0)))

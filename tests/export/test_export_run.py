@@ -20,7 +20,7 @@ def test_export_run_writes_a_calibrated_tflite_with_the_vocabulary(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(LINE * 40)
     run_dir = str(tmp_path / "run")
-    train.train(TextConfig(data=str(corpus), run_dir=run_dir, preset="tiny", cell="cifg_lstm",
+    train.train(TextConfig(data=str(corpus), run_dir=run_dir, size="tiny", cell="cifg_lstm",
                            seq_len=16, batch_size=4, epochs=1, steps=3, validation_steps=1),
                 verbose=0)
 

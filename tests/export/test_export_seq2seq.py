@@ -24,7 +24,7 @@ def translation_run(tmp_path_factory):
     tr.write_tsv(data, PAIRS)
     run_dir = str(root / "run")
     train.train(tr.TranslationConfig(
-        data=str(data), run_dir=run_dir, preset="tiny", cell="lstm", vocab_size=60, max_len=32,
+        data=str(data), run_dir=run_dir, size="tiny", cell="lstm", vocab_size=60, max_len=32,
         batch_size=8, epochs=1, steps=2, validation_steps=1, learning_rate=0.02, dropout=0.0,
         bleu_sentences=0), verbose=0)
     return run_dir

@@ -6,7 +6,7 @@ import tensorflow as tf
 from zoo import cells
 from zoo.layers import Recurrent, sequence_layer
 from zoo.models import language_model
-from zoo.models.language_model import PRESETS, LanguageModel, from_preset, token_cells
+from zoo.models.language_model import SIZES, LanguageModel, from_size, token_cells
 
 VOCAB = 11
 
@@ -40,7 +40,7 @@ def test_causal_future_tokens_do_not_change_past_logits():
 
 
 def test_keras_file_round_trip(tmp_path):
-    model = from_preset("tiny", VOCAB, cell="gru", dropout=0.1)
+    model = from_size("tiny", VOCAB, cell="gru", dropout=0.1)
     ids = np.arange(8).reshape(2, 4) % VOCAB
     expected = keras.ops.convert_to_numpy(model(ids))
     model.save(tmp_path / "lm.keras")
@@ -49,12 +49,12 @@ def test_keras_file_round_trip(tmp_path):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(restored(ids)), expected, rtol=1e-6)
 
 
-def test_presets_are_data_and_overridable():
-    assert all(set(p) == {"embedding_dim", "units", "layers"} for p in PRESETS.values())
-    model = from_preset("tiny", VOCAB, units=5)
-    assert (model.units, model.num_layers) == (5, PRESETS["tiny"]["layers"])
-    with pytest.raises(KeyError, match="Known presets: tiny"):
-        from_preset("huge", VOCAB)
+def test_sizes_are_data_and_overridable():
+    assert all(set(p) == {"embedding_dim", "units", "layers"} for p in SIZES.values())
+    model = from_size("tiny", VOCAB, units=5)
+    assert (model.units, model.num_layers) == (5, SIZES["tiny"]["layers"])
+    with pytest.raises(KeyError, match="Known sizes: tiny"):
+        from_size("huge", VOCAB)
 
 
 def test_stacked_layers_and_dropout_in_training_only():
@@ -95,7 +95,7 @@ def test_bad_arguments(kwargs, message):
 def test_mixed_precision_logits_are_float32():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = from_preset("tiny", VOCAB)
+        model = from_size("tiny", VOCAB)
         assert keras.backend.standardize_dtype(model(np.zeros((1, 3), "int32")).dtype) == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -31,11 +31,11 @@ def test_out_of_range_pitches_are_an_error():
 
 
 def test_melody_model_is_a_language_model_over_events():
-    model = melody_model(preset="tiny", cell="gru")
+    model = melody_model(size="tiny", cell="gru")
     assert isinstance(model, LanguageModel)
     assert model.vocab_size == EventVocabulary().size and model.cell == "gru"
     with pytest.raises(KeyError, match="huge"):
-        melody_model(preset="huge")
+        melody_model(size="huge")
 
 
 def test_time_aware_model_reads_the_previous_event_length(tmp_path):
@@ -43,8 +43,8 @@ def test_time_aware_model_reads_the_previous_event_length(tmp_path):
     gaps = vocabulary.gaps()
     assert gaps[[vocabulary.PAD, vocabulary.END]].tolist() == [0, 0]
     np.testing.assert_array_equal(gaps[vocabulary.encode([[60, 5], [REST, 7]])], [1.0, 2.0])
-    assert type(melody_model(preset="tiny", cell="lstm")) is LanguageModel
-    model = melody_model(preset="tiny", cell="tlstm", layers=2)
+    assert type(melody_model(size="tiny", cell="lstm")) is LanguageModel
+    model = melody_model(size="tiny", cell="tlstm", layers=2)
     assert isinstance(model, TimeAwareMelodyModel)
     ids = vocabulary.encode([[60, 5], [62, 2], [REST, 9], [64, 0]])[None]
     logits = keras.ops.convert_to_numpy(model(ids))
@@ -54,7 +54,7 @@ def test_time_aware_model_reads_the_previous_event_length(tmp_path):
         stepwise.append(keras.ops.convert_to_numpy(step_logits))
     np.testing.assert_allclose(np.stack(stepwise, 1), logits, rtol=1e-5, atol=1e-6)
     # Δt of each step is the previous event's length in quarters (0 for the first).
-    layer = melody_model(preset="tiny", cell="tlstm")
+    layer = melody_model(size="tiny", cell="tlstm")
     delta_t = np.array([0, DURATIONS[5], DURATIONS[2], DURATIONS[9]], "float32")[None, :, None]
     x = np.concatenate([keras.ops.convert_to_numpy(layer.embedding(ids)), delta_t], -1)
     expected = keras.ops.convert_to_numpy(layer.head(layer.recurrent[0](x)))

@@ -124,7 +124,7 @@ def test_piano_roll_png(chorales, tmp_path):
 
 @pytest.mark.slow
 def test_train_and_sample_chorales_with_four_voices(chorales, tmp_path):
-    config = MusicConfig(run_dir=str(tmp_path / "run"), limit=16, preset="tiny", seq_len=32,
+    config = MusicConfig(run_dir=str(tmp_path / "run"), limit=16, size="tiny", seq_len=32,
                          batch_size=4, epochs=2, steps=8, learning_rate=0.02, cell="cifg_lstm")
     _, metrics = train.train(config, verbose=0)
     history = metrics["history"]
@@ -141,7 +141,7 @@ def test_train_and_sample_chorales_with_four_voices(chorales, tmp_path):
 @pytest.mark.slow
 def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_path):
     config = MusicConfig(run_dir=str(tmp_path / "run"), music_format="melody", limit=1,
-                         preset="tiny", seq_len=32, batch_size=8, epochs=1, steps=4,
+                         size="tiny", seq_len=32, batch_size=8, epochs=1, steps=4,
                          transpositions=1)
     train.train(config, verbose=0)
     primer = tmp_path / "primer.mid"
@@ -155,7 +155,7 @@ def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_pat
 
 
 def test_tlstm_melodies_read_the_time_between_events(melodies):
-    task, config = music.MusicTask(), MusicConfig(music_format="melody", cell="gru", preset="tiny")
+    task, config = music.MusicTask(), MusicConfig(music_format="melody", cell="gru", size="tiny")
     assert type(task.build_model(config, None)) is LanguageModel
     config.time_aware = True
     assert isinstance(task.build_model(config, None), melody.TimeAwareMelodyModel)

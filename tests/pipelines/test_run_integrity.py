@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines import cli, rundir, train
+from pipelines import callbacks, cli, rundir, train
 from pipelines.configs import TextConfig
 
 
@@ -20,7 +20,7 @@ def weights(path):
 
 
 def tiny_flags(tiny, run_dir, *extra):
-    return ["train", f"--data={tiny.data}", f"--run_dir={run_dir}", "--preset=tiny",
+    return ["train", f"--data={tiny.data}", f"--run_dir={run_dir}", "--size=tiny",
             "--seq_len=16", "--batch_size=8", "--epochs=1", "--steps=3",
             "--validation_steps=1", *extra]
 
@@ -104,7 +104,7 @@ def test_interrupt_saves_last_keras_and_resume_is_exact(tiny, tmp_path, monkeypa
         if len(calls) == 6:  # epoch 2, batch 2
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train.NaNGuard, "on_train_batch_end", interrupt)
+    monkeypatch.setattr(callbacks.NaNGuard, "on_train_batch_end", interrupt)
     with pytest.raises(train.TrainingInterrupted, match="Interrupted at step 6.*--resume"):
         train.train(config, verbose=0)
     monkeypatch.undo()
@@ -146,7 +146,7 @@ def test_a_live_owner_locks_the_run_and_a_dead_one_does_not(tiny, tmp_path):
 def test_bad_values_are_refused_before_anything_is_written(tiny, tmp_path, capsys, flag,
                                                            message, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = cli.run(["train", f"--data={tiny.data}", "--preset=tiny", flag])
+    code = cli.run(["train", f"--data={tiny.data}", "--size=tiny", flag])
     assert message in one_line_error(capsys, code, status=code if code in (1, 2) else 1)
     assert not (tmp_path / "runs").exists()
 

@@ -87,7 +87,7 @@ def test_command_line(tiny, tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "cifg_lstm" in listing and "text" in listing and "tiny" in listing
     assert cli.run(["train", f"--data={tiny.data}", f"--run_dir={tmp_path / 'cli'}",
-                    "--preset=tiny", "--cell=gru", "--seq_len=16", "--batch_size=8",
+                    "--size=tiny", "--cell=gru", "--seq_len=16", "--batch_size=8",
                     "--epochs=1", "--steps=3", "--validation_steps=1", "--mixed_precision"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["best"]["val_bits_per_char"] > 0

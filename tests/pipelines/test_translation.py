@@ -32,7 +32,7 @@ def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("translation")
     tr.write_tsv(folder / "pairs.tsv", PAIRS)
     assert cli.run(["train", "--task=translation", f"--data={folder / 'pairs.tsv'}",
-                    f"--run_dir={folder / 'run'}", "--preset=tiny", "--vocab_size=60",
+                    f"--run_dir={folder / 'run'}", "--size=tiny", "--vocab_size=60",
                     "--batch_size=8", "--epochs=2", "--steps=10", "--learning_rate=0.02",
                     "--dropout=0", "--cell=gru", "--attention=bahdanau", "--beam_size=2",
                     "--validation_steps=0", "--bleu_sentences=4", "--max_len=40"]) == 0

@@ -1,4 +1,4 @@
-"""A token-level language model over any registered cell, with named presets."""
+"""A token-level language model over any registered cell, with named sizes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from zoo import cells
 from zoo.cells.base import check_units
 from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_step
 
-# Named sizes. Data, not code: a preset is a dict of `LanguageModel` arguments.
-PRESETS = {
+# Named sizes. Data, not code: a size is a dict of `LanguageModel` arguments.
+SIZES = {
     "tiny": {"embedding_dim": 16, "units": 32, "layers": 1},
     "small": {"embedding_dim": 64, "units": 256, "layers": 2},
     "medium": {"embedding_dim": 128, "units": 512, "layers": 2},
@@ -138,8 +138,8 @@ def units_for_parameters(parameters, vocab_size, cell="lstm", layers=2, embeddin
     return best * step
 
 
-def from_preset(preset, vocab_size, **overrides):
+def from_size(size, vocab_size, **overrides):
     """A `LanguageModel` of the named size; `overrides` replace any of its arguments."""
-    if preset not in PRESETS:
-        raise KeyError(f"Unknown preset {preset!r}. Known presets: {', '.join(PRESETS)}")
-    return LanguageModel(vocab_size, **{**PRESETS[preset], **overrides})
+    if size not in SIZES:
+        raise KeyError(f"Unknown size {size!r}. Known sizes: {', '.join(SIZES)}")
+    return LanguageModel(vocab_size, **{**SIZES[size], **overrides})

@@ -19,8 +19,8 @@ from zoo.models.language_model import LanguageModel
 # dotted quarter, half, dotted half, whole. Others snap to the nearest (on a log scale).
 DURATIONS = (0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 REST = 0  # the pitch of a rest event
-
-PRESETS = {
+# Named sizes: dicts of `LanguageModel` arguments.
+SIZES = {
     "tiny": {"embedding_dim": 16, "units": 32, "layers": 1},
     "small": {"embedding_dim": 64, "units": 256, "layers": 2},
 }
@@ -139,13 +139,13 @@ class TimeAwareMelodyModel(LanguageModel):
         return {**super().get_config(), "gaps": self.gaps}
 
 
-def melody_model(vocabulary=None, preset="small", time_aware=False, **overrides):
+def melody_model(vocabulary=None, size="small", time_aware=False, **overrides):
     """A `LanguageModel` over the tokens of `vocabulary` (an `EventVocabulary`); with
     `time_aware` (automatic for `tlstm`), a `TimeAwareMelodyModel`."""
     vocabulary = vocabulary or EventVocabulary()
-    if preset not in PRESETS:
-        raise KeyError(f"Unknown preset {preset!r}. Known presets: {', '.join(PRESETS)}")
-    arguments = {**PRESETS[preset], **overrides}
+    if size not in SIZES:
+        raise KeyError(f"Unknown size {size!r}. Known sizes: {', '.join(SIZES)}")
+    arguments = {**SIZES[size], **overrides}
     if time_aware or arguments.get("cell") == "tlstm":
         return TimeAwareMelodyModel(vocabulary.size, vocabulary.gaps(), **arguments)
     return LanguageModel(vocabulary.size, **arguments)

@@ -11,8 +11,8 @@ from zoo import cells
 from zoo.cells.base import check_units
 from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_step
 
-# Named sizes. Data, not code: a preset is a dict of `PolyphonicModel` arguments.
-PRESETS = {
+# Named sizes. Data, not code: a size is a dict of `PolyphonicModel` arguments.
+SIZES = {
     "tiny": {"units": 16, "layers": 1},
     "small": {"units": 128, "layers": 1},
     "medium": {"units": 256, "layers": 2},
@@ -93,6 +93,8 @@ class PolyphonicModel(keras.Model):
         units: hidden size of every recurrent layer.
         layers: number of stacked recurrent layers.
         dropout: dropout rate after every recurrent layer.
+        input_noise: standard deviation of the Gaussian noise added to the input frames in
+            training (Greff et al.'s input noise); 0 = none.
         cell_kwargs: extra arguments of the cell.
 
     Example:
@@ -106,14 +108,17 @@ class PolyphonicModel(keras.Model):
     """
 
     def __init__(self, pitches=46, cell="lstm", units=128, layers=1, dropout=0.0,
-                 cell_kwargs=None, **kwargs):
+                 input_noise=0.0, cell_kwargs=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("pitches", pitches), ("units", units), ("layers", layers)):
             check_units(name, value)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
+        if not input_noise >= 0.0:
+            raise ValueError("Argument `input_noise` must be >= 0. Received: "
+                             f"input_noise={input_noise}")
         self.pitches, self.cell, self.units = pitches, cell, units
-        self.num_layers, self.dropout_rate = layers, dropout
+        self.num_layers, self.dropout_rate, self.input_noise = layers, dropout, input_noise
         self.cell_kwargs = dict(cell_kwargs or {})
         cells.get(cell)  # a clear error listing the known cells
         self.recurrent = [
@@ -121,6 +126,7 @@ class PolyphonicModel(keras.Model):
             for i in range(layers)
         ]
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
+        self.noise = keras.layers.GaussianNoise(input_noise, name="input_noise")
         self.head = keras.layers.Dense(pitches, dtype="float32", name="logits")
 
     @property
@@ -129,7 +135,7 @@ class PolyphonicModel(keras.Model):
         return (self.pitches,)
 
     def call(self, frames, training=False):
-        x = frames
+        x = self.noise(frames, training=training) if self.input_noise else frames
         for layer in self.recurrent:
             x = self.dropout(layer(x, training=training), training=training)
         return self.head(x)
@@ -148,7 +154,7 @@ class PolyphonicModel(keras.Model):
         config = super().get_config()
         config.update(pitches=self.pitches, cell=self.cell, units=self.units,
                       layers=self.num_layers, dropout=self.dropout_rate,
-                      cell_kwargs=self.cell_kwargs)
+                      input_noise=self.input_noise, cell_kwargs=self.cell_kwargs)
         return config
 
 

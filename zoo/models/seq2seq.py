@@ -10,8 +10,8 @@ from zoo.cells.base import check_units
 from zoo.layers import sequence_layer
 from zoo.layers.attention import ATTENTIONS
 
-# Named sizes. Data, not code: a preset is a dict of `Seq2Seq` arguments.
-PRESETS = {
+# Named sizes. Data, not code: a size is a dict of `Seq2Seq` arguments.
+SIZES = {
     "tiny": {"embedding_dim": 16, "units": 32, "encoder_layers": 1, "decoder_layers": 1},
     "small": {"embedding_dim": 128, "units": 256, "encoder_layers": 1, "decoder_layers": 1},
     "medium": {"embedding_dim": 256, "units": 512, "encoder_layers": 2, "decoder_layers": 2},
@@ -211,8 +211,8 @@ def _compile(fn):
     return fn
 
 
-def from_preset(preset, source_vocab_size, target_vocab_size, **overrides):
+def from_size(size, source_vocab_size, target_vocab_size, **overrides):
     """A `Seq2Seq` of the named size; `overrides` replace any of its arguments."""
-    if preset not in PRESETS:
-        raise KeyError(f"Unknown preset {preset!r}. Known presets: {', '.join(PRESETS)}")
-    return Seq2Seq(source_vocab_size, target_vocab_size, **{**PRESETS[preset], **overrides})
+    if size not in SIZES:
+        raise KeyError(f"Unknown size {size!r}. Known sizes: {', '.join(SIZES)}")
+    return Seq2Seq(source_vocab_size, target_vocab_size, **{**SIZES[size], **overrides})

@@ -1,0 +1,313 @@
+"""Variant studies in the manner of Greff et al.: every cell trained on the same random draws.
+
+    lstm-zoo study --task=music --music_format=chorales --steps_per_quarter=1 \\
+        --cells=vanilla_lstm,nfg_lstm,gru --trials=5 --study_dir=studies/chorales
+
+`trials` hyper-parameter settings are drawn from `SPACE` and every cell is trained once with
+each, with the same training seed, as an ordinary run directory `DIR/<cell>/trial-NN`. Trial
+k's draw depends only on the study's seed, k and the setting's name, so adding trials or cells
+never changes the finished ones. Settings given on the command line are fixed for every trial
+and leave the search.
+
+Re-running a study continues it: finished trials are read back, interrupted ones resumed
+(`lstm-zoo train --resume`), missing ones trained. A study may grow (more trials, more cells)
+but not change: its task, fixed settings, space and seed are kept in `DIR/study.json`.
+`workers` processes train trials side by side (one thread each on small models is nearly as
+fast as two, so two workers on two cores train about twice as many trials an hour).
+`pipelines.study_report.analyze` writes the comparison (results.json, results.md, plots).
+
+Reference: K. Greff, R. K. Srivastava, J. Koutnik, B. R. Steunebrink, J. Schmidhuber,
+"LSTM: A Search Space Odyssey", IEEE TNNLS 28(10), 2017.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from zoo.files import atomic_write, read_json
+
+STUDY = "study.json"
+# Settings a study sets itself for every trial; they cannot be fixed on the command line.
+OWN_SETTINGS = ("cell", "seed", "run_dir", "resume", "task")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched setting: a config field drawn uniformly from [low, high] (on a log scale
+    if `log`; rounded to an integer if `integer`)."""
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def draw(self, seed: int, trial: int) -> float | int:
+        """This setting's value in trial `trial`: a stream of its own (seed, trial, name)."""
+        rng = np.random.default_rng([seed, trial, zlib.crc32(self.name.encode())])
+        low, high = (math.log(self.low), math.log(self.high)) if self.log else (self.low,
+                                                                                self.high)
+        value = float(rng.uniform(low, high))
+        value = math.exp(value) if self.log else value
+        return int(round(value)) if self.integer else round(value, 6)
+
+
+# Greff et al. searched the learning rate (log-uniform), the hidden size, the input noise and
+# the momentum of SGD. Training here uses Adam, which has no momentum to search: dropout takes
+# its place. A dimension applies to the tasks whose config has a field of its name.
+SPACE = (
+    Dimension("learning_rate", 1e-3, 3e-2, log=True),
+    Dimension("units", 32, 256, log=True, integer=True),
+    Dimension("input_noise", 0.0, 0.5),
+    Dimension("dropout", 0.0, 0.5),
+)
+
+
+@dataclass
+class Study:
+    """A study's definition, as saved in study.json.
+
+    Attributes:
+        task: the registered task every trial trains.
+        cells: registered cell names, compared in this order.
+        trials: hyper-parameter draws; each cell is trained once per draw.
+        fixed: config settings shared by every trial (the task's flags given to `study`).
+        seed: seeds the draws; trial k trains with seed `seed + k` for every cell.
+        baseline: the cell the others are tested against (default vanilla_lstm if studied,
+            else the first cell).
+        space: the searched dimensions (SPACE less the fixed settings and the fields the task
+            does not have).
+    """
+
+    task: str
+    cells: list[str]
+    trials: int
+    fixed: dict = field(default_factory=dict)
+    seed: int = 0
+    baseline: str | None = None
+    space: list[Dimension] | None = None
+
+    def __post_init__(self):
+        from pipelines.configs import check_value
+        from pipelines.train import get_task
+
+        task = get_task(self.task)
+        fields = {f.name for f in dataclasses.fields(task.config_class)}
+        check_value("trials", self.trials)
+        if not self.cells or len(set(self.cells)) != len(self.cells):
+            raise ValueError(f"--cells={','.join(self.cells)}: expected distinct cell names")
+        for name in self.fixed:
+            if name in OWN_SETTINGS or name not in fields:
+                raise ValueError(f"--{name}: not a setting a {self.task} study can fix (the "
+                                 "study sets cell, seed and run_dir itself)")
+        if self.space is None:
+            self.space = [d for d in SPACE if d.name in fields and d.name not in self.fixed]
+        self.space = [d if isinstance(d, Dimension) else Dimension(**d) for d in self.space]
+        self.baseline = self.baseline or ("vanilla_lstm" if "vanilla_lstm" in self.cells
+                                          else self.cells[0])
+        if self.baseline not in self.cells:
+            raise ValueError(f"--baseline={self.baseline}: not one of the studied cells "
+                             f"({', '.join(self.cells)})")
+        for cell in self.cells:  # every setting checked before anything trains
+            self.config(".", cell, 0)
+
+    def settings(self, trial: int) -> dict:
+        """The drawn settings of trial `trial` (the same for every cell)."""
+        return {d.name: d.draw(self.seed, trial) for d in self.space}
+
+    def run_dir(self, study_dir, cell: str, trial: int) -> str:
+        return os.path.join(study_dir, cell, f"trial-{trial:02d}")
+
+    def config(self, study_dir, cell: str, trial: int):
+        """The training config of one trial."""
+        from pipelines.train import get_task
+
+        return get_task(self.task).config_class(
+            **self.fixed, **self.settings(trial), cell=cell, seed=self.seed + trial,
+            run_dir=self.run_dir(study_dir, cell, trial))
+
+    def grid(self) -> list[tuple[str, int]]:
+        """(cell, trial) pairs, trial by trial, so a partial study has every cell alike."""
+        return [(cell, trial) for trial in range(self.trials) for cell in self.cells]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def load(cls, study_dir) -> Study:
+        values = read_json(os.path.join(study_dir, STUDY), expect=dict)
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise ValueError(f"{os.path.join(study_dir, STUDY)}: {error}") from None
+
+
+def open_study(study_dir, study: Study | None = None) -> Study:
+    """The study in `study_dir`, created from `study` or grown by it; saved as study.json.
+
+    A saved study may gain cells and trials; any other difference is a ValueError.
+    """
+    path = os.path.join(study_dir, STUDY)
+    if not os.path.isfile(path):
+        if study is None:
+            raise FileNotFoundError(f"{path}: no such file; is {study_dir} a study directory?")
+        os.makedirs(study_dir, exist_ok=True)
+        atomic_write(path, study.to_json())
+        return study
+    saved = Study.load(study_dir)
+    if study is None:
+        return saved
+    for name in ("task", "fixed", "seed", "space"):
+        if getattr(study, name) != getattr(saved, name):
+            raise ValueError(f"{study_dir}: the study has {name}={_shown(saved, name)}, this "
+                             f"command {_shown(study, name)}; a study grows by --trials and "
+                             "--cells only: give the same settings, or another --study_dir")
+    if study.baseline != saved.baseline and study.baseline in saved.cells + study.cells:
+        saved.baseline = study.baseline
+    grown = dataclasses.replace(
+        saved, trials=max(saved.trials, study.trials),
+        cells=saved.cells + [c for c in study.cells if c not in saved.cells])
+    atomic_write(path, grown.to_json())
+    return grown
+
+
+def _shown(study, name):
+    value = getattr(study, name)
+    if name == "space":
+        return "[" + ", ".join(d.name for d in value) + "]"
+    return json.dumps(value)
+
+
+def trial_outcome(run_dir) -> dict | None:
+    """The finished trial's metrics.json ("test" or "failure" in it), else None."""
+    from pipelines.rundir import read_metrics
+
+    metrics = read_metrics(run_dir) if os.path.isdir(run_dir) else {}
+    return metrics if "test" in metrics or "failure" in metrics else None
+
+
+def run_trial(study_dir, cell: str, trial: int) -> dict:
+    """Train (or resume) one trial; returns its record for the progress line."""
+    import keras
+
+    from pipelines import rundir, train
+
+    study = Study.load(study_dir)
+    config = study.config(study_dir, cell, trial)
+    resume = os.path.isfile(os.path.join(config.run_dir, rundir.CONFIG))
+    config = dataclasses.replace(config, resume=resume)
+    command = f"lstm-zoo study --study_dir={study_dir} (cell {cell}, trial {trial})"
+    try:
+        train.train(config, verbose=0, command=command)
+    except FloatingPointError as error:  # a diverged trial is a result, not an error
+        rundir.write_metrics(config.run_dir, failure=str(error))
+    finally:
+        keras.backend.clear_session()
+    return {"cell": cell, "trial": trial, **trial_outcome(config.run_dir)}
+
+
+def _start_worker(threads):
+    """Initializer of a worker process: TensorFlow with `threads` threads, quiet start-up, and
+    SIGTERM stopping a trial like Ctrl-C (last.keras saved at the current step)."""
+    import signal
+
+    from pipelines import terminal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    with terminal.quiet_native_logs():
+        terminal.import_tensorflow(threads)
+
+
+def _run_trial(arguments):
+    try:
+        return run_trial(*arguments)
+    except KeyboardInterrupt:  # the trial saved its state; the parent reports the interruption
+        raise SystemExit(130) from None
+
+
+def run_trials(study_dir, workers: int = 1, progress: Callable[[str], None] | None = None):
+    """Train every trial of the study in `study_dir` that has no outcome yet.
+
+    `progress` receives one line per finished trial (default: printed to stderr). Ctrl-C or
+    SIGTERM stops every worker after it saved its trial; rerunning continues the study.
+    """
+    study = Study.load(study_dir)
+    metric, _ = headline(study)
+    progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    pending = [(c, t) for c, t in study.grid()
+               if trial_outcome(study.run_dir(study_dir, c, t)) is None]
+    done = len(study.grid()) - len(pending)
+    started = time.monotonic()
+
+    def report(record):
+        nonlocal done
+        done += 1
+        progress(progress_line(study, record, metric, done, time.monotonic() - started))
+
+    try:
+        if workers <= 1 or len(pending) <= 1:
+            for cell, trial in pending:
+                report(run_trial(study_dir, cell, trial))
+            return
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_start_worker, initargs=(threads,))
+        try:
+            for record in pool.imap_unordered(
+                    _run_trial, [(study_dir, c, t) for c, t in pending]):
+                report(record)
+            pool.close()
+        except BaseException:
+            pool.terminate()  # SIGTERM: each worker saves its trial's last.keras, then exits
+            raise
+        finally:
+            pool.join()
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"study interrupted after {done} of {len(study.grid())} "
+                                f"trials; continue it with: lstm-zoo study "
+                                f"--study_dir={study_dir}") from None
+
+
+def progress_line(study, record, metric, done, seconds) -> str:
+    """"[12/55] gru  trial 3  nll 8.912  (41 s; lr=0.0042 units=97 ...)"."""
+    from pipelines.terminal import duration
+
+    if "failure" in record:
+        result = "failed: " + record["failure"].split(";")[0]
+    else:
+        result = f"{metric} {record['test'].get(metric, float('nan')):.4g}"
+    settings = " ".join(f"{k}={v:.3g}" for k, v in study.settings(record["trial"]).items())
+    return (f"[{done}/{len(study.grid())}] {record['cell']}  trial {record['trial']}  {result}  "
+            f"({duration(record.get('seconds', 0))}; {settings}; elapsed {duration(seconds)})")
+
+
+def headline(study) -> tuple[str, bool]:
+    from pipelines.train import get_task
+
+    task = get_task(study.task)
+    return task.headline(study.config(".", study.cells[0], 0))
+
+
+def run_study(study_dir, study: Study | None = None, workers: int = 1,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Create, grow or continue the study in `study_dir`, train what is missing, and write
+    its analysis; returns the analysis (see `pipelines.study_report.analyze`)."""
+    from pipelines import study_report
+
+    open_study(study_dir, study)
+    run_trials(study_dir, workers, progress)
+    return study_report.analyze(study_dir)

@@ -1,0 +1,274 @@
+"""The analysis of a variant study: statistics per cell, tests against the baseline, plots.
+
+`analyze(study_dir)` reads every trial's test metric and writes, next to study.json:
+
+- results.json: per cell the trials (settings, metric, time), their mean, std, median and best,
+  and the p-values against the baseline cell: Welch's t-test (unequal variances, as Greff et
+  al.) and a paired t-test over the trials both finished (every cell trains trial k with the
+  same settings and seed, so the pairs remove most of the hyper-parameter noise);
+- results.md: the same as a table, with significant differences (p < 0.05) marked;
+- boxplot.png: the test metric per cell (Greff et al.'s figure 3);
+- hyperparameters.png: the test metric against each searched setting;
+- the fraction of the metric's variance each setting explains (see `variance_fractions`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from pipelines.study import Study, headline, trial_outcome
+from zoo.files import atomic_path, atomic_write
+
+ALPHA = 0.05  # significance level of the tests
+
+
+def collect(study_dir) -> tuple[Study, list[dict]]:
+    """The study and one record per trial with an outcome: cell, trial, settings, value (the
+    headline test metric, None if the trial failed), failure, seconds, cpu_seconds, epochs."""
+    study = Study.load(study_dir)
+    metric, _ = headline(study)
+    records = []
+    for cell, trial in study.grid():
+        outcome = trial_outcome(study.run_dir(study_dir, cell, trial))
+        if outcome is None:
+            continue
+        value = outcome.get("test", {}).get(metric)
+        records.append({
+            "cell": cell, "trial": trial, "settings": study.settings(trial),
+            "value": value if value is not None and math.isfinite(value) else None,
+            "failure": outcome.get("failure"), "seconds": outcome.get("seconds"),
+            "cpu_seconds": outcome.get("cpu_seconds"),
+            "epochs": len(outcome.get("history", [])),
+            "best_epoch": (outcome.get("best") or {}).get("epoch")})
+    return study, records
+
+
+def _p_values(values: dict, baseline: dict) -> tuple[float | None, float | None]:
+    """(Welch's p, paired p) of {trial: value} against the baseline's; None when undefined."""
+    from scipy import stats
+
+    a, b = list(values.values()), list(baseline.values())
+    welch = paired = None
+    if len(a) >= 2 and len(b) >= 2 and (np.std(a) > 0 or np.std(b) > 0):
+        welch = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    common = sorted(set(values) & set(baseline))
+    differences = [values[t] - baseline[t] for t in common]
+    if len(common) >= 2 and np.std(differences) > 0:
+        paired = float(stats.ttest_rel([values[t] for t in common],
+                                       [baseline[t] for t in common]).pvalue)
+    return welch, paired
+
+
+def variance_fractions(records: list[dict], study: Study) -> dict:
+    """The fraction of the test metric's variance explained by the cell and by each setting.
+
+    A simpler estimator than Greff et al.'s fANOVA (a random forest's functional ANOVA), made
+    for this design, where every cell trains the same draws:
+
+    - `cell`: the variance of the cells' means;
+    - `trial`: the variance of the trials' means once each cell's mean is removed: everything
+      the drawn settings (and the trial's seed) explain, with their interactions;
+    - each setting's main effect: the part of `trial` that a polynomial fit of the trial means
+      against the setting (its log for log-scaled ones) explains, by adjusted R^2 (degree 2
+      from 8 trials, 1 from 4; none below);
+    - `interactions`: `trial` less the main effects (never below 0);
+    - `cell_x_trial`: the rest (a setting acting differently on different cells, seed noise).
+
+    Failed trials are left out. Returns {} for fewer than 3 finished trials.
+    """
+    finished = [r for r in records if r["value"] is not None]
+    values = np.array([r["value"] for r in finished])
+    if len(finished) < 3 or float(np.var(values)) == 0:
+        return {}
+    total = float(np.var(values))
+    cells = {r["cell"] for r in finished}
+    cell_mean = {c: np.mean([r["value"] for r in finished if r["cell"] == c]) for c in cells}
+    centred = {}
+    for r in finished:
+        centred.setdefault(r["trial"], []).append(r["value"] - cell_mean[r["cell"]])
+    trials = sorted(centred)
+    weights = np.array([len(centred[t]) for t in trials], dtype=float)
+    trial_means = np.array([np.mean(centred[t]) for t in trials])
+    between_cells = float(np.var([cell_mean[r["cell"]] for r in finished])) / total
+    between_trials = float(np.average(trial_means ** 2, weights=weights)) / total
+    fractions = {"cell": between_cells, "trial": between_trials}
+    degree = 2 if len(trials) >= 8 else 1 if len(trials) >= 4 else 0
+    main = 0.0
+    for dimension in study.space if degree else ():
+        x = np.array([study.settings(t)[dimension.name] for t in trials], dtype=float)
+        x = np.log(x) if dimension.log else x
+        if len(np.unique(x)) <= degree:
+            continue
+        fit = np.polyval(np.polyfit(x, trial_means, degree, w=np.sqrt(weights)), x)
+        spread = np.average(trial_means ** 2, weights=weights)
+        r2 = 1 - np.average((trial_means - fit) ** 2, weights=weights) / spread if spread else 0
+        adjusted = max(0.0, 1 - (1 - r2) * (len(trials) - 1) / (len(trials) - degree - 1))
+        fractions[dimension.name] = adjusted * between_trials
+        main += fractions[dimension.name]
+    if degree:
+        fractions["interactions"] = max(0.0, between_trials - main)
+    fractions["cell_x_trial"] = max(0.0, 1.0 - between_cells - between_trials)
+    return {k: round(float(v), 4) for k, v in fractions.items()}
+
+
+def analyze(study_dir) -> dict:
+    """Statistics, tests and plots of the study in `study_dir` (see the module docstring);
+    writes results.json, results.md, boxplot.png and hyperparameters.png there."""
+    study, records = collect(study_dir)
+    metric, lower_is_better = headline(study)
+    by_cell = {c: {r["trial"]: r["value"] for r in records
+                   if r["cell"] == c and r["value"] is not None} for c in study.cells}
+    cells = {}
+    for cell in study.cells:
+        values = np.array(list(by_cell[cell].values()), dtype=float)
+        mine = [r for r in records if r["cell"] == cell]
+        summary = {"trials": len(mine), "finished": len(values),
+                   "failed": sum(r["value"] is None for r in mine)}
+        if len(values):
+            summary.update(
+                mean=float(values.mean()), std=float(values.std(ddof=1)) if len(values) > 1
+                else None, median=float(np.median(values)),
+                best=float(values.min() if lower_is_better else values.max()))
+        if cell != study.baseline:
+            welch, paired = _p_values(by_cell[cell], by_cell[study.baseline])
+            summary.update(p_value=welch, paired_p_value=paired)
+            if welch is not None and welch < ALPHA:
+                lower = summary["mean"] < np.mean(list(by_cell[study.baseline].values()))
+                summary["significant"] = "better" if lower == lower_is_better else "worse"
+        summary["records"] = mine
+        cells[cell] = summary
+    results = {"study": json.loads(study.to_json()), "metric": metric,
+               "lower_is_better": lower_is_better, "alpha": ALPHA,
+               "cells": cells, "variance": variance_fractions(records, study),
+               "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1)}
+    atomic_write(os.path.join(study_dir, "results.json"), json.dumps(results, indent=2))
+    atomic_write(os.path.join(study_dir, "results.md"), markdown(results))
+    if any(r["value"] is not None for r in records):
+        plot_boxes(results, os.path.join(study_dir, "boxplot.png"))
+        plot_settings(results, os.path.join(study_dir, "hyperparameters.png"))
+    return results
+
+
+def _number(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _p(value):
+    return "-" if value is None else f"{value:.2g}"
+
+
+def markdown(results: dict) -> str:
+    """results.md: the study's settings, the table per cell and the variance fractions."""
+    study, metric = results["study"], results["metric"]
+    direction = "lower" if results["lower_is_better"] else "higher"
+    fixed = " ".join(f"--{k}={v}" for k, v in study["fixed"].items())
+    space = ", ".join(f"{d['name']} in [{d['low']:g}, {d['high']:g}]"
+                      f"{' (log)' if d['log'] else ''}" for d in study["space"])
+    lines = [f"# Variant study: {study['task']}, test {metric} ({direction} is better)", "",
+             f"Fixed settings: `{fixed or 'the task defaults'}`; searched: {space}; "
+             f"{study['trials']} trials per cell (seed {study['seed']}), "
+             f"{results['cpu_minutes']} CPU-minutes in all.", "",
+             f"p: Welch's t-test against `{study['baseline']}`; paired: paired t-test over "
+             f"the same trials; **bold** = significant (p < {results['alpha']}).", "",
+             "| cell | trials | mean | std | median | best | p | paired p |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for cell, s in results["cells"].items():
+        name = f"`{cell}`" + (" (baseline)" if cell == study["baseline"] else "")
+        mean = _number(s.get("mean"))
+        if s.get("significant"):
+            mean = f"**{mean}** ({s['significant']})"
+        failed = f" ({s['failed']} failed)" if s["failed"] else ""
+        lines.append(f"| {name} | {s['finished']}{failed} | {mean} | {_number(s.get('std'))} | "
+                     f"{_number(s.get('median'))} | {_number(s.get('best'))} | "
+                     f"{_p(s.get('p_value'))} | {_p(s.get('paired_p_value'))} |")
+    if results["variance"]:
+        lines += ["", "Fraction of the variance of the test metric explained by the cell, by "
+                  "the trial (its drawn settings and seed), by each setting's main effect "
+                  "(part of the trial's), by their interactions, and by a setting acting "
+                  "differently on different cells or seed noise (cell_x_trial):", "",
+                  "| factor | fraction |", "| --- | ---: |"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in results["variance"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def _save(figure, path):
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _upper_limit(values, lower_is_better):
+    """A y limit that keeps the bulk readable when a few trials are far off (clipped)."""
+    values = np.asarray(values)
+    low, high = np.percentile(values, [0, 100])
+    q1, q3 = np.percentile(values, [25, 75])
+    if lower_is_better:
+        high = min(high, q3 + 3 * max(q3 - q1, 1e-9))
+    return low - 0.03 * (high - low), high + 0.05 * (high - low)
+
+
+def plot_boxes(results: dict, path):
+    """Box plot of the test metric per cell; significantly better/worse cells coloured."""
+    cells = [c for c, s in results["cells"].items() if s["finished"]]
+    values = [[r["value"] for r in results["cells"][c]["records"] if r["value"] is not None]
+              for c in cells]
+    figure, ax = _figure(figsize=(max(6, 0.8 * len(cells) + 2), 4.5))
+    boxes = ax.boxplot(values, patch_artist=True, showfliers=False)
+    colours = {"better": "#7fbf7f", "worse": "#e08080"}
+    for patch, cell in zip(boxes["boxes"], cells):
+        patch.set_facecolor(colours.get(results["cells"][cell].get("significant"), "#c8d4e8"))
+    bottom, top = _upper_limit(np.concatenate(values), results["lower_is_better"])
+    rng = np.random.default_rng(0)
+    for i, v in enumerate(values, 1):
+        v = np.asarray(v)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), np.minimum(v, top), s=12,
+                   color="black", zorder=3, marker="o")
+    ax.set_ylim(bottom, top)
+    ax.set_xticks(range(1, len(cells) + 1), cells, rotation=45, ha="right")
+    ax.axhline(np.median(values[cells.index(results["study"]["baseline"])])
+               if results["study"]["baseline"] in cells else np.nan, ls="--", color="grey")
+    ax.set_ylabel(f"test {results['metric']}")
+    ax.set_title(f"{results['study']['task']}: test {results['metric']} per cell "
+                 f"(green/red: p < {results['alpha']} against {results['study']['baseline']})",
+                 fontsize=9)
+    _save(figure, path)
+
+
+def plot_settings(results: dict, path):
+    """The test metric against each searched setting, one colour per cell."""
+    space = results["study"]["space"]
+    if not space:
+        return
+    records = [r for s in results["cells"].values() for r in s["records"]
+               if r["value"] is not None]
+    figure, axes = _figure(1, len(space), figsize=(3.6 * len(space), 3.6), sharey=True,
+                           squeeze=False)
+    bottom, top = _upper_limit([r["value"] for r in records], results["lower_is_better"])
+    colours = dict(zip(results["cells"], __import__("matplotlib").colormaps["tab20"].colors))
+    for ax, dimension in zip(axes[0], space):
+        for cell in results["cells"]:
+            mine = [r for r in records if r["cell"] == cell]
+            ax.scatter([r["settings"][dimension["name"]] for r in mine],
+                       [min(r["value"], top) for r in mine], s=12, color=colours[cell],
+                       label=cell)
+        ax.set_xscale("log" if dimension["log"] else "linear")
+        ax.set_xlabel(dimension["name"])
+        ax.set_ylim(bottom, top)
+    axes[0][0].set_ylabel(f"test {results['metric']}")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _save(figure, path)
