@@ -13,16 +13,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import json
 import os
 import sys
 
 from absl import flags
 
 from pipelines import terminal
+from pipelines.commands import UsageError, run_command
 
 COMMANDS = {
     "list": "The cells, tasks and model sizes.",
+    "presets": "The trained presets that ship with the zoo, with their test metrics.",
     "train": "Train a task with a cell; writes a run directory (--resume continues one).",
     "sample": "Generate from a run's best checkpoint (text, music, a translation, ...).",
     "evaluate": "Test metrics of a run's best checkpoint, as JSON.",
@@ -35,6 +36,7 @@ COMMANDS = {
 # Flags of the commands other than train: name -> (type, help).
 OPTIONS = {
     "run_dir": (str, "A run directory written by `lstm-zoo train`."),
+    "preset": (str, "A trained preset (see `lstm-zoo presets`) instead of --run_dir."),
     "data": (str, "Evaluate on all of this corpus instead of the run's test split."),
     "seed": (int, "Seed of the sampling."),
     "prompt": (str, "Text, or a MIDI file (music), that the sample starts with."),
@@ -65,8 +67,8 @@ OPTIONS = {
 }
 STUDY_OPTIONS = ("study_dir", "cells", "trials", "baseline", "workers")
 COMMAND_OPTIONS = {
-    "list": (), "evaluate": ("run_dir", "data"),
-    "export": ("run_dir", "format", "quantize", "out_dir", "seq_len", "max_quality_loss",
+    "list": (), "presets": (), "evaluate": ("run_dir", "preset", "data"),
+    "export": ("run_dir", "preset", "format", "quantize", "out_dir", "seq_len", "max_quality_loss",
                "allow_quality_loss"),
     "translate": ("run_dir", "input", "output", "batch_size", "beam_size", "length_penalty"),
     "bench-tflite": ("model", "num_threads"),
@@ -75,10 +77,6 @@ COMMON = {"debug": (bool, "Show the Python traceback of an error."),
           "verbosity": (int, "1 or more: also TensorFlow's start-up and INFO lines.")}
 _DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float,
            str: flags.DEFINE_string, list: flags.DEFINE_list}
-
-
-class UsageError(ValueError):
-    """A command line that cannot run as written."""
 
 
 def _flag_value(argv, name):
@@ -119,7 +117,7 @@ def _train_task(argv, command="train"):
 def _sample_options(task):
     names = [p.name for p in inspect.signature(task.sample).parameters.values()
              if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in ("config", "run_dir", "model")]
-    return ["run_dir", *names]
+    return ["run_dir", "preset", *names]
 
 
 def _specs(command, argv):
@@ -134,9 +132,13 @@ def _specs(command, argv):
     elif command == "sample":
         from pipelines import train as training
 
-        run_dir = _flag_value(argv, "run_dir")
-        if run_dir:
-            names = _sample_options(training.get_task(training.load_config(run_dir).task))
+        run_dir, preset = _flag_value(argv, "run_dir"), _flag_value(argv, "preset")
+        if run_dir or preset:
+            import zoo.presets
+
+            task = zoo.presets.card(preset)["task"] if preset else training.load_config(
+                run_dir).task
+            names = _sample_options(training.get_task(task))
         else:  # every task's options
             names = {}
             for name in training.TASK_MODULES:
@@ -161,7 +163,8 @@ def _help(command, argv) -> str:
         lines += [f"Flags of the {task.name} task (another task: lstm-zoo {command} "
                   "--task=TASK --help)" + (", fixed for every trial; the study's own flags "
                                           "last" if command == "study" else "") + ":"]
-    elif command == "sample" and not _flag_value(argv, "run_dir"):
+    elif command == "sample" and not (_flag_value(argv, "run_dir") or
+                                      _flag_value(argv, "preset")):
         lines += ["Flags (each task takes some; --run_dir=DIR --help shows that run's):"]
     else:
         lines += ["Flags:"]
@@ -173,6 +176,9 @@ def _help(command, argv) -> str:
 
 def _parse(command, argv):
     """{flag: value} of the flags given on the command line, checked."""
+    if command in ("train", "study") and _flag_value(argv, "preset") is not None:
+        raise UsageError("--preset names a trained preset (for sample, evaluate and export); "
+                         "the model size of a new run is --size (tiny, small, medium, large)")
     specs = _specs(command, argv)
     values = flags.FlagValues()
     for name, (kind, text, _) in specs.items():
@@ -189,126 +195,6 @@ def _parse(command, argv):
     for name, value in given.items():
         check_value(name, value)
     return given
-
-
-def _needs(values, name, command, what):
-    if not values.get(name):
-        raise UsageError(f"`lstm-zoo {command}` needs --{name}={what}")
-    return values.pop(name)
-
-
-def list_all() -> str:
-    import zoo
-    from pipelines import train as training
-    from zoo.models import language_model
-
-    lines = ["Cells:"] + [f"  {name:<18} {zoo.cells.get(name).paper}"
-                          for name in zoo.cells.names()]
-    lines += ["Tasks:"]
-    for name in training.TASK_MODULES:
-        try:
-            lines.append(f"  {name:<18} {type(training.get_task(name)).__doc__.splitlines()[0]}")
-        except ImportError as error:
-            lines.append(f"  {name:<18} (not installed: {error})")
-    lines += ["Language model sizes (--size):"]
-    lines += [f"  {name:<18} {', '.join(f'{k}={v}' for k, v in size.items())}"
-              for name, size in language_model.SIZES.items()]
-    return "\n".join(lines)
-
-
-def _train(values):
-    from pipelines import train as training
-
-    task = training.get_task(values.get("task", "text"))
-    if values.get("resume"):
-        run_dir = _needs(dict(values), "run_dir", "train --resume", "DIR (the run to continue)")
-        saved = training.load_config(run_dir)
-        if values.get("task", saved.task) != saved.task:
-            raise UsageError(f"--task={values['task']} but {run_dir} holds a {saved.task} run")
-        config = dataclasses.replace(saved, **values)
-    else:
-        config = task.config_class(**values)
-    command = " ".join(["lstm-zoo", *sys.argv[1:]])
-    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bar; stdout is the JSON
-        _, metrics = training.train(config, command=command)
-    print(terminal.training_summary(config, metrics), file=sys.stderr, flush=True)
-    print(json.dumps({k: metrics[k] for k in ("run_dir", "parameters", "seconds", "best",
-                                                "test")}, indent=2))
-
-
-def _study(values):
-    from pipelines import study as studies
-    from pipelines.study_report import markdown
-
-    study_dir = _needs(values, "study_dir", "study", "DIR (where the study's runs go)")
-    workers = values.pop("workers", 1)
-    own = {k: values.pop(k) for k in ("task", "cells", "trials", "baseline", "seed")
-           if k in values}
-    saved = (studies.Study.load(study_dir)
-             if os.path.isfile(os.path.join(study_dir, studies.STUDY)) else None)
-    if saved is None and not {"cells", "trials"} <= set(own):
-        raise UsageError("a new study needs --cells=A,B,... and --trials=N")
-    study = None
-    if own or values or saved is None:
-        study = studies.Study(
-            task=own.get("task", saved.task if saved else "text"),
-            cells=own.get("cells", saved.cells if saved else []),
-            trials=own.get("trials", saved.trials if saved else 1),
-            fixed=values if values or saved is None else saved.fixed,
-            seed=own.get("seed", saved.seed if saved else 0), baseline=own.get("baseline"))
-    results = studies.run_study(study_dir, study, workers=workers)
-    print(markdown(results), file=sys.stderr)
-    print(json.dumps({cell: {k: v for k, v in summary.items() if k != "records"}
-                      for cell, summary in results["cells"].items()}, indent=2))
-
-
-def _sample(values):
-    from pipelines import train as training
-
-    run_dir = _needs(values, "run_dir", "sample", "DIR (a directory written by lstm-zoo train)")
-    print(training.sample(run_dir, **values))
-
-
-def _translate(values):
-    from pipelines.translate import translate_lines
-
-    run_dir = _needs(values, "run_dir", "translate", "DIR (a translation run)")
-    source, target = values.pop("input", None), values.pop("output", None)
-    with contextlib.ExitStack() as files:
-        lines = files.enter_context(open(source, encoding="utf-8")) if source else sys.stdin
-        out = files.enter_context(open(target, "w", encoding="utf-8")) if target else sys.stdout
-        for line in translate_lines(run_dir, lines, **values):
-            print(line, file=out, flush=target is None)
-
-
-def _run_command(command, values):
-    if command == "list":
-        print(list_all())
-    elif command == "train":
-        _train(values)
-    elif command == "sample":
-        _sample(values)
-    elif command == "evaluate":
-        from pipelines import train as training
-
-        run_dir = _needs(values, "run_dir", command, "DIR (a directory written by lstm-zoo train)")
-        print(json.dumps(training.evaluate(run_dir, **values), indent=2))
-    elif command == "export":
-        from pipelines.export import export_run
-
-        run_dir = _needs(values, "run_dir", command, "DIR (a directory written by lstm-zoo train)")
-        manifest = export_run(run_dir, **values)
-        print(json.dumps({name: {k: v for k, v in info.items() if k != "ops"}
-                          for name, info in manifest["files"].items()}, indent=2))
-    elif command == "translate":
-        _translate(values)
-    elif command == "study":
-        _study(values)
-    elif command == "bench-tflite":
-        from pipelines.export import bench_tflite
-
-        model = _needs(values, "model", command, "FILE (a .tflite file)")
-        print(json.dumps(bench_tflite(model, **values), indent=2))
 
 
 def _expected_errors():
@@ -369,7 +255,7 @@ def run(argv=None) -> int:
             values = _parse(command, rest)
             for name in COMMON:
                 values.pop(name, None)
-            _run_command(command, values)
+            run_command(command, values)
         return 0
     except KeyboardInterrupt as interrupt:
         print(f"lstm-zoo: {interrupt or 'interrupted'}", file=sys.stderr)

@@ -19,7 +19,6 @@ fixed train/validation/test split derived from its name, saved with the data.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from pipelines import text
 from pipelines.configs import TrainConfig, option
+from pipelines.rundir import default_cache_dir
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
 from zoo.files import atomic_path
@@ -47,13 +47,6 @@ VOICES = ("Soprano", "Alto", "Tenor", "Bass")
 FOLK_BOOKS = ("oneills1850", "ryansMammoth", "airdsAirs")
 SPLITS = ("train", "validation", "test")
 _FORMAT = 2  # bump when the cached encoding changes
-
-
-def default_cache_dir() -> Path:
-    """$LSTM_ZOO_CACHE, else $XDG_CACHE_HOME/lstm-zoo, else ~/.cache/lstm-zoo (read per call)."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")  # relative paths are invalid (XDG spec)
-    default = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "lstm-zoo"
-    return Path(os.environ.get("LSTM_ZOO_CACHE") or default).expanduser()
 
 
 def split_of(name):

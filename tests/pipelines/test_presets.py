@@ -1,0 +1,78 @@
+"""Trained presets: made from a run, listed, loaded in Python and used by sample/evaluate/export."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import zoo.presets
+from pipelines import cli, presets, train
+
+REQUIRED = ("name", "task", "cell", "parameters", "data", "command", "cpu_minutes", "test",
+            "test_float32", "headline", "versions", "weights")
+
+
+@pytest.fixture
+def made(tiny, tmp_path, monkeypatch):
+    """A preset `tiny_text` made from a tiny text run, in a private presets folder and cache."""
+    monkeypatch.setattr(zoo.presets, "ROOT", tmp_path / "presets")
+    monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "presets").mkdir()
+    train.train(tiny, verbose=0)
+    return presets.make("tiny_text", tiny.run_dir, "a tiny test model")
+
+
+def test_a_preset_keeps_its_run_metrics_in_float16(made, tiny):
+    assert set(REQUIRED) <= set(made)
+    assert zoo.presets.names() == ["tiny_text"]
+    folder = zoo.presets.directory("tiny_text")
+    with np.load(folder / "weights.npz") as weights:
+        assert {weights[k].dtype for k in weights.files} == {np.dtype("float16")}
+    float32 = made["test_float32"]["bits_per_char"]
+    assert abs(made["test"]["bits_per_char"] - float32) < 0.01
+    assert made["headline"] == {"metric": "bits_per_char", "lower_is_better": True,
+                                "value": made["test"]["bits_per_char"]}
+    assert made["command"] and made["cpu_minutes"] >= 0 and made["steps"] == 20
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_load_generates_from_a_string(made):
+    preset = zoo.presets.load("tiny_text")
+    text = preset.generate("To be", length=30, temperature=0.8, seed=1)
+    assert text.startswith("To be") and len(text) == 35
+    assert text == preset.generate("To be", length=30, temperature=0.8, seed=1)
+    assert preset.card["name"] == "tiny_text" and len(preset.vocabulary) > 20
+    with pytest.raises(KeyError, match="Unknown preset 'nope'. Known presets: tiny_text"):
+        zoo.presets.load("nope")
+
+
+def test_commands_take_a_preset_instead_of_a_run(made, tmp_path, monkeypatch, capsys):
+    assert cli.run(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny_text" in out and "a tiny test model" in out and "bits_per_char" in out
+    assert cli.run(["sample", "--preset=tiny_text", "--prompt=To", "--length=12",
+                    "--seed=0"]) == 0
+    assert len(capsys.readouterr().out.strip()) >= 2
+    assert cli.run(["evaluate", "--preset=tiny_text"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["bits_per_char"] == pytest.approx(made["test"]["bits_per_char"], abs=1e-5)
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(["export", "--preset=tiny_text", "--format=tflite"]) == 0
+    assert (tmp_path / "tiny_text-export" / "model.tflite").is_file()
+    capsys.readouterr()
+    assert cli.run(["evaluate", "--preset=nope"]) == 1
+    assert "Unknown preset 'nope'" in capsys.readouterr().err
+    assert cli.run(["evaluate", "--preset=tiny_text", f"--run_dir={tmp_path}"]) == 2
+    assert "--run_dir or --preset, not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", zoo.presets.names())
+def test_shipped_presets_are_complete_and_small(name):
+    card = zoo.presets.card(name)
+    assert set(REQUIRED) <= set(card) and card["name"] == name
+    assert card["headline"]["value"] == card["test"][card["headline"]["metric"]]
+    folder = zoo.presets.directory(name)
+    assert os.path.getsize(folder / "weights.npz") <= 10 * 2**20
+    model = zoo.presets.load_model(name)
+    assert model.count_params() == card["parameters"]

@@ -1,0 +1,117 @@
+"""Trained presets that ship with the zoo: configuration, weights, vocabulary and model card.
+
+A preset (keras-hub's meaning of the word) is a folder `zoo/presets/<name>/` holding
+
+    card.json      the model card: task, data and split, cell, parameters, the command that
+                   trained it, steps, CPU-minutes, test metrics, library versions
+    config.json    the training config (what `lstm-zoo train` saved in the run directory)
+    model.json     the Keras model, serialized (`keras.saving.serialize_keras_object`)
+    weights.npz    its weights, float16 (the card's metrics are measured with them)
+    vocab.json     the vocabulary of a language model, if the task has one
+
+Use:
+
+    preset = zoo.presets.load("shakespeare_lstm")
+    print(preset.generate("ROMEO:", length=300, temperature=0.8, seed=0))
+    preset.model          # the keras.Model; preset.card, preset.vocabulary
+
+or from the command line `lstm-zoo presets`, `lstm-zoo sample --preset=NAME`,
+`lstm-zoo evaluate --preset=NAME`, `lstm-zoo export --preset=NAME`. Presets are made from a run
+directory with `python -m pipelines.presets NAME --run_dir=DIR`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from zoo import decoding
+from zoo.files import read_json
+from zoo.vocabulary import Vocabulary
+
+ROOT = Path(__file__).parent
+CARD, CONFIG, MODEL, WEIGHTS, VOCAB = ("card.json", "config.json", "model.json", "weights.npz",
+                                      "vocab.json")
+
+
+def names() -> list[str]:
+    """The shipped presets' names."""
+    return sorted(p.parent.name for p in ROOT.glob(f"*/{CARD}"))
+
+
+def directory(name: str) -> Path:
+    """The folder of preset `name`; KeyError listing the presets for an unknown name."""
+    if name not in names():
+        raise KeyError(f"Unknown preset {name!r}. Known presets: {', '.join(names()) or 'none'}")
+    return ROOT / name
+
+
+def card(name: str) -> dict:
+    """The model card of preset `name` (see the module docstring)."""
+    return read_json(directory(name) / CARD, expect=dict)
+
+
+def load_model(name: str) -> keras.Model:
+    """The trained Keras model of preset `name` (float32 weights, not compiled)."""
+    folder = directory(name)
+    model = keras.saving.deserialize_keras_object(read_json(folder / MODEL, expect=dict))
+    with np.load(folder / WEIGHTS) as saved:
+        weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+    if len(weights) != len(model.weights):
+        raise ValueError(f"{folder / WEIGHTS}: {len(weights)} arrays for a model of "
+                         f"{len(model.weights)} weights")
+    model.set_weights([w.astype(v.dtype) for w, v in zip(weights, model.weights)])
+    return model
+
+
+def save_model(model: keras.Model, folder) -> None:
+    """Write `model` as model.json and float16 weights.npz into `folder` (atomically)."""
+    from zoo.files import atomic_path, atomic_write
+
+    folder = Path(folder)
+    atomic_write(folder / MODEL, json.dumps(keras.saving.serialize_keras_object(model)))
+    with atomic_path(folder / WEIGHTS) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **{f"w{i}": np.asarray(w, np.float16)
+                                  for i, w in enumerate(model.get_weights())})
+
+
+@dataclass
+class Preset:
+    """A loaded preset: the model, its card and (for language models) its vocabulary."""
+
+    name: str
+    model: keras.Model
+    card: dict
+    vocabulary: Vocabulary | None = None
+
+    @functools.cached_property
+    def _step(self):
+        import tensorflow as tf
+
+        return tf.function(self.model.step, reduce_retracing=True)
+
+    def generate(self, prompt: str = "\n", length: int = 200, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None,
+                 seed: int | None = None) -> str:
+        """`prompt` continued by `length` sampled tokens (language-model presets)."""
+        if self.vocabulary is None:
+            raise TypeError(f"Preset {self.name!r} ({self.card.get('task')}) does not generate "
+                            f"text; use `lstm-zoo sample --preset={self.name}`")
+        ids = self.vocabulary.encode(prompt or "\n")
+        if ids.size == 0:
+            ids = self.vocabulary.encode("\n")
+        tokens = decoding.generate(self._step, self.model.initial_state(1), ids[None], length,
+                                   temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        return prompt + self.vocabulary.decode(tokens[0])
+
+
+def load(name: str) -> Preset:
+    """Preset `name`: its model, model card and vocabulary, ready to generate."""
+    folder = directory(name)
+    vocabulary = Vocabulary.load(folder / VOCAB) if (folder / VOCAB).is_file() else None
+    return Preset(name, load_model(name), card(name), vocabulary)
