@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from zoo.files import atomic_write, read_json
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+SCHEDULES = ("constant", "cosine")
 
 
 def option(default, help):
@@ -41,6 +42,7 @@ LIMITS = {
     "length": (1, 100_000), "temperature": (0.0, 100.0), "top_k": (1, None),
     "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),
     "max_quality_loss": (0.0, None), "input_noise": (0.0, 10.0),
+    "warmup_steps": (0, 10**9), "weight_decay": (0.0, 1.0),
     # studies
     "trials": (1, 10_000), "workers": (1, 64),
 }
@@ -73,7 +75,11 @@ class TrainConfig:
     steps: int | None = option(60, "Batches per epoch; 0 = one pass over the training data.")
     validation_steps: int | None = option(20, "Validation batches per epoch; 0 = all.")
     batch_size: int = option(64, "Global batch size (split over replicas).")
-    learning_rate: float = option(2e-3, "Adam learning rate.")
+    learning_rate: float = option(2e-3, "Adam learning rate (the peak, with a schedule).")
+    schedule: str = option("constant", "Learning rate: constant, or cosine (warm-up, then a "
+                           "cosine decay to 1% at the last step).")
+    warmup_steps: int = option(0, "Cosine schedule: steps of linear warm-up from 0.")
+    weight_decay: float = option(0.0, "Decoupled weight decay (AdamW); 0 = plain Adam.")
     clipnorm: float | None = option(1.0, "Clip each gradient to this norm; 0 turns it off.")
     patience: int | None = option(None, "Stop after this many epochs without a better "
                                   "validation loss (early stopping); default never.")
@@ -86,6 +92,9 @@ class TrainConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             check_value(f.name, getattr(self, f.name))
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"--schedule={self.schedule}: expected one of "
+                             f"{', '.join(SCHEDULES)}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy={self.strategy}: expected one of "
                              f"{', '.join(STRATEGIES)}")

@@ -241,6 +241,27 @@ def train(config: TrainConfig, verbose="auto", command=None):
     return model, metrics
 
 
+def learning_rate(config, total_steps):
+    """The learning rate of `config`: a float, or with `schedule="cosine"` a schedule warmed up
+    linearly over `warmup_steps`, then decayed along a cosine to 1% at `total_steps`
+    (Loshchilov & Hutter, "SGDR", ICLR 2017)."""
+    if config.schedule != "cosine":
+        return config.learning_rate
+    warmup = min(config.warmup_steps, total_steps - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def make_optimizer(config, total_steps):
+    """Adam, or AdamW with `weight_decay`, at `learning_rate(config, total_steps)`."""
+    rate = learning_rate(config, total_steps)
+    if config.weight_decay:
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay,
+                                      clipnorm=config.clipnorm or None)
+    return keras.optimizers.Adam(rate, clipnorm=config.clipnorm or None)
+
+
 def _check_resumable(config, run_dir):
     """The saved run's data fingerprint, after refusing settings that would change the run."""
     if not os.path.isfile(os.path.join(run_dir, CONFIG)):
@@ -254,6 +275,10 @@ def _check_resumable(config, run_dir):
         raise ValueError(f"{run_dir}: --resume continues the run as saved; {shown} would change "
                          "it. Only --epochs, --steps, --learning_rate and other run-length "
                          "settings may change; start a new --run_dir for the rest")
+    if saved.schedule != "constant" and config.learning_rate != saved.learning_rate:
+        raise ValueError(f"{run_dir}: --learning_rate={config.learning_rate} (the run has "
+                         f"{saved.learning_rate}): with --schedule={saved.schedule} the rate "
+                         "follows the schedule saved with the run")
     fingerprint = rundir.saved_fingerprint(run_dir)
     current = rundir.data_fingerprint(getattr(config, "data", None))
     if current != fingerprint:
@@ -281,14 +306,15 @@ def _train(task, config, strategy, work_dir, verbose, command):
             fingerprint = rundir.data_fingerprint(getattr(config, "data", None))
         with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision
                                               else None):
+            total = config.epochs * (config.steps or data.steps_per_pass)
             if checkpointed:
                 model = load_checkpoint(run_dir, LAST)
                 optimizer = model.optimizer  # its state, with the (possibly new) learning rate
-                optimizer.learning_rate = config.learning_rate
+                if config.schedule == "constant":
+                    optimizer.learning_rate = config.learning_rate
             else:
                 model = task.build_model(config, data)
-                optimizer = keras.optimizers.Adam(config.learning_rate,
-                                                  clipnorm=config.clipnorm or None)
+                optimizer = make_optimizer(config, total)
             model.compile(optimizer=optimizer, loss=task.loss(config),
                           metrics=task.metrics(config), jit_compile=config.jit_compile)
         commit()  # the run starts: its inputs move in and config.json is written

@@ -109,3 +109,20 @@ def test_command_line(tiny, tmp_path, capsys):
     assert "needs --run_dir" in capsys.readouterr().err
     assert cli.run(["fly"]) == 2
     assert "unknown command 'fly'" in capsys.readouterr().err
+
+
+def test_cosine_schedule_warms_up_and_decays_and_weight_decay_means_adamw():
+    from pipelines.configs import TextConfig
+
+    config = TextConfig(learning_rate=1e-2, schedule="cosine", warmup_steps=10)
+    schedule = train.learning_rate(config, 110)
+    assert float(schedule(0)) == 0.0 and float(schedule(10)) == pytest.approx(1e-2)
+    assert float(schedule(60)) == pytest.approx(1e-2 * (0.01 + 0.99 * 0.5), rel=1e-3)
+    assert float(schedule(110)) == pytest.approx(1e-4, rel=1e-3)
+    constant = train.make_optimizer(dataclasses.replace(config, schedule="constant"), 110)
+    assert float(constant.learning_rate) == pytest.approx(1e-2)
+    assert type(constant).__name__ == "Adam"
+    adamw = train.make_optimizer(dataclasses.replace(config, weight_decay=0.1), 110)
+    assert type(adamw).__name__ == "AdamW" and adamw.weight_decay == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="--schedule=linear: expected one of constant, cosine"):
+        TextConfig(schedule="linear")
