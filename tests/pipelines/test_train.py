@@ -126,3 +126,19 @@ def test_cosine_schedule_warms_up_and_decays_and_weight_decay_means_adamw():
     assert type(adamw).__name__ == "AdamW" and adamw.weight_decay == pytest.approx(0.1)
     with pytest.raises(ValueError, match="--schedule=linear: expected one of constant, cosine"):
         TextConfig(schedule="linear")
+
+
+def test_patience_stops_after_epochs_without_a_better_validation_loss(tmp_path):
+    from pipelines.callbacks import RunCheckpoint
+
+    def history(*losses):
+        return [{"epoch": i + 1, "loss": 1.0, "val_loss": v} for i, v in enumerate(losses)]
+
+    def exhausted(losses, patience):
+        return RunCheckpoint(str(tmp_path), dict, history(*losses), patience).exhausted
+
+    assert not exhausted([3, 2, 2.5], 2)
+    assert exhausted([3, 2, 2.5, 2.1], 2)
+    assert not exhausted([3, 2, 2.5, 2.1, 1.9], 2)
+    assert not exhausted([3, 2, 2.5, 2.1], None)
+    assert not exhausted([], 2)
