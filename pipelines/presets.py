@@ -1,6 +1,7 @@
 """The trained presets of `zoo.presets` for the command line: made from runs, used as runs.
 
     python -m pipelines.presets NAME --run_dir=DIR --description="..."   # make one (maintainers)
+    python -m pipelines.presets --table                                   # the README's table
     lstm-zoo presets                                                      # list them
     lstm-zoo sample --preset=NAME / evaluate --preset=NAME / export --preset=NAME
 
@@ -64,6 +65,19 @@ def listing() -> str:
     if not lines:
         return "No trained presets are installed."
     return "\n".join(["Trained presets (lstm-zoo sample/evaluate/export --preset=NAME):", *lines])
+
+
+def table() -> str:
+    """The README's table of the shipped presets (`python -m pipelines.presets --table`)."""
+    lines = ["| preset | task | cell | parameters | test (float16 weights) | steps | "
+             "CPU-minutes | trained with |", "| --- | --- | --- | ---: | --- | ---: | ---: | --- |"]
+    for name in presets.names():
+        card = presets.card(name)
+        metric = card["headline"]
+        lines.append(f"| `{name}` | {card['task']} | `{card['cell']}` | "
+                     f"{card['parameters']:,} | {metric['metric']} {metric['value']:.3f} | "
+                     f"{card['steps']:,} | {card['cpu_minutes']:.0f} | `{card['command']}` |")
+    return "\n".join(lines)
 
 
 def _versions() -> dict:
@@ -142,7 +156,12 @@ def main(argv=None):
                         flag_values=values)
     flags.DEFINE_string("description", "", "One line shown by `lstm-zoo presets`.",
                         flag_values=values)
+    flags.DEFINE_boolean("table", False, "Print the README's table of the presets.",
+                         flag_values=values)
     rest = values(list(sys.argv if argv is None else argv))
+    if values.table:
+        print(table())
+        return
     if len(rest) != 2 or not values.run_dir:
         sys.exit("usage: python -m pipelines.presets NAME --run_dir=DIR [--description=...]")
     print(json.dumps(make(rest[1], values.run_dir, values.description), indent=2))

@@ -114,13 +114,17 @@ class Study:
         if self.space is None:
             self.space = [d for d in SPACE if d.name in fields and d.name not in self.fixed]
         self.space = [d if isinstance(d, Dimension) else Dimension(**d) for d in self.space]
-        self.baseline = self.baseline or ("vanilla_lstm" if "vanilla_lstm" in self.cells
-                                          else self.cells[0])
-        if self.baseline not in self.cells:
+        if self.reference not in self.cells:
             raise ValueError(f"--baseline={self.baseline}: not one of the studied cells "
                              f"({', '.join(self.cells)})")
         for cell in self.cells:  # every setting checked before anything trains
             self.config(".", cell, 0)
+
+    @property
+    def reference(self) -> str:
+        """The baseline cell: `baseline`, else vanilla_lstm if studied, else the first cell."""
+        return self.baseline or ("vanilla_lstm" if "vanilla_lstm" in self.cells
+                                 else self.cells[0])
 
     def settings(self, trial: int) -> dict:
         """The drawn settings of trial `trial` (the same for every cell)."""
@@ -173,10 +177,8 @@ def open_study(study_dir, study: Study | None = None) -> Study:
             raise ValueError(f"{study_dir}: the study has {name}={_shown(saved, name)}, this "
                              f"command {_shown(study, name)}; a study grows by --trials and "
                              "--cells only: give the same settings, or another --study_dir")
-    if study.baseline != saved.baseline and study.baseline in saved.cells + study.cells:
-        saved.baseline = study.baseline
     grown = dataclasses.replace(
-        saved, trials=max(saved.trials, study.trials),
+        saved, trials=max(saved.trials, study.trials), baseline=study.baseline or saved.baseline,
         cells=saved.cells + [c for c in study.cells if c not in saved.cells])
     atomic_write(path, grown.to_json())
     return grown

@@ -133,15 +133,16 @@ def analyze(study_dir) -> dict:
                 mean=float(values.mean()), std=float(values.std(ddof=1)) if len(values) > 1
                 else None, median=float(np.median(values)),
                 best=float(values.min() if lower_is_better else values.max()))
-        if cell != study.baseline:
-            welch, paired = _p_values(by_cell[cell], by_cell[study.baseline])
+        if cell != study.reference:
+            welch, paired = _p_values(by_cell[cell], by_cell[study.reference])
             summary.update(p_value=welch, paired_p_value=paired)
             if welch is not None and welch < ALPHA:
-                lower = summary["mean"] < np.mean(list(by_cell[study.baseline].values()))
+                lower = summary["mean"] < np.mean(list(by_cell[study.reference].values()))
                 summary["significant"] = "better" if lower == lower_is_better else "worse"
         summary["records"] = mine
         cells[cell] = summary
-    results = {"study": json.loads(study.to_json()), "metric": metric,
+    results = {"study": json.loads(study.to_json()), "baseline": study.reference,
+               "metric": metric,
                "lower_is_better": lower_is_better, "alpha": ALPHA,
                "cells": cells, "variance": variance_fractions(records, study),
                "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1)}
@@ -172,12 +173,12 @@ def markdown(results: dict) -> str:
              f"Fixed settings: `{fixed or 'the task defaults'}`; searched: {space}; "
              f"{study['trials']} trials per cell (seed {study['seed']}), "
              f"{results['cpu_minutes']} CPU-minutes in all.", "",
-             f"p: Welch's t-test against `{study['baseline']}`; paired: paired t-test over "
+             f"p: Welch's t-test against `{results['baseline']}`; paired: paired t-test over "
              f"the same trials; **bold** = significant (p < {results['alpha']}).", "",
              "| cell | trials | mean | std | median | best | p | paired p |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for cell, s in results["cells"].items():
-        name = f"`{cell}`" + (" (baseline)" if cell == study["baseline"] else "")
+        name = f"`{cell}`" + (" (baseline)" if cell == results["baseline"] else "")
         mean = _number(s.get("mean"))
         if s.get("significant"):
             mean = f"**{mean}** ({s['significant']})"
@@ -240,11 +241,11 @@ def plot_boxes(results: dict, path):
                    color="black", zorder=3, marker="o")
     ax.set_ylim(bottom, top)
     ax.set_xticks(range(1, len(cells) + 1), cells, rotation=45, ha="right")
-    ax.axhline(np.median(values[cells.index(results["study"]["baseline"])])
-               if results["study"]["baseline"] in cells else np.nan, ls="--", color="grey")
+    ax.axhline(np.median(values[cells.index(results["baseline"])])
+               if results["baseline"] in cells else np.nan, ls="--", color="grey")
     ax.set_ylabel(f"test {results['metric']}")
     ax.set_title(f"{results['study']['task']}: test {results['metric']} per cell "
-                 f"(green/red: p < {results['alpha']} against {results['study']['baseline']})",
+                 f"(green/red: p < {results['alpha']} against {results['baseline']})",
                  fontsize=9)
     _save(figure, path)
 
@@ -266,7 +267,11 @@ def plot_settings(results: dict, path):
             ax.scatter([r["settings"][dimension["name"]] for r in mine],
                        [min(r["value"], top) for r in mine], s=12, color=colours[cell],
                        label=cell)
-        ax.set_xscale("log" if dimension["log"] else "linear")
+        if dimension["log"]:
+            ticks = np.geomspace(dimension["low"], dimension["high"], 4)
+            ax.set_xscale("log")
+            ax.set_xticks(ticks, [f"{t:.2g}" if t < 1 else f"{t:.0f}" for t in ticks])
+            ax.minorticks_off()
         ax.set_xlabel(dimension["name"])
         ax.set_ylim(bottom, top)
     axes[0][0].set_ylabel(f"test {results['metric']}")

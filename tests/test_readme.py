@@ -19,6 +19,14 @@ def test_cell_table_is_current():
     assert table == cells.table(), "README cell table is stale: paste `python -m zoo.cells`"
 
 
+def test_preset_table_is_current():
+    from pipelines import presets
+
+    table = re.search(r"<!-- presets:start -->\n(.*?)<!-- presets:end -->", README, re.S).group(1)
+    assert table.strip() == presets.table().strip(), (
+        "README preset table is stale: paste `python -m pipelines.presets --table`")
+
+
 def test_names_the_two_setup_commands():
     block = re.search(r"## Set up and run.*?```\n(.*?)```", README, re.S).group(1)
     commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]

@@ -60,7 +60,10 @@ def test_a_study_grows_by_trials_and_cells_but_does_not_change(corpus, tmp_path)
     grown = open_study(study_dir, Study(task="text", cells=["gru", "nfg_lstm"], trials=3,
                                         fixed=tiny_study(corpus).fixed))
     assert grown.cells == ["lstm", "gru", "nfg_lstm"] and grown.trials == 3
+    assert grown.reference == "lstm"  # the new cells' list does not move the baseline
     assert Study.load(study_dir) == grown
+    assert open_study(study_dir, Study(task="text", cells=["gru"], trials=1, baseline="gru",
+                                       fixed=tiny_study(corpus).fixed)).reference == "gru"
     with pytest.raises(ValueError, match="a study grows by --trials and --cells only"):
         open_study(study_dir, tiny_study(corpus, steps=3))
 
