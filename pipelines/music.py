@@ -431,28 +431,22 @@ def chorale_windows(grids, window, steps_per_quarter=STEPS_PER_QUARTER):
 
 def chorale_train_stream(grids, window, batch_size, seed, start_step=0,
                          steps_per_quarter=STEPS_PER_QUARTER):
-    """Endless (inputs, targets) batches of shuffled chorale windows, (batch, window, P) each.
-
-    Pass p visits every window once in the order `stateless_shuffle(seed, p)`, so batch n is
-    the same whether the stream starts at 0 or at `start_step` = n (exact resume).
-    """
+    """Endless (inputs, targets) batches of shuffled chorale windows, (batch, window, P) each,
+    in the order of `streams.shuffled_batches` (batch n is the same from any `start_step`)."""
     import tensorflow as tf
+
+    from pipelines.streams import shuffled_batches
 
     inputs, targets = (tf.constant(a) for a in chorale_windows(grids, window, steps_per_quarter))
     if inputs.shape[0] < batch_size:
         raise ValueError(f"The chorales give {inputs.shape[0]} windows of {window} steps, fewer "
                          f"than one batch of --batch_size={batch_size}")
-    indices = tf.range(inputs.shape[0], dtype=tf.int64)
-    passes = tf.data.Dataset.counter()
-    order = passes.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
-        tf.random.experimental.stateless_shuffle(indices, seed=tf.stack(
-            [tf.cast(seed, tf.int64), p]))))
 
     def gather(batch):
         return (tf.cast(tf.gather(inputs, batch), tf.float32),
                 tf.cast(tf.gather(targets, batch), tf.float32))
 
-    return (order.batch(batch_size, drop_remainder=True).skip(start_step).map(gather)
+    return (shuffled_batches(inputs.shape[0], batch_size, seed, start_step).map(gather)
             .prefetch(tf.data.AUTOTUNE))
 
 

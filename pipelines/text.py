@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from pipelines import rundir
 from pipelines.configs import TextConfig
+from pipelines.streams import shuffled_batches
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
 from zoo.models.language_model import from_size
@@ -161,18 +162,13 @@ def _to_examples(ids, seq_len):
 
 
 def train_stream(ids, seq_len, batch_size, seed, start_step=0) -> tf.data.Dataset:
-    """Endless (inputs, targets) batches of shuffled windows, (batch, seq_len) each.
-
-    Pass p visits every window once in the order `stateless_shuffle(seed, p)`, so batch n
-    is the same whether the stream starts at 0 or at `start_step` = n (exact resume).
-    """
+    """Endless (inputs, targets) batches of shuffled windows, (batch, seq_len) each, in the
+    order of `streams.shuffled_batches` (batch n is the same from any `start_step`)."""
     starts = tf.constant(_windows(ids, seq_len))
-    passes = tf.data.Dataset.counter()
-    windows = passes.flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
-        tf.random.experimental.stateless_shuffle(starts, seed=tf.stack([tf.cast(seed, tf.int64),
-                                                                        p]))))
-    return (windows.batch(batch_size, drop_remainder=True).skip(start_step)
-            .map(_to_examples(ids, seq_len), num_parallel_calls=tf.data.AUTOTUNE)
+    examples = _to_examples(ids, seq_len)
+    return (shuffled_batches(len(starts), batch_size, seed, start_step)
+            .map(lambda batch: examples(tf.gather(starts, batch)),
+                 num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from pipelines import sword
 from pipelines.configs import TrainConfig, option
+from pipelines.streams import shuffled_order
 from pipelines.train import Task, TaskData, register_task
 from zoo.files import atomic_write
 from zoo.models.seq2seq import from_size
@@ -233,13 +234,10 @@ def _bucketed(indices, sources, targets, batch_size, max_len, drop_remainder=Fal
 
 
 def train_stream(sources, targets, batch_size, max_len, seed, start_step=0):
-    """Endless bucketed batches; pass p reads the pairs in the order stateless_shuffle(seed, p),
-    so batch n is the same whether the stream starts at 0 or at `start_step` = n."""
+    """Endless bucketed batches of the pairs in `streams.shuffled_order`, so batch n is the
+    same whether the stream starts at 0 or at `start_step` = n."""
     sources, targets = _ragged(sources), _ragged(targets)
-    count = tf.range(sources.nrows(), dtype=tf.int64)
-    indices = tf.data.Dataset.counter().flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
-        tf.random.experimental.stateless_shuffle(count, seed=tf.stack(
-            [tf.cast(seed, tf.int64), p]))))
+    indices = shuffled_order(sources.nrows(), seed)
     return (_bucketed(indices, sources, targets, batch_size, max_len, drop_remainder=True)
             .skip(start_step).prefetch(tf.data.AUTOTUNE))
 

@@ -1,0 +1,21 @@
+"""Endless, seeded training streams whose batch n never depends on where the stream started."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def shuffled_order(count: int, seed: int) -> tf.data.Dataset:
+    """Endless int64 indices into `count` items: pass p visits every item once, in the order
+    `stateless_shuffle(range(count), (seed, p))`, so element n depends on nothing else."""
+    items = tf.range(count, dtype=tf.int64)
+    return tf.data.Dataset.counter().flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
+        tf.random.experimental.stateless_shuffle(items, seed=tf.stack(
+            [tf.cast(seed, tf.int64), p]))))
+
+
+def shuffled_batches(count: int, batch_size: int, seed: int, start_step: int = 0):
+    """`shuffled_order` in batches of (batch_size,) indices (batches straddle passes), from
+    batch `start_step` on: batch n is the same whether the stream starts at 0 or at n, which is
+    what makes a resumed run see the batches of an uninterrupted one."""
+    return shuffled_order(count, seed).batch(batch_size, drop_remainder=True).skip(start_step)
