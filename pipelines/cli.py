@@ -158,6 +158,11 @@ def _help(command, argv) -> str:
                          [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()])
     specs = _specs(command, argv)
     lines = [f"Usage: lstm-zoo {command} [--flags]", "", COMMANDS[command], ""]
+    if command == "study":
+        from pipelines.study import SPACE
+
+        lines += ["Each trial draws " + ", ".join(d.name for d in SPACE) + " (those the task "
+                  "has and the command does not fix) from pipelines.study.SPACE.", ""]
     if command in ("train", "study"):
         task = _train_task(argv, command)
         lines += [f"Flags of the {task.name} task (another task: lstm-zoo {command} "
@@ -257,6 +262,9 @@ def run(argv=None) -> int:
                 values.pop(name, None)
             run_command(command, values)
         return 0
+    except BrokenPipeError:  # the reader went away (`lstm-zoo ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt as interrupt:
         print(f"lstm-zoo: {interrupt or 'interrupted'}", file=sys.stderr)
         return 130
