@@ -401,6 +401,22 @@ def transpose(events, semitones, vocabulary=None):
     return events if inside else None
 
 
+def transposed_grids(grids, transpositions):
+    """Every SATB grid shifted by each of -transpositions..transpositions semitones that keeps
+    its pitches in LOWEST..HIGHEST (augmentation; shift 0 is the grid itself)."""
+    shifted = []
+    for grid in grids:
+        sounding = grid > 0
+        for shift in range(-transpositions, transpositions + 1):
+            pitches = grid[sounding] + shift
+            if pitches.size and (pitches.min() < LOWEST or pitches.max() > HIGHEST):
+                continue
+            moved = grid.copy()
+            moved[sounding] = pitches
+            shifted.append(moved)
+    return shifted
+
+
 # -- tf.data ----------------------------------------------------------------------------------
 def frames(grid, steps_per_quarter=STEPS_PER_QUARTER):
     """Piano roll of a grid at a coarser resolution (a divisor of STEPS_PER_QUARTER)."""
@@ -514,7 +530,8 @@ class MusicConfig(TrainConfig):
     limit: int | None = option(None, "Parse only the first N chorales / ABC files (quick runs).")
     steps_per_quarter: int = option(4, "Chorale time steps per quarter note: 4, 2 or 1.")
     seq_len: int = option(64, "Steps (chorales) or events (melody) per training window.")
-    transpositions: int = option(0, "Melody augmentation: also transpose by -N..N semitones.")
+    transpositions: int = option(0, "Augmentation: also train on the training pieces "
+                                 "transposed by -N..N semitones.")
     cell: str = option("lstm", "Registered cell name.")
     size: str = option("small", "Model size: a key of the model's SIZES.")
     units: int | None = option(None, "Hidden units per layer; default the size's.")
@@ -556,10 +573,11 @@ class MusicTask(Task):
         batch, window = config.batch_size, config.seq_len
         if config.music_format == "chorales":
             spq = config.steps_per_quarter
-            train = (lambda step: chorale_train_stream(pieces["train"], window, batch,
-                                                       config.seed, step, spq))
+            grids = transposed_grids(pieces.get("train", []), config.transpositions)
+            train = (lambda step: chorale_train_stream(grids, window, batch, config.seed, step,
+                                                       spq))
             evaluation = {n: chorale_dataset(p, batch, spq) for n, p in pieces.items()}
-            windows = sum(-(-len(frames(g, spq)) // window) for g in pieces.get("train", []))
+            windows = sum(-(-len(frames(g, spq)) // window) for g in grids)
         else:
             tokens = {n: melody_tokens(p) for n, p in pieces.items()}
             if split:

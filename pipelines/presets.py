@@ -37,6 +37,7 @@ def run_dir(name: str) -> str:
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    staging.chmod(0o755)
     try:
         for file in (presets.CONFIG, presets.VOCAB):
             if (folder / file).is_file():
@@ -129,6 +130,7 @@ def make(name: str, source: str, description: str = "") -> dict:
     model = rundir.load_checkpoint(source)
     folder = presets.ROOT / name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=presets.ROOT))
+    staging.chmod(0o755)  # installed with the package: readable by everyone
     try:
         presets.save_model(model, staging)
         shutil.copyfile(os.path.join(source, rundir.CONFIG), staging / presets.CONFIG)

@@ -376,7 +376,7 @@ def _fit(model, strategy, loss, dataset, validation, *, validation_steps, verbos
 
 def evaluate_model(task, config, model, dataset, steps=None):
     """Loss and task metrics of `model` on `dataset`, as a dict of floats."""
-    if model.optimizer is None or not model.compiled:
+    if getattr(model, "optimizer", None) is None or not model.compiled:
         model.compile(loss=task.loss(config), metrics=task.metrics(config))
     logs = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
     logs = {k: float(v) for k, v in logs.items()}

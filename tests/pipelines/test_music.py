@@ -70,6 +70,18 @@ def test_chorale_windows_shift_inputs_and_pad_targets(chorales):
         music.frames(grids[0], steps_per_quarter=3)
 
 
+def test_chorale_transpositions_stay_in_range_and_keep_rests():
+    grid = np.array([[72, 67, 60, 48], [74, 0, 59, 43], [79, 71, 62, 38]])
+    shifted = music.transposed_grids([grid], 3)
+    # 38 - 3 would fall below 36 and 79 + 3 above 81: those two shifts are left out
+    assert [int(g[0, 0]) - 72 for g in shifted] == [-2, -1, 0, 1, 2]
+    np.testing.assert_array_equal(shifted[2], grid)
+    for g in shifted:
+        assert g[1, 1] == 0 and ((g == 0) | ((g >= music.LOWEST) & (g <= music.HIGHEST))).all()
+        np.testing.assert_array_equal(np.diff(g[grid > 0]), np.diff(grid[grid > 0]))
+    assert len(music.transposed_grids([grid], 0)) == 1
+
+
 def test_chorale_stream_resumes_on_the_same_batches(chorales):
     stream = music.chorale_train_stream(chorales.pieces, 32, batch_size=4, seed=5)
     batches = [x.numpy() for x, _ in stream.take(6)]

@@ -74,7 +74,12 @@ def save_model(model: keras.Model, folder) -> None:
     from zoo.files import atomic_path, atomic_write
 
     folder = Path(folder)
-    atomic_write(folder / MODEL, json.dumps(keras.saving.serialize_keras_object(model)))
+    serialized = keras.saving.serialize_keras_object(model)
+    serialized.pop("compile_config", None)  # a preset is for inference: no optimizer
+    if "dtype" in serialized.get("config", {}):  # computes in float32 whatever it trained in
+        serialized["config"]["dtype"] = keras.saving.serialize_keras_object(
+            keras.DTypePolicy("float32"))
+    atomic_write(folder / MODEL, json.dumps(serialized))
     with atomic_path(folder / WEIGHTS) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **{f"w{i}": np.asarray(w, np.float16)
                                   for i, w in enumerate(model.get_weights())})
