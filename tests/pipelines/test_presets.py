@@ -76,3 +76,14 @@ def test_shipped_presets_are_complete_and_small(name):
     assert os.path.getsize(folder / "weights.npz") <= 10 * 2**20
     model = zoo.presets.load_model(name)
     assert model.count_params() == card["parameters"]
+
+
+@pytest.mark.parametrize("name", zoo.presets.names())
+def test_shipped_presets_export_to_tflite_with_parity(name, tmp_path, monkeypatch):
+    from pipelines.export import export_run
+
+    monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "cache"))
+    manifest = export_run(presets.run_dir(name), out_dir=str(tmp_path / "export"),
+                          format=["tflite"], seq_len=16)
+    assert (tmp_path / "export" / "model.tflite").is_file()
+    assert manifest["files"]["model.tflite"]["parity"]["max_abs_diff"]["step"] <= 1e-3

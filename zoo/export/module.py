@@ -28,10 +28,11 @@ STEPWISE_LAYERS = (
     keras.layers.Dense,
     keras.layers.Dropout,
     keras.layers.Embedding,
+    keras.layers.GaussianNoise,
     keras.layers.InputLayer,
     keras.layers.LayerNormalization,
 )
-SKIPPED_AT_INFERENCE = (keras.layers.Dropout, keras.layers.InputLayer)
+SKIPPED_AT_INFERENCE = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.InputLayer)
 FUSE_MODES = ("all", "standard", "none")
 
 
