@@ -38,6 +38,7 @@ def list_all() -> str:
             lines.append(f"  {name:<18} {type(training.get_task(name)).__doc__.splitlines()[0]}")
         except ImportError as error:
             lines.append(f"  {name:<18} (not installed: {error})")
+    lines += [f"Trained presets: {', '.join(zoo.presets.names()) or 'none'} (lstm-zoo presets)"]
     lines += ["Language model sizes (--size):"]
     lines += [f"  {name:<18} {', '.join(f'{k}={v}' for k, v in size.items())}"
               for name, size in language_model.SIZES.items()]
