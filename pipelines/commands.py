@@ -125,39 +125,41 @@ def _preset_run(command, values):
         values.setdefault("out_dir", f"{name}-export")
 
 
+def _evaluate(values):
+    from pipelines import train as training
+
+    run_dir = _needs(values, "run_dir", "evaluate", "DIR (a run directory) or --preset=NAME")
+    print(json.dumps(training.evaluate(run_dir, **values), indent=2))
+
+
+def _export(values):
+    from pipelines.export import export_run
+
+    run_dir = _needs(values, "run_dir", "export", "DIR (a run directory) or --preset=NAME")
+    manifest = export_run(run_dir, **values)
+    print(json.dumps({name: {k: v for k, v in info.items() if k != "ops"}
+                      for name, info in manifest["files"].items()}, indent=2))
+
+
+def _bench_tflite(values):
+    from pipelines.export import bench_tflite
+
+    model = _needs(values, "model", "bench-tflite", "FILE (a .tflite file)")
+    print(json.dumps(bench_tflite(model, **values), indent=2))
+
+
+def _presets(values):
+    from pipelines.presets import listing
+
+    print(listing())
+
+
+RUNNERS = {"list": lambda values: print(list_all()), "presets": _presets, "train": _train,
+           "sample": _sample, "evaluate": _evaluate, "export": _export,
+           "translate": _translate, "study": _study, "bench-tflite": _bench_tflite}
+
+
 def run_command(command, values):
     """Run `lstm-zoo COMMAND` with its parsed flags `values`."""
     _preset_run(command, values)
-    if command == "list":
-        print(list_all())
-    elif command == "presets":
-        from pipelines.presets import listing
-
-        print(listing())
-    elif command == "train":
-        _train(values)
-    elif command == "sample":
-        _sample(values)
-    elif command == "evaluate":
-        from pipelines import train as training
-
-        run_dir = _needs(values, "run_dir", command, "DIR (a run directory) or --preset=NAME")
-        print(json.dumps(training.evaluate(run_dir, **values), indent=2))
-    elif command == "export":
-        from pipelines.export import export_run
-
-        run_dir = _needs(values, "run_dir", command, "DIR (a run directory) or --preset=NAME")
-        manifest = export_run(run_dir, **values)
-        print(json.dumps({name: {k: v for k, v in info.items() if k != "ops"}
-                          for name, info in manifest["files"].items()}, indent=2))
-    elif command == "translate":
-        _translate(values)
-    elif command == "study":
-        _study(values)
-    elif command == "bench-tflite":
-        from pipelines.export import bench_tflite
-
-        model = _needs(values, "model", command, "FILE (a .tflite file)")
-        print(json.dumps(bench_tflite(model, **values), indent=2))
-
-
+    RUNNERS[command](values)
