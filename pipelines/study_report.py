@@ -75,7 +75,9 @@ def variance_fractions(records: list[dict], study: Study) -> dict:
     - each setting's main effect: the part of `trial` that a polynomial fit of the trial means
       against the setting (its log for log-scaled ones) explains, by adjusted R^2 (degree 2
       from 8 trials, 1 from 4; none below);
-    - `interactions`: `trial` less the main effects (never below 0);
+    - `interactions`: `trial` less the main effects (never below 0); with few draws the
+      settings are correlated and their separate fits overlap: when the main effects add up to
+      more than `trial` they are scaled down to it and `overlap_scaled` says by how much;
     - `cell_x_trial`: the rest (a setting acting differently on different cells, seed noise).
 
     Failed trials are left out. Returns {} for fewer than 3 finished trials.
@@ -109,6 +111,11 @@ def variance_fractions(records: list[dict], study: Study) -> dict:
         adjusted = max(0.0, 1 - (1 - r2) * (len(trials) - 1) / (len(trials) - degree - 1))
         fractions[dimension.name] = adjusted * between_trials
         main += fractions[dimension.name]
+    if main > between_trials:  # few draws: the settings are correlated and their fits overlap
+        for dimension in study.space:
+            if dimension.name in fractions:
+                fractions[dimension.name] *= between_trials / main
+        fractions["overlap_scaled"] = main / between_trials
     if degree:
         fractions["interactions"] = max(0.0, between_trials - main)
     fractions["cell_x_trial"] = max(0.0, 1.0 - between_cells - between_trials)
@@ -192,7 +199,13 @@ def markdown(results: dict) -> str:
                   "(part of the trial's), by their interactions, and by a setting acting "
                   "differently on different cells or seed noise (cell_x_trial):", "",
                   "| factor | fraction |", "| --- | ---: |"]
-        lines += [f"| {k} | {v:.2f} |" for k, v in results["variance"].items()]
+        lines += [f"| {k} | {v:.2f} |" for k, v in results["variance"].items()
+                  if k != "overlap_scaled"]
+        if "overlap_scaled" in results["variance"]:
+            lines += ["", "With this few draws the settings are correlated: their separate "
+                      "fits overlapped (by a factor of "
+                      f"{results['variance']['overlap_scaled']:.2f}) and were scaled down to "
+                      "the trial's share."]
     return "\n".join(lines) + "\n"
 
 
