@@ -53,7 +53,7 @@ class TranslationConfig(TrainConfig):
     encoder_layers: int | None = option(None, "Encoder layers; default the size's.")
     decoder_layers: int | None = option(None, "Decoder layers; default the size's.")
     bidirectional: bool = option(True, "Bidirectional encoder layers.")
-    attention: str = option("luong", "Attention score: luong or bahdanau.")
+    attention: str = option("luong", "Attention score: luong, scaled_luong or bahdanau.")
     dropout: float = option(0.2, "Dropout on embeddings, between layers and before the output.")
     beam_size: int = option(4, "Beam size of the test-set evaluation and of `sample`.")
     length_penalty: float = option(0.6, "GNMT length penalty alpha of beam search.")

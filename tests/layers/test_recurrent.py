@@ -1,6 +1,5 @@
 """zoo.layers.Recurrent gives keras.layers.RNN's outputs and gradients for every cell."""
 
-import concurrent.futures
 import functools
 import os
 import tempfile
@@ -11,8 +10,9 @@ import pytest
 import tensorflow as tf
 
 from zoo import cells, testing
-from zoo.cells.base import RecurrentCell, supplied_product
-from zoo.layers import Recurrent, recurrent
+from zoo.cells.base import RecurrentCell
+from zoo.layers import Recurrent
+from zoo.layers.recurrent import own_gradient
 
 TOLERANCE = 1e-5
 # Cells whose math is TF's BlockLSTM (used with fused=True).
@@ -132,17 +132,11 @@ def test_fused_kernel_only_where_asked_and_the_math_matches():
     assert not any(op.type == "BlockLSTM" for op in graph.get_operations())
 
 
-def test_keras_cells_stacked_cells_and_rank_specific_projections():
-    class StepOnlyProjection(cells.get("lstm")):
-        def project_inputs(self, inputs):
-            if len(inputs.shape) != 2:
-                raise ValueError("per-step inputs only")
-            return super().project_inputs(inputs)
-
+def test_keras_cells_and_stacked_cells():
     x = testing.example_inputs(cells.create("lstm", 4))
     for cell in (
         keras.layers.LSTMCell(5),
-        StepOnlyProjection(5),
+        keras.layers.LSTMCell(5, dropout=0.5),  # random only when training
         [cells.create("gru", 5), cells.create("projection_lstm", 6, proj_size=3)],
     ):
         reference = keras.layers.RNN(cell, return_sequences=True, return_state=True)
@@ -215,10 +209,12 @@ def test_own_gradient_under_mixed_precision(name):
 
 
 class DropoutLSTMCell(cells.get("lstm")):
-    """A user's cell that draws random numbers in its step."""
+    """A user's cell that draws random numbers in its step, and says so."""
 
-    def step(self, projected, states, training=False):
-        h, new_states = super().step(projected, states, training)
+    stochastic = True
+
+    def step(self, projected, recurrent, states, training=False):
+        h, new_states = super().step(projected, recurrent, states, training)
         return keras.random.dropout(h, 0.5, seed=self.seed) if training else h, new_states
 
     def build(self, input_shape):
@@ -236,20 +232,9 @@ def test_a_random_step_keeps_the_loop_gradient():
         assert uses_op(layer, x, "IdentityN", training=False)
 
 
-def test_a_supplied_product_stays_in_its_thread():
-    cell = cells.create("lstm", testing.UNITS)
-    cell.build((None, 4))
-    r = tf.ones((1, testing.UNITS))
-    with supplied_product(cell, lambda r: tf.zeros((1, 4 * testing.UNITS))):
-        assert float(tf.reduce_sum(tf.abs(cell.recurrent_product(r)))) == 0.0
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            other = pool.submit(cell.recurrent_product, r).result()
-    np.testing.assert_allclose(other, r @ cell.recurrent_kernel, rtol=1e-6)
-
-
 @pytest.mark.parametrize("name", ["lstm", "gru", "peephole_lstm", "conv_lstm"])
 def test_halves_of_the_batch_give_the_same_outputs_and_gradients(name, monkeypatch):
-    monkeypatch.setattr(recurrent, "MIN_SPLIT_BATCH", 2)  # batch 3: halves of 1 and 2
+    monkeypatch.setattr(own_gradient, "MIN_SPLIT_BATCH", 2)  # batch 3: halves of 1 and 2
     reference, fast, x = built_pair(name, return_sequences=True, return_state=True,
                                     go_backwards=True)
     graph = tf.function(lambda x: fast(x, training=True)).get_concrete_function(x).graph

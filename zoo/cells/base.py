@@ -1,37 +1,27 @@
 """What every zoo cell shares: argument checks, gate-blocked weights, config, and the gate helpers.
 
-A cell computes one time step in two parts so that sequence layers can hoist the first out of
-the time loop:
+A cell computes one time step in three parts so that sequence layers can hoist the first out
+of the time loop and own the second:
 
-    projected = cell.project_inputs(x_t)               # x_t @ kernel + bias (no recurrence)
-    output, new_states = cell.step(projected, states)  # the recurrence
+    projected = cell.project_inputs(x_t)                 # x_t @ kernel + bias (no recurrence)
+    recurrent = cell.recurrent_term(states)              # r @ recurrent_kernel, r = the
+                                                         # state `cell.recurrent_state`
+    output, new_states = cell.step(projected, recurrent, states)   # the rest, a pure function
 
-`call(inputs, states)` is `step(project_inputs(inputs), states)`, the Keras cell interface.
+`call(inputs, states)` chains the three: the Keras cell interface. What else a cell declares
+for the fast paths and the export (`stochastic`, `input_rank`, `structure`) is described in
+`zoo.cells.structure`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import keras
 from keras import ops
 
+from zoo.cells.structure import activation_name
+
 # Gate names used in weight layouts: input, forget, cell input (candidate), output.
 LSTM_GATES = ("i", "f", "c", "o")
-# (cell, product function) while a sequence layer supplies a cell's recurrent product.
-_SUPPLIED_PRODUCT = contextvars.ContextVar("zoo_supplied_product", default=None)
-
-
-@contextlib.contextmanager
-def supplied_product(cell, product):
-    """Within the block (this thread only), `cell.recurrent_product(r)` returns `product(r)`:
-    how a sequence layer records or replaces the recurrent product of a step."""
-    token = _SUPPLIED_PRODUCT.set((cell, product))
-    try:
-        yield
-    finally:
-        _SUPPLIED_PRODUCT.reset(token)
 
 
 def check_units(name: str, value) -> int:
@@ -58,8 +48,10 @@ class RecurrentCell(keras.layers.Layer):
 
     Subclasses set `gates` (the order of the blocks in `kernel`, `recurrent_kernel` and
     `bias`; `recurrent_kernel_gates` if the recurrent kernel has fewer), `paper`, and
-    implement `step`; they add weights beyond the three standard ones
-    in `build_extra_weights`.
+    implement `step`; they add weights beyond the three standard ones in
+    `build_extra_weights`, and declare what differs from the defaults of `recurrent_state`
+    (0: the step multiplies h_{t-1}), `stochastic` (False), `input_rank` (1) and `structure`
+    (None), see `zoo.cells.structure`.
 
     Args:
         units: positive int, size of the hidden state.
@@ -74,6 +66,31 @@ class RecurrentCell(keras.layers.Layer):
 
     gates: tuple[str, ...] = LSTM_GATES
     paper: str = ""
+    # The declared contract (zoo.cells.structure): which state the recurrent kernel
+    # multiplies (None: the step takes no such single product), whether the step draws random
+    # numbers when training, the axes of one step's input after the batch axis.
+    recurrent_state: int | None = 0
+    stochastic: bool = False
+    input_rank: int = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A subclass that changes the arithmetic without declaring its structure has none: the
+        # inherited declaration describes its parent's step.
+        changes = ("step", "project_inputs", "multiply_recurrent", "recurrent_term")
+        if any(name in cls.__dict__ for name in changes) and "structure" not in cls.__dict__:
+            cls.structure = None
+
+    @property
+    def structure(self):
+        """The canonical description of the step's arithmetic (`zoo.cells.structure`), read
+        by cuDNN, TF's BlockLSTM and the TFLite fusion; None: none of them applies."""
+        return None
+
+    def activation_names(self) -> dict:
+        """`activation` and `recurrent_activation` by name, as a structure records them."""
+        return {"activation": activation_name(self.activation),
+                "recurrent_activation": activation_name(self.recurrent_activation)}
 
     @property
     def recurrent_kernel_gates(self) -> tuple[str, ...]:
@@ -137,10 +154,10 @@ class RecurrentCell(keras.layers.Layer):
         return self.add_weight(name=name, shape=shape, **args)
 
     def build(self, input_shape):
-        if len(input_shape) != 2:
+        if len(input_shape) != 1 + self.input_rank:
             raise ValueError(
-                f"{type(self).__name__} expects inputs of rank 2 (batch, features) per time "
-                f"step. Received: input_shape={tuple(input_shape)}"
+                f"{type(self).__name__} expects inputs of rank {1 + self.input_rank} (batch, "
+                f"features) per time step. Received: input_shape={tuple(input_shape)}"
             )
         input_dim = input_shape[-1]
         width = len(self.gates) * self.units
@@ -204,7 +221,8 @@ class RecurrentCell(keras.layers.Layer):
     def project_inputs(self, inputs):
         """The input part of every gate pre-activation: inputs @ kernel + bias.
 
-        Works on (batch, features) and on (batch, time, features) alike.
+        Works on one step (batch, features) and on a sequence (batch, time, features) alike:
+        part of the contract, sequence layers project all steps at once.
         """
         projected = ops.matmul(inputs, self.kernel)
         return projected if self.input_bias is None else projected + self.input_bias
@@ -222,23 +240,21 @@ class RecurrentCell(keras.layers.Layer):
         """
         return ops.matmul(recurrent_input, kernel)
 
-    def recurrent_product(self, recurrent_input):
-        """`multiply_recurrent(recurrent_input, recurrent_kernel)`, the step's one product with
-        the recurrent kernel, unless a sequence layer supplies its value (`supplied_product`)."""
-        supplied = _SUPPLIED_PRODUCT.get()
-        if supplied is not None and supplied[0] is self:
-            return supplied[1](recurrent_input)
-        return self.multiply_recurrent(recurrent_input, self.recurrent_kernel)
+    def recurrent_term(self, states):
+        """The step's product with the recurrent kernel: `states[recurrent_state]` times
+        `recurrent_kernel` (None for a cell without `recurrent_state`)."""
+        if self.recurrent_state is None:
+            return None
+        return self.multiply_recurrent(states[self.recurrent_state], self.recurrent_kernel)
 
-    def recurrent_gates(self, projected, recurrent_input):
-        """Gate pre-activations: projected inputs + recurrent_input @ recurrent_kernel, split."""
-        return self.split_gates(projected + self.recurrent_product(recurrent_input))
-
-    def step(self, projected, states, training=False):
+    def step(self, projected, recurrent, states, training=False):
+        """One step from `project_inputs`'s output, `recurrent_term(states)` and the previous
+        states: (output, new states). A pure function of its arguments and the weights."""
         raise NotImplementedError
 
     def call(self, inputs, states, training=False):
-        return self.step(self.project_inputs(inputs), states, training=training)
+        return self.step(self.project_inputs(inputs), self.recurrent_term(states), states,
+                         training=training)
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, n), dtype=self.compute_dtype) for n in self.state_size]

@@ -94,6 +94,11 @@ class ConvLSTMCell(RecurrentCell):
     def filters(self):
         return self.units
 
+    @property
+    def input_rank(self):
+        """A step's input is a map: (*spatial, channels)."""
+        return self.rank + 1
+
     # -- shapes ----------------------------------------------------------------------------------
     def compute_output_shape(self, input_shape):
         """Shape of h (and c) for a per-step input shape (batch, *spatial, channels)."""
@@ -175,9 +180,9 @@ class ConvLSTMCell(RecurrentCell):
         """The recurrent convolution U * h ("same" padding, stride 1)."""
         return ops.conv(recurrent_input, kernel, padding="same")
 
-    def step(self, projected, states, training=False):
-        h_prev, c_prev = states[0], states[1]
-        z = projected + self.recurrent_product(h_prev)
+    def step(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = projected + recurrent
         z = dict(zip(self.gates, ops.split(z, 4, axis=-1)))
         sigma = self.recurrent_activation
         if self.peepholes:

@@ -6,6 +6,7 @@ Each variant is a subclass that changes class attributes only; the arithmetic is
 from keras import ops
 
 from zoo.cells.base import RecurrentCell
+from zoo.cells.structure import LSTMStructure
 from zoo.registry import CELLS
 
 GREFF_PAPER = "Greff et al. 2015, LSTM: A Search Space Odyssey"
@@ -80,9 +81,18 @@ class VanillaLSTMCell(RecurrentCell):
             return self.recurrent_activation(z[gate] + getattr(self, f"peephole_{gate}") * cell)
         return self.recurrent_activation(z[gate])
 
-    def step(self, projected, states, training=False):
-        h_prev, c_prev = states[0], states[1]
-        z = self.recurrent_gates(projected, h_prev)
+    @property
+    def structure(self):
+        if self.full_gate_recurrence:
+            return None
+        return LSTMStructure(gates=self.gates, peepholes=self.peephole_gates,
+                             coupled=self.forget_gate == "coupled",
+                             input_activation=self.input_activation,
+                             output_activation=self.output_activation, **self.activation_names())
+
+    def step(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = self.split_gates(projected + recurrent)
         if self.full_gate_recurrence:
             previous = ops.matmul(states[2], self.gate_recurrent_kernel)
             for gate, term in self.split_gates(previous, ("i", "f", "o")).items():

@@ -3,6 +3,7 @@
 from keras import ops
 
 from zoo.cells.base import RecurrentCell
+from zoo.cells.structure import GRUStructure
 from zoo.registry import CELLS
 
 
@@ -53,11 +54,20 @@ class GRUCell(RecurrentCell):
             return self.bias[0]
         return self.bias
 
-    def step(self, projected, states, training=False):
+    @property
+    def recurrent_state(self):
+        """h_{t-1}; None without reset_after, whose step multiplies r ⊙ h_{t-1} as well."""
+        return 0 if self.reset_after else None
+
+    @property
+    def structure(self):
+        return GRUStructure(reset_after=self.reset_after, **self.activation_names())
+
+    def step(self, projected, recurrent, states, training=False):
         h_prev = states[0]
         x = self.split_gates(projected)
         if self.reset_after:
-            inner = self.recurrent_product(h_prev)
+            inner = recurrent
             if self.use_bias:
                 inner = inner + self.bias[1]
             u = self.split_gates(inner)

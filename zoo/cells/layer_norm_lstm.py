@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from zoo.cells.base import RecurrentCell
+from zoo.cells.structure import LSTMStructure
 from zoo.registry import CELLS
 
 
@@ -62,9 +63,14 @@ class LayerNormLSTMCell(RecurrentCell):
         # The bias is added after normalisation, so it stays out of the hoisted projection.
         return ops.matmul(inputs, self.kernel)
 
-    def step(self, projected, states, training=False):
-        h_prev, c_prev = states[0], states[1]
-        blocks = self.recurrent_gates(projected, h_prev)
+    @property
+    def structure(self):
+        return LSTMStructure(layer_norm_epsilon=self.epsilon, cell_norm=self.cell_norm,
+                             **self.activation_names())
+
+    def step(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        blocks = self.split_gates(projected + recurrent)
         normalized = ops.concatenate([self._normalize(blocks[g]) for g in self.gates], axis=-1)
         normalized = normalized * self.gate_gamma
         if self.use_bias:

@@ -2,6 +2,7 @@
 
 
 from zoo.cells.base import RecurrentCell
+from zoo.cells.structure import LSTMStructure
 from zoo.registry import CELLS
 
 
@@ -35,9 +36,13 @@ class LSTMCell(RecurrentCell):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
-    def step(self, projected, states, training=False):
-        h_prev, c_prev = states[0], states[1]
-        z = self.recurrent_gates(projected, h_prev)
+    @property
+    def structure(self):
+        return LSTMStructure(**self.activation_names())
+
+    def step(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = self.split_gates(projected + recurrent)
         sigma = self.recurrent_activation
         c = sigma(z["f"]) * c_prev + sigma(z["i"]) * self.activation(z["c"])
         h = sigma(z["o"]) * self.activation(c)

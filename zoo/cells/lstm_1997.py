@@ -1,6 +1,7 @@
 """The original LSTM (Hochreiter & Schmidhuber 1997): no forget gate."""
 
 from zoo.cells.base import RecurrentCell
+from zoo.cells.structure import LSTMStructure
 from zoo.registry import CELLS
 
 
@@ -26,9 +27,13 @@ class LSTM1997Cell(RecurrentCell):
     gates = ("i", "c", "o")
     paper = "Hochreiter & Schmidhuber 1997, Long Short-Term Memory"
 
-    def step(self, projected, states, training=False):
-        h_prev, c_prev = states[0], states[1]
-        z = self.recurrent_gates(projected, h_prev)
+    @property
+    def structure(self):
+        return LSTMStructure(gates=self.gates, **self.activation_names())
+
+    def step(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = self.split_gates(projected + recurrent)
         c = c_prev + self.recurrent_activation(z["i"]) * self.activation(z["c"])
         h = self.recurrent_activation(z["o"]) * self.activation(c)
         return h, [h, c]

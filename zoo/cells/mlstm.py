@@ -85,7 +85,9 @@ class MLSTMCell(RecurrentCell):
         q, k, v, o = (ops.reshape(t, shape) for t in (q, k, v, o))
         return q, k / math.sqrt(self.head_size), v, o, i, ops.log_sigmoid(f)
 
-    def step(self, projected, states, training=False):
+    recurrent_state = None  # no recurrent kernel: C and n carry the past
+
+    def step(self, projected, recurrent, states, training=False):
         heads, d = self.num_heads, self.head_size
         C = ops.reshape(states[0], (-1, heads, d, d))
         n = ops.reshape(states[1], (-1, heads, d))

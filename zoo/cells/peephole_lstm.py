@@ -35,15 +35,16 @@ class PeepholeLSTMCell(RecurrentCell):
 
     paper = "Gers & Schmidhuber 2000, Recurrent Nets that Time and Count"
     recurrent_kernel_gates = ("i", "f", "o")
+    recurrent_state = 1  # the recurrent kernel multiplies c_{t-1}
 
     def __init__(self, units, output_activation="tanh", **kwargs):
         super().__init__(units, **kwargs)
         self.output_activation = get_activation("output_activation", output_activation)
 
-    def step(self, projected, states, training=False):
+    def step(self, projected, recurrent, states, training=False):
         c_prev = states[1]
         x = self.split_gates(projected)
-        u = self.split_gates(self.recurrent_product(c_prev), self.recurrent_kernel_gates)
+        u = self.split_gates(recurrent, self.recurrent_kernel_gates)
         sigma = self.recurrent_activation
         c = sigma(x["f"] + u["f"]) * c_prev + sigma(x["i"] + u["i"]) * self.activation(x["c"])
         h = sigma(x["o"] + u["o"]) * self.output_activation(c)

@@ -3,6 +3,7 @@
 from keras import ops
 
 from zoo.cells.base import RecurrentCell, check_units
+from zoo.cells.structure import LSTMStructure
 from zoo.registry import CELLS
 
 
@@ -58,9 +59,14 @@ class ProjectionLSTMCell(RecurrentCell):
             preactivation = preactivation + getattr(self, f"peephole_{gate}") * cell
         return self.recurrent_activation(preactivation)
 
-    def step(self, projected, states, training=False):
-        r_prev, c_prev = states[0], states[1]
-        z = self.recurrent_gates(projected, r_prev)
+    @property
+    def structure(self):
+        return LSTMStructure(peepholes=("i", "f", "o") if self.use_peepholes else (),
+                             projection=True, **self.activation_names())
+
+    def step(self, projected, recurrent, states, training=False):
+        c_prev = states[1]
+        z = self.split_gates(projected + recurrent)
         i = self._peep(z["i"], "i", c_prev)
         f = self._peep(z["f"], "f", c_prev)
         c = f * c_prev + i * self.activation(z["c"])

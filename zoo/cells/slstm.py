@@ -105,9 +105,9 @@ class SLSTMCell(RecurrentCell):
         per_gate = ops.transpose(ops.reshape(per_head, (-1, heads, 4, size)), (0, 2, 1, 3))
         return ops.reshape(per_gate, (-1, 4 * self.units))
 
-    def step(self, projected, states, training=False):
-        h_prev, c_prev, n_prev, m_prev = states[:4]
-        z = self.split_gates(projected + self.recurrent_product(h_prev))
+    def step(self, projected, recurrent, states, training=False):
+        c_prev, n_prev, m_prev = states[1:4]
+        z = self.split_gates(projected + recurrent)
         log_f = z["f"] if self.exponential_forget else ops.log_sigmoid(z["f"])
         i, f, m = exponential_gates(z["i"], log_f, m_prev, empty=n_prev == 0)
         c = f * c_prev + i * self.activation(z["c"])

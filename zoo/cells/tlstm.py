@@ -67,13 +67,13 @@ class TLSTMCell(LSTMCell):
             [super().project_inputs(inputs[..., :-1]), inputs[..., -1:]], axis=-1
         )
 
-    def step(self, projected, states, training=False):
+    def step(self, projected, recurrent, states, training=False):
         projected, delta_t = projected[..., :-1], projected[..., -1:]
         c_prev = states[1]
         short = ops.tanh(ops.matmul(c_prev, self.decomposition_kernel) + self.decomposition_bias)
         discount = 1.0 / ops.log(math.e + ops.maximum(delta_t, 0.0))
         adjusted = c_prev - short + short * discount
-        return super().step(projected, [states[0], adjusted], training=training)
+        return super().step(projected, recurrent, [states[0], adjusted], training=training)
 
     def parameter_formula(self):
         """X: input features without Δt."""

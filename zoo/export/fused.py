@@ -18,8 +18,9 @@ its kernel (tensorflow/lite/kernels/lstm_eval.cc) computes, per gate g in i, f, 
 
 where LN_g(a) = γ_g ⊙ (a - mean(a)) / sqrt(var(a) + 1e-8) with layer norm, the identity
 without. `completed` writes the peepholes p, the projection P and the layer-norm γ that the
-converter cannot express into the converted file and turns the clipping off; so besides
-`lstm` these zoo cells fuse exactly (float32 and float16 files):
+converter cannot express into the converted file and turns the clipping off. Which cells
+fuse is read from their declared structure (`zoo.cells.structure`, see `fusible`); of the
+zoo's cells, besides `lstm` these fuse exactly (float32 and float16 files):
 
     np_lstm           the same equations as lstm
     vanilla_lstm      diagonal peepholes p_i, p_f, p_o
@@ -45,6 +46,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
+
+from zoo.cells.base import LSTM_GATES
+from zoo.cells.structure import LSTMStructure, structure_of
 
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 FUSED_CODE = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
@@ -81,31 +85,36 @@ class FusedLSTM:
                     or self.layer_norm)
 
 
-def _gate_blocks(cell, weight):
-    gates = getattr(cell, "gates", "ifco")  # keras.layers.LSTMCell: i, f, c, o
+def _gate_blocks(gates, weight):
     return dict(zip(gates, np.split(keras.ops.convert_to_numpy(weight), len(gates), axis=-1)))
 
 
+def fusible(structure) -> bool:
+    """Whether the op computes a cell of this declared structure exactly."""
+    return (isinstance(structure, LSTMStructure)
+            and structure.activation == "tanh" and structure.recurrent_activation == "sigmoid"
+            and structure.input_activation and structure.output_activation
+            and structure.gates == (("i", "c", "o") if structure.coupled else LSTM_GATES)
+            and structure.peepholes in ((), tuple(g for g in structure.gates if g != "c"))
+            and not structure.cell_norm
+            and (structure.layer_norm_epsilon or 0.0) <= MAX_LAYER_NORM_EPSILON)
+
+
 def lstm_spec(cell) -> FusedLSTM | None:
-    """The fused-op form of `cell`, or None if the op cannot compute it exactly."""
-    if not (cell.activation is keras.activations.tanh
-            and cell.recurrent_activation is keras.activations.sigmoid):
+    """The fused-op form of `cell`, read from its declared structure
+    (`zoo.cells.structure`), or None if the op cannot compute it exactly."""
+    structure = structure_of(cell)
+    if not fusible(structure):
         return None
-    name = getattr(cell, "registry_name", None)
-    if type(cell) is keras.layers.LSTMCell:
-        name = "lstm"
-    if name not in {"lstm", "np_lstm", "vanilla_lstm", "cifg_lstm", "projection_lstm",
-                    "layer_norm_lstm"}:
-        return None
-    if name == "layer_norm_lstm" and (cell.cell_norm or cell.epsilon > MAX_LAYER_NORM_EPSILON):
-        return None
-    kernel, recurrent = _gate_blocks(cell, cell.kernel), _gate_blocks(cell, cell.recurrent_kernel)
-    bias = (_gate_blocks(cell, cell.bias) if cell.use_bias
-            else {g: np.zeros(cell.units, np.float32) for g in kernel})
+    gates = structure.gates
+    kernel = _gate_blocks(gates, cell.kernel)
+    recurrent = _gate_blocks(gates, cell.recurrent_kernel)
+    bias = (_gate_blocks(gates, cell.bias) if cell.use_bias
+            else {g: np.zeros(cell.units, np.float32) for g in gates})
     peep = {g: keras.ops.convert_to_numpy(getattr(cell, f"peephole_{g}"))
-            for g in "ifo" if hasattr(cell, f"peephole_{g}")}
+            for g in structure.peepholes}
     spec = {}
-    if name == "cifg_lstm":
+    if structure.coupled:
         # f_ours = 1 - i_ours = σ(-z_i): the op's computed forget gate is the negated input gate.
         for blocks in (kernel, recurrent, bias):
             blocks["f"] = -blocks["i"]
@@ -113,10 +122,10 @@ def lstm_spec(cell) -> FusedLSTM | None:
         if peep:
             spec["peepholes"] = (None, -peep["i"], peep["o"])
     elif peep:
-        spec["peepholes"] = (peep["i"], peep["f"], peep["o"])
-    if name == "projection_lstm":
+        spec["peepholes"] = tuple(peep.get(g) for g in "ifo")
+    if structure.projection:
         spec["projection"] = keras.ops.convert_to_numpy(cell.projection_kernel).T
-    if name == "layer_norm_lstm":
+    if structure.layer_norm_epsilon is not None:
         spec["layer_norm"] = tuple(np.split(keras.ops.convert_to_numpy(cell.gate_gamma), 4))
 
     def join(blocks):

@@ -184,7 +184,8 @@ class InferenceModule(tf.Module):
             outputs = []
             for t in range(x.shape[1]):
                 if projected is not None:
-                    output, states = cell.step(projected[:, t], states, training=False)
+                    output, states = cell.step(projected[:, t], cell.recurrent_term(states),
+                                               states, training=False)
                 else:
                     output, states = cell.call(x[:, t], states, training=False)
                 states = tf.nest.flatten(states)

@@ -11,6 +11,9 @@ decoders compute it once per sentence with `keys(memory)` and pass it to every s
 
 from __future__ import annotations
 
+import functools
+import math
+
 import keras
 from keras import ops
 
@@ -94,10 +97,13 @@ class BahdanauAttention(_Attention):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class LuongAttention(_Attention):
-    """Multiplicative ("general") attention: score(q_t, h_s) = q_tᵀ W h_s.
+    """Multiplicative ("general") attention: score(q_t, h_s) = q_tᵀ W h_s, divided by
+    sqrt(units) when `scaled` (Vaswani et al. 2017's scaled dot product).
 
     Args:
         units: width of the queries (W maps the memory to it).
+        scaled: divide the scores by sqrt(units), so that they start near zero whatever the
+            width and the size of the encoder's outputs.
 
     Example:
         context, weights = LuongAttention(256)(decoder_outputs, encoder_outputs, mask)
@@ -105,6 +111,10 @@ class LuongAttention(_Attention):
     Paper: M.-T. Luong, H. Pham, C. D. Manning, "Effective Approaches to Attention-based
     Neural Machine Translation", EMNLP 2015.
     """
+
+    def __init__(self, units, scaled=False, **kwargs):
+        super().__init__(units, **kwargs)
+        self.scaled = bool(scaled)
 
     def build(self, query_shape, memory_shape, *args, **kwargs):
         if query_shape[-1] != self.units:
@@ -116,7 +126,12 @@ class LuongAttention(_Attention):
             self.key_dense.build(memory_shape)
 
     def score(self, query, keys):
-        return ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
+        scores = ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
+        return scores / math.sqrt(self.units) if self.scaled else scores
+
+    def get_config(self):
+        return {**super().get_config(), "scaled": self.scaled}
 
 
-ATTENTIONS = {"bahdanau": BahdanauAttention, "luong": LuongAttention}
+ATTENTIONS = {"bahdanau": BahdanauAttention, "luong": LuongAttention,
+              "scaled_luong": functools.partial(LuongAttention, scaled=True)}

@@ -1,0 +1,120 @@
+"""`Recurrent`: the fast sequence layer that runs any zoo cell.
+
+It is `keras.layers.RNN` (same arguments, config, masking, states, `Bidirectional` support)
+whose time loop, on the TensorFlow backend, is the first of these strategies that applies;
+each is a module with `applies(layer, sequences, mask, training)` and `run(layer, sequences,
+initial_state, mask, training)`, and its measured reason in its docstring:
+
+1. `cudnn`: Keras's cuDNN LSTM/GRU on a GPU, for a cell whose declared structure is cuDNN's.
+2. `block_lstm`: TF's fused BlockLSTM op, opt-in (`fused=True`), for the structures it computes.
+3. `parallel`: the cell's own whole-sequence form (mLSTM's chunk-wise form).
+4. `own_gradient`: hoisted input projection and a loop with our backward pass, when training
+   a cell with a declared recurrent product and a deterministic step.
+5. `tf_gradient`: the same hoisted loop with TF's gradient (inference, the other zoo cells).
+6. `step_loop`: `cell(x_t, states)` per step, for any Keras cell or a list of cells.
+
+The strategies read what the cell declares (`zoo.cells.structure`); none traces the cell.
+
+Measured (benchmarks/results/rounds; 2-core CPU, TF 2.21, char-LM X=64, batch 64, length
+100, fwd+bwd+Adam, medians of 3 interleaved rounds), training tokens/s at H=256 / H=512:
+
+    keras.layers.LSTM                         41.8k / 15.1k
+    Recurrent(lstm), own gradient             51.6k / 25.5k   (293 / 481 MiB)
+    keras.layers.RNN(lstm), TF's gradient     36.7k / 14.8k   (251 / 258 MiB)
+    Recurrent(lstm, fused=True), BlockLSTM    25.5k /  9.2k
+    torch nn.LSTM (oneDNN's fused RNN kernel) 61.3k / 19.7k
+    torch nn.LSTM with oneDNN off             42.1k / 11.6k
+
+PyTorch's lead at H=256 is oneDNN's fused LSTM primitive (packed weights, one kernel per
+sequence). Here the forward loop is bound by TF's matmul: at H=256 one step's h @ U
+(64x256x1024) takes about 200 us, while oneDNN's kernel does the whole step in 120 us. XLA is
+not used: it made recurrent training slower on this CPU (0.67-0.87x); compiling only the
+step's element-wise part made the forward loop slower too (27.3 vs 24.8 ms).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import tree
+
+from zoo.layers.recurrent import (
+    block_lstm,
+    cudnn,
+    own_gradient,
+    parallel,
+    step_loop,
+    tf_gradient,
+)
+
+# In order of preference; a strategy's `run` may return None to decline at run time.
+STRATEGIES = (cudnn, block_lstm, parallel, own_gradient, tf_gradient, step_loop)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Recurrent(keras.layers.RNN):
+    """Sequence layer for any cell: `keras.layers.RNN` with a fast loop (fused or hoisted).
+
+    Args:
+        cell: a cell instance (any zoo cell or Keras RNN cell), or a list of cells (stacked,
+            run per step).
+        return_sequences: return the output of every step, not only the last.
+        return_state: also return the final states.
+        go_backwards: process the sequence in reverse (outputs come in processing order).
+        fused: use TF's fused `BlockLSTM` kernel where the cell's math allows it (see
+            `zoo.layers.recurrent.block_lstm`; slower than the loop on CPU, so off by default).
+        **kwargs: see `keras.layers.RNN` (stateful, unroll, zero_output_for_mask, ...).
+
+    Masks work as in `keras.layers.RNN`: a masked step keeps the states and repeats the
+    previous output (zeros with `zero_output_for_mask=True`).
+
+    Example:
+        layer = Recurrent(zoo.cells.create("vanilla_lstm", 256), return_sequences=True)
+        keras.layers.Bidirectional(Recurrent(zoo.cells.create("gru", 64)))
+    """
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 fused=False, **kwargs):
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, **kwargs)
+        self.fused = bool(fused)
+
+    def strategy(self, sequences, mask=None, training=False):
+        """The first strategy module that applies to these inputs (see the module docstring)."""
+        return next(s for s in STRATEGIES if s.applies(self, sequences, mask, training))
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if self.unroll or keras.backend.backend() != "tensorflow":
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if tree.is_nested(mask):
+            mask = mask[0]
+        for strategy in STRATEGIES:
+            if strategy.applies(self, sequences, mask, training):
+                result = strategy.run(self, sequences, initial_state, mask, training)
+                if result is not None:
+                    return result
+        raise AssertionError("step_loop applies to every cell")
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
+
+
+def sequence_layer(cell, bidirectional=False, **kwargs):
+    """The layer every zoo model runs its cells in: `Recurrent(cell, return_sequences=True)`,
+    wrapped in `keras.layers.Bidirectional` when `bidirectional` (encoders only)."""
+    layer = Recurrent(cell, return_sequences=True, **kwargs)
+    return keras.layers.Bidirectional(layer) if bidirectional else layer
+
+
+def stack_initial_state(layers, batch_size):
+    """Zero states of a stack of recurrent layers: one list of (batch, size) per layer."""
+    return [layer.cell.get_initial_state(batch_size) for layer in layers]
+
+
+def stack_step(layers, x, states):
+    """One time step through a stack of recurrent layers: x (batch, features) -> output of the
+    last layer and the new states of every layer (for generation with explicit state)."""
+    new_states = []
+    for layer, state in zip(layers, states):
+        x, state = layer.cell(x, state)
+        new_states.append(list(state))
+    return x, new_states

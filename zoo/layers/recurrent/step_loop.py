@@ -1,0 +1,27 @@
+"""Per-step loop: any Keras RNN cell, or a list of cells (stacked), called as
+`keras.layers.RNN` calls it, `cell(x_t, states)`, in one `tf.while_loop`.
+
+The strategy of last resort: it applies to every cell, and is the only one for cells that
+are not zoo cells (whose input projection cannot be hoisted out of the loop).
+"""
+
+from __future__ import annotations
+
+from keras import tree
+
+from zoo.layers.recurrent.loop import while_loop
+
+
+def applies(layer, sequences, mask, training):
+    return True
+
+
+def run(layer, sequences, initial_state, mask, training):
+    cell = layer.cell
+    kwargs = {"training": training} if cell._call_has_training_arg else {}
+
+    def step(x, states):
+        output, new_states = cell(x, states, **kwargs)
+        return output, new_states if tree.is_nested(new_states) else [new_states]
+
+    return while_loop(step, sequences, initial_state, mask, layer)
