@@ -42,6 +42,7 @@ from pipelines.rundir import (
     read_metrics,
     write_metrics,
 )
+from zoo.registry import Registry
 
 __all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
            "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
@@ -114,15 +115,12 @@ class Task:
         return "loss", True
 
 
-TASKS: dict[str, Task] = {}
+TASKS = Registry("task", serializable=False)
 
 
 def register_task(cls):
     """Class decorator: make the task available by `cls.name` to `train` and `lstm-zoo`."""
-    if cls.name in TASKS:
-        raise ValueError(f"A task named {cls.name!r} is already registered.")
-    TASKS[cls.name] = cls()
-    return cls
+    return TASKS.register(cls.name)(cls)
 
 
 def get_task(name) -> Task:
@@ -140,11 +138,10 @@ def get_task(name) -> Task:
                 raise
             raise ImportError(f"The {name} task needs {error.name}: pip install "
                               f"'lstm-zoo[{extra}]'") from None
-    try:
-        return TASKS[name]
-    except (KeyError, TypeError):
+    if not isinstance(name, str) or name not in TASKS:
         raise KeyError(f"Unknown task {name!r}. Known tasks: "
-                       f"{', '.join(sorted(set(TASKS) | set(TASK_MODULES)))}") from None
+                       f"{', '.join(sorted(set(TASKS.names()) | set(TASK_MODULES)))}")
+    return TASKS.get(name)()
 
 
 def make_strategy(name):

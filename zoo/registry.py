@@ -1,4 +1,4 @@
-"""Name -> class registries for cells (and later models), Keras-serializable by construction."""
+"""Name -> class registries (cells, attentions, tasks), Keras-serializable by construction."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ class Registry:
 
     Example:
         CELLS = Registry("cell")
+ATTENTIONS = Registry("attention")
 
         @CELLS.register("lstm")
         class LSTMCell(keras.layers.Layer): ...
@@ -19,12 +20,13 @@ class Registry:
         CELLS.get("lstm") is LSTMCell
     """
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, serializable: bool = True):
+        self.kind, self.serializable = kind, serializable
         self._classes: dict[str, type] = {}
 
     def register(self, name: str):
-        """Class decorator: register under `name` and as `zoo>ClassName` for `.keras` files."""
+        """Class decorator: register under `name` and, if the registry is `serializable`, as
+        `zoo>ClassName` for `.keras` files."""
 
         def decorate(cls):
             if name in self._classes:
@@ -33,7 +35,9 @@ class Registry:
                     f"({self._classes[name].__qualname__}); pick another name."
                 )
             cls.registry_name = name
-            self._classes[name] = keras.saving.register_keras_serializable(package="zoo")(cls)
+            if self.serializable:
+                cls = keras.saving.register_keras_serializable(package="zoo")(cls)
+            self._classes[name] = cls
             return cls
 
         return decorate
@@ -56,3 +60,4 @@ class Registry:
 
 
 CELLS = Registry("cell")
+ATTENTIONS = Registry("attention")

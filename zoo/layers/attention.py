@@ -11,13 +11,13 @@ decoders compute it once per sentence with `keys(memory)` and pass it to every s
 
 from __future__ import annotations
 
-import functools
 import math
 
 import keras
 from keras import ops
 
 from zoo.cells.base import check_units
+from zoo.registry import ATTENTIONS
 
 
 class _Attention(keras.layers.Layer):
@@ -66,7 +66,7 @@ class _Attention(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-@keras.saving.register_keras_serializable(package="zoo")
+@ATTENTIONS.register("bahdanau")
 class BahdanauAttention(_Attention):
     """Additive attention: score(q_t, h_s) = vᵀ tanh(W_q q_t + W_k h_s).
 
@@ -95,7 +95,7 @@ class BahdanauAttention(_Attention):
         return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
 
 
-@keras.saving.register_keras_serializable(package="zoo")
+@ATTENTIONS.register("luong")
 class LuongAttention(_Attention):
     """Multiplicative ("general") attention: score(q_t, h_s) = q_tᵀ W h_s, divided by
     sqrt(units) when `scaled` (Vaswani et al. 2017's scaled dot product).
@@ -133,5 +133,10 @@ class LuongAttention(_Attention):
         return {**super().get_config(), "scaled": self.scaled}
 
 
-ATTENTIONS = {"bahdanau": BahdanauAttention, "luong": LuongAttention,
-              "scaled_luong": functools.partial(LuongAttention, scaled=True)}
+
+@ATTENTIONS.register("scaled_luong")
+class ScaledLuongAttention(LuongAttention):
+    """`LuongAttention` with `scaled=True`: score(q_t, h_s) = q_tᵀ W h_s / sqrt(units)."""
+
+    def __init__(self, units, scaled=True, **kwargs):
+        super().__init__(units, scaled=scaled, **kwargs)

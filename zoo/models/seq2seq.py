@@ -8,7 +8,7 @@ from keras import ops
 from zoo import cells, decoding
 from zoo.cells.base import check_units
 from zoo.layers import sequence_layer
-from zoo.layers.attention import ATTENTIONS
+from zoo.registry import ATTENTIONS
 
 # Named sizes. Data, not code: a size is a dict of `Seq2Seq` arguments.
 SIZES = {
@@ -69,7 +69,7 @@ class Seq2Seq(keras.Model):
             check_units(name, value)
         if attention not in ATTENTIONS:
             raise ValueError(
-                f"Argument `attention` must be one of {sorted(ATTENTIONS)}. "
+                f"Argument `attention` must be one of {ATTENTIONS.names()}. "
                 f"Received: attention={attention!r}"
             )
         if not 0.0 <= dropout < 1.0:
@@ -95,7 +95,7 @@ class Seq2Seq(keras.Model):
         self.bridge = [[keras.layers.Dense(size, activation="tanh", name=f"bridge_{i}_{j}")
                         for j, size in enumerate(_sizes(layer.cell.state_size))]
                        for i, layer in enumerate(self.decoder)]
-        self.attention = ATTENTIONS[attention](units, name="attention")
+        self.attention = ATTENTIONS.get(attention)(units, name="attention")
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         # float32 logits keep the softmax stable under mixed precision.
         self.head = keras.layers.Dense(target_vocab_size, dtype="float32", name="logits")
