@@ -39,7 +39,7 @@ def run_dir(name: str) -> str:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     staging.chmod(0o755)
     try:
-        for file in (presets.CONFIG, presets.VOCAB):
+        for file in (presets.CONFIG, *presets.TOKENIZERS):
             if (folder / file).is_file():
                 shutil.copyfile(folder / file, staging / file)
         presets.load_model(name).save(staging / rundir.BEST)
@@ -134,8 +134,9 @@ def make(name: str, source: str, description: str = "") -> dict:
     try:
         presets.save_model(model, staging)
         shutil.copyfile(os.path.join(source, rundir.CONFIG), staging / presets.CONFIG)
-        if os.path.isfile(os.path.join(source, presets.VOCAB)):
-            shutil.copyfile(os.path.join(source, presets.VOCAB), staging / presets.VOCAB)
+        for file in presets.TOKENIZERS:
+            if os.path.isfile(os.path.join(source, file)):
+                shutil.copyfile(os.path.join(source, file), staging / file)
         card = card_for(name, source, model, config, description)
         atomic_write(staging / presets.CARD, json.dumps(card, indent=2))
         shutil.rmtree(folder, ignore_errors=True)

@@ -8,12 +8,14 @@ A preset (keras-hub's meaning of the word) is a folder `zoo/presets/<name>/` hol
     model.json     the Keras model, serialized (`keras.saving.serialize_keras_object`)
     weights.npz    its weights, float16 (the card's metrics are measured with them)
     vocab.json     the vocabulary of a language model, if the task has one
+    subwords.model the SentencePiece model of a translator
 
 Use:
 
     preset = zoo.presets.load("shakespeare_lstm")
     print(preset.generate("ROMEO:", length=300, temperature=0.8, seed=0))
     preset.model          # the keras.Model; preset.card, preset.vocabulary
+    zoo.presets.load("en_es_lstm").translate("And God said, Let there be light.")
 
 or from the command line `lstm-zoo presets`, `lstm-zoo sample --preset=NAME`,
 `lstm-zoo evaluate --preset=NAME`, `lstm-zoo export --preset=NAME`. Presets are made from a run
@@ -37,6 +39,8 @@ from zoo.vocabulary import Vocabulary
 ROOT = Path(__file__).parent
 CARD, CONFIG, MODEL, WEIGHTS, VOCAB = ("card.json", "config.json", "model.json", "weights.npz",
                                       "vocab.json")
+SUBWORDS = "subwords.model"
+TOKENIZERS = (VOCAB, SUBWORDS)  # what a run directory holds besides the model and config
 
 
 def names() -> list[str]:
@@ -87,12 +91,14 @@ def save_model(model: keras.Model, folder) -> None:
 
 @dataclass
 class Preset:
-    """A loaded preset: the model, its card and (for language models) its vocabulary."""
+    """A loaded preset: the model, its card and its vocabulary (language models) or subword
+    model (translators)."""
 
     name: str
     model: keras.Model
     card: dict
     vocabulary: Vocabulary | None = None
+    subwords: object | None = None  # zoo.subwords.Subwords
 
     @functools.cached_property
     def _step(self):
@@ -115,8 +121,29 @@ class Preset:
         return prompt + self.vocabulary.decode(tokens[0])
 
 
+    def translate(self, text: str | list[str], beam_size: int = 4,
+                  length_penalty: float = 0.6) -> str | list[str]:
+        """The translation of a sentence, or of a list of them (translator presets)."""
+        if self.subwords is None:
+            raise TypeError(f"Preset {self.name!r} ({self.card.get('task')}) does not "
+                            "translate")
+        from zoo.subwords import translate
+
+        texts = [text] if isinstance(text, str) else list(text)
+        outputs = translate(self.model, self.subwords, texts, beam_size, length_penalty)
+        return outputs[0] if isinstance(text, str) else outputs
+
+
 def load(name: str) -> Preset:
-    """Preset `name`: its model, model card and vocabulary, ready to generate."""
+    """Preset `name`: its model, model card and vocabulary or subword model, ready to use."""
     folder = directory(name)
     vocabulary = Vocabulary.load(folder / VOCAB) if (folder / VOCAB).is_file() else None
-    return Preset(name, load_model(name), card(name), vocabulary)
+    subwords = None
+    if (folder / SUBWORDS).is_file():
+        try:
+            from zoo.subwords import Subwords
+        except ModuleNotFoundError as error:
+            raise ImportError(f"Preset {name!r} needs {error.name}: pip install "
+                              "'lstm-zoo[translation]'") from None
+        subwords = Subwords.load(folder / SUBWORDS)
+    return Preset(name, load_model(name), card(name), vocabulary, subwords)
