@@ -140,11 +140,9 @@ class TrainConfig:
     @classmethod
     def load(cls, path):
         """The config saved at `path` (unknown fields are an error naming the file)."""
-        values = read_json(path, expect=dict)
+        values = migrated(read_json(path, expect=dict))
         for key in ("config", "invocations", "data_fingerprint"):
             values.pop(key, None)
-        if "preset" in values and "size" not in values:  # runs saved before `--size`
-            values["size"] = values.pop("preset")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -153,6 +151,25 @@ class TrainConfig:
             return cls(**values)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+# Fields of the music task's saved configs that only the other music task has.
+_OTHER_MUSIC_FIELDS = {"chorales": ("embedding_dim", "time_aware"),
+                       "melody": ("steps_per_quarter", "input_noise")}
+
+
+def migrated(values: dict) -> dict:
+    """A saved config (or a study's settings) in today's terms: `preset` became `size`; the
+    `music` task with `music_format` became the `chorales` and `melody` tasks."""
+    values = dict(values)
+    if "preset" in values and "size" not in values:
+        values["size"] = values.pop("preset")
+    if values.get("task") == "music":
+        values["task"] = values.pop("music_format", "chorales")
+        for name in _OTHER_MUSIC_FIELDS.get(values["task"], ()):
+            values.pop(name, None)
+        values.pop("config", None)
+    return values
 
 
 @dataclass

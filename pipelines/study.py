@@ -1,6 +1,6 @@
 """Variant studies in the manner of Greff et al.: every cell trained on the same random draws.
 
-    lstm-zoo study --task=music --music_format=chorales --steps_per_quarter=1 \\
+    lstm-zoo study --task=chorales --steps_per_quarter=1 \\
         --cells=vanilla_lstm,nfg_lstm,gru --trials=5 --study_dir=studies/chorales
 
 `trials` hyper-parameter settings are drawn from `SPACE` and every cell is trained once with
@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipelines.configs import migrated
 from zoo.files import atomic_write, read_json
 
 STUDY = "study.json"
@@ -151,6 +152,9 @@ class Study:
     @classmethod
     def load(cls, study_dir) -> Study:
         values = read_json(os.path.join(study_dir, STUDY), expect=dict)
+        if values.get("task") == "music":  # saved before the music task was split
+            settings = migrated({**values.get("fixed", {}), "task": "music"})
+            values = {**values, "task": settings.pop("task"), "fixed": settings}
         try:
             return cls(**values)
         except TypeError as error:

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from pipelines import rundir
 from pipelines.callbacks import NaNGuard, RunCheckpoint
-from pipelines.configs import TrainConfig
+from pipelines.configs import TrainConfig, migrated
 from pipelines.rundir import (
     BEST,
     CONFIG,
@@ -47,7 +47,10 @@ from zoo.registry import Registry
 __all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
            "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
            "register_task", "sample", "train", "write_metrics"]
-TASK_MODULES = ("text", "music", "translation", "speech", "moving_shapes")
+# Task name -> the module of `pipelines` that registers it (imported on first use).
+TASK_MODULES = {"text": "text", "chorales": "music.chorales", "melody": "music.melody",
+                "translation": "translation", "speech": "speech",
+                "moving_shapes": "moving_shapes"}
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
 EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
           "sentencepiece": "translation", "ai_edge_litert": "export"}
@@ -124,14 +127,17 @@ def register_task(cls):
 
 
 def get_task(name) -> Task:
-    """The task registered as `name`, importing `pipelines.<name>` if needed.
+    """The task registered as `name`, importing its module (`TASK_MODULES`) if needed.
 
     KeyError listing the known tasks for an unknown name; ImportError naming the extra to
     install when the task needs a library that is not installed.
     """
+    if name == "music":
+        raise KeyError("--task=music is now two tasks: --task=chorales or --task=melody "
+                       "(without --music_format)")
     if name not in TASKS and name in TASK_MODULES:
         try:
-            importlib.import_module(f"pipelines.{name}")
+            importlib.import_module(f"pipelines.{TASK_MODULES[name]}")
         except ModuleNotFoundError as error:
             extra = EXTRAS.get((error.name or "").split(".")[0])
             if extra is None:
@@ -178,7 +184,7 @@ def load_config(run_dir):
     path = os.path.join(run_dir, CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file; is --run_dir={run_dir} a run directory?")
-    task = rundir.read_json(path, expect=dict).get("task")
+    task = migrated(rundir.read_json(path, expect=dict)).get("task")
     if not isinstance(task, str):
         raise ValueError(f"{path}: names no task")
     return get_task(task).config_class.load(path)

@@ -48,9 +48,9 @@ def test_help_lists_commands_and_each_tasks_own_flags(capsys):
     assert cli.run(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {command} " in out for command in cli.COMMANDS)
-    assert cli.run(["train", "--task=music", "--help"]) == 0
+    assert cli.run(["train", "--task=chorales", "--help"]) == 0
     music = capsys.readouterr().out
-    assert "Flags of the music task" in music and "Folder of MIDI files" in music
+    assert "Flags of the chorales task" in music and "Folder of MIDI files" in music
     assert "Shakespeare" not in music and "ConvLSTM" not in music
     assert cli.run(["train", "--task=translation", "--help"]) == 0
     translation = capsys.readouterr().out

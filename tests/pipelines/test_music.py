@@ -1,3 +1,4 @@
+import json
 import logging
 import re
 from pathlib import Path
@@ -7,8 +8,8 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from pipelines import music, train
-from pipelines.music import Corpus, MusicConfig
+from pipelines import configs, music, train
+from pipelines.music import ChoralesConfig, Corpus, MelodyConfig, corpus
 from zoo.models import melody
 from zoo.models.language_model import LanguageModel
 from zoo.models.melody import EventVocabulary
@@ -136,7 +137,7 @@ def test_piano_roll_png(chorales, tmp_path):
 
 @pytest.mark.slow
 def test_train_and_sample_chorales_with_four_voices(chorales, tmp_path):
-    config = MusicConfig(run_dir=str(tmp_path / "run"), limit=16, size="tiny", seq_len=32,
+    config = ChoralesConfig(run_dir=str(tmp_path / "run"), limit=16, size="tiny", seq_len=32,
                          batch_size=4, epochs=2, steps=8, learning_rate=0.02, cell="cifg_lstm")
     _, metrics = train.train(config, verbose=0)
     history = metrics["history"]
@@ -152,9 +153,8 @@ def test_train_and_sample_chorales_with_four_voices(chorales, tmp_path):
 
 @pytest.mark.slow
 def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_path):
-    config = MusicConfig(run_dir=str(tmp_path / "run"), music_format="melody", limit=1,
-                         size="tiny", seq_len=32, batch_size=8, epochs=1, steps=4,
-                         transpositions=1)
+    config = MelodyConfig(run_dir=str(tmp_path / "run"), limit=1, size="tiny", seq_len=32,
+                          batch_size=8, epochs=1, steps=4, transpositions=1)
     train.train(config, verbose=0)
     primer = tmp_path / "primer.mid"
     music.events_to_midi(melodies.pieces[0][:4], primer)
@@ -167,7 +167,7 @@ def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_pat
 
 
 def test_tlstm_melodies_read_the_time_between_events(melodies):
-    task, config = music.MusicTask(), MusicConfig(music_format="melody", cell="gru", size="tiny")
+    task, config = music.MelodyTask(), MelodyConfig(cell="gru", size="tiny")
     assert type(task.build_model(config, None)) is LanguageModel
     config.time_aware = True
     assert isinstance(task.build_model(config, None), melody.TimeAwareMelodyModel)
@@ -181,10 +181,25 @@ def test_tlstm_melodies_read_the_time_between_events(melodies):
 
 
 def test_bad_settings_are_named(tmp_path):
-    with pytest.raises(ValueError, match="music_format='jazz'"):
-        music.load_corpus(MusicConfig(music_format="jazz"))
+    with pytest.raises(KeyError, match="--task=chorales or --task=melody"):
+        train.get_task("music")
     with pytest.raises(ValueError, match="split 'dev'"):
         Corpus(["a"], [np.zeros((1, 4))]).split("dev")
+
+
+@pytest.mark.parametrize("music_format, kept, dropped", [
+    ("chorales", "steps_per_quarter", "time_aware"), ("melody", "time_aware", "input_noise")])
+def test_runs_of_the_former_music_task_load_as_chorales_or_melody(tmp_path, music_format, kept,
+                                                                   dropped):
+    saved = {"config": "MusicConfig", "task": "music", "music_format": music_format,
+             "steps_per_quarter": 1, "input_noise": 0.1, "embedding_dim": None,
+             "time_aware": False, "cell": "gru", "size": "tiny"}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config = train.load_config(tmp_path)
+    assert config.task == music_format and type(config).__name__.lower().startswith(
+        music_format[:5])
+    assert hasattr(config, kept) and not hasattr(config, dropped)
+    assert configs.migrated(saved)["task"] == music_format
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -200,19 +215,19 @@ def test_corpora_are_cached_in_the_user_cache_folder(tmp_path, monkeypatch, env,
     for name, value in env.items():
         monkeypatch.setenv(name, value.format(tmp=tmp_path))
     chorale = Corpus(["a"], [np.array([[72, 64, 55, 48]], dtype=np.int16)])
-    monkeypatch.setattr(music, "_parse_chorales", lambda names: chorale)  # no music21 parse
-    monkeypatch.setattr(music, "chorale_names", lambda limit: ["a"])
-    assert music.default_cache_dir() == Path(expected.format(tmp=tmp_path))
+    monkeypatch.setattr(corpus, "_parse_chorales", lambda names: chorale)  # no music21 parse
+    monkeypatch.setattr(corpus, "chorale_names", lambda limit: ["a"])
+    assert corpus.default_cache_dir() == Path(expected.format(tmp=tmp_path))
     assert music.load_chorales(limit=1).names == ["a"]
-    assert (music.default_cache_dir() / "chorales-1.npz").is_file()
+    assert (corpus.default_cache_dir() / "chorales-1.npz").is_file()
 
 
 def test_an_unwritable_cache_warns_and_still_returns_the_corpus(tmp_path, monkeypatch, caplog):
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "file" / "cache"))
     tune = Corpus(["a"], [np.array([[60, 3]], dtype=np.int16)])
-    monkeypatch.setattr(music, "_parse_abc", lambda files: tune)
-    monkeypatch.setattr(music, "abc_files", lambda books: [])
+    monkeypatch.setattr(corpus, "_parse_abc", lambda files: tune)
+    monkeypatch.setattr(corpus, "abc_files", lambda books: [])
     with caplog.at_level(logging.WARNING, logger="pipelines.music"):
         assert music.load_melodies(limit=1) is tune
     assert "Cannot cache the corpus" in caplog.text

@@ -112,8 +112,7 @@ def test_a_new_study_needs_cells_and_trials(tmp_path, capsys):
 
 def fake_study(tmp_path, value, trials=8, cells=("vanilla_lstm", "nfg_lstm", "cifg_lstm")):
     """A study whose trials' test NLL is value(cell, settings), written without training."""
-    study = Study(task="music", cells=list(cells), trials=trials,
-                  fixed={"music_format": "chorales", "epochs": 1})
+    study = Study(task="chorales", cells=list(cells), trials=trials, fixed={"epochs": 1})
     study_dir = tmp_path / "fake"
     open_study(study_dir, study)
     for cell, trial in study.grid():
