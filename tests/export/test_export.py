@@ -254,3 +254,21 @@ def test_polyphonic_music_model_exports_with_parity(tmp_path):
     tflite = manifest["files"]["model.tflite"]
     assert FUSED in tflite["ops"]
     assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
+
+
+def test_time_aware_melody_model_exports_through_its_step(tmp_path):
+    from zoo.models.melody import EventVocabulary, melody_model
+
+    vocabulary = EventVocabulary()
+    model = melody_model(vocabulary, size="tiny", cell="tlstm")
+    ids = np.random.default_rng(0).integers(1, vocabulary.size, (1, TIME)).astype(np.int32)
+    model(ids)
+    randomize_weights(model, scale=0.3)
+    module = export.InferenceModule(model, seq_len=TIME)
+    assert not export.module.runs_its_layers_in_order(model)
+    assert module.state_names[-1] == "state_1_0"  # Δt of the next step, after the layer's h, c
+    manifest = export.export_model(model, tmp_path / "melody", format="tflite",
+                                   representative_data=[ids], seq_len=TIME)
+    tflite = manifest["files"]["model.tflite"]
+    assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
+    assert tflite["parity"]["bits_per_token"]["tflite"] > 0

@@ -14,6 +14,12 @@ Signatures (B = batch_size, T = seq_len, state tensors named `state_<layer>_<ind
 `step` has no loop: on-device generation calls it once per token and feeds the states back.
 `predict` runs LSTM layers the TFLite op can compute through the fused sequence function
 (see `fused`) and every other cell unrolled over the T steps: builtin TFLite ops only.
+
+A model whose forward pass is more than its layers in order (it says so with
+`runs_layers_in_order = False`, e.g. the time-aware melody model) is exported through its own
+step protocol instead: `initial_state(batch_size)` (a list of state groups), `step(x_t,
+states) -> (output, states)`, and optionally `step_input_shape` for float inputs; `step` is
+that step, `predict` unrolls it over the T steps, and nothing is fused.
 """
 
 from __future__ import annotations
@@ -90,6 +96,108 @@ def input_spec(model, plan):
     return dtype, tuple(inputs[0].shape[2:])
 
 
+def runs_its_layers_in_order(model) -> bool:
+    """Whether `model`'s forward pass is its layers in order (a Sequential or functional chain,
+    or a zoo model that declares `runs_layers_in_order`); otherwise the export runs the model's
+    own step protocol (`initial_state(batch)`, `step(x_t, states)`)."""
+    declared = getattr(model, "runs_layers_in_order", None)
+    if declared is not None:
+        return bool(declared)
+    return not (hasattr(model, "step") and hasattr(model, "initial_state"))
+
+
+def _layout(cells, fused_flags, shapes):
+    """Plain data on the recurrent layers (tracked Keras objects would enter the SavedModel)."""
+    return tuple((getattr(cell, "registry_name", type(cell).__name__), int(cell.units), f, s)
+                 for cell, f, s in zip(cells, fused_flags, shapes))
+
+
+def _layer_chain(model, batch_size, fuse, share_weights, scope):
+    """The signatures' bodies for a chain of step-wise and recurrent layers: recurrent layers
+    the TFLite op computes run fused in `predict` (see `fused`), the others unrolled."""
+    plan = _plan(model)
+    cells = [cell for _, cell in plan if cell is not None]
+    specs = [None if fuse == "none" else fused.lstm_spec(cell) for cell in cells]
+    if fuse == "standard":
+        specs = [spec if spec and spec.standard else None for spec in specs]
+    functions = [spec and fused.fused_lstm_function(cell) for cell, spec in zip(cells, specs)]
+    shapes = [state_shapes(cell, batch_size) for cell in cells]
+
+    def run(x, states, recurrent):
+        states, new_states, index = list(states), [], -1
+        with scope():
+            for layer, cell in plan:
+                if cell is None:
+                    x = layer(x)
+                    continue
+                index += 1
+                count = len(shapes[index])
+                own, states = states[:count], states[count:]
+                x, own = recurrent(index, cell, x, own)
+                new_states.extend(own)
+        return x, new_states
+
+    def step_cell(index, cell, x, states):
+        if share_weights and specs[index]:
+            return fused.op_step(specs[index], x, states)
+        output, new_states = cell.call(x, states, training=False)
+        return output, tf.nest.flatten(new_states)
+
+    def sequence_cell(index, cell, x, states):
+        if specs[index]:
+            return fused.fused_sequence(functions[index], specs[index], x, states), []
+        projected = cell.project_inputs(x) if hasattr(cell, "project_inputs") else None
+        outputs = []
+        for t in range(x.shape[1]):
+            if projected is not None:
+                output, states = cell.step(projected[:, t], cell.recurrent_term(states),
+                                           states, training=False)
+            else:
+                output, states = cell.call(x[:, t], states, training=False)
+            states = tf.nest.flatten(states)
+            outputs.append(output)
+        return tf.stack(outputs, axis=1), []
+
+    return (input_spec(model, plan), shapes,
+            lambda x, states: run(x, states, step_cell),
+            lambda x, states: run(x, states, sequence_cell)[0],
+            _layout(cells, [spec is not None for spec in specs], shapes),
+            tuple(spec for spec in specs if spec))  # in op order, for `fused.completed`
+
+
+def _step_protocol(model, batch_size, fuse, share_weights, scope):
+    """The signatures' bodies from the model's own step: `step` is `model.step`, `predict`
+    unrolls it over the T steps; nothing is fused. For models whose forward pass is more than
+    their layers in order (e.g. `TimeAwareMelodyModel`, which feeds Δt to every layer)."""
+    groups = [list(group) for group in model.initial_state(batch_size)]
+    shapes = [[tuple(state.shape) for state in group] for group in groups]
+    sizes = [len(group) for group in shapes]
+
+    def pack(flat):
+        flat, packed = list(flat), []
+        for size in sizes:
+            packed.append(flat[:size])
+            flat = flat[size:]
+        return packed
+
+    def step(x, states):
+        with scope():
+            output, new_states = model.step(x, pack(states))
+        return output, [s for group in new_states for s in group]
+
+    def predict(x, states):
+        outputs = []
+        for t in range(x.shape[1]):
+            output, states = step(x[:, t], states)
+            outputs.append(output)
+        return tf.stack(outputs, axis=1)
+
+    shape = getattr(model, "step_input_shape", None)
+    spec = (tf.int32, ()) if shape is None else (tf.float32, tuple(shape))
+    cells = [layer.cell for layer in model.layers if hasattr(layer, "cell")]
+    return spec, shapes, step, predict, _layout(cells, [False] * len(cells), shapes), ()
+
+
 class InferenceModule(tf.Module):
     """`model`'s inference graphs: `step` (streaming) and `predict` (fixed length).
 
@@ -122,82 +230,39 @@ class InferenceModule(tf.Module):
             raise ValueError(
                 f"Argument `fuse` must be one of {', '.join(FUSE_MODES)}. Received: fuse={fuse!r}"
             )
-        plan = _plan(model)
-        dtype, features = input_spec(model, plan)
         keras_variables = list(model.variables)
         self.weights = [tf.Variable(v.value, trainable=False, name=v.name) for v in keras_variables]
         self.batch_size, self.seq_len = batch_size, seq_len
-        cells = [cell for _, cell in plan if cell is not None]
-        specs = [None if fuse == "none" else fused.lstm_spec(cell) for cell in cells]
-        if fuse == "standard":
-            specs = [spec if spec and spec.standard else None for spec in specs]
-        functions = [spec and fused.fused_lstm_function(cell) for cell, spec in zip(cells, specs)]
-        # Snapshots of the fused layers' weights, in op order, for `fused.completed`.
-        self.fused_specs = tuple(spec for spec in specs if spec)
-        shapes = [state_shapes(cell, batch_size) for cell in cells]
-        # Plain data only on the module: tracked Keras objects would end up in the SavedModel.
-        self.layout = tuple(
-            (getattr(cell, "registry_name", type(cell).__name__), int(cell.units), f, s)
-            for cell, f, s in zip(cells, (spec is not None for spec in specs), shapes)
-        )
-        self.state_names = tuple(
-            f"state_{layer}_{index}"
-            for layer, cell_shapes in enumerate(shapes)
-            for index in range(len(cell_shapes))
-        )
-        state_specs = [
-            tf.TensorSpec(shape, tf.float32, name=name)
-            for name, shape in zip(self.state_names, (s for cell in shapes for s in cell))
-        ]
-        step_spec = [tf.TensorSpec((batch_size, *features), dtype, name="x"), *state_specs]
-        predict_spec = [tf.TensorSpec((batch_size, seq_len, *features), dtype, name="x"),
-                        *state_specs]
 
         def scope():
             values = [w.read_value() for w in self.weights]
             return keras.StatelessScope(state_mapping=list(zip(keras_variables, values)))
 
-        def run(x, states, recurrent):
-            states, new_states, index = list(states), [], -1
-            with scope():
-                for layer, cell in plan:
-                    if cell is None:
-                        x = layer(x)
-                        continue
-                    index += 1
-                    count = len(shapes[index])
-                    own, states = states[:count], states[count:]
-                    x, own = recurrent(index, cell, x, own)
-                    new_states.extend(own)
-            return x, new_states
-
-        def step_cell(index, cell, x, states):
-            if share_weights and specs[index]:
-                return fused.op_step(specs[index], x, states)
-            output, new_states = cell.call(x, states, training=False)
-            return output, tf.nest.flatten(new_states)
-
-        def sequence_cell(index, cell, x, states):
-            if specs[index]:
-                return fused.fused_sequence(functions[index], specs[index], x, states), []
-            projected = cell.project_inputs(x) if hasattr(cell, "project_inputs") else None
-            outputs = []
-            for t in range(x.shape[1]):
-                if projected is not None:
-                    output, states = cell.step(projected[:, t], cell.recurrent_term(states),
-                                               states, training=False)
-                else:
-                    output, states = cell.call(x[:, t], states, training=False)
-                states = tf.nest.flatten(states)
-                outputs.append(output)
-            return tf.stack(outputs, axis=1), []
+        if runs_its_layers_in_order(model):
+            build = _layer_chain
+        else:
+            build = _step_protocol
+        (dtype, features), shapes, step_outputs, predict_outputs, self.layout, \
+            self.fused_specs = build(model, batch_size, fuse, share_weights, scope)
+        self.state_names = tuple(
+            f"state_{group}_{index}"
+            for group, group_shapes in enumerate(shapes)
+            for index in range(len(group_shapes))
+        )
+        state_specs = [
+            tf.TensorSpec(shape, tf.float32, name=name)
+            for name, shape in zip(self.state_names, (s for group in shapes for s in group))
+        ]
+        step_spec = [tf.TensorSpec((batch_size, *features), dtype, name="x"), *state_specs]
+        predict_spec = [tf.TensorSpec((batch_size, seq_len, *features), dtype, name="x"),
+                        *state_specs]
 
         def step(x, *states):
-            output, new_states = run(x, states, step_cell)
+            output, new_states = step_outputs(x, states)
             return {"output": output, **dict(zip(self.state_names, new_states))}
 
         def predict(x, *states):
-            return {"output": run(x, states, sequence_cell)[0]}
+            return {"output": predict_outputs(x, states)}
 
         self.step = tf.function(step, input_signature=step_spec, autograph=False)
         self.predict = tf.function(predict, input_signature=predict_spec, autograph=False)

@@ -78,6 +78,10 @@ class LanguageModel(keras.Model):
         # float32 logits keep the softmax stable under mixed precision.
         self.head = keras.layers.Dense(vocab_size, dtype="float32", name="logits")
 
+    # Its forward pass is its layers in order: the export may rebuild it layer by layer (and
+    # fuse its LSTM layers); subclasses that add to it say False (zoo.export.module).
+    runs_layers_in_order = True
+
     def call(self, ids, training=False):
         x = self.dropout(self.embedding(ids), training=training)
         for layer in self.recurrent:

@@ -102,6 +102,8 @@ class TimeAwareMelodyModel(LanguageModel):
         **kwargs: see `LanguageModel`.
     """
 
+    runs_layers_in_order = False  # Δt joins every layer's input: export through `step`
+
     def __init__(self, vocab_size, gaps, **kwargs):
         super().__init__(vocab_size, **kwargs)
         self.gaps = [float(g) for g in gaps]

@@ -134,6 +134,8 @@ class PolyphonicModel(keras.Model):
         """Shape of one step's input (a multi-hot frame), for export."""
         return (self.pitches,)
 
+    runs_layers_in_order = True  # see `zoo.export.module.runs_its_layers_in_order`
+
     def call(self, frames, training=False):
         x = self.noise(frames, training=training) if self.input_noise else frames
         for layer in self.recurrent:
