@@ -69,7 +69,7 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
     if translating:
         return export_translation_run(run_dir, config, data, out_dir, format, quantize, seq_len,
                                       calibration_windows)
-    seq_len = seq_len or config.seq_len
+    seq_len = seq_len or task.sequence_length(config)
     windows = representative_windows(data.validation or data.test, calibration_windows, seq_len)
     metadata = {"task": config.task, "config": dataclasses.asdict(config)}
     vocab = data.info.get("vocab")

@@ -138,6 +138,9 @@ class MovingShapesTask(Task):
 
     name, config_class = "moving_shapes", MovingShapesConfig
 
+    def sequence_length(self, config):
+        return config.frames - 1  # inputs are the frames but the last
+
     def _data_args(self, config):
         return dict(seed=config.seed, frames=config.frames, size=config.size,
                     shapes=config.shapes, batch_size=config.batch_size)

@@ -117,6 +117,10 @@ class Task:
         """The test metric that ranks runs (studies, model cards), and whether lower is better."""
         return "loss", True
 
+    def sequence_length(self, config) -> int:
+        """Steps of one training window: the default length of an export's `predict`."""
+        return config.seq_len
+
 
 TASKS = Registry("task", serializable=False)
 

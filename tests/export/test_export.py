@@ -272,3 +272,18 @@ def test_time_aware_melody_model_exports_through_its_step(tmp_path):
     tflite = manifest["files"]["model.tflite"]
     assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
     assert tflite["parity"]["bits_per_token"]["tflite"] > 0
+
+
+def test_convlstm_frame_model_exports_with_parity(tmp_path):
+    from pipelines.moving_shapes import build_model
+
+    model = build_model(frames=None, size=8, filters=4)
+    rng = np.random.default_rng(0)
+    videos = [(rng.random((1, TIME, 8, 8, 1)) < 0.2).astype(np.float32) for _ in range(2)]
+    model(videos[0])
+    randomize_weights(model, scale=0.3)
+    manifest = export.export_model(model, tmp_path / "frames", format="tflite",
+                                   representative_data=videos, seq_len=TIME)
+    tflite = manifest["files"]["model.tflite"]
+    assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
+    assert not any(op.startswith("Flex") for op in tflite["ops"])

@@ -1,9 +1,10 @@
-"""Moving-shapes task: seeded frames, batches, a short ConvLSTM training, the PNG strip."""
+"""Moving-shapes task: seeded frames, batches, a short ConvLSTM training, the PNG strip, export."""
 
 import numpy as np
 import pytest
 
 from pipelines import moving_shapes
+from pipelines.export import export_run
 from pipelines.train import get_task
 
 
@@ -35,6 +36,10 @@ def test_short_training_lowers_the_loss_and_draws_the_strip(tmp_path):
     with open(strip, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert get_task("moving_shapes").config_class is moving_shapes.MovingShapesConfig
+    manifest = export_run(str(tmp_path / "run"), format="tflite")  # predict over 4 frames
+    assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 4, 8, 8, 1]
+    parity = manifest["files"]["model.tflite"]["parity"]
+    assert max(parity["max_abs_diff"].values()) < 1e-4
 
 
 def test_too_few_frames_is_refused(tmp_path):

@@ -39,6 +39,18 @@ STEPWISE_LAYERS = (
     keras.layers.LayerNormalization,
 )
 SKIPPED_AT_INFERENCE = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.InputLayer)
+
+
+def _per_step(layer, x, sequence):
+    """A step-wise layer on one step (B, ...) or on a sequence (B, T, ...): a TimeDistributed
+    layer applies its inner layer to every step (time merged into the batch)."""
+    if not isinstance(layer, keras.layers.TimeDistributed):
+        return layer(x)
+    if not sequence:
+        return layer.layer(x)
+    batch, time = x.shape[0], x.shape[1]
+    y = layer.layer(tf.reshape(x, (batch * time, *x.shape[2:])))
+    return tf.reshape(y, (batch, time, *y.shape[1:]))
 FUSE_MODES = ("all", "standard", "none")
 
 
@@ -57,14 +69,14 @@ def _plan(model):
                     f"cell={type(cell).__name__}"
                 )
             plan.append((layer, cell))
-        elif isinstance(layer, STEPWISE_LAYERS):
+        elif isinstance(layer, STEPWISE_LAYERS) or isinstance(layer, keras.layers.TimeDistributed):
             if not isinstance(layer, SKIPPED_AT_INFERENCE):
                 plan.append((layer, None))
         else:
             raise ValueError(
                 f"Cannot export layer {layer.name!r} ({type(layer).__name__}): only step-wise "
-                f"layers ({', '.join(t.__name__ for t in STEPWISE_LAYERS)}) and recurrent "
-                "layers can run one step at a time."
+                f"layers ({', '.join(t.__name__ for t in STEPWISE_LAYERS)}, TimeDistributed) "
+                "and recurrent layers can run one step at a time."
             )
     if not any(cell is not None for _, cell in plan):
         raise ValueError(f"Model {model.name!r} has no recurrent layer to export.")
@@ -128,7 +140,7 @@ def _layer_chain(model, batch_size, fuse, share_weights, scope):
         with scope():
             for layer, cell in plan:
                 if cell is None:
-                    x = layer(x)
+                    x = _per_step(layer, x, sequence=recurrent is sequence_cell)
                     continue
                 index += 1
                 count = len(shapes[index])
