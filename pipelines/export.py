@@ -3,7 +3,7 @@
     export_run("runs/text-lstm-...", quantize=["none", "dynamic", "float16", "int8"])
 
 The model is the run's best checkpoint; the representative data (int8 calibration, parity,
-bits per token of every file) are windows of the run's own validation split, drawn by the
+the score of every file: bits per token, or nats per step for music and frames) are windows of the run's own validation split, drawn by the
 task's pipeline; the vocabulary goes into the manifest for on-device decoding.
 """
 
@@ -55,7 +55,7 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         calibration_windows: validation windows used for int8 calibration and parity
             (for a translation run: test sentences for parity, see `export_translation_run`).
         max_quality_loss, allow_quality_loss: the quality gate of quantised files (bits per
-            token on those validation windows, see `zoo.export.export_model`).
+            token, or nats per step, on those validation windows; `zoo.export.export_model`).
     """
     config = load_config(run_dir)
     translating = config.task == "translation"

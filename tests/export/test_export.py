@@ -254,6 +254,9 @@ def test_polyphonic_music_model_exports_with_parity(tmp_path):
     tflite = manifest["files"]["model.tflite"]
     assert FUSED in tflite["ops"]
     assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
+    score = tflite["parity"]["score"]  # next-frame NLL of the rolls, what the gate compares
+    assert score["metric"] == "nats_per_step" and score["keras"] > 0
+    assert abs(tflite["quality_loss"]) < 1e-3
 
 
 def test_time_aware_melody_model_exports_through_its_step(tmp_path):

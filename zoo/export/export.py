@@ -191,9 +191,10 @@ def export_model(
 
     Every .tflite file is run in LiteRT on `representative_data` and compared with
     `model(x)`; the float32 file must match within `tolerance` or the export fails. A quantised
-    file of a token model is scored in bits per token on the same data: one that loses more
-    than `max_quality_loss` against Keras is not written (unless `allow_quality_loss`); the
-    others are, and `QualityError` then names it, by how much, and what to try.
+    file is scored on the same data (bits per token for a token model, nats per step for a
+    model that predicts its next binary frame, see `parity`): one that loses more than
+    `max_quality_loss` against Keras is not written (unless `allow_quality_loss`); the others
+    are, and `QualityError` then names it, by how much, and what to try.
 
     Args:
         model: a Keras model of step-wise and recurrent layers (see `InferenceModule`).
@@ -208,7 +209,7 @@ def export_model(
         metadata: JSON-serialisable extras for the device (vocabulary, task, decoding).
         fuse: "all", "standard" or "none": which LSTM layers become fused ops in the float
             files (see `InferenceModule`).
-        max_quality_loss: bits per token a quantised file may lose against Keras.
+        max_quality_loss: what a quantised file may lose against Keras, in its score's unit.
         allow_quality_loss: write such files anyway (the manifest records their loss).
     """
     if hasattr(model, "encode") and hasattr(model, "decode_step"):
@@ -242,8 +243,8 @@ def export_model(
         },
         "files": {},
         "rejected": {},
-        "quality_gate": {"max_loss_bits_per_token": max_quality_loss,
-                         "allowed": bool(allow_quality_loss)},
+        "quality_gate": {"max_loss": max_quality_loss, "allowed": bool(allow_quality_loss),
+                         "unit": "bits per token, or nats per step for frame models"},
         "metadata": metadata or {},
     }
     rejected = {}
@@ -279,12 +280,13 @@ def export_model(
                     "ops": tflite.ops_used(flatbuffer),
                     "fused_lstm_layers": len(source.fused_specs),
                     "parity": report,
-                    "quality_loss_bits_per_token": quality_loss(report),
+                    "quality_metric": report.get("score", {}).get("metric"),
+                    "quality_loss": quality_loss(report),
                 }
                 progress.update()
-                loss = entry["quality_loss_bits_per_token"]
+                loss = entry["quality_loss"]
                 if q != "none" and loss is not None and loss > max_quality_loss:
-                    rejected[name] = report["bits_per_token"]
+                    rejected[name] = report["score"]
                     if not allow_quality_loss:
                         manifest["rejected"][name] = entry
                         continue
@@ -294,8 +296,9 @@ def export_model(
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
     if rejected and not allow_quality_loss:
-        worst = ", ".join(f"{name} {s['tflite']:.3f} bits/token against {s['keras']:.3f} in "
-                          f"Keras (+{s['tflite'] - s['keras']:.3f})"
+        units = {"bits_per_token": "bits/token", "nats_per_step": "nats/step"}
+        worst = ", ".join(f"{name} {s['tflite']:.3f} {units[s['metric']]} against "
+                          f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
                           for name, s in rejected.items())
         raise QualityError(
             f"{worst}: more than the allowed loss of {max_quality_loss:g}, so not written (the "

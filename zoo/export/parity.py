@@ -31,12 +31,32 @@ def bits_per_token(outputs, tokens):
     return float(-np.take_along_axis(log_probs, targets, -1).mean() / np.log(2))
 
 
+def nats_per_step(outputs, frames):
+    """Mean -log p(frames[:, t+1] | frames[:, :t+1]) in nats, summed over a frame's units:
+    next-frame logits (B, T, ...) scored against binary frames (piano rolls, pixels)."""
+    logits = np.asarray(outputs, np.float64)[:, :-1]
+    targets = np.asarray(frames, np.float64)[:, 1:]
+    nll = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    return float(nll.reshape(*nll.shape[:2], -1).sum(-1).mean())
+
+
+def _score(inputs, outputs):
+    """(metric name, function) that scores these outputs: bits per token for a token model,
+    nats per step for a model that predicts its next binary input frame; else None."""
+    if np.issubdtype(inputs.dtype, np.integer) and inputs.ndim == 2:
+        return "bits_per_token", bits_per_token
+    if outputs.shape == inputs.shape and np.isin(inputs, (0.0, 1.0)).all():
+        return "nats_per_step", nats_per_step
+    return None
+
+
 def parity(model, flatbuffer, sequences, num_threads=2):
     """Compare a .tflite flatbuffer's `predict` and `step` signatures with `model` on inputs.
 
     Every sequence (B, T) of `sequences` runs through Keras (`model(x)`), through `predict`,
     and token by token through `step` from zero states. Returns max_abs_diff per signature
-    and, for token models, bits per token of Keras and of the file.
+    and the `score` of Keras and of the file where the model has one: bits per token for a
+    token model, nats per step for a model that predicts its next binary frame.
     """
     predict = TFLiteStepper(flatbuffer, num_threads, signature="predict")
     step = TFLiteStepper(flatbuffer, num_threads, signature="step")
@@ -60,12 +80,13 @@ def parity(model, flatbuffer, sequences, num_threads=2):
     if not inputs:
         raise ValueError("Parity needs at least one input sequence. Received: sequences=[]")
     report = {"max_abs_diff": diffs, "sequences": len(inputs)}
-    if np.issubdtype(inputs[0].dtype, np.integer) and inputs[0].ndim == 2:
-        tokens = np.concatenate(inputs)
-        report["bits_per_token"] = {
-            "keras": bits_per_token(np.concatenate(keras_outputs), tokens),
-            "tflite": bits_per_token(np.concatenate(tflite_outputs), tokens),
-        }
+    data, expected = np.concatenate(inputs), np.concatenate(keras_outputs)
+    score = _score(data, expected)
+    if score is not None:
+        metric, function = score
+        report["score"] = {"metric": metric, "keras": function(expected, data),
+                           "tflite": function(np.concatenate(tflite_outputs), data)}
+        report[metric] = {k: report["score"][k] for k in ("keras", "tflite")}
     return report
 
 
@@ -80,6 +101,7 @@ def check_parity(report, tolerance=1e-4, name="model.tflite"):
 
 
 def quality_loss(report):
-    """Bits per token a file loses against Keras on the parity data (None: not a token model)."""
-    scores = report.get("bits_per_token")
-    return None if scores is None else scores["tflite"] - scores["keras"]
+    """What a file loses against Keras on the parity data, in its score's unit (bits per
+    token or nats per step); None for a model without a score."""
+    score = report.get("score")
+    return None if score is None else score["tflite"] - score["keras"]
