@@ -9,7 +9,7 @@ import pytest
 from pipelines import text, train
 from pipelines.configs import TextConfig
 from pipelines.export import EXPORT_DIR, export_run
-from zoo.export import TFLiteStepper, generate
+from zoo.export import TFLiteStepper, generate, read_metadata
 from zoo.export.fused import FUSED_OP
 
 LINE = "To be, or not to be, that is the question: whether 'tis nobler in the mind.\n"
@@ -40,7 +40,11 @@ def test_export_run_writes_a_calibrated_tflite_with_the_vocabulary(tmp_path):
     assert FUSED_OP in manifest["files"]["model.tflite"]["ops"]
     assert np.isclose(parity["bits_per_token"]["tflite"], parity["bits_per_token"]["keras"])
 
-    # On-device decoding needs nothing but the .tflite file and the manifest.
+    # On-device decoding needs nothing but the .tflite file: it carries the vocabulary.
+    embedded = json.loads(read_metadata(os.path.join(export_dir, "model.tflite"))[
+        "lstm_zoo.json"])
+    assert embedded["metadata"]["vocabulary"] == vocab.tokens
+    assert embedded["signatures"] == manifest["signatures"]
     stepper = TFLiteStepper(os.path.join(export_dir, "model.tflite"))
     ids = generate(stepper, list(vocab.encode("To be")), length=10, temperature=0)
     assert len(vocab.decode(ids)) == 15

@@ -11,7 +11,7 @@ from pipelines import train
 from pipelines import translation as tr
 from pipelines.export import EXPORT_DIR, export_run
 from tests.pipelines.test_translation import PAIRS
-from zoo.export import TFLiteTranslator, export_seq2seq, tflite
+from zoo.export import TFLiteTranslator, export_seq2seq, read_metadata, tflite
 from zoo.export.seq2seq import Seq2SeqModule, decode, parity
 from zoo.models.seq2seq import Seq2Seq
 
@@ -81,8 +81,12 @@ def test_export_run_of_a_translation_run(translation_run):
     assert info["parity"]["sentences"] == 2 and info["parity"]["greedy_equal"] == 1.0
     assert max(info["parity"]["max_abs_diff"].values()) <= 1e-4
 
-    # On-device translation needs the .tflite file, the SentencePiece model and the manifest.
+    # On-device translation needs the .tflite file, the SentencePiece model and the manifest;
+    # the file carries the other two as metadata.
     subwords = tr.Subwords.load(os.path.join(export_dir, "subwords.model"))
+    embedded = read_metadata(os.path.join(export_dir, "model.tflite"))
+    assert embedded["subwords.model"] == subwords.proto
+    assert json.loads(embedded["lstm_zoo.json"])["end_id"] == tr.EOS
     text = tr.read_tsv(os.path.join(translation_run, "test.tsv"))[0][0]
     source = subwords.encode([text])[0] + manifest["metadata"]["source_suffix"]
     translator = TFLiteTranslator(os.path.join(export_dir, "model.tflite"))

@@ -18,6 +18,7 @@ from zoo.export.export import (
     export_model,
     tflite_filename,
 )
+from zoo.export.metadata import read_metadata, with_metadata
 from zoo.export.module import InferenceModule
 from zoo.export.parity import ParityError, QualityError, check_parity, parity
 from zoo.export.runtime import TFLiteStepper, bench_tflite, generate, sample_next
@@ -45,6 +46,8 @@ __all__ = [
     "generate",
     "ops_used",
     "parity",
+    "read_metadata",
     "sample_next",
     "tflite_filename",
+    "with_metadata",
 ]

@@ -12,12 +12,15 @@ import numpy as np
 from tqdm import tqdm
 
 from zoo.export import saved_model, tflite
+from zoo.export.metadata import JSON_ENTRY, with_metadata
 from zoo.export.module import InferenceModule
 from zoo.export.parity import QualityError, check_parity, parity, quality_loss
 from zoo.files import read_json
 
 FORMATS = ("saved_model", "tflite")
 MANIFEST = "manifest.json"
+# What of the manifest each .tflite file carries as metadata (`zoo.export.metadata`).
+DEVICE_KEYS = ("format", "kind", "model", "cells", "signatures", "metadata")
 EXPORT_FORMAT = "lstm-zoo-export"  # the manifest's "format": what marks a folder as an export
 _CHOOSE = "choose an empty or new --out_dir"
 
@@ -187,6 +190,8 @@ def export_model(
                                      TFLite op computes them (see `zoo.export.fused`)
         model_<quantize>.tflite      one per extra quantisation (dynamic, float16, int8;
                                      the last two fuse plain LSTM layers only)
+                                     (every .tflite file also holds the manifest's cells,
+                                     signatures and metadata, see `zoo.export.metadata`)
         manifest.json                cells, signatures with shapes, ops, sizes, parity, metadata
 
     Every .tflite file is run in LiteRT on `representative_data` and compared with
@@ -270,7 +275,8 @@ def export_model(
                     # the step's and the op's copies of the weights separately.
                     surgery = not all(spec.standard for spec in module.fused_specs)
                     source = module_for("standard" if surgery else fuse, share_weights=False)
-                flatbuffer = tflite.convert(source, q, calibration)
+                flatbuffer = with_metadata(tflite.convert(source, q, calibration),
+                                           {JSON_ENTRY: {k: manifest[k] for k in DEVICE_KEYS}})
                 report = parity(model, flatbuffer, sequences)
                 if q == "none":
                     check_parity(report, tolerance, name)

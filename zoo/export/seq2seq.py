@@ -41,6 +41,7 @@ from zoo.export.export import (
     check_out_dir,
     tflite_filename,
 )
+from zoo.export.metadata import JSON_ENTRY, with_metadata
 from zoo.export.module import state_shapes
 from zoo.export.parity import ParityError
 from zoo.layers.recurrent import stack_step
@@ -323,7 +324,9 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
     Writes into `out_dir` (new, empty or an earlier export: see `check_out_dir`) `saved_model/`
     (`encode`, `decode_step`, `translate`), `model.tflite` (float32) and
     `model_<quantize>.tflite` (see the module docstring for the signatures), `files`
-    (name -> bytes, e.g. the SentencePiece model) and `manifest.json`. Every .tflite file is
+    (name -> bytes, e.g. the SentencePiece model) and `manifest.json`. Each .tflite file also
+    holds the files and the manifest's device settings as metadata (`zoo.export.metadata`),
+    so it is enough on its own. Every .tflite file is
     checked in LiteRT on `sources` (see `parity`); the float32 file must match Keras within
     `tolerance` and give the same greedy translations, or the export fails.
 
@@ -369,8 +372,10 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
             manifest["files"]["saved_model"] = _reload_check(module, path, sources, model,
                                                              start_id, end_id, max_length)
         if "tflite" in formats:
+            device = {JSON_ENTRY: {k: v for k, v in manifest.items() if k != "files"},
+                      **(files or {})}
             for q in quantizations:
-                flatbuffer = tflite.convert(module, q)
+                flatbuffer = with_metadata(tflite.convert(module, q), device)
                 name = tflite_filename(q)
                 report = parity(model, flatbuffer, sources, start_id, end_id, max_length)
                 if q == "none":
