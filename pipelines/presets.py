@@ -44,6 +44,7 @@ def run_dir(name: str) -> str:
                 shutil.copyfile(folder / file, staging / file)
         presets.load_model(name).save(staging / rundir.BEST)
         rundir.write_metrics(staging, test=presets.card(name).get("test", {}))
+        _rebuild_inputs(name, staging)
         os.replace(staging, target)  # another process may have built it first: keep theirs
     except OSError:
         if not (target / rundir.BEST).is_file():
@@ -51,6 +52,27 @@ def run_dir(name: str) -> str:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return str(target)
+
+
+def _digests(folder) -> dict:
+    """sha256 of the data splits a run directory holds (*.tsv), by file name."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(
+        Path(folder).glob("*.tsv"))}
+
+
+def _rebuild_inputs(name, folder):
+    """Recreate in `folder` the run inputs a preset does not ship (a translator's split TSVs)
+    from the corpus, as the task's seeded split made them, and check they are the same files."""
+    from pipelines.train import get_task, load_config
+
+    config = load_config(folder)
+    get_task(config.task).prepare(config, str(folder))
+    expected = presets.card(name).get("inputs", {})
+    rebuilt = _digests(folder)
+    changed = sorted(n for n, digest in expected.items() if rebuilt.get(n) != digest)
+    if changed:
+        raise ValueError(f"preset {name}: the corpus gives another {changed[0]} than the one "
+                         "the preset was trained and tested on (a different corpus version?)")
 
 
 def listing() -> str:
@@ -115,6 +137,7 @@ def card_for(name: str, source: str, model, config, description: str) -> dict:
         "wall_minutes": round(metrics.get("seconds", 0) / 60, 1),
         "test_float32": metrics.get("test", {}),
         "headline": {"metric": metric, "lower_is_better": lower},
+        "inputs": _digests(source),  # the split files `run_dir` rebuilds, checked there
         "weights": "float16", "versions": _versions(),
         "created": datetime.date.today().isoformat(),
     }
