@@ -3,8 +3,9 @@
     export_run("runs/text-lstm-...", quantize=["none", "dynamic", "float16", "int8"])
 
 The model is the run's best checkpoint; the representative data (int8 calibration, parity,
-the score of every file: bits per token, or nats per step for music and frames) are windows of the run's own validation split, drawn by the
-task's pipeline; the vocabulary goes into the manifest for on-device decoding.
+the score of every file: bits per token, or nats per step for music and frames) are windows of
+the run's own validation split, drawn by the task's pipeline; the vocabulary goes into the
+manifest and into every .tflite file for on-device decoding.
 """
 
 from __future__ import annotations

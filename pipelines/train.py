@@ -1,14 +1,7 @@
 """One training loop for every task: strategy scope, checkpoints, metrics, resume, NaN guard.
 
-A task plugs in by subclassing `Task` and registering it with `@register_task`; the loop, the
-run directory and the command line then work for it unchanged:
-
-    @register_task
-    class TextTask(Task):
-        name, config_class = "text", TextConfig
-        def prepare(self, config, run_dir, split=True): ...   # -> TaskData
-        def build_model(self, config, data): ...               # -> keras.Model (uncompiled)
-        def loss(self, config): ...
+Tasks plug in through `pipelines.tasks` (`Task`, `@register_task`; re-exported here); the
+loop, the run directory and the command line then work for them unchanged.
 
 The run directory and its rules (one owner, inputs checked against the config, exact resume)
 are described in `pipelines.rundir`.
@@ -18,14 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
-import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
@@ -42,116 +31,22 @@ from pipelines.rundir import (
     read_metrics,
     write_metrics,
 )
-from zoo.registry import Registry
+from pipelines.tasks import (  # noqa: F401 (the task contract, re-exported)
+    EXTRAS,
+    TASK_MODULES,
+    TASKS,
+    Task,
+    TaskData,
+    bits,
+    get_task,
+    register_task,
+)
 
 __all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
            "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
            "register_task", "sample", "train", "write_metrics"]
-# Task name -> the module of `pipelines` that registers it (imported on first use).
-TASK_MODULES = {"text": "text", "chorales": "music.chorales", "melody": "music.melody",
-                "translation": "translation", "speech": "speech",
-                "moving_shapes": "moving_shapes"}
-# Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
-EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
-          "sentencepiece": "translation", "ai_edge_litert": "export"}
-
-
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; the message says what was saved and how to resume."""
-
-
-@dataclass
-class TaskData:
-    """What a task's `prepare` returns.
-
-    Attributes:
-        train: `start_step -> tf.data.Dataset`, an endless stream of (inputs, targets) batches
-            whose order depends only on the seed and the step, so a resumed run sees the same
-            batches as an uninterrupted one. None when only evaluating.
-        validation, test: finite datasets of (inputs, targets) batches (validation may be None).
-        steps_per_pass: batches in one pass over the training split.
-        info: whatever `build_model` and `sample` need (e.g. the vocabulary).
-    """
-
-    train: Callable[[int], tf.data.Dataset] | None
-    validation: tf.data.Dataset | None
-    test: tf.data.Dataset
-    steps_per_pass: int = 1
-    info: dict = dataclasses.field(default_factory=dict)
-
-
-class Task:
-    """A trainable task: data, model, loss and derived metrics. Subclass and `register_task`."""
-
-    name: str = ""
-    config_class: type = TrainConfig
-
-    def prepare(self, config, run_dir, split=True) -> TaskData:
-        """Datasets for `config`; saves (or reloads) artefacts such as a vocabulary in run_dir.
-
-        With `split=False` the whole corpus is the `test` set (to evaluate on new data).
-        """
-        raise NotImplementedError
-
-    def build_model(self, config, data: TaskData) -> keras.Model:
-        raise NotImplementedError
-
-    def loss(self, config):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def metrics(self, config):
-        return []
-
-    def summarize(self, config, logs: dict) -> dict:
-        """Metrics derived from Keras logs (e.g. bits per character from the loss)."""
-        return {}
-
-    def score(self, config, model, data: TaskData) -> dict:
-        """Test metrics computed from the model's outputs, not its loss (e.g. BLEU)."""
-        return {}
-
-    def sample(self, config, run_dir, model, **options) -> str:
-        raise NotImplementedError(f"Task {self.name!r} does not sample.")
-
-    def headline(self, config) -> tuple[str, bool]:
-        """The test metric that ranks runs (studies, model cards), and whether lower is better."""
-        return "loss", True
-
-    def sequence_length(self, config) -> int:
-        """Steps of one training window: the default length of an export's `predict`."""
-        return config.seq_len
-
-
-TASKS = Registry("task", serializable=False)
-
-
-def register_task(cls):
-    """Class decorator: make the task available by `cls.name` to `train` and `lstm-zoo`."""
-    return TASKS.register(cls.name)(cls)
-
-
-def get_task(name) -> Task:
-    """The task registered as `name`, importing its module (`TASK_MODULES`) if needed.
-
-    KeyError listing the known tasks for an unknown name; ImportError naming the extra to
-    install when the task needs a library that is not installed.
-    """
-    if name == "music":
-        raise KeyError("--task=music is now two tasks: --task=chorales or --task=melody "
-                       "(without --music_format)")
-    if name not in TASKS and name in TASK_MODULES:
-        try:
-            importlib.import_module(f"pipelines.{TASK_MODULES[name]}")
-        except ModuleNotFoundError as error:
-            extra = EXTRAS.get((error.name or "").split(".")[0])
-            if extra is None:
-                raise
-            raise ImportError(f"The {name} task needs {error.name}: pip install "
-                              f"'lstm-zoo[{extra}]'") from None
-    if not isinstance(name, str) or name not in TASKS:
-        raise KeyError(f"Unknown task {name!r}. Known tasks: "
-                       f"{', '.join(sorted(set(TASKS.names()) | set(TASK_MODULES)))}")
-    return TASKS.get(name)()
 
 
 def make_strategy(name):
@@ -407,8 +302,3 @@ def sample(run_dir, **options) -> str:
     """Generated output of the best checkpoint of `run_dir` (options depend on the task)."""
     config = load_config(run_dir)
     return get_task(config.task).sample(config, run_dir, load_checkpoint(run_dir), **options)
-
-
-def bits(loss_in_nats) -> float:
-    """Bits per token from a mean cross-entropy in nats."""
-    return float(loss_in_nats) / math.log(2.0)
