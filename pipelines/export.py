@@ -26,9 +26,13 @@ __all__ = ["EXPORT_DIR", "bench_tflite", "export_run", "export_translation_run",
 
 
 def representative_windows(dataset, count, seq_len):
-    """`count` input windows (1, seq_len) from a dataset of (inputs, targets) batches."""
+    """`count` input windows (1, seq_len) from a dataset of (inputs, targets) batches; inputs
+    given as {"features", "lengths"} (utterances) are padded with zeros to seq_len frames."""
     windows = []
     for inputs, _ in dataset:
+        if isinstance(inputs, dict):
+            inputs = np.asarray(inputs["features"])[:, :seq_len]
+            inputs = np.pad(inputs, [(0, 0), (0, seq_len - inputs.shape[1]), (0, 0)])
         inputs = np.asarray(inputs)
         if inputs.shape[1] < seq_len:
             raise ValueError(

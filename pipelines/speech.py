@@ -195,6 +195,10 @@ class SpeechTask(Task):
 
     name, config_class = "speech", SpeechConfig
 
+    def sequence_length(self, config):
+        """Frames of an export's fixed `predict` window: two seconds (utterances are padded)."""
+        return round(2000 / config.frame_ms)
+
     def _corpus(self, config, run_dir, first, count):
         return corpus(first, count, config.seed, config.max_words, config.mel_bins,
                       config.frame_ms, config.cache_dir or run_dir)

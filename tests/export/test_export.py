@@ -290,3 +290,21 @@ def test_convlstm_frame_model_exports_with_parity(tmp_path):
     tflite = manifest["files"]["model.tflite"]
     assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
     assert not any(op.startswith("Flex") for op in tflite["ops"])
+
+
+def test_bidirectional_ctc_model_exports_predict_over_a_fixed_window(tmp_path):
+    from zoo.models.ctc import CTCModel
+
+    model = CTCModel(num_labels=5, cell="lstm", units=UNITS, layers=2)
+    rng = np.random.default_rng(0)
+    features = [rng.normal(size=(1, TIME, 6)).astype(np.float32) for _ in range(2)]
+    model(features[0])
+    randomize_weights(model, scale=0.3)
+    manifest = export.export_model(model, tmp_path / "ctc", format=["tflite", "saved_model"],
+                                   representative_data=features, seq_len=TIME)
+    assert list(manifest["signatures"]) == ["predict"]  # no streaming: it reads both ways
+    assert manifest["signatures"]["predict"]["outputs"]["output"]["shape"] == [1, TIME, 6]
+    tflite = manifest["files"]["model.tflite"]
+    assert list(tflite["parity"]["max_abs_diff"]) == ["predict"]
+    assert tflite["parity"]["max_abs_diff"]["predict"] < 1e-4
+    assert manifest["files"]["saved_model"]["reload_max_abs_diff"] < 1e-5

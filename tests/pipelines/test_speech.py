@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines import speech
+from pipelines.export import export_run
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng (installed by .ci/run)")
@@ -51,3 +52,7 @@ def test_short_training_lowers_the_ctc_loss(tmp_path):
         run_dir=str(tmp_path / "run"), utterances=32, eval_utterances=8, max_words=1,
         mel_bins=20), str(tmp_path / "run"), model, count=2)
     assert text.endswith(f"{metrics['test']['label_error_rate_beam_search']:.3f}")
+    manifest = export_run(str(tmp_path / "run"), format="tflite", calibration_windows=2)
+    assert list(manifest["signatures"]) == ["predict"]  # bidirectional: a fixed window only
+    assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 100, 20]
+    assert manifest["files"]["model.tflite"]["parity"]["max_abs_diff"]["predict"] < 1e-4

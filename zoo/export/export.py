@@ -242,10 +242,8 @@ def export_model(
             {"cell": name, "units": units, "fused": fused, "state_shapes": list(map(list, shapes))}
             for name, units, fused, shapes in module.layout
         ],
-        "signatures": {
-            "step": _signature_shapes(module.step),
-            "predict": _signature_shapes(module.predict),
-        },
+        "signatures": {name: _signature_shapes(getattr(module, name))
+                       for name in module.signatures()},
         "files": {},
         "rejected": {},
         "quality_gate": {"max_loss": max_quality_loss, "allowed": bool(allow_quality_loss),

@@ -39,6 +39,8 @@ STEPWISE_LAYERS = (
     keras.layers.LayerNormalization,
 )
 SKIPPED_AT_INFERENCE = (keras.layers.Dropout, keras.layers.GaussianNoise, keras.layers.InputLayer)
+# A plan entry for a Bidirectional layer: it runs in `predict` only (no streaming `step`).
+BIDIRECTIONAL = "bidirectional"
 
 
 def _per_step(layer, x, sequence):
@@ -59,7 +61,9 @@ def _plan(model):
     plan = []
     for layer in model.layers:
         cell = getattr(layer, "cell", None)
-        if cell is not None:
+        if isinstance(layer, keras.layers.Bidirectional):
+            plan.append((layer, BIDIRECTIONAL))
+        elif cell is not None:
             if getattr(layer, "go_backwards", False) or isinstance(
                 cell, keras.layers.StackedRNNCells
             ):
@@ -81,6 +85,37 @@ def _plan(model):
     if not any(cell is not None for _, cell in plan):
         raise ValueError(f"Model {model.name!r} has no recurrent layer to export.")
     return plan
+
+
+def _unrolled(cell, x, states):
+    """Outputs (B, T, ...) of `cell` over the T steps of `x` from `states`, unrolled."""
+    projected = cell.project_inputs(x) if hasattr(cell, "project_inputs") else None
+    outputs = []
+    for t in range(x.shape[1]):
+        if projected is not None:
+            output, states = cell.step(projected[:, t], cell.recurrent_term(states), states,
+                                       training=False)
+        else:
+            output, states = cell.call(x[:, t], states, training=False)
+        states = tf.nest.flatten(states)
+        outputs.append(output)
+    return tf.stack(outputs, axis=1)
+
+
+def _bidirectional(layer, x):
+    """A Bidirectional layer over the whole window from zero states, unrolled both ways."""
+    if layer.merge_mode not in ("concat", "sum", "ave", "mul"):
+        raise ValueError(f"Cannot export Bidirectional layer {layer.name!r} with "
+                         f"merge_mode={layer.merge_mode!r}")
+    batch = x.shape[0]
+    forward = _unrolled(layer.forward_layer.cell, x,
+                        tf.nest.flatten(layer.forward_layer.cell.get_initial_state(batch)))
+    backward = tf.reverse(_unrolled(layer.backward_layer.cell, tf.reverse(x, [1]), tf.nest.flatten(
+        layer.backward_layer.cell.get_initial_state(batch))), [1])
+    if layer.merge_mode == "concat":
+        return tf.concat([forward, backward], -1)
+    merged = forward + backward if layer.merge_mode != "mul" else forward * backward
+    return merged / 2 if layer.merge_mode == "ave" else merged
 
 
 def state_shapes(cell, batch_size) -> list[tuple[int, ...]]:
@@ -128,7 +163,7 @@ def _layer_chain(model, batch_size, fuse, share_weights, scope):
     """The signatures' bodies for a chain of step-wise and recurrent layers: recurrent layers
     the TFLite op computes run fused in `predict` (see `fused`), the others unrolled."""
     plan = _plan(model)
-    cells = [cell for _, cell in plan if cell is not None]
+    cells = [cell for _, cell in plan if cell is not None and cell != BIDIRECTIONAL]
     specs = [None if fuse == "none" else fused.lstm_spec(cell) for cell in cells]
     if fuse == "standard":
         specs = [spec if spec and spec.standard else None for spec in specs]
@@ -141,6 +176,9 @@ def _layer_chain(model, batch_size, fuse, share_weights, scope):
             for layer, cell in plan:
                 if cell is None:
                     x = _per_step(layer, x, sequence=recurrent is sequence_cell)
+                    continue
+                if cell == BIDIRECTIONAL:
+                    x = _bidirectional(layer, x)
                     continue
                 index += 1
                 count = len(shapes[index])
@@ -158,20 +196,11 @@ def _layer_chain(model, batch_size, fuse, share_weights, scope):
     def sequence_cell(index, cell, x, states):
         if specs[index]:
             return fused.fused_sequence(functions[index], specs[index], x, states), []
-        projected = cell.project_inputs(x) if hasattr(cell, "project_inputs") else None
-        outputs = []
-        for t in range(x.shape[1]):
-            if projected is not None:
-                output, states = cell.step(projected[:, t], cell.recurrent_term(states),
-                                           states, training=False)
-            else:
-                output, states = cell.call(x[:, t], states, training=False)
-            states = tf.nest.flatten(states)
-            outputs.append(output)
-        return tf.stack(outputs, axis=1), []
+        return _unrolled(cell, x, states), []
 
+    streaming = not any(cell == BIDIRECTIONAL for _, cell in plan)
     return (input_spec(model, plan), shapes,
-            lambda x, states: run(x, states, step_cell),
+            (lambda x, states: run(x, states, step_cell)) if streaming else None,
             lambda x, states: run(x, states, sequence_cell)[0],
             _layout(cells, [spec is not None for spec in specs], shapes),
             tuple(spec for spec in specs if spec))  # in op order, for `fused.completed`
@@ -276,15 +305,16 @@ class InferenceModule(tf.Module):
         def predict(x, *states):
             return {"output": predict_outputs(x, states)}
 
-        self.step = tf.function(step, input_signature=step_spec, autograph=False)
+        self.streaming = step_outputs is not None
+
         self.predict = tf.function(predict, input_signature=predict_spec, autograph=False)
+        if self.streaming:  # (a model with a bidirectional layer has `predict` only)
+            self.step = tf.function(step, input_signature=step_spec, autograph=False)
 
     def signatures(self) -> dict:
         """Signature name -> concrete function, for SavedModel and the TFLite converter."""
-        return {
-            "step": self.step.get_concrete_function(),
-            "predict": self.predict.get_concrete_function(),
-        }
+        names = ("step", "predict") if self.streaming else ("predict",)
+        return {name: getattr(self, name).get_concrete_function() for name in names}
 
     def run(self, signature, inputs) -> dict:
         """Call the `step` or `predict` function with inputs given by name, as in TFLite."""
@@ -295,5 +325,5 @@ class InferenceModule(tf.Module):
         """Signature inputs name -> zero array for every state tensor."""
         return {
             spec.name: tf.zeros(spec.shape, spec.dtype).numpy()
-            for spec in self.step.input_signature[1:]
+            for spec in self.predict.input_signature[1:]
         }

@@ -28,7 +28,7 @@ class TFLiteStepper:
             self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
         else:
             self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-        signatures = self.interpreter.get_signature_list()
+        self.signatures = signatures = self.interpreter.get_signature_list()
         if signature not in signatures:
             raise ValueError(
                 f"The model has no {signature!r} signature. Received: signatures="

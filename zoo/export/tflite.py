@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import flatbuffers
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
@@ -43,6 +44,8 @@ def representative_samples(module, sequences):
         for sequence in sequences:
             sequence = np.asarray(sequence)
             yield "predict", {"x": sequence, **carried}
+            if not module.streaming:
+                continue
             states = module.zero_states()
             for t in range(sequence.shape[1]):
                 inputs = {"x": sequence[:, t], **states}
@@ -99,8 +102,19 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
         finally:
             logger.setLevel(level)
     flatbuffer = fused.completed(flatbuffer, module.fused_specs)
+    if len(signatures) == 1:  # the converter names a lone signature "serving_default"
+        flatbuffer = _renamed_signature(flatbuffer, next(iter(signatures)))
     check_builtin_only(flatbuffer)
     return flatbuffer
+
+
+def _renamed_signature(flatbuffer: bytes, name: str) -> bytes:
+    """`flatbuffer` whose only signature is called `name`."""
+    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    model.signatureDefs[0].signatureKey = name.encode()
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def ops_used(flatbuffer: bytes) -> list[str]:

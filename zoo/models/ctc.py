@@ -103,6 +103,13 @@ class CTCModel(keras.Model):
         ]
         self.head = keras.layers.Dense(num_labels + 1, dtype="float32", name="logits")
 
+    @property
+    def step_input_shape(self):
+        """(F,): the features of one frame, once built (what the export's input holds)."""
+        layer = self.recurrent[0]
+        cell = layer.forward_layer.cell if self.bidirectional else layer.cell
+        return (int(cell.kernel.shape[0]),)
+
     @staticmethod
     def unpack(inputs):
         """(features, lengths) from the model inputs."""
