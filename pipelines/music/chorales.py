@@ -12,7 +12,7 @@ import numpy as np
 
 from pipelines.configs import option
 from pipelines.music.common import MusicConfig, MusicTask
-from pipelines.music.corpus import load_chorales, load_midi_folder, splits_of
+from pipelines.music.corpus import load_chorales
 from pipelines.music.midi import (
     HIGHEST,
     LOWEST,
@@ -126,10 +126,11 @@ class ChoralesTask(MusicTask):
 
     name, config_class = "chorales", ChoralesConfig
 
+    def default_corpus(self, config):
+        return load_chorales(config.limit)
+
     def prepare(self, config, run_dir, split=True):
-        corpus = (load_midi_folder(config.data, "chorales") if config.data
-                  else load_chorales(config.limit))
-        pieces = splits_of(corpus, config.data, split)
+        corpus, pieces = self.pieces(config, split)
         batch, window, spq = config.batch_size, config.seq_len, config.steps_per_quarter
         grids = transposed_grids(pieces.get("train", []), config.transpositions)
         evaluation = {n: chorale_dataset(p, batch, spq) for n, p in pieces.items()}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.configs import TrainConfig, option
+from pipelines.music.corpus import load_midi_folder, splits_of
 from pipelines.music.midi import plot_roll, read_midi
 from pipelines.train import Task
 
@@ -30,6 +31,17 @@ class MusicConfig(TrainConfig):
 
 class MusicTask(Task):
     """A music task: `compose` writes a piece, `sample` adds the MIDI primer and the files."""
+
+    def default_corpus(self, config):
+        """The task's own corpus (music21's chorales or folk tunes), without --data."""
+        raise NotImplementedError
+
+    def pieces(self, config, split=True):
+        """(corpus, its pieces by split name): the MIDI folder --data, read as this task's
+        encoding, or the task's own corpus."""
+        corpus = (load_midi_folder(config.data, self.name) if config.data
+                  else self.default_corpus(config))
+        return corpus, splits_of(corpus, config.data, split)
 
     def sizes(self, config, names=("units", "layers")) -> dict:
         """The size overrides the config gives (None: the size's own)."""

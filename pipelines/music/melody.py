@@ -13,7 +13,7 @@ import numpy as np
 from pipelines import text
 from pipelines.configs import option
 from pipelines.music.common import MusicConfig, MusicTask
-from pipelines.music.corpus import load_melodies, load_midi_folder, splits_of
+from pipelines.music.corpus import load_melodies
 from pipelines.music.midi import (
     STEPS_PER_QUARTER,
     events_to_midi,
@@ -69,10 +69,11 @@ class MelodyTask(MusicTask):
 
     name, config_class = "melody", MelodyConfig
 
+    def default_corpus(self, config):
+        return load_melodies(limit=config.limit)
+
     def prepare(self, config, run_dir, split=True):
-        corpus = (load_midi_folder(config.data, "melody") if config.data
-                  else load_melodies(limit=config.limit))
-        pieces = splits_of(corpus, config.data, split)
+        corpus, pieces = self.pieces(config, split)
         batch, window = config.batch_size, config.seq_len
         tokens = {n: melody_tokens(p) for n, p in pieces.items()}
         if split:
