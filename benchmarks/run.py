@@ -64,7 +64,7 @@ class Case:
     model: str  # a key of MODELS
     cell: str  # a zoo cell name; "lstm" or "gru" for keras and torch
     units: int
-    precision: str = "float32"  # or "mixed_bfloat16" (Keras only)
+    precision: str = "float32"  # or "mixed_bfloat16" (Keras policy; torch bf16 autocast)
 
     @property
     def label(self):
@@ -177,10 +177,14 @@ def train_torch(case, settings):
     optimizer = torch.optim.Adam(modules.parameters(), lr=1e-3)
     x, y = (torch.from_numpy(a.astype(np.int64)) for a in _data(settings))
 
+    bf16 = case.precision != "float32"  # torch's best CPU precision: bfloat16 autocast
+
     def step():
         optimizer.zero_grad()
-        logits = dense(rnn(embedding(x))[0])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = dense(rnn(embedding(x))[0])
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, VOCAB),
+                                                 y.reshape(-1))
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -318,6 +322,8 @@ def cases(cell_names, sizes, with_torch):
                 if n in cell_names]
         out += [Case("keras", "lstm", units, "mixed_bfloat16")]
         out += [Case("zoo", n, units, "mixed_bfloat16") for n in ("lstm", "gru") if n in cell_names]
+        if with_torch:
+            out += [Case("torch", n, units, "mixed_bfloat16") for n in ("lstm", "gru")]
     return out
 
 
@@ -382,6 +388,7 @@ def markdown(report):
                 f"{r['tokens_per_cpu_s']:,.0f} | {r['gflops']:.1f} | "
                 f"{r['gflops'] / peak:.0%} | {r['loss']:.3f} | {r['train_mib']}"
             )
+        lines += _best_precision(find, units)
         lines.append("")
     for title, key, unit in (("Matmul", "matmul", "GFLOP/s"),
                              ("Generation step, batch 1", "latency", "µs")):
@@ -394,6 +401,21 @@ def markdown(report):
                   "(default configs; ratio = stream / model, aim 10x)", "",
                   pipelines.markdown(report["pipelines"]), ""]
     return "\n".join(lines)
+
+
+def _best_precision(find, units):
+    """One line per cell: the zoo's and torch's fastest precision, and their ratio."""
+    lines = []
+    for cell in ("lstm", "gru"):
+        best = {model: max((find[k] for k in find if k[0] == model and k[1] == cell),
+                           key=lambda r: r["tokens_per_s"]["median"], default=None)
+                for model in ("zoo", "torch")}
+        if best["zoo"] and best["torch"]:
+            zoo_rate, torch_rate = (best[m]["tokens_per_s"]["median"] for m in ("zoo", "torch"))
+            lines.append(f"best precision, H={units}: zoo {cell} {best['zoo']['precision']} "
+                         f"{zoo_rate:,.0f} against torch {best['torch']['precision']} "
+                         f"{torch_rate:,.0f} tokens/s: {zoo_rate / torch_rate:.2f}x")
+    return lines
 
 
 def chart(report, path):
