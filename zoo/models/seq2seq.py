@@ -42,7 +42,8 @@ class Seq2Seq(keras.Model):
         encoder_layers, decoder_layers: stacked recurrent layers.
         embedding_dim: width of the token embeddings.
         bidirectional: bidirectional encoder layers.
-        attention: "luong" or "bahdanau".
+        attention: a registered attention: "luong", "scaled_luong" (scores / sqrt(units)) or
+            "bahdanau".
         dropout: dropout on embeddings, between layers and before the output layer.
         cell_kwargs: extra arguments of the cell (e.g. `{"reset_after": False}`).
 
