@@ -144,3 +144,16 @@ def test_mlstm_trains_in_its_parallel_form(monkeypatch):
     for shape in ((None, 5), (None, None)):
         traced = tf.function(model, input_signature=[tf.TensorSpec(shape, "int32")])
         np.testing.assert_allclose(traced(ids), stepwise, rtol=1e-5, atol=1e-6)
+
+
+def test_the_generating_models_follow_the_step_protocol():
+    from zoo.models import StepModel
+    from zoo.models.ctc import CTCModel
+    from zoo.models.melody import melody_model
+    from zoo.models.polyphonic import PolyphonicModel
+
+    for model in (LanguageModel(10, units=4, embedding_dim=3, layers=1),
+                  melody_model(size="tiny", cell="tlstm"), PolyphonicModel(6, units=4)):
+        assert isinstance(model, StepModel), type(model).__name__
+    assert not isinstance(CTCModel(3, units=4), StepModel)  # bidirectional: no step
+    assert not melody_model(size="tiny", cell="tlstm").runs_layers_in_order

@@ -17,9 +17,10 @@ Signatures (B = batch_size, T = seq_len, state tensors named `state_<layer>_<ind
 
 A model whose forward pass is more than its layers in order (it says so with
 `runs_layers_in_order = False`, e.g. the time-aware melody model) is exported through its own
-step protocol instead: `initial_state(batch_size)` (a list of state groups), `step(x_t,
-states) -> (output, states)`, and optionally `step_input_shape` for float inputs; `step` is
-that step, `predict` unrolls it over the T steps, and nothing is fused.
+step protocol (`zoo.models.protocol.StepModel`) instead: `initial_state(batch_size)` (a list
+of state groups), `step(x_t, states) -> (output, states)`, and optionally `step_input_shape`
+for float inputs; `step` is that step, `predict` unrolls it over the T steps, and nothing is
+fused.
 """
 
 from __future__ import annotations
