@@ -11,13 +11,17 @@ Search (`greedy_search`, `beam_search` with GNMT's length penalty) runs a step f
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
+import numpy as np
 from keras import ops
 
 _MASKED = -1e9
 
 
-def check_sampling(temperature=1.0, top_k=None, top_p=None):
+def check_sampling(temperature: float = 1.0, top_k: int | None = None,
+                   top_p: float | None = None) -> None:
     """Raise a ValueError naming the argument if a sampling setting is out of range."""
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0. Received: temperature={temperature}")
@@ -44,7 +48,8 @@ def filter_logits(logits, top_k=None, top_p=None):
     return logits
 
 
-def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, seed=None):
+def sample_logits(logits, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None, seed=None):
     """Next token ids (batch,) drawn from logits (batch, vocab).
 
     Args:
@@ -61,8 +66,9 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, seed=None):
     return keras.random.categorical(logits, 1, seed=seed)[:, 0]
 
 
-def generate(step, states, prompt_ids, length, temperature=1.0, top_k=None, top_p=None,
-             seed=None):
+def generate(step: Callable, states, prompt_ids, length: int, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None,
+             seed: int | None = None) -> np.ndarray:
     """Feed `prompt_ids` (batch, time >= 1) through `step`, then sample `length` more tokens.
 
     `step(ids, states) -> (logits, states)` is one time step of a model (e.g.
@@ -108,7 +114,8 @@ def _log_probs(step, ids, state, pad_id):
     return ops.log_softmax(logits, axis=-1), state
 
 
-def greedy_search(step, state, start_ids, end_id, max_length, pad_id=0):
+def greedy_search(step: Callable, state, start_ids, end_id: int, max_length: int,
+                  pad_id: int = 0) -> tuple:
     """The most likely token at every step, until `end_id` or `max_length` tokens.
 
     `step(ids, state) -> (logits, state)` is one decoder step over a batch; `state` is any
@@ -136,7 +143,7 @@ def greedy_search(step, state, start_ids, end_id, max_length, pad_id=0):
     return buffer, scores
 
 
-def length_penalty_factor(length, alpha):
+def length_penalty_factor(length, alpha: float):
     """GNMT's length penalty ((5 + length) / 6) ** alpha (Wu et al. 2016); 1 when alpha = 0."""
     return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
 

@@ -12,6 +12,7 @@ here automatically, so the registry, the shared tests and the README table pick 
 import importlib
 import pkgutil
 
+from zoo.cells.base import RecurrentCell
 from zoo.registry import CELLS
 
 register = CELLS.register
@@ -19,7 +20,7 @@ get = CELLS.get
 names = CELLS.names
 
 
-def create(name: str, units: int, **kwargs):
+def create(name: str, units: int, **kwargs) -> RecurrentCell:
     """An instance of the cell registered as `name`."""
     return get(name)(units, **kwargs)
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -169,18 +170,18 @@ def _signature_shapes(function):
 
 def export_model(
     model,
-    out_dir,
-    format=FORMATS,
-    quantize="none",
-    representative_data=None,
-    batch_size=1,
-    seq_len=32,
-    tolerance=1e-4,
-    metadata=None,
-    fuse="all",
-    max_quality_loss=0.05,
-    allow_quality_loss=False,
-):
+    out_dir: str | os.PathLike,
+    format: str | Sequence[str] = FORMATS,
+    quantize: str | Sequence[str] = "none",
+    representative_data: Sequence[np.ndarray] | None = None,
+    batch_size: int = 1,
+    seq_len: int = 32,
+    tolerance: float = 1e-4,
+    metadata: dict | None = None,
+    fuse: str = "all",
+    max_quality_loss: float = 0.05,
+    allow_quality_loss: bool = False,
+) -> dict:
     """Export a Keras recurrent model for serving and for mobile; returns the manifest.
 
     Writes into `out_dir` (new, empty or an earlier export, replaced once everything succeeded;

@@ -24,14 +24,14 @@ def _log_probs(outputs):
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
-def bits_per_token(outputs, tokens):
+def bits_per_token(outputs, tokens) -> float:
     """Mean -log2 p(tokens[:, t+1] | tokens[:, :t+1]) from next-token outputs (B, T, V)."""
     log_probs = _log_probs(outputs)[:, :-1]
     targets = np.asarray(tokens)[:, 1:, None]
     return float(-np.take_along_axis(log_probs, targets, -1).mean() / np.log(2))
 
 
-def nats_per_step(outputs, frames):
+def nats_per_step(outputs, frames) -> float:
     """Mean -log p(frames[:, t+1] | frames[:, :t+1]) in nats, summed over a frame's units:
     next-frame logits (B, T, ...) scored against binary frames (piano rolls, pixels)."""
     logits = np.asarray(outputs, np.float64)[:, :-1]
@@ -50,7 +50,7 @@ def _score(inputs, outputs):
     return None
 
 
-def parity(model, flatbuffer, sequences, num_threads=2):
+def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
     """Compare a .tflite flatbuffer's `predict` and `step` signatures with `model` on inputs.
 
     Every sequence (B, T) of `sequences` runs through Keras (`model(x)`), through `predict`,
@@ -88,7 +88,7 @@ def parity(model, flatbuffer, sequences, num_threads=2):
     return report
 
 
-def check_parity(report, tolerance=1e-4, name="model.tflite"):
+def check_parity(report: dict, tolerance: float = 1e-4, name: str = "model.tflite") -> None:
     """Raise `ParityError` if a signature of `report` (from `parity`) exceeds `tolerance`."""
     worst = max(report["max_abs_diff"].items(), key=lambda item: item[1])
     if worst[1] > tolerance:
@@ -98,7 +98,7 @@ def check_parity(report, tolerance=1e-4, name="model.tflite"):
         )
 
 
-def quality_loss(report):
+def quality_loss(report: dict) -> float | None:
     """What a file loses against Keras on the parity data, in its score's unit (bits per
     token or nats per step); None for a model without a score."""
     score = report.get("score")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -53,7 +54,7 @@ class TFLiteStepper:
         return outputs["output"]
 
 
-def sample_next(logits, rng, temperature=1.0):
+def sample_next(logits, rng: np.random.Generator, temperature: float = 1.0) -> int:
     """A token id drawn from softmax(logits / temperature); greedy when temperature is 0."""
     logits = np.asarray(logits, np.float64).reshape(-1)
     if temperature == 0:
@@ -63,7 +64,8 @@ def sample_next(logits, rng, temperature=1.0):
     return int(rng.choice(len(probs), p=probs / probs.sum()))
 
 
-def generate(step, prompt, length, temperature=1.0, seed=0):
+def generate(step: Callable, prompt: Sequence[int], length: int, temperature: float = 1.0,
+             seed: int = 0) -> list[int]:
     """Token ids continuing `prompt` for `length` tokens, one `step(x_t) -> logits` at a time.
 
     `step` is a `TFLiteStepper` or any callable with the same contract (batch 1), so the same
@@ -81,7 +83,8 @@ def generate(step, prompt, length, temperature=1.0, seed=0):
     return tokens
 
 
-def bench_tflite(path, steps=200, warmup=20, num_threads=2, signature="step"):
+def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
+                 num_threads: int = 2, signature: str = "step") -> dict:
     """Per-call latency of a signature of a .tflite file in LiteRT, in microseconds.
 
     The inputs are zeros and the states are fed back, as in generation. Returns a dict with

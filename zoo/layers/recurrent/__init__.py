@@ -72,8 +72,8 @@ class Recurrent(keras.layers.RNN):
         keras.layers.Bidirectional(Recurrent(zoo.cells.create("gru", 64)))
     """
 
-    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
-                 fused=False, **kwargs):
+    def __init__(self, cell, return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, fused: bool = False, **kwargs):
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, **kwargs)
         self.fused = bool(fused)
@@ -98,19 +98,19 @@ class Recurrent(keras.layers.RNN):
         return {**super().get_config(), "fused": self.fused}
 
 
-def sequence_layer(cell, bidirectional=False, **kwargs):
+def sequence_layer(cell, bidirectional: bool = False, **kwargs) -> keras.layers.Layer:
     """The layer every zoo model runs its cells in: `Recurrent(cell, return_sequences=True)`,
     wrapped in `keras.layers.Bidirectional` when `bidirectional` (encoders only)."""
     layer = Recurrent(cell, return_sequences=True, **kwargs)
     return keras.layers.Bidirectional(layer) if bidirectional else layer
 
 
-def stack_initial_state(layers, batch_size):
+def stack_initial_state(layers, batch_size: int) -> list:
     """Zero states of a stack of recurrent layers: one list of (batch, size) per layer."""
     return [layer.cell.get_initial_state(batch_size) for layer in layers]
 
 
-def stack_step(layers, x, states):
+def stack_step(layers, x, states) -> tuple:
     """One time step through a stack of recurrent layers: x (batch, features) -> output of the
     last layer and the new states of every layer (for generation with explicit state)."""
     new_states = []
