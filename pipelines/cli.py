@@ -28,7 +28,7 @@ COMMANDS = {
     "sample": "Generate from a run's best checkpoint (text, music, a translation, ...).",
     "evaluate": "Test metrics of a run's best checkpoint, as JSON.",
     "export": "SavedModel and TFLite files of a run, checked in LiteRT.",
-    "translate": "Translate lines of a file or stdin with a translation run.",
+    "translate": "Translate lines of a file or stdin with a translation run or preset.",
     "study": "Compare cells over random hyper-parameter draws (Greff et al.); resumable.",
     "bench-tflite": "Per-step latency of a .tflite file in LiteRT.",
     "bench": "The speed benchmark suite (its own flags: lstm-zoo bench --help).",
@@ -71,7 +71,8 @@ COMMAND_OPTIONS = {
     "list": (), "presets": (), "evaluate": ("run_dir", "preset", "data"),
     "export": ("run_dir", "preset", "format", "quantize", "out_dir", "seq_len", "max_quality_loss",
                "allow_quality_loss"),
-    "translate": ("run_dir", "input", "output", "batch_size", "beam_size", "length_penalty"),
+    "translate": ("run_dir", "preset", "input", "output", "batch_size", "beam_size",
+                  "length_penalty"),
     "bench-tflite": ("model", "num_threads"),
 }
 COMMON = {"debug": (bool, "Show the Python traceback of an error."),

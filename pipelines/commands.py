@@ -101,7 +101,8 @@ def _sample(values):
 def _translate(values):
     from pipelines.translate import translate_lines
 
-    run_dir = _needs(values, "run_dir", "translate", "DIR (a translation run)")
+    run_dir = _needs(values, "run_dir", "translate",
+                     "DIR (a translation run) or --preset=NAME (e.g. en_es_gru)")
     source, target = values.pop("input", None), values.pop("output", None)
     with contextlib.ExitStack() as files:
         lines = files.enter_context(open(source, encoding="utf-8")) if source else sys.stdin

@@ -94,7 +94,12 @@ def test_shipped_presets_export_to_tflite_with_parity(name, tmp_path, monkeypatc
         assert parity["greedy_equal"] == 1.0
 
 
-def test_the_translation_preset_translates_a_sentence():
-    preset = zoo.presets.load("en_es_lstm")
+@pytest.mark.parametrize("name", ["en_es_lstm", "en_es_gru"])
+def test_the_translation_presets_translate(name, tmp_path, capsys):
+    preset = zoo.presets.load(name)
     spanish = preset.translate("And God said, Let there be light: and there was light.")
     assert "Dios" in spanish and "luz" in spanish
+    english = tmp_path / "english.txt"
+    english.write_text("The LORD is my shepherd; I shall not want.\n", encoding="utf-8")
+    assert cli.run(["translate", f"--preset={name}", f"--input={english}"]) == 0
+    assert "pastor" in capsys.readouterr().out
