@@ -94,7 +94,7 @@ class _OwnGradientLoop:
     def __init__(self, layer, training, initial_state):
         self.layer, self.cell, self.training = layer, layer.cell, training
         self.index = self.cell.recurrent_state
-        self.structure = initial_state
+        self.state_layout = initial_state  # the nesting of the states
         self.kernel = ops.cast(self.cell.recurrent_kernel, self.cell.compute_dtype)
         # A plain matmul product: its input gradient is one matmul with U^T.
         self.matmul = (type(self.cell).multiply_recurrent
@@ -102,7 +102,7 @@ class _OwnGradientLoop:
         self.autocast = keras_backend.get_autocast_scope()  # re-entered for the backward pass
 
     def pack(self, flat):
-        return tree.pack_sequence_as(self.structure, flat)
+        return tree.pack_sequence_as(self.state_layout, flat)
 
     def step(self, x, m, states):
         return self.cell.step(x, m, self.pack(states), training=self.training)
