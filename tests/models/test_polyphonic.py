@@ -63,6 +63,11 @@ def test_step_equals_the_sequence_and_the_model_round_trips(tmp_path):
     for t in range(5):
         logits, states = model.step(inputs[:, t], states)
     np.testing.assert_allclose(logits, full[:, -1], atol=1e-5)
+    first, carried = model.prefill(inputs[:, :3], model.initial_state(2))
+    rest, carried = model.prefill(inputs[:, 3:], carried)
+    np.testing.assert_allclose(np.concatenate([first, rest], 1), full, atol=1e-5)
+    for a, b in zip(keras.tree.flatten(carried), keras.tree.flatten(states)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert loaded.get_config()["cell"] == "cifg_lstm" and loaded.num_layers == 2

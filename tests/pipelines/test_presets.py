@@ -31,8 +31,8 @@ def test_a_preset_keeps_its_run_metrics_in_float16(made, tiny):
         assert {weights[k].dtype for k in weights.files} == {np.dtype("float16")}
     float32 = made["test_float32"]["bits_per_char"]
     assert abs(made["test"]["bits_per_char"] - float32) < 0.01
-    assert made["headline"] == {"metric": "bits_per_char", "lower_is_better": True,
-                                "value": made["test"]["bits_per_char"]}
+    assert made["headline"] == {"metric": "stream_bits_per_char", "lower_is_better": True,
+                                "value": made["test"]["stream_bits_per_char"]}
     assert made["command"] and made["cpu_minutes"] >= 0 and made["steps"] == 20
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
@@ -56,7 +56,8 @@ def test_commands_take_a_preset_instead_of_a_run(made, tmp_path, monkeypatch, ca
     assert len(capsys.readouterr().out.strip()) >= 2
     assert cli.run(["evaluate", "--preset=tiny_text"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
-    assert evaluated["bits_per_char"] == pytest.approx(made["test"]["bits_per_char"], abs=1e-5)
+    for metric in ("bits_per_char", "stream_bits_per_char"):
+        assert evaluated[metric] == pytest.approx(made["test"][metric], abs=1e-5)
     monkeypatch.chdir(tmp_path)
     assert cli.run(["export", "--preset=tiny_text", "--format=tflite"]) == 0
     assert (tmp_path / "tiny_text-export" / "model.tflite").is_file()
@@ -84,14 +85,18 @@ def test_shipped_presets_export_to_tflite_with_parity(name, tmp_path, monkeypatc
 
     monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "cache"))
     translator = zoo.presets.card(name)["task"] == "translation"
+    # int8 on trained weights: the export raises QualityError if it loses more than 0.05
     manifest = export_run(presets.run_dir(name), out_dir=str(tmp_path / "export"),
                           format=["tflite"], seq_len=None if translator else 16,
+                          quantize=["none"] if translator else ["none", "int8"],
                           calibration_windows=2 if translator else 16)
     assert (tmp_path / "export" / "model.tflite").is_file()
     parity = manifest["files"]["model.tflite"]["parity"]
     assert max(parity["max_abs_diff"].values()) <= 1e-3
     if translator:
         assert parity["greedy_equal"] == 1.0
+    else:
+        assert abs(manifest["files"]["model_int8.tflite"]["quality_loss"]) <= 0.05
 
 
 @pytest.mark.parametrize("name", ["en_es_lstm", "en_es_gru"])

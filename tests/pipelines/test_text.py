@@ -124,3 +124,30 @@ def test_unreadable_corpus_entries_give_one_line_errors_naming_them(tmp_path, mo
     assert "good.txt: permission denied" in read_error(folder / "good.txt")
     monkeypatch.setattr(os, "scandir", denied)  # os.walk lists folders with it
     assert "cannot list folder: permission denied" in read_error(folder)
+
+
+def test_stream_loss_carries_the_states_across_windows():
+    import keras
+    import tensorflow as tf
+
+    from zoo.models.language_model import LanguageModel
+
+    keras.utils.set_random_seed(0)
+    model = LanguageModel(12, units=8, layers=2, embedding_dim=4)
+    model(np.zeros((1, 1), "int32"))
+    model.set_weights([4 * w for w in model.get_weights()])  # so that the context matters
+    ids = np.random.default_rng(0).integers(0, 12, 241)
+    # one stream in one window: the mean NLL of the whole text from zero states
+    whole = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        ids[1:], model(ids[None, :-1])[0])))
+    assert text.stream_loss(model, ids, 1, 240) == pytest.approx(whole, rel=1e-5)
+    # the same text read 7 tokens at a time: the carried states make it the same number
+    assert text.stream_loss(model, ids, 1, 7) == pytest.approx(whole, rel=1e-5)
+    # from zero states at every window it would differ
+    windows = np.reshape(ids[:240], (-1, 8))
+    fresh = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        np.reshape(ids[1:241], (-1, 8)), model(windows))))
+    assert abs(fresh - whole) > 0.01
+    # 4 side-by-side streams (60 tokens each), read in windows of 9 = 4 streams in one window
+    assert text.stream_loss(model, ids, 4, 9) == pytest.approx(
+        text.stream_loss(model, ids, 4, 60), rel=1e-5)

@@ -189,8 +189,9 @@ def export_model(
         saved_model/                 `step` and `predict` serving signatures
         model.tflite                 float32, builtin ops only; LSTM layers fused where the
                                      TFLite op computes them (see `zoo.export.fused`)
-        model_<quantize>.tflite      one per extra quantisation (dynamic, float16, int8;
-                                     the last two fuse plain LSTM layers only)
+        model_<quantize>.tflite      one per extra quantisation (dynamic fuses plain LSTM
+                                     layers only, float16 as float32, int8 none: int8
+                                     matmuls, float32 gate math, see `tflite.convert`)
                                      (every .tflite file also holds the manifest's cells,
                                      signatures and metadata, see `zoo.export.metadata`)
         manifest.json                cells, signatures with shapes, ops, sizes, parity, metadata
@@ -269,11 +270,13 @@ def export_model(
                 name = tflite_filename(q)
                 progress.set_postfix_str(name + (" (calibrating)" if q == "int8" else ""))
                 source = module
-                if q in ("dynamic", "int8"):
+                if q == "dynamic":
                     # The quantizers know the converter's own fused op only, and quantise
                     # the step's and the op's copies of the weights separately.
                     surgery = not all(spec.standard for spec in module.fused_specs)
                     source = module_for("standard" if surgery else fuse, share_weights=False)
+                elif q == "int8":  # unfused: the fused op's integer kernel loses bits
+                    source = module_for("none", share_weights=False)
                 flatbuffer = with_metadata(tflite.convert(source, q, calibration),
                                            {JSON_ENTRY: {k: manifest[k] for k in DEVICE_KEYS}})
                 report = parity(model, flatbuffer, sequences)

@@ -6,7 +6,7 @@ import keras
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_step
+from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
 
 # Named sizes. Data, not code: a size is a dict of `LanguageModel` arguments.
 SIZES = {
@@ -46,6 +46,7 @@ class LanguageModel(keras.Model):
         model = LanguageModel(vocab_size=80, cell="cifg_lstm", units=256, layers=2)
         logits = model(ids)                                    # (batch, time, vocab)
         logits, states = model.step(ids[:, 0], model.initial_state(batch_size))
+        logits, states = model.prefill(ids, model.initial_state(batch_size))  # and the states
 
     Reference: A. Graves, "Generating Sequences With Recurrent Neural Networks", 2013;
     A. Karpathy, J. Johnson, L. Fei-Fei, "Visualizing and Understanding Recurrent Networks", 2015.
@@ -95,6 +96,13 @@ class LanguageModel(keras.Model):
     def step(self, ids, states):
         """One step: ids (batch,) and per-layer states -> logits (batch, vocab), new states."""
         x, states = stack_step(self.recurrent, self.embedding(ids), states)
+        return self.head(x), states
+
+    def prefill(self, ids, states):
+        """Many steps at once: ids (batch, time) from per-layer states -> logits (batch, time,
+        vocab) and the final states. Equal to `step` over the time axis, in the fast loop: a
+        prompt read in one call, or a long text scored window by window with its state."""
+        x, states = stack_sequence(self.recurrent, self.embedding(ids), states)
         return self.head(x), states
 
     def get_config(self):

@@ -137,6 +137,17 @@ class TimeAwareMelodyModel(LanguageModel):
             new_states.append(list(state))
         return self.head(x), [*new_states, [self._gap(ids)]]
 
+    def prefill(self, ids, states):
+        *states, (delta_t,) = states
+        gap = self._gap(ids)
+        delta_t = ops.concatenate([delta_t[:, None], gap[:, :-1]], 1)
+        x, new_states = self.embedding(ids), []
+        for layer, state in zip(self.recurrent, states):
+            x, *state = layer(ops.concatenate([x, delta_t], -1), initial_state=list(state),
+                              return_state=True)
+            new_states.append(state)
+        return self.head(x), [*new_states, [gap[:, -1]]]
+
     def get_config(self):
         return {**super().get_config(), "gaps": self.gaps}
 

@@ -9,7 +9,7 @@ from keras import ops
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_step
+from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
 
 # Named sizes. Data, not code: a size is a dict of `PolyphonicModel` arguments.
 SIZES = {
@@ -150,6 +150,13 @@ class PolyphonicModel(keras.Model):
         """One step: frames (batch, pitches), states of each layer -> logits, new states."""
         frames = ops.convert_to_tensor(frames, self.compute_dtype)
         x, states = stack_step(self.recurrent, frames, states)
+        return self.head(x), states
+
+    def prefill(self, frames, states):
+        """Many steps at once: frames (batch, time, pitches) from states -> logits (batch,
+        time, pitches) and the final states (`step` over the time axis, in the fast loop)."""
+        frames = ops.convert_to_tensor(frames, self.compute_dtype)
+        x, states = stack_sequence(self.recurrent, frames, states)
         return self.head(x), states
 
     def get_config(self):

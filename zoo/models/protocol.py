@@ -5,8 +5,10 @@ step of it, with the states made explicit:
 
     states = model.initial_state(batch_size)       # a list of state groups (one per layer, ...)
     output, states = model.step(x_t, states)       # x_t: (batch,) ids or (batch, *frame)
+    outputs, states = model.prefill(x, states)     # x: (batch, time, ...): `step` over time
 
-`zoo.decoding` (sampling, beam search) runs `step` in a graph loop; `zoo.export` exports it as
+`zoo.decoding` (sampling, beam search) runs `step` in a graph loop; `prefill` reads a prompt
+or scores a long text window by window; `zoo.export` exports it as
 the streaming `step` signature. `LanguageModel`, `TimeAwareMelodyModel` and `PolyphonicModel`
 implement it; `runs_layers_in_order` says whether the forward pass is the model's layers in
 order (then the export may rebuild it layer by layer and fuse its LSTM layers) or more (then
@@ -27,5 +29,7 @@ class StepModel(Protocol):
     def initial_state(self, batch_size: int) -> list[list[Any]]: ...
 
     def step(self, inputs: Any, states: list[list[Any]]) -> tuple[Any, list[list[Any]]]: ...
+
+    def prefill(self, inputs: Any, states: list[list[Any]]) -> tuple[Any, list[list[Any]]]: ...
 
     def __call__(self, inputs: Any, training: bool = False) -> Any: ...

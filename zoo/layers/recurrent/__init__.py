@@ -78,6 +78,18 @@ class Recurrent(keras.layers.RNN):
                          go_backwards=go_backwards, **kwargs)
         self.fused = bool(fused)
 
+    def call(self, sequences, initial_state=None, mask=None, training=False,
+             return_state: bool | None = None):
+        """`keras.layers.RNN.call`; `return_state` overrides the layer's setting for this call
+        (eager or in a `tf.function`: e.g. to carry the states from one window to the next)."""
+        if return_state is None or return_state == self.return_state:
+            return super().call(sequences, initial_state, mask, training)
+        kept, self.return_state = self.return_state, return_state
+        try:
+            return super().call(sequences, initial_state, mask, training)
+        finally:
+            self.return_state = kept
+
     def strategy(self, sequences, mask=None, training=False):
         """The first strategy module that applies to these inputs (see the module docstring)."""
         return next(s for s in STRATEGIES if s.applies(self, sequences, mask, training))
@@ -108,6 +120,17 @@ def sequence_layer(cell, bidirectional: bool = False, **kwargs) -> keras.layers.
 def stack_initial_state(layers, batch_size: int) -> list:
     """Zero states of a stack of recurrent layers: one list of (batch, size) per layer."""
     return [layer.cell.get_initial_state(batch_size) for layer in layers]
+
+
+def stack_sequence(layers, x, states) -> tuple:
+    """A whole sequence through a stack of recurrent layers from explicit states: x (batch,
+    time, features) -> outputs of the last layer and the final states of every layer (the
+    sequence form of `stack_step`, each layer in its fast loop)."""
+    final = []
+    for layer, state in zip(layers, states):
+        x, *state = layer(x, initial_state=list(state), return_state=True)
+        final.append(state)
+    return x, final
 
 
 def stack_step(layers, x, states) -> tuple:
