@@ -119,6 +119,11 @@ def training_summary(config, metrics) -> str:
     test_name = name[4:] if name and name[4:] in test else "loss"
     if test_name in test:
         parts.append(f"test {test_name} {test[test_name]:.4g}")
+    from pipelines.tasks import get_task  # here: it imports TensorFlow, which this module sets up
+
+    headline, _ = get_task(config.task).headline(config)
+    if headline != test_name and headline in test:  # e.g. text's stream_bits_per_char
+        parts.append(f"{headline} {test[headline]:.4g}")
     return "; ".join(parts)
 
 

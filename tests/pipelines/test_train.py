@@ -94,6 +94,7 @@ def test_command_line(tiny, tmp_path, capsys):
     summary = err.strip().splitlines()[-1]
     assert summary.startswith(f"Run {tmp_path / 'cli'}: gru, ") and "parameters" in summary
     assert "best validation bits_per_char" in summary and "test bits_per_char" in summary
+    assert "stream_bits_per_char" in summary
     assert train.load_config(tmp_path / "cli").cell == "gru"
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after training
     model = train.load_checkpoint(tmp_path / "cli")
