@@ -275,7 +275,7 @@ def export_model(
                     # the step's and the op's copies of the weights separately.
                     surgery = not all(spec.standard for spec in module.fused_specs)
                     source = module_for("standard" if surgery else fuse, share_weights=False)
-                elif q == "int8":  # unfused: the fused op's integer kernel loses bits
+                elif q == "int8":  # unfused: its matmuls become int8 FULLY_CONNECTED ops
                     source = module_for("none", share_weights=False)
                 flatbuffer = with_metadata(tflite.convert(source, q, calibration),
                                            {JSON_ENTRY: {k: manifest[k] for k in DEVICE_KEYS}})

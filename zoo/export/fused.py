@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-import flatbuffers
 import keras
 import numpy as np
 import tensorflow as tf
@@ -49,6 +48,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from zoo.cells.base import LSTM_GATES
 from zoo.cells.structure import LSTMStructure, structure_of
+from zoo.export.flatbuffer import pack, unpack
 
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 FUSED_CODE = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
@@ -233,7 +233,7 @@ def completed(flatbuffer: bytes, specs) -> bytes:
     layers (and its weights), and sets cell_clip to 0 (no clipping, as in Keras). Raises if
     the converter did not fuse every layer of `specs`.
     """
-    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    model = unpack(flatbuffer)
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     for subgraph in model.subgraphs:
         ops = [op for op in subgraph.operators if codes[op.opcodeIndex] == FUSED_CODE]
@@ -265,6 +265,4 @@ def completed(flatbuffer: bytes, specs) -> bytes:
                     inputs[slot] = -1
             op.inputs = inputs
         _drop_unused_constants(model, subgraph, dropped)
-    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack(model, len(flatbuffer))

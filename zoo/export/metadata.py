@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import os
 
-import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
+
+from zoo.export.flatbuffer import pack, unpack
 
 JSON_ENTRY = "lstm_zoo.json"
 
@@ -25,7 +26,7 @@ JSON_ENTRY = "lstm_zoo.json"
 def with_metadata(flatbuffer: bytes, entries: dict[str, bytes | dict]) -> bytes:
     """`flatbuffer` with `entries` (name -> bytes, or a dict stored as JSON) added to its
     metadata; an entry of the same name is replaced."""
-    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    model = unpack(flatbuffer)
     kept = [m for m in (model.metadata or []) if m.name.decode() not in entries]
     for name, value in entries.items():
         data = json.dumps(value).encode() if isinstance(value, dict) else bytes(value)
@@ -36,9 +37,7 @@ def with_metadata(flatbuffer: bytes, entries: dict[str, bytes | dict]) -> bytes:
         entry.name, entry.buffer = name.encode(), len(model.buffers) - 1
         kept.append(entry)
     model.metadata = kept
-    builder = flatbuffers.Builder(len(flatbuffer) + sum(map(len, map(str, entries.values()))))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack(model, len(flatbuffer))
 
 
 def read_metadata(source: bytes | str | os.PathLike) -> dict[str, bytes]:

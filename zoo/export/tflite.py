@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import warnings
 
-import flatbuffers
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
 from zoo.export import fused
+from zoo.export.flatbuffer import pack, unpack
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # Ops that must never appear: loops, resource variables, and TF kernels (Flex).
@@ -129,11 +129,9 @@ def _int8(converter) -> bytes:
 
 def _renamed_signature(flatbuffer: bytes, name: str) -> bytes:
     """`flatbuffer` whose only signature is called `name`."""
-    model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    model = unpack(flatbuffer)
     model.signatureDefs[0].signatureKey = name.encode()
-    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack(model, len(flatbuffer))
 
 
 def ops_used(flatbuffer: bytes) -> list[str]:

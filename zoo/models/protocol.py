@@ -7,9 +7,9 @@ step of it, with the states made explicit:
     output, states = model.step(x_t, states)       # x_t: (batch,) ids or (batch, *frame)
     outputs, states = model.prefill(x, states)     # x: (batch, time, ...): `step` over time
 
-`zoo.decoding` (sampling, beam search) runs `step` in a graph loop; `prefill` reads a prompt
-or scores a long text window by window; `zoo.export` exports it as
-the streaming `step` signature. `LanguageModel`, `TimeAwareMelodyModel` and `PolyphonicModel`
+`zoo.decoding` (sampling, beam search) runs `step` in a graph loop and `zoo.export` exports it
+as the streaming `step` signature; `prefill` reads a prompt, or scores a long text window by
+window, in one call. `LanguageModel`, `TimeAwareMelodyModel` and `PolyphonicModel`
 implement it; `runs_layers_in_order` says whether the forward pass is the model's layers in
 order (then the export may rebuild it layer by layer and fuse its LSTM layers) or more (then
 the export runs `step` itself). The translator has its own pair, `encode` and `decode_step`.
