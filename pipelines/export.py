@@ -73,7 +73,7 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
     data = prepare_existing(task, config, run_dir)
     if translating:
         return export_translation_run(run_dir, config, data, out_dir, format, quantize, seq_len,
-                                      calibration_windows)
+                                      calibration_windows, max_quality_loss, allow_quality_loss)
     seq_len = seq_len or task.sequence_length(config)
     windows = representative_windows(data.validation or data.test, calibration_windows, seq_len)
     metadata = {"task": config.task, "config": dataclasses.asdict(config)}
@@ -94,22 +94,43 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
 
 
 def export_translation_run(run_dir, config, data, out_dir=None, format=FORMATS, quantize="none",
-                           max_source_len=None, sentences=16):
+                           max_source_len=None, sentences=16, max_quality_loss=0.05,
+                           allow_quality_loss=False):
     """Export a translation run with `zoo.export.export_seq2seq`; the manifest.
 
-    The parity sentences are the first `sentences` test pairs' sources, tokenized by the run's
-    SentencePiece model, which is copied beside the model (`subwords.model`, named in the
-    manifest with the pad/unk/bos/eos ids). Sources hold at most `max_source_len` tokens
-    (default the run's --max_len); translations at most 2 * max_source_len + 10.
+    Every file is scored on the first `sentences` test pairs that fit: greedy agreement with
+    Keras, BLEU of its greedy translations, and bits per target token teacher-forced along
+    the references (the quality gate of quantised files). int8 calibrates on as many
+    validation pairs. Pairs are tokenized by the run's SentencePiece model, which is copied
+    beside the model (`subwords.model`, named in the manifest with the pad/unk/bos/eos ids).
+    Sources hold at most `max_source_len` tokens (default the run's --max_len); translations
+    at most 2 * max_source_len + 10.
     """
     from pipelines import translation
 
     max_source_len = max_source_len or config.max_len
     subwords = data.info["subwords"]
-    pairs = data.info["test_pairs"][: max(1, sentences)]
-    sources, _ = translation.encode_pairs(subwords, pairs, max_source_len)
+
+    def fitting(pairs):
+        """Sources, targets (+ eos) and reference texts of the first `sentences` pairs that
+        fit in max_source_len tokens."""
+        pairs = pairs[: max(1, sentences)]
+        kept = [(source, target + [translation.EOS], text) for source, target, (_, text) in
+                zip(*translation.encode_pairs(subwords, pairs), pairs)
+                if max(len(source), len(target) + 1) <= max_source_len]
+        return [list(column) for column in zip(*kept)] or [[], [], []]
+
+    sources, targets, references = fitting(data.info["test_pairs"])
     if not sources:
         raise ValueError(f"No test sentence of {run_dir} fits in max_source_len={max_source_len}")
+    calibration = None
+    if "int8" in ([quantize] if isinstance(quantize, str) else quantize):
+        calibration = list(zip(*fitting(data.info["validation_pairs"])[:2])) or None
+
+    def bleu(translations):
+        hypotheses = [subwords.decode(np.array([ids]))[0] for ids in translations]
+        return translation.score(hypotheses, references)["bleu"]
+
     metadata = {"task": config.task, "config": dataclasses.asdict(config),
                 "tokenizer": translation.TOKENIZER,
                 "token_ids": {"pad": translation.PAD, "unk": translation.UNK,
@@ -127,4 +148,9 @@ def export_translation_run(run_dir, config, data, out_dir=None, format=FORMATS, 
         max_length=2 * max_source_len + 10,
         metadata=metadata,
         files={translation.TOKENIZER: subwords.proto},
+        targets=targets,
+        calibration=calibration,
+        bleu=bleu,
+        max_quality_loss=max_quality_loss,
+        allow_quality_loss=allow_quality_loss,
     )

@@ -259,6 +259,7 @@ class TranslationTask(Task):
             test=eval_dataset(*encoded["test"], batch, max_len),
             steps_per_pass=max(1, len(encoded.get("train", encoded["test"])[0]) // batch),
             info={"subwords": subwords, "test_pairs": splits["test"],
+                  "validation_pairs": splits.get("validation", []),
                   "pairs": {k: len(v[0]) for k, v in encoded.items()}},
         )
 

@@ -11,8 +11,17 @@ from pipelines import train
 from pipelines import translation as tr
 from pipelines.export import EXPORT_DIR, export_run
 from tests.pipelines.test_translation import PAIRS
-from zoo.export import TFLiteTranslator, export_seq2seq, read_metadata, tflite
-from zoo.export.seq2seq import Seq2SeqModule, decode, parity
+from zoo.export import (
+    QualityError,
+    TFLiteTranslator,
+    bench_tflite,
+    export_seq2seq,
+    read_metadata,
+    tflite,
+)
+from zoo.export.flatbuffer import _constant_key, unpack
+from zoo.export.seq2seq_module import Seq2SeqModule, decode
+from zoo.export.translator import parity
 from zoo.models.seq2seq import Seq2Seq
 
 
@@ -57,8 +66,36 @@ def test_signatures_match_seq2seq_and_hold_no_loop():
     assert report["greedy_equal"] == 1.0 and max(report["max_abs_diff"].values()) < 1e-2
     with pytest.raises(ValueError, match="holds 7 tokens, more than the exported max_source_len=6"):
         module.pad(range(1, 8))
-    with pytest.raises(ValueError, match="Unknown quantize.*int8"):
+    with pytest.raises(ValueError, match="int8' calibrates on real inputs"):
         export_seq2seq(model, "unused", [source], 2, 3, quantize="int8")
+
+
+def test_int8_calibrates_both_signatures_and_holds_each_weight_once():
+    keras.utils.set_random_seed(2)
+    model = Seq2Seq(30, 30, cell="lstm", units=8, embedding_dim=4, encoder_layers=1,
+                    decoder_layers=1, bidirectional=True)
+    model.build()
+    module = Seq2SeqModule(model, max_source_len=6)
+    pairs = [([5, 9, 3], [7, 3]), ([7, 8, 9, 10, 3], [11, 12, 13, 3])]
+    samples = list(module.calibration_samples(pairs)())
+    # encode once per pair, then decode_step along the reference from the start token; then
+    # the sources run together over all six positions of the encoder.
+    assert [name for name, _ in samples] == ["encode"] + ["decode_step"] * 2 + [
+        "encode"] + ["decode_step"] * 4 + ["encode"]
+    assert samples[-1][1]["source"].tolist() == [[5, 9, 3, 7, 8, 9]]
+    assert [samples[i][1]["ids"].tolist() for i in (1, 2)] == [[module.start_id], [7]]
+    assert np.abs(samples[2][1]["state_0_0"]).max() > 0  # the states the model reaches
+    flatbuffer = tflite.convert(module, "int8", pairs)
+    assert "FULLY_CONNECTED" in tflite.ops_used(flatbuffer)
+    tree = unpack(flatbuffer)
+    for subgraph in tree.subgraphs:  # the unrolled encoder's steps share their weights
+        keys = [_constant_key(tree, t) for t in subgraph.tensors]
+        constants = [k for k in keys if k is not None]
+        assert len(constants) == len(set(constants))
+    report = parity(model, flatbuffer, [p[0] for p in pairs], 2, 3, max_length=5,
+                    targets=[p[1] for p in pairs])
+    assert report["score"]["metric"] == "bits_per_token"
+    assert abs(report["score"]["tflite"] - report["score"]["keras"]) < 0.05
 
 
 @pytest.mark.slow
@@ -94,3 +131,24 @@ def test_export_run_of_a_translation_run(translation_run):
     model = train.load_checkpoint(translation_run)
     expected = tr.translate(model, subwords, [text], max_length=manifest["max_length"])[0]
     assert subwords.decode(np.array([ids])) == [expected]
+    # Every file is scored on the test pairs: teacher-forced bits per token and greedy BLEU.
+    assert info["parity"]["bits_per_token"]["tflite"] == pytest.approx(
+        info["parity"]["bits_per_token"]["keras"], abs=1e-3)
+    assert info["parity"]["bleu_greedy"]["tflite"] == info["parity"]["bleu_greedy"]["keras"]
+    # bench-tflite times a translator's two signatures.
+    timed = bench_tflite(os.path.join(export_dir, "model.tflite"), steps=4, warmup=1)
+    assert timed["decode_step"]["steps"] == 4 and timed["encode"]["p50_us"] > 0
+
+
+@pytest.mark.slow
+def test_a_translator_file_over_the_quality_gate_is_not_written(translation_run, tmp_path):
+    out_dir = tmp_path / "export"
+    with pytest.raises(QualityError, match=r"model_dynamic.tflite .* bits/token against .* in "
+                                           r"Keras .*allowed loss of -1"):
+        export_run(translation_run, out_dir=str(out_dir), format=["tflite"],
+                   quantize=["none", "dynamic"], seq_len=20, calibration_windows=2,
+                   max_quality_loss=-1.0)
+    assert sorted(os.listdir(out_dir)) == ["manifest.json", "model.tflite", "subwords.model"]
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert list(manifest["rejected"]) == ["model_dynamic.tflite"]
+    assert manifest["quality_gate"]["max_loss"] == -1.0

@@ -85,18 +85,17 @@ def test_shipped_presets_export_to_tflite_with_parity(name, tmp_path, monkeypatc
 
     monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "cache"))
     translator = zoo.presets.card(name)["task"] == "translation"
-    # int8 on trained weights: the export raises QualityError if it loses more than 0.05
+    # int8 on trained weights (for the translator: bits per target token, teacher-forced
+    # along test references): the export raises QualityError if it loses more than 0.05
     manifest = export_run(presets.run_dir(name), out_dir=str(tmp_path / "export"),
                           format=["tflite"], seq_len=None if translator else 16,
-                          quantize=["none"] if translator else ["none", "int8"],
-                          calibration_windows=2 if translator else 16)
+                          quantize=["none", "int8"], calibration_windows=4 if translator else 16)
     assert (tmp_path / "export" / "model.tflite").is_file()
     parity = manifest["files"]["model.tflite"]["parity"]
     assert max(parity["max_abs_diff"].values()) <= 1e-3
     if translator:
         assert parity["greedy_equal"] == 1.0
-    else:
-        assert abs(manifest["files"]["model_int8.tflite"]["quality_loss"]) <= 0.05
+    assert abs(manifest["files"]["model_int8.tflite"]["quality_loss"]) <= 0.05
 
 
 @pytest.mark.parametrize("name", ["en_es_lstm", "en_es_gru"])

@@ -22,8 +22,10 @@ from zoo.export.metadata import read_metadata, with_metadata
 from zoo.export.module import InferenceModule
 from zoo.export.parity import ParityError, QualityError, check_parity, parity
 from zoo.export.runtime import TFLiteStepper, bench_tflite, generate, sample_next
-from zoo.export.seq2seq import Seq2SeqModule, TFLiteTranslator, export_seq2seq
+from zoo.export.seq2seq import export_seq2seq
+from zoo.export.seq2seq_module import Seq2SeqModule
 from zoo.export.tflite import QUANTIZATIONS, convert, ops_used
+from zoo.export.translator import TFLiteTranslator
 
 __all__ = [
     "EXPORT_FORMAT",

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from zoo.export import saved_model, tflite
 from zoo.export.metadata import JSON_ENTRY, with_metadata
 from zoo.export.module import InferenceModule
-from zoo.export.parity import QualityError, check_parity, parity, quality_loss
+from zoo.export.parity import check_parity, parity, quality_error, quality_loss
 from zoo.files import read_json
 
 FORMATS = ("saved_model", "tflite")
@@ -304,12 +304,5 @@ def export_model(
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
     if rejected and not allow_quality_loss:
-        units = {"bits_per_token": "bits/token", "nats_per_step": "nats/step"}
-        worst = ", ".join(f"{name} {s['tflite']:.3f} {units[s['metric']]} against "
-                          f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
-                          for name, s in rejected.items())
-        raise QualityError(
-            f"{worst}: more than the allowed loss of {max_quality_loss:g}, so not written (the "
-            f"other files are in {out_dir}); use --quantize=dynamic or float16, or pass "
-            "--allow_quality_loss to keep it")
+        raise quality_error(rejected, max_quality_loss, out_dir)
     return manifest

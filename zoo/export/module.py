@@ -26,6 +26,7 @@ fused.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo.export import fused
@@ -328,3 +329,29 @@ class InferenceModule(tf.Module):
             spec.name: tf.zeros(spec.shape, spec.dtype).numpy()
             for spec in self.predict.input_signature[1:]
         }
+
+    def calibration_samples(self, sequences):
+        """int8 calibration samples for both signatures, drawn from real input sequences.
+
+        Each sequence (B, T) feeds `step` at every position with the states the model really
+        reaches there, and `predict` once from the states the previous sequence ended in
+        (all-zero initial states would calibrate the state inputs to a zero range), so that
+        the int8 ranges of the state tensors are those seen in use.
+        """
+
+        def generate():
+            carried = self.zero_states()
+            for sequence in sequences:
+                sequence = np.asarray(sequence)
+                yield "predict", {"x": sequence, **carried}
+                if not self.streaming:
+                    continue
+                states = self.zero_states()
+                for t in range(sequence.shape[1]):
+                    inputs = {"x": sequence[:, t], **states}
+                    yield "step", inputs
+                    outputs = self.run("step", inputs)
+                    states = {name: outputs[name].numpy() for name in states}
+                carried = states
+
+        return generate

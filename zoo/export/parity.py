@@ -15,7 +15,7 @@ class QualityError(ParityError):
     """A quantised file scores worse than the Keras model by more than the allowed loss."""
 
 
-def _log_probs(outputs):
+def log_probabilities(outputs):
     """Log-probabilities from logits or from probabilities (a softmax output layer)."""
     outputs = np.asarray(outputs, np.float64)
     if outputs.min() >= 0 and np.allclose(outputs.sum(-1), 1.0, atol=1e-3):
@@ -26,7 +26,7 @@ def _log_probs(outputs):
 
 def bits_per_token(outputs, tokens) -> float:
     """Mean -log2 p(tokens[:, t+1] | tokens[:, :t+1]) from next-token outputs (B, T, V)."""
-    log_probs = _log_probs(outputs)[:, :-1]
+    log_probs = log_probabilities(outputs)[:, :-1]
     targets = np.asarray(tokens)[:, 1:, None]
     return float(-np.take_along_axis(log_probs, targets, -1).mean() / np.log(2))
 
@@ -96,6 +96,21 @@ def check_parity(report: dict, tolerance: float = 1e-4, name: str = "model.tflit
             f"{name}: the {worst[0]!r} signature differs from Keras by {worst[1]:.3g} "
             f"(max abs), more than the tolerance {tolerance:g}"
         )
+
+
+UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step"}
+
+
+def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityError:
+    """The `QualityError` for the quantised files in `rejected` (file name -> its report's
+    `score`): which file, by how much, and what to try."""
+    worst = ", ".join(f"{name} {s['tflite']:.3f} {UNITS[s['metric']]} against "
+                      f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
+                      for name, s in rejected.items())
+    return QualityError(
+        f"{worst}: more than the allowed loss of {max_quality_loss:g}, so not written (the "
+        f"other files are in {out_dir}); use --quantize=dynamic or float16, or pass "
+        "--allow_quality_loss to keep it")
 
 
 def quality_loss(report: dict) -> float | None:

@@ -83,29 +83,36 @@ def generate(step: Callable, prompt: Sequence[int], length: int, temperature: fl
     return tokens
 
 
+def latency(call: Callable, steps: int = 200, warmup: int = 20) -> dict:
+    """Mean, p50 and p90 microseconds of `call()` over `steps` calls after `warmup` ones."""
+    for _ in range(warmup):
+        call()
+    times = np.empty(steps)
+    for i in range(steps):
+        start = time.perf_counter()
+        call()
+        times[i] = time.perf_counter() - start
+    times *= 1e6
+    return {"mean_us": float(times.mean()), "p50_us": float(np.percentile(times, 50)),
+            "p90_us": float(np.percentile(times, 90)), "steps": steps}
+
+
 def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
                  num_threads: int = 2, signature: str = "step") -> dict:
     """Per-call latency of a signature of a .tflite file in LiteRT, in microseconds.
 
     The inputs are zeros and the states are fed back, as in generation. Returns a dict with
-    mean_us, p50_us, p90_us, steps, num_threads and the file size in bytes.
+    mean_us, p50_us, p90_us, steps, num_threads and the file size in bytes. A translator's
+    file (`encode` and `decode_step` signatures) gets both timed instead, see
+    `zoo.export.translator.bench_translator`.
     """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No .tflite file at model={str(path)!r}")
+    if {"encode", "decode_step"} <= set(Interpreter(model_path=str(path)).get_signature_list()):
+        from zoo.export.translator import bench_translator  # it runs on this module's parity
+
+        return bench_translator(path, steps, warmup, num_threads)
     stepper = TFLiteStepper(path, num_threads=num_threads, signature=signature)
     x = np.zeros(stepper.inputs["x"]["shape"], stepper.inputs["x"]["dtype"])
-    for _ in range(warmup):
-        stepper(x)
-    times = np.empty(steps)
-    for i in range(steps):
-        start = time.perf_counter()
-        stepper(x)
-        times[i] = time.perf_counter() - start
-    times *= 1e6
-    return {
-        "signature": signature,
-        "mean_us": float(times.mean()),
-        "p50_us": float(np.percentile(times, 50)),
-        "p90_us": float(np.percentile(times, 90)),
-        "steps": steps,
-        "num_threads": num_threads,
-        "bytes": os.path.getsize(path),
-    }
+    return {"signature": signature, **latency(lambda: stepper(x), steps, warmup),
+            "num_threads": num_threads, "bytes": os.path.getsize(path)}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
 from zoo.export import fused
-from zoo.export.flatbuffer import pack, unpack
+from zoo.export.flatbuffer import pack, shared_constants, unpack
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # Ops that must never appear: loops, resource variables, and TF kernels (Flex).
@@ -39,43 +38,18 @@ def check_quantize(quantize: str) -> str:
     return quantize
 
 
-def representative_samples(module, sequences):
-    """Calibration samples for both signatures, drawn from real input sequences.
-
-    Each sequence (B, T) of `sequences` feeds `step` at every position with the states the
-    model really reaches there, and `predict` once from the states the previous sequence
-    ended in (all-zero initial states would calibrate the state inputs to a zero range), so
-    that the int8 ranges of the state tensors are those seen in use.
-    """
-
-    def generate():
-        carried = module.zero_states()
-        for sequence in sequences:
-            sequence = np.asarray(sequence)
-            yield "predict", {"x": sequence, **carried}
-            if not module.streaming:
-                continue
-            states = module.zero_states()
-            for t in range(sequence.shape[1]):
-                inputs = {"x": sequence[:, t], **states}
-                yield "step", inputs
-                outputs = module.run("step", inputs)
-                states = {name: outputs[name].numpy() for name in states}
-            carried = states
-
-    return generate
-
-
 def convert(module, quantize="none", representative_data=None) -> bytes:
-    """The flatbuffer of `module` (an `InferenceModule`) with builtin TFLite ops only.
+    """The flatbuffer of `module` with builtin TFLite ops only.
 
     Args:
-        module: the `InferenceModule` to convert (its `step` and `predict` signatures);
-            its fused LSTM layers are completed with `fused.completed`.
+        module: the `InferenceModule` (`step`, `predict`) or `Seq2SeqModule` (`encode`,
+            `decode_step`) to convert; its fused LSTM layers are completed with
+            `fused.completed`.
         quantize: "none" (float32), "dynamic" (int8 weights, float activations),
             "float16" (float16 weights), or "int8" (int8 weights and int8 inputs of the
             `INTEGER_OPS`, calibrated on `representative_data`; the rest in float32).
-        representative_data: iterable of input sequences shaped like `predict`'s `x`.
+        representative_data: real inputs for `module.calibration_samples` (int8 only):
+            sequences shaped like `predict`'s `x`, or a translator's (source, target) pairs.
     """
     check_quantize(quantize)
     if quantize in ("dynamic", "int8") and not all(s.standard for s in module.fused_specs):
@@ -97,9 +71,9 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
         if representative_data is None:
             raise ValueError(
                 "quantize='int8' calibrates on real inputs: pass representative_data "
-                "(sequences shaped like the `predict` input). Received: representative_data=None"
+                "(see `calibration_samples` of the module). Received: representative_data=None"
             )
-        converter.representative_dataset = representative_samples(module, representative_data)
+        converter.representative_dataset = module.calibration_samples(representative_data)
     logger, level = tf.get_logger(), tf.get_logger().level
     with warnings.catch_warnings():
         # The converter's int8 calibrator still runs tf.lite.Interpreter internally, and the
@@ -110,6 +84,8 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
             flatbuffer = _int8(converter) if quantize == "int8" else converter.convert()
         finally:
             logger.setLevel(level)
+    if quantize == "int8":  # one tensor per weight, not one per unrolled step's read
+        flatbuffer = shared_constants(_widened_zero_ranges(flatbuffer))
     flatbuffer = fused.completed(flatbuffer, module.fused_specs)
     if len(signatures) == 1:  # the converter names a lone signature "serving_default"
         flatbuffer = _renamed_signature(flatbuffer, next(iter(signatures)))
@@ -125,6 +101,39 @@ def _int8(converter) -> bytes:
         converter=converter, debug_dataset=converter.representative_dataset,
         debug_options=options)
     return debugger.get_nondebug_quantized_model()
+
+
+# Below this scale an int8 tensor was calibrated to the single value 0 (TFLite gives such a
+# range +-1e-6).
+_ZERO_RANGE_SCALE = 1e-7
+
+
+def _widened_zero_ranges(flatbuffer: bytes) -> bytes:
+    """`flatbuffer` whose int8 matmul outputs calibrated to the single value 0 get the scale
+    of one step of their inputs' product (input scale x largest weight scale).
+
+    A matmul of an all-zero initial state (the first step of an unrolled encoder, backward
+    ones after the padding too) always yields 0; calibration then gives its output a scale
+    of about 1e-8, and XNNPACK, LiteRT's default CPU delegate, refuses to run an int8 matmul
+    whose requantisation scale (input x weight / output scale) exceeds 256. 0 is exact at
+    any scale, so the wider one changes no value."""
+    model = unpack(flatbuffer)
+    codes = [_OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in
+             model.operatorCodes]
+    changed = False
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            if codes[op.opcodeIndex] not in INTEGER_OPS - {"GATHER"}:
+                continue
+            output = subgraph.tensors[op.outputs[0]].quantization
+            scales = [subgraph.tensors[i].quantization for i in op.inputs[:2]]
+            if (output is None or output.scale is None or len(output.scale) != 1
+                    or output.scale[0] >= _ZERO_RANGE_SCALE
+                    or any(q is None or q.scale is None or not len(q.scale) for q in scales)):
+                continue
+            output.scale = [float(scales[0].scale[0] * max(scales[1].scale))]
+            changed = True
+    return pack(model, len(flatbuffer)) if changed else flatbuffer
 
 
 def _renamed_signature(flatbuffer: bytes, name: str) -> bytes:
