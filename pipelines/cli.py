@@ -53,9 +53,10 @@ OPTIONS = {
     "quantize": (list, "TFLite files: none, dynamic, float16, int8 (default none)."),
     "out_dir": (str, "Export directory (default <run_dir>/export)."),
     "seq_len": (int, "Steps of the fixed-length `predict` signature (default the run's)."),
-    "max_quality_loss": (float, "Bits per token (nats per step for music and frames; bits "
-                                "per target token for a translator) a quantised file may "
-                                "lose (default 0.05)."),
+    "max_quality_loss": (float, "Bits per token (nats per step for music and frames, bits "
+                                "per target token for a translator, bits per frame of KL "
+                                "divergence from Keras for speech) a quantised file may lose "
+                                "(default 0.05)."),
     "allow_quality_loss": (bool, "Write quantised files that lose more than that anyway."),
     "input": (str, "File of sentences, one per line (default stdin)."),
     "batch_size": (int, "Sentences translated together."),

@@ -3,9 +3,10 @@
     export_run("runs/text-lstm-...", quantize=["none", "dynamic", "float16", "int8"])
 
 The model is the run's best checkpoint; the representative data (int8 calibration, parity,
-the score of every file: bits per token, or nats per step for music and frames) are windows of
-the run's own validation split, drawn by the task's pipeline; the vocabulary goes into the
-manifest and into every .tflite file for on-device decoding.
+the score of every file: bits per token, nats per step for music and frames, KL divergence
+from Keras for speech) are windows of the run's own validation split, drawn by the task's
+pipeline; the vocabulary goes into the manifest and into every .tflite file for on-device
+decoding. A translation run is scored on test sentences (`export_translation_run`).
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         seq_len: length of the `predict` signature (default the run's training seq_len); for a
             translation run, the source length of `encode` (default the run's max_len).
         calibration_windows: validation windows used for int8 calibration and parity
-            (for a translation run: test sentences for parity, see `export_translation_run`).
+            (for a translation run: test sentences for parity and as many validation pairs
+            for calibration, see `export_translation_run`).
         max_quality_loss, allow_quality_loss: the quality gate of quantised files (bits per
-            token, or nats per step, on those validation windows; `zoo.export.export_model`).
+            token, nats per step or KL bits per step, on those validation windows;
+            `zoo.export.export_model`).
     """
     config = load_config(run_dir)
     translating = config.task == "translation"

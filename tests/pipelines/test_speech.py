@@ -52,7 +52,13 @@ def test_short_training_lowers_the_ctc_loss(tmp_path):
         run_dir=str(tmp_path / "run"), utterances=32, eval_utterances=8, max_words=1,
         mel_bins=20), str(tmp_path / "run"), model, count=2)
     assert text.endswith(f"{metrics['test']['label_error_rate_beam_search']:.3f}")
-    manifest = export_run(str(tmp_path / "run"), format="tflite", calibration_windows=2)
+    manifest = export_run(str(tmp_path / "run"), format="tflite", calibration_windows=2,
+                          quantize=["none", "int8"])
     assert list(manifest["signatures"]) == ["predict"]  # bidirectional: a fixed window only
     assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 100, 20]
     assert manifest["files"]["model.tflite"]["parity"]["max_abs_diff"]["predict"] < 1e-4
+    # No target in the features: a file is scored by how far it moves Keras's label
+    # distributions (KL, bits per frame), and int8 stays within the gate.
+    int8 = manifest["files"]["model_int8.tflite"]
+    assert int8["quality_metric"] == "kl_bits_per_step" and 0 < int8["quality_loss"] <= 0.05
+    assert manifest["files"]["model.tflite"]["quality_loss"] == pytest.approx(0, abs=1e-6)

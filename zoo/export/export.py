@@ -199,9 +199,10 @@ def export_model(
     Every .tflite file is run in LiteRT on `representative_data` and compared with
     `model(x)`; the float32 file must match within `tolerance` or the export fails. A quantised
     file is scored on the same data (bits per token for a token model, nats per step for a
-    model that predicts its next binary frame, see `parity`): one that loses more than
-    `max_quality_loss` against Keras is not written (unless `allow_quality_loss`); the others
-    are, and `QualityError` then names it, by how much, and what to try.
+    model that predicts its next binary frame, else the KL divergence from Keras's outputs in
+    bits per step, see `parity`): one that loses more than `max_quality_loss` against Keras
+    is not written (unless `allow_quality_loss`); the others are, and `QualityError` then
+    names it, by how much, and what to try.
 
     Args:
         model: a Keras model of step-wise and recurrent layers (see `InferenceModule`).
@@ -249,7 +250,8 @@ def export_model(
         "files": {},
         "rejected": {},
         "quality_gate": {"max_loss": max_quality_loss, "allowed": bool(allow_quality_loss),
-                         "unit": "bits per token, or nats per step for frame models"},
+                         "unit": "bits per token; nats per step for frame models; bits "
+                                 "per step of KL divergence from Keras for others"},
         "metadata": metadata or {},
     }
     rejected = {}

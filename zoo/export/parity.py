@@ -40,13 +40,25 @@ def nats_per_step(outputs, frames) -> float:
     return float(nll.reshape(*nll.shape[:2], -1).sum(-1).mean())
 
 
-def _score(inputs, outputs):
-    """(metric name, function) that scores these outputs: bits per token for a token model,
-    nats per step for a model that predicts its next binary input frame; else None."""
+def kl_bits_per_step(reference, outputs) -> float:
+    """Mean KL(p_reference || p_outputs) in bits per step, between the distributions over the
+    last axis (logits or probabilities): how far a file moves a model's own predictions, for a
+    model whose inputs hold no target to score it on (a CTC model's labels per frame)."""
+    p, q = log_probabilities(reference), log_probabilities(outputs)
+    return float((np.exp(p) * (p - q)).sum(-1).mean() / np.log(2))
+
+
+def _scorer(inputs, expected):
+    """(metric name, function of a model's outputs) that scores outputs on these inputs: bits
+    per token for a token model, nats per step for a model that predicts its next binary
+    input frame, else the KL divergence from Keras's outputs `expected` in bits per step;
+    None for outputs that are no distribution."""
     if np.issubdtype(inputs.dtype, np.integer) and inputs.ndim == 2:
-        return "bits_per_token", bits_per_token
-    if outputs.shape == inputs.shape and np.isin(inputs, (0.0, 1.0)).all():
-        return "nats_per_step", nats_per_step
+        return "bits_per_token", lambda outputs: bits_per_token(outputs, inputs)
+    if expected.shape == inputs.shape and np.isin(inputs, (0.0, 1.0)).all():
+        return "nats_per_step", lambda outputs: nats_per_step(outputs, inputs)
+    if expected.ndim >= 2 and expected.shape[-1] > 1:
+        return "kl_bits_per_step", lambda outputs: kl_bits_per_step(expected, outputs)
     return None
 
 
@@ -56,7 +68,8 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
     Every sequence (B, T) of `sequences` runs through Keras (`model(x)`), through `predict`,
     and token by token through `step` from zero states. Returns max_abs_diff per signature
     and the `score` of Keras and of the file where the model has one: bits per token for a
-    token model, nats per step for a model that predicts its next binary frame.
+    token model, nats per step for a model that predicts its next binary frame, the KL
+    divergence from Keras in bits per step for other distributions (0 for Keras itself).
     """
     predict = TFLiteStepper(flatbuffer, num_threads, signature="predict")
     streaming = "step" in predict.signatures  # a bidirectional model has `predict` only
@@ -79,11 +92,11 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
         raise ValueError("Parity needs at least one input sequence. Received: sequences=[]")
     report = {"max_abs_diff": diffs, "sequences": len(inputs)}
     data, expected = np.concatenate(inputs), np.concatenate(keras_outputs)
-    score = _score(data, expected)
+    score = _scorer(data, expected)
     if score is not None:
         metric, function = score
-        report["score"] = {"metric": metric, "keras": function(expected, data),
-                           "tflite": function(np.concatenate(tflite_outputs), data)}
+        report["score"] = {"metric": metric, "keras": function(expected),
+                           "tflite": function(np.concatenate(tflite_outputs))}
         report[metric] = {k: report["score"][k] for k in ("keras", "tflite")}
     return report
 
@@ -98,7 +111,8 @@ def check_parity(report: dict, tolerance: float = 1e-4, name: str = "model.tflit
         )
 
 
-UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step"}
+UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step",
+         "kl_bits_per_step": "bits/step of KL divergence from Keras"}
 
 
 def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityError:
@@ -115,6 +129,7 @@ def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityEr
 
 def quality_loss(report: dict) -> float | None:
     """What a file loses against Keras on the parity data, in its score's unit (bits per
-    token or nats per step); None for a model without a score."""
+    token, nats per step, or bits per step of KL divergence); None for a model without a
+    score."""
     score = report.get("score")
     return None if score is None else score["tflite"] - score["keras"]

@@ -73,7 +73,12 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
                 "quantize='int8' calibrates on real inputs: pass representative_data "
                 "(see `calibration_samples` of the module). Received: representative_data=None"
             )
-        converter.representative_dataset = module.calibration_samples(representative_data)
+        samples = module.calibration_samples(representative_data)
+        if len(signatures) == 1:  # the converter's name for it, until `_renamed_signature`
+            converter.representative_dataset = lambda: (
+                ("serving_default", inputs) for _, inputs in samples())
+        else:
+            converter.representative_dataset = samples
     logger, level = tf.get_logger(), tf.get_logger().level
     with warnings.catch_warnings():
         # The converter's int8 calibrator still runs tf.lite.Interpreter internally, and the
