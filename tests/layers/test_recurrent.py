@@ -208,6 +208,35 @@ def test_own_gradient_under_mixed_precision(name):
         np.testing.assert_allclose(a.astype("float32"), e.astype("float32"), atol=0.05, rtol=0.05)
 
 
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("training", [True, False])
+def test_mixed_precision_runs_the_step_in_float32(name, training):
+    """bfloat16 matmuls, float32 gate math and states: nearer the float32 layer than an
+    all-bfloat16 loop (keras.layers.RNN over the same cell) in outputs and gradients."""
+    results = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            keras.utils.set_random_seed(0)
+            cell = cells.create(name, 64)
+            x = tf.random.normal((8, 50, 16), seed=1)
+            for kind, layer in (("zoo", Recurrent(cell, return_sequences=True)),
+                                ("keras", keras.layers.RNN(cell, return_sequences=True))):
+                with tf.GradientTape() as tape:
+                    y = layer(x, training=training)
+                    loss = tf.reduce_sum(tf.cast(y, "float32") ** 2)
+                gradients = tape.gradient(loss, cell.trainable_variables)
+                results[policy, kind] = [np.asarray(tf.cast(t, "float32"))
+                                         for t in (y, *gradients)]
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+    truth = results["float32", "keras"]
+    error = {kind: max(np.linalg.norm(a - t) / np.linalg.norm(t)
+                       for a, t in zip(results["mixed_bfloat16", kind], truth))
+             for kind in ("zoo", "keras")}
+    assert error["zoo"] < 0.7 * error["keras"], error
+
+
 class DropoutLSTMCell(cells.get("lstm")):
     """A user's cell that draws random numbers in its step, and says so."""
 

@@ -32,7 +32,7 @@ from keras.src import backend as keras_backend  # autocast scope: no public equi
 from tensorflow.python.eager.record import could_possibly_record
 
 from zoo.cells.base import RecurrentCell
-from zoo.layers.recurrent.loop import swap, time_major, where, zero_output
+from zoo.layers.recurrent.loop import step_dtype, swap, time_major, where, zero_output
 
 # On a CPU, a batch of at least this static size runs as two loops over its halves.
 MIN_SPLIT_BATCH = 16
@@ -96,6 +96,7 @@ class _OwnGradientLoop:
         self.index = self.cell.recurrent_state
         self.state_layout = initial_state  # the nesting of the states
         self.kernel = ops.cast(self.cell.recurrent_kernel, self.cell.compute_dtype)
+        self.dtype = step_dtype(self.cell)
         # A plain matmul product: its input gradient is one matmul with U^T.
         self.matmul = (type(self.cell).multiply_recurrent
                        is RecurrentCell.multiply_recurrent)
@@ -105,10 +106,11 @@ class _OwnGradientLoop:
         return tree.pack_sequence_as(self.state_layout, flat)
 
     def step(self, x, m, states):
-        return self.cell.step(x, m, self.pack(states), training=self.training)
+        with keras_backend.AutocastScope(self.dtype):
+            return self.cell.step(x, m, self.pack(states), training=self.training)
 
     def __call__(self, projected, keep, states):
-        loop = self
+        loop, dtype = self, projected.dtype
 
         @tf.custom_gradient
         def run(projected, kernel, *states):
@@ -116,8 +118,11 @@ class _OwnGradientLoop:
             return (outputs, *final_states), lambda *d, variables=None: loop.backward(
                 saved, keep, *d, variables=variables)
 
-        outputs, *final_states = run(projected, self.kernel, *states)
-        return outputs, final_states
+        # The step and the states in `self.dtype` (see `loop.step_dtype`); TF differentiates
+        # the casts around the loop.
+        outputs, *final_states = run(tf.cast(projected, self.dtype), self.kernel,
+                                     *(tf.cast(s, self.dtype) for s in states))
+        return tf.cast(outputs, dtype), [tf.cast(s, dtype) for s in final_states]
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, projected, keep, states):
@@ -156,7 +161,9 @@ class _OwnGradientLoop:
         return outputs, final_states, saved
 
     def product(self, r):
-        return self.cell.multiply_recurrent(r, self.kernel)
+        """m = r U in the kernel's dtype, returned in the step's."""
+        m = self.cell.multiply_recurrent(tf.cast(r, self.kernel.dtype), self.kernel)
+        return tf.cast(m, self.dtype)
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, saved, keep, d_outputs, *d_states, variables=None):
@@ -224,7 +231,7 @@ class _OwnGradientLoop:
     def d_recurrent_input(self, d_m, r, kernel_t):
         """dm_t -> dr_{t-1} through the product (linear in r)."""
         if self.matmul:
-            return tf.matmul(d_m, kernel_t)
+            return tf.cast(tf.matmul(tf.cast(d_m, kernel_t.dtype), kernel_t), self.dtype)
         with tf.GradientTape() as tape:
             tape.watch(r)
             m = self.product(r)
@@ -232,6 +239,7 @@ class _OwnGradientLoop:
 
     def d_kernel(self, r, d_m):
         """dU = sum over all T*B rows of the product's gradient w.r.t. U."""
+        r, d_m = tf.cast(r, self.kernel.dtype), tf.cast(d_m, self.kernel.dtype)
         if self.matmul:
             return tf.matmul(r, d_m, transpose_a=True)
         with tf.GradientTape() as tape:
