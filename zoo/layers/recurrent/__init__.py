@@ -15,15 +15,15 @@ initial_state, mask, training)`, and its measured reason in its docstring:
 
 The strategies read what the cell declares (`zoo.cells.structure`); none traces the cell.
 
-Measured (benchmarks/results/rounds; 2-core CPU, TF 2.21, char-LM X=64, batch 64, length
-100, fwd+bwd+Adam, medians of 3 interleaved rounds), training tokens/s at H=256 / H=512:
+Measured (benchmarks/results/rounds, 2026-11-29; 2-core CPU, TF 2.21, char-LM X=64, batch 64,
+length 100, fwd+bwd+Adam, medians of 3 interleaved rounds), training tokens/s at H=256 / H=512:
 
-    keras.layers.LSTM                         41.8k / 15.1k
-    Recurrent(lstm), own gradient             51.6k / 25.5k   (293 / 481 MiB)
-    keras.layers.RNN(lstm), TF's gradient     36.7k / 14.8k   (251 / 258 MiB)
-    Recurrent(lstm, fused=True), BlockLSTM    25.5k /  9.2k
-    torch nn.LSTM (oneDNN's fused RNN kernel) 61.3k / 19.7k
-    torch nn.LSTM with oneDNN off             42.1k / 11.6k
+    keras.layers.LSTM                         72.0k / 23.9k
+    Recurrent(lstm), own gradient             81.5k / 32.9k   (290 / 468 MiB)
+    keras.layers.RNN(lstm), TF's gradient     64.5k / 23.5k   (254 / 263 MiB)
+    Recurrent(lstm, fused=True), BlockLSTM    41.0k / 15.3k
+    torch nn.LSTM (oneDNN's fused RNN kernel) 103.1k / 31.2k
+    torch nn.LSTM with oneDNN off             55.6k / 17.5k
 
 PyTorch's lead at H=256 is oneDNN's fused LSTM primitive (packed weights, one kernel per
 sequence). Here the forward loop is bound by TF's matmul: at H=256 one step's h @ U
