@@ -168,6 +168,28 @@ def _signature_shapes(function):
     return {"inputs": inputs, "outputs": outputs}
 
 
+def write_gated(staging, manifest, rejected, quantize, flatbuffer, report, max_quality_loss,
+                allow_quality_loss, **details) -> None:
+    """Write a converted file into `staging` and describe it in `manifest["files"]`, unless
+    it is quantised and loses more than `max_quality_loss` (its `parity` report's score):
+    then its score goes into `rejected`, and the file is written only with
+    `allow_quality_loss` (else it is described in `manifest["rejected"]`)."""
+    name = tflite_filename(quantize)
+    entry = {"quantize": quantize, "bytes": len(flatbuffer), "ops": tflite.ops_used(flatbuffer),
+             **details, "parity": report,
+             "quality_metric": report.get("score", {}).get("metric"),
+             "quality_loss": quality_loss(report)}
+    loss = entry["quality_loss"]
+    if quantize != "none" and loss is not None and loss > max_quality_loss:
+        rejected[name] = report["score"]
+        if not allow_quality_loss:
+            manifest["rejected"][name] = entry
+            return
+    with open(os.path.join(staging, name), "wb") as f:
+        f.write(flatbuffer)
+    manifest["files"][name] = entry
+
+
 def export_model(
     model,
     out_dir: str | os.PathLike,
@@ -284,25 +306,9 @@ def export_model(
                 report = parity(model, flatbuffer, sequences)
                 if q == "none":
                     check_parity(report, tolerance, name)
-                entry = {
-                    "quantize": q,
-                    "bytes": len(flatbuffer),
-                    "ops": tflite.ops_used(flatbuffer),
-                    "fused_lstm_layers": len(source.fused_specs),
-                    "parity": report,
-                    "quality_metric": report.get("score", {}).get("metric"),
-                    "quality_loss": quality_loss(report),
-                }
                 progress.update()
-                loss = entry["quality_loss"]
-                if q != "none" and loss is not None and loss > max_quality_loss:
-                    rejected[name] = report["score"]
-                    if not allow_quality_loss:
-                        manifest["rejected"][name] = entry
-                        continue
-                with open(os.path.join(staging, name), "wb") as f:
-                    f.write(flatbuffer)
-                manifest["files"][name] = entry
+                write_gated(staging, manifest, rejected, q, flatbuffer, report, max_quality_loss,
+                            allow_quality_loss, fused_lstm_layers=len(source.fused_specs))
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
     if rejected and not allow_quality_loss:

@@ -25,9 +25,10 @@ from zoo.export.export import (
     atomic_directory,
     check_out_dir,
     tflite_filename,
+    write_gated,
 )
 from zoo.export.metadata import JSON_ENTRY, with_metadata
-from zoo.export.parity import quality_error, quality_loss
+from zoo.export.parity import quality_error
 from zoo.export.seq2seq_module import Seq2SeqModule, decode
 from zoo.export.translator import TFLiteTranslator, check_parity, parity
 
@@ -115,19 +116,8 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
                                 targets, bleu)
                 if q == "none":
                     check_parity(report, tolerance, name)
-                entry = {"quantize": q, "bytes": len(flatbuffer),
-                         "ops": tflite.ops_used(flatbuffer), "parity": report,
-                         "quality_metric": report.get("score", {}).get("metric"),
-                         "quality_loss": quality_loss(report)}
-                loss = entry["quality_loss"]
-                if q != "none" and loss is not None and loss > max_quality_loss:
-                    rejected[name] = report["score"]
-                    if not allow_quality_loss:
-                        manifest["rejected"][name] = entry
-                        continue
-                with open(os.path.join(staging, name), "wb") as f:
-                    f.write(flatbuffer)
-                manifest["files"][name] = entry
+                write_gated(staging, manifest, rejected, q, flatbuffer, report,
+                            max_quality_loss, allow_quality_loss)
         for name, data in (files or {}).items():
             with open(os.path.join(staging, name), "wb") as f:
                 f.write(data)
