@@ -41,15 +41,14 @@ def _renumbered(moved: dict, indices):
     return None if indices is None else [moved[int(i)] for i in indices]
 
 
-def shared_constants(flatbuffer: bytes) -> bytes:
-    """`flatbuffer` with each constant tensor held once per subgraph.
+def share_constants(model: schema.ModelT) -> None:
+    """Hold each constant tensor of `model` (from `unpack`) once per subgraph, in place.
 
     An unrolled loop reads the same weights at every step. The converter gives each read its
     own tensor over the one buffer, and every such tensor repeats the weight's quantisation
     parameters (a scale and a zero point per output channel): in an int8 encoder unrolled
     over 64 steps that is megabytes. Ops may share a constant input tensor, so the copies
     are dropped and the ops read the first one."""
-    model = unpack(flatbuffer)
     for index, subgraph in enumerate(model.subgraphs):
         first, remap = {}, {}
         for i, tensor in enumerate(subgraph.tensors):
@@ -72,4 +71,3 @@ def shared_constants(flatbuffer: bytes) -> bytes:
             if signature.subgraphIndex == index:
                 for entry in (*(signature.inputs or ()), *(signature.outputs or ())):
                     entry.tensorIndex = moved[entry.tensorIndex]
-    return pack(model, len(flatbuffer))

@@ -109,7 +109,7 @@ def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No .tflite file at model={str(path)!r}")
     if {"encode", "decode_step"} <= set(Interpreter(model_path=str(path)).get_signature_list()):
-        from zoo.export.translator import bench_translator  # it runs on this module's parity
+        from zoo.export.translator import bench_translator  # (it imports this module)
 
         return bench_translator(path, steps, warmup, num_threads)
     stepper = TFLiteStepper(path, num_threads=num_threads, signature=signature)

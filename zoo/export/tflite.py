@@ -8,7 +8,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
 from zoo.export import fused
-from zoo.export.flatbuffer import pack, shared_constants, unpack
+from zoo.export.flatbuffer import pack, share_constants, unpack
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # Ops that must never appear: loops, resource variables, and TF kernels (Flex).
@@ -89,8 +89,11 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
             flatbuffer = _int8(converter) if quantize == "int8" else converter.convert()
         finally:
             logger.setLevel(level)
-    if quantize == "int8":  # one tensor per weight, not one per unrolled step's read
-        flatbuffer = shared_constants(_widened_zero_ranges(flatbuffer))
+    if quantize == "int8":  # XNNPACK-safe scales; one tensor per weight, not per step's read
+        tree = unpack(flatbuffer)
+        _widen_zero_ranges(tree)
+        share_constants(tree)
+        flatbuffer = pack(tree, len(flatbuffer))
     flatbuffer = fused.completed(flatbuffer, module.fused_specs)
     if len(signatures) == 1:  # the converter names a lone signature "serving_default"
         flatbuffer = _renamed_signature(flatbuffer, next(iter(signatures)))
@@ -113,19 +116,17 @@ def _int8(converter) -> bytes:
 _ZERO_RANGE_SCALE = 1e-7
 
 
-def _widened_zero_ranges(flatbuffer: bytes) -> bytes:
-    """`flatbuffer` whose int8 matmul outputs calibrated to the single value 0 get the scale
-    of one step of their inputs' product (input scale x largest weight scale).
+def _widen_zero_ranges(model) -> None:
+    """Give the int8 matmul outputs of `model` (from `unpack`) calibrated to the single value
+    0 the scale of one step of their inputs' product (input scale x largest weight scale).
 
     A matmul of an all-zero initial state (the first step of an unrolled encoder, backward
     ones after the padding too) always yields 0; calibration then gives its output a scale
     of about 1e-8, and XNNPACK, LiteRT's default CPU delegate, refuses to run an int8 matmul
     whose requantisation scale (input x weight / output scale) exceeds 256. 0 is exact at
     any scale, so the wider one changes no value."""
-    model = unpack(flatbuffer)
     codes = [_OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in
              model.operatorCodes]
-    changed = False
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
             if codes[op.opcodeIndex] not in INTEGER_OPS - {"GATHER"}:
@@ -137,8 +138,6 @@ def _widened_zero_ranges(flatbuffer: bytes) -> bytes:
                     or any(q is None or q.scale is None or not len(q.scale) for q in scales)):
                 continue
             output.scale = [float(scales[0].scale[0] * max(scales[1].scale))]
-            changed = True
-    return pack(model, len(flatbuffer)) if changed else flatbuffer
 
 
 def _renamed_signature(flatbuffer: bytes, name: str) -> bytes:
