@@ -103,12 +103,13 @@ class _OwnGradientLoop:
         # A plain matmul product: its input gradient is one matmul with U^T.
         self.matmul = (type(self.cell).multiply_recurrent
                        is RecurrentCell.multiply_recurrent)
-        self.autocast = keras_backend.get_autocast_scope()  # re-entered for the backward pass
 
     def pack(self, flat):
         return tree.pack_sequence_as(self.state_layout, flat)
 
     def step(self, x, m, states):
+        """The cell's step with its variables read in `self.dtype`, in the forward loop and
+        again in the backward pass (which runs outside the layer's autocast scope)."""
         with keras_backend.AutocastScope(self.dtype):
             return self.cell.step(x, m, self.pack(states), training=self.training)
 
@@ -222,8 +223,7 @@ class _OwnGradientLoop:
         variable the step does not read)."""
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([x, m, *prev, *variables])
-            with keras_backend.AutocastScope(self.autocast and self.autocast.dtype):
-                output, new_states = self.step(x, m, prev)
+            output, new_states = self.step(x, m, prev)  # in its own autocast scope
         sources = [x, m, *prev, *variables]
         grads = tape.gradient([output, *tree.flatten(new_states)], sources,
                               output_gradients=[d_output, *d_states])
