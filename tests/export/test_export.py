@@ -115,6 +115,18 @@ def test_predict_uses_the_initial_states_it_is_given():
     np.testing.assert_allclose(stepper(x), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["lstm", "vanilla_lstm", "gru"])
+def test_prefill_reads_a_prompt_through_predict_then_steps_on(name):
+    model, _ = tiny_model(name, layers=2)
+    flatbuffer = export.convert(export.InferenceModule(model, seq_len=TIME))
+    tokens = np.random.default_rng(2).integers(0, VOCAB, (1, 2 * TIME + 3)).astype(np.int32)
+    stepper = export.TFLiteStepper(flatbuffer)
+    prefilled = stepper.prefill(tokens[:, :-1])  # two `predict` windows, then two steps
+    last = stepper(tokens[:, -1])
+    np.testing.assert_allclose(np.concatenate([prefilled, last[:, None]], axis=1),
+                               model(tokens), atol=1e-4)
+
+
 def _keras_stepper(model):
     """step(x_t) -> logits with Keras, re-running the whole prefix (the plain Keras way)."""
     prefix = []

@@ -164,10 +164,54 @@ def fused_lstm_function(cell):
     )
 
 
+def _private_copy(tensor):
+    """`tensor`, through an op the converter cannot fold away (max with the lowest float32)."""
+    return tf.maximum(tensor, np.finfo(np.float32).min)
+
+
 def fused_sequence(function, spec, inputs, states):
-    """`outputs` (B, T, R) of the fused `function` over `inputs` from `states` [r, c]."""
-    return function(inputs, states[0], states[1], spec.kernel, spec.recurrent_kernel,
-                    spec.bias)[1]
+    """`outputs` (B, T, R) of the fused `function` over `inputs` from `states` [r, c].
+
+    The op takes its initial states as variable tensors and overwrites them with its final
+    ones, so it gets private copies: anything else reading `states` (`final_states`) would
+    otherwise read them after the op ran.
+    """
+    return function(inputs, _private_copy(states[0]), _private_copy(states[1]), spec.kernel,
+                    spec.recurrent_kernel, spec.bias)[1]
+
+
+def _op_gates(spec, per_gate=True):
+    """The op's gate equations (module docstring) on `spec`'s weights, for any leading shape:
+    `linear(x, r)` -> the four W_g x + R_g r, `gate(z, index, name, c)` -> a gate's
+    pre-activation, `cell_update(z, c)` -> (f, i ⊙ g). The matmuls read one weight tensor per
+    gate block, as the converted op does (`per_gate`), or one over all four gates, as the
+    cell's own step does: whichever the file already holds, so that it stores each weight once
+    (the converter merges equal float constants; a quantiser quantises each op's own)."""
+    blocks = {g: np.split(w, 4, axis=-1) for g, w in
+              (("x", spec.kernel), ("r", spec.recurrent_kernel), ("b", spec.bias))}
+    peepholes = dict(zip("ifo", spec.peepholes or (None,) * 3))
+    norms = dict(zip("ifco", spec.layer_norm or (None,) * 4))
+
+    def linear(x, r, indices=range(4)):
+        if not per_gate:
+            z = tf.split(tf.matmul(x, spec.kernel) + tf.matmul(r, spec.recurrent_kernel), 4, -1)
+            return {i: z[i] for i in indices}
+        return {i: tf.matmul(x, blocks["x"][i]) + tf.matmul(r, blocks["r"][i]) for i in indices}
+
+    def gate(z, index, name, cell=None):
+        if peepholes.get(name) is not None:
+            z += peepholes[name] * cell
+        if norms[name] is not None:
+            mean, variance = tf.nn.moments(z, axes=[-1], keepdims=True)
+            z = (z - mean) * tf.math.rsqrt(variance + 1e-8) * norms[name]
+        return z + blocks["b"][index]
+
+    def cell_update(z, c):
+        f = tf.sigmoid(gate(z[1], 1, "f", c))
+        i = 1.0 - f if spec.cifg else tf.sigmoid(gate(z[0], 0, "i", c))
+        return f, i * tf.tanh(gate(z[2], 2, "c"))
+
+    return linear, gate, cell_update
 
 
 def op_step(spec, x, states):
@@ -180,27 +224,41 @@ def op_step(spec, x, states):
     than one matmul over all four gates.
     """
     r, c = states
-    blocks = {g: np.split(w, 4, axis=-1) for g, w in
-              (("x", spec.kernel), ("r", spec.recurrent_kernel), ("b", spec.bias))}
-    peepholes = dict(zip("ifo", spec.peepholes or (None,) * 3))
-    norms = dict(zip("ifco", spec.layer_norm or (None,) * 4))
-
-    def gate(index, name, cell=None):
-        z = tf.matmul(x, blocks["x"][index]) + tf.matmul(r, blocks["r"][index])
-        if peepholes.get(name) is not None:
-            z += peepholes[name] * cell
-        if norms[name] is not None:
-            mean, variance = tf.nn.moments(z, axes=[-1], keepdims=True)
-            z = (z - mean) * tf.math.rsqrt(variance + 1e-8) * norms[name]
-        return z + blocks["b"][index]
-
-    f = tf.sigmoid(gate(1, "f", c))
-    i = 1.0 - f if spec.cifg else tf.sigmoid(gate(0, "i", c))
-    c = f * c + i * tf.tanh(gate(2, "c"))
-    h = tf.sigmoid(gate(3, "o", c)) * tf.tanh(c)
+    linear, gate, cell_update = _op_gates(spec)
+    z = linear(x, r)
+    f, update = cell_update(z, c)
+    c = f * c + update
+    h = tf.sigmoid(gate(z[3], 3, "o", c)) * tf.tanh(c)
     if spec.projection is not None:
         h = tf.matmul(h, spec.projection.T)
     return h, [h, c]
+
+
+def final_states(spec, inputs, outputs, states, per_gate=True):
+    """The op's final states [r_T, c_T] after `outputs` (B, T, R) from `states` [r_0, c_0].
+
+    The op returns r_t only and keeps c internal, so c_T is recomputed from what it
+    returned: the gates' matmuls for every step at once from x_t and r_{t-1} (one
+    FULLY_CONNECTED per gate over B·T rows), then c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t unrolled
+    element-wise over the T steps (with peepholes the gates read c_{t-1}, so they are
+    computed inside that loop too). The output gate is not needed. `per_gate`: see `_op_gates`.
+    """
+    r, c = states
+    batch, time = outputs.shape[0], outputs.shape[1]
+    previous = tf.concat([r[:, None], outputs[:, :-1]], axis=1)
+    linear, _, cell_update = _op_gates(spec, per_gate)
+    z = linear(tf.reshape(inputs, (batch * time, -1)),
+               tf.reshape(previous, (batch * time, -1)), indices=range(3))
+    z = {i: tf.reshape(value, (batch, time, -1)) for i, value in z.items()}
+    if spec.peepholes:
+        for t in range(time):
+            f, update = cell_update({i: value[:, t] for i, value in z.items()}, c)
+            c = f * c + update
+    else:
+        forgets, updates = cell_update(z, None)
+        for f, update in zip(tf.unstack(forgets, axis=1), tf.unstack(updates, axis=1)):
+            c = f * c + update
+    return [outputs[:, -1], c]
 
 
 def _constant(model, subgraph, value, name):

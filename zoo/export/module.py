@@ -9,9 +9,11 @@ freezes them into constants.
 
 Signatures (B = batch_size, T = seq_len, state tensors named `state_<layer>_<index>`):
     step(x (B,) or (B, X), state_0_0, ...) -> {"output": (B, O), "state_0_0": ..., ...}
-    predict(x (B, T) or (B, T, X), state_0_0, ...) -> {"output": (B, T, O)}
+    predict(x (B, T) or (B, T, X), state_0_0, ...) -> {"output": (B, T, O), "state_0_0": ...}
 
 `step` has no loop: on-device generation calls it once per token and feeds the states back.
+`predict` returns the states after its T steps too, so a prompt is read in one call and
+continued with `step` (a model with a bidirectional layer returns its outputs only).
 `predict` runs LSTM layers the TFLite op can compute through the fused sequence function
 (see `fused`) and every other cell unrolled over the T steps: builtin TFLite ops only.
 
@@ -90,7 +92,8 @@ def _plan(model):
 
 
 def _unrolled(cell, x, states):
-    """Outputs (B, T, ...) of `cell` over the T steps of `x` from `states`, unrolled."""
+    """Outputs (B, T, ...) of `cell` over the T steps of `x` from `states`, unrolled, and its
+    final states."""
     projected = cell.project_inputs(x) if hasattr(cell, "project_inputs") else None
     outputs = []
     for t in range(x.shape[1]):
@@ -101,7 +104,7 @@ def _unrolled(cell, x, states):
             output, states = cell.call(x[:, t], states, training=False)
         states = tf.nest.flatten(states)
         outputs.append(output)
-    return tf.stack(outputs, axis=1)
+    return tf.stack(outputs, axis=1), states
 
 
 def _bidirectional(layer, x):
@@ -110,10 +113,11 @@ def _bidirectional(layer, x):
         raise ValueError(f"Cannot export Bidirectional layer {layer.name!r} with "
                          f"merge_mode={layer.merge_mode!r}")
     batch = x.shape[0]
-    forward = _unrolled(layer.forward_layer.cell, x,
-                        tf.nest.flatten(layer.forward_layer.cell.get_initial_state(batch)))
-    backward = tf.reverse(_unrolled(layer.backward_layer.cell, tf.reverse(x, [1]), tf.nest.flatten(
-        layer.backward_layer.cell.get_initial_state(batch))), [1])
+    forward, _ = _unrolled(layer.forward_layer.cell, x,
+                           tf.nest.flatten(layer.forward_layer.cell.get_initial_state(batch)))
+    backward, _ = _unrolled(layer.backward_layer.cell, tf.reverse(x, [1]), tf.nest.flatten(
+        layer.backward_layer.cell.get_initial_state(batch)))
+    backward = tf.reverse(backward, [1])
     if layer.merge_mode == "concat":
         return tf.concat([forward, backward], -1)
     merged = forward + backward if layer.merge_mode != "mul" else forward * backward
@@ -197,13 +201,14 @@ def _layer_chain(model, batch_size, fuse, share_weights, scope):
 
     def sequence_cell(index, cell, x, states):
         if specs[index]:
-            return fused.fused_sequence(functions[index], specs[index], x, states), []
-        return _unrolled(cell, x, states), []
+            outputs = fused.fused_sequence(functions[index], specs[index], x, states)
+            return outputs, fused.final_states(specs[index], x, outputs, states, share_weights)
+        return _unrolled(cell, x, states)
 
     streaming = not any(cell == BIDIRECTIONAL for _, cell in plan)
     return (input_spec(model, plan), shapes,
             (lambda x, states: run(x, states, step_cell)) if streaming else None,
-            lambda x, states: run(x, states, sequence_cell)[0],
+            lambda x, states: run(x, states, sequence_cell),
             _layout(cells, [spec is not None for spec in specs], shapes),
             tuple(spec for spec in specs if spec))  # in op order, for `fused.completed`
 
@@ -233,7 +238,7 @@ def _step_protocol(model, batch_size, fuse, share_weights, scope):
         for t in range(x.shape[1]):
             output, states = step(x[:, t], states)
             outputs.append(output)
-        return tf.stack(outputs, axis=1)
+        return tf.stack(outputs, axis=1), states
 
     shape = getattr(model, "step_input_shape", None)
     spec = (tf.int32, ()) if shape is None else (tf.float32, tuple(shape))
@@ -300,14 +305,17 @@ class InferenceModule(tf.Module):
         predict_spec = [tf.TensorSpec((batch_size, seq_len, *features), dtype, name="x"),
                         *state_specs]
 
+        self.streaming = step_outputs is not None
+
         def step(x, *states):
             output, new_states = step_outputs(x, states)
             return {"output": output, **dict(zip(self.state_names, new_states))}
 
         def predict(x, *states):
-            return {"output": predict_outputs(x, states)}
-
-        self.streaming = step_outputs is not None
+            output, new_states = predict_outputs(x, states)
+            if not self.streaming:  # (a bidirectional model's states are not carried)
+                return {"output": output}
+            return {"output": output, **dict(zip(self.state_names, new_states))}
 
         self.predict = tf.function(predict, input_signature=predict_spec, autograph=False)
         if self.streaming:  # (a model with a bidirectional layer has `predict` only)

@@ -67,24 +67,31 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
 
     Every sequence (B, T) of `sequences` runs through Keras (`model(x)`), through `predict`,
     and token by token through `step` from zero states. Returns max_abs_diff per signature
-    and the `score` of Keras and of the file where the model has one: bits per token for a
+    (`predict_states`: `predict`'s final states against those `step` reaches), and the
+    `score` of Keras and of the file where the model has one: bits per token for a
     token model, nats per step for a model that predicts its next binary frame, the KL
     divergence from Keras in bits per step for other distributions (0 for Keras itself).
     """
     predict = TFLiteStepper(flatbuffer, num_threads, signature="predict")
     streaming = "step" in predict.signatures  # a bidirectional model has `predict` only
     step = TFLiteStepper(flatbuffer, num_threads, signature="step") if streaming else None
-    diffs = {"predict": 0.0, "step": 0.0} if streaming else {"predict": 0.0}
+    diffs = {"predict": 0.0}
+    if streaming:
+        diffs.update(step=0.0, predict_states=0.0)
     keras_outputs, tflite_outputs, inputs = [], [], []
     for sequence in sequences:
         sequence = np.asarray(sequence)
         expected = np.asarray(model(sequence, training=False))
+        predict.reset()
         predicted = predict(sequence)
         diffs["predict"] = max(diffs["predict"], float(np.abs(predicted - expected).max()))
         if streaming:
             step.reset()
             streamed = np.stack([step(sequence[:, t]) for t in range(sequence.shape[1])], 1)
             diffs["step"] = max(diffs["step"], float(np.abs(streamed - expected).max()))
+            diffs["predict_states"] = max(diffs["predict_states"], max(
+                float(np.abs(predict.states[name] - step.states[name]).max())
+                for name in step.state_names))
         keras_outputs.append(expected)
         tflite_outputs.append(predicted)
         inputs.append(sequence)

@@ -14,11 +14,16 @@ from ai_edge_litert.interpreter import Interpreter
 
 
 class TFLiteStepper:
-    """The `step` signature of a .tflite file with its states carried between calls.
+    """A signature of a .tflite file (`step` by default) with its states carried between calls.
+
+    `prefill(tokens)` reads a prompt through the file's `predict` signature, a window of T
+    tokens per call, and the last len % T tokens through `step`; the states carry on into the
+    next call.
 
     Example:
         stepper = TFLiteStepper("model.tflite")
-        logits = stepper(np.array([token], np.int32))   # (1, vocab); states advance
+        stepper.prefill(prompt[:-1])                     # (1, len - 1, vocab)
+        logits = stepper(np.array([prompt[-1]], np.int32))   # (1, vocab); states advance
         stepper.reset()
     """
 
@@ -48,10 +53,29 @@ class TFLiteStepper:
         }
 
     def __call__(self, x):
-        outputs = self.runner(x=np.asarray(x, self.inputs["x"]["dtype"]), **self.states)
-        # `predict` returns no states: it always starts from the ones given.
+        return self._run(self.runner, np.asarray(x, self.inputs["x"]["dtype"]))["output"]
+
+    def _run(self, runner, x):
+        outputs = runner(x=x, **self.states)
+        # (a bidirectional model's `predict` returns no states: it always starts from zeros)
         self.states = {name: outputs.get(name, self.states[name]) for name in self.state_names}
-        return outputs["output"]
+        return outputs
+
+    def prefill(self, tokens):
+        """Outputs (B, len, ...) for `tokens` (B, len) or (len,) read from the current states,
+        which then hold the states after the last token (None for no tokens)."""
+        tokens = np.asarray(tokens, self.inputs["x"]["dtype"])
+        tokens = tokens[None] if tokens.ndim == 1 else tokens
+        predict = self.interpreter.get_signature_runner("predict")
+        window = predict.get_input_details()["x"]["shape"][1]
+        whole = tokens.shape[1] - tokens.shape[1] % window
+        outputs = [self._run(predict, tokens[:, start:start + window])["output"]
+                   for start in range(0, whole, window)]
+        if whole < tokens.shape[1]:
+            step = self.interpreter.get_signature_runner("step")
+            outputs += [self._run(step, tokens[:, t])["output"][:, None]
+                        for t in range(whole, tokens.shape[1])]
+        return np.concatenate(outputs, axis=1) if outputs else None
 
 
 def sample_next(logits, rng: np.random.Generator, temperature: float = 1.0) -> int:
