@@ -18,7 +18,7 @@ class TFLiteStepper:
 
     `prefill(tokens)` reads a prompt through the file's `predict` signature, a window of T
     tokens per call, and the last len % T tokens through `step`; the states carry on into the
-    next call.
+    next call. (Fewer calls, not less time, on a CPU: `predict` costs more per token there.)
 
     Example:
         stepper = TFLiteStepper("model.tflite")
