@@ -320,3 +320,6 @@ def test_bidirectional_ctc_model_exports_predict_over_a_fixed_window(tmp_path):
     assert list(tflite["parity"]["max_abs_diff"]) == ["predict"]
     assert tflite["parity"]["max_abs_diff"]["predict"] < 1e-4
     assert manifest["files"]["saved_model"]["reload_max_abs_diff"] < 1e-5
+    stepper = export.TFLiteStepper(tmp_path / "ctc" / "model.tflite", signature="predict")
+    with pytest.raises(ValueError, match="streaming model"):
+        stepper.prefill(features[0][0])

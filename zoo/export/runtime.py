@@ -64,6 +64,9 @@ class TFLiteStepper:
     def prefill(self, tokens):
         """Outputs (B, len, ...) for `tokens` (B, len) or (len,) read from the current states,
         which then hold the states after the last token (None for no tokens)."""
+        if not {"step", "predict"} <= set(self.signatures):
+            raise ValueError("prefill needs a streaming model (`step` and `predict` "
+                             f"signatures). Received: signatures={sorted(self.signatures)}")
         tokens = np.asarray(tokens, self.inputs["x"]["dtype"])
         tokens = tokens[None] if tokens.ndim == 1 else tokens
         predict = self.interpreter.get_signature_runner("predict")
