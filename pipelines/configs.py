@@ -186,6 +186,9 @@ class TextConfig(TrainConfig):
     layers: int | None = option(None, "Stacked recurrent layers; default the size's.")
     embedding_dim: int | None = option(None, "Embedding width; default the size's.")
     dropout: float = option(0.0, "Dropout on the embedding and between layers.")
+    random_crops: bool = option(False, "Start each training window at a random offset into "
+                                "its slot of seq_len tokens, drawn afresh every batch (default: "
+                                "at the slot's start, the same windows every pass).")
 
     def __post_init__(self):
         super().__post_init__()

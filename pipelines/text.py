@@ -161,14 +161,30 @@ def _to_examples(ids, seq_len):
     return gather
 
 
-def train_stream(ids, seq_len, batch_size, seed, start_step=0) -> tf.data.Dataset:
+def train_stream(ids, seq_len, batch_size, seed, start_step=0, random_crops=False):
     """Endless (inputs, targets) batches of shuffled windows, (batch, seq_len) each, in the
-    order of `streams.shuffled_batches` (batch n is the same from any `start_step`)."""
-    starts = tf.constant(_windows(ids, seq_len))
-    examples = _to_examples(ids, seq_len)
-    return (shuffled_batches(len(starts), batch_size, seed, start_step)
-            .map(lambda batch: examples(tf.gather(starts, batch)),
-                 num_parallel_calls=tf.data.AUTOTUNE)
+    order of `streams.shuffled_batches` (batch n is the same from any `start_step`).
+
+    The text is cut into slots of seq_len tokens. A window starts at the start of its slot, or
+    with `random_crops` at a uniform offset into it drawn afresh for each batch (seeded by
+    (seed, n)): every pass then sees other windows and other first tokens read from zero
+    states, which the model cannot memorise as easily.
+    """
+    if not random_crops:
+        starts, span = _windows(ids, seq_len), 1
+    else:  # the last slot must still hold a whole window at its largest offset
+        starts = np.arange(0, max(1, len(ids) - 2 * seq_len + 1), seq_len, dtype=np.int64)
+        span = min(seq_len, len(ids) - seq_len - int(starts[-1]))
+    starts, examples = tf.constant(starts), _to_examples(ids, seq_len)
+
+    def batch(n, slots):
+        offsets = tf.random.stateless_uniform(
+            [batch_size], seed=tf.stack([tf.cast(seed, tf.int64), n]), minval=0, maxval=span,
+            dtype=tf.int64)
+        return examples(tf.gather(starts, slots) + offsets)
+
+    return (shuffled_batches(len(starts), batch_size, seed, start_step).enumerate(start_step)
+            .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 
@@ -235,7 +251,7 @@ class TextTask(Task):
         batch = config.batch_size
         return TaskData(
             train=(lambda step: train_stream(ids["train"], config.seq_len, batch, config.seed,
-                                             step)) if split else None,
+                                             step, config.random_crops)) if split else None,
             validation=eval_dataset(ids["validation"], config.seq_len, batch) if split else None,
             test=eval_dataset(ids["test"], config.seq_len, batch),
             steps_per_pass=max(1, len(_windows(ids.get("train", ids["test"]), config.seq_len))

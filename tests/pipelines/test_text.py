@@ -49,6 +49,26 @@ def test_windows_are_shifted_pairs_and_resume_exactly():
         np.testing.assert_array_equal(a, b)
 
 
+def test_random_crops_vary_every_pass_stay_in_the_text_and_resume_exactly():
+    ids = np.arange(205, dtype=np.int32)
+    stream = text.train_stream(ids, seq_len=10, batch_size=4, seed=3, random_crops=True)
+    batches = [(x.numpy(), y.numpy()) for x, y in stream.take(40)]
+    x = np.concatenate([b[0] for b in batches])
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), x + 1)
+    starts = x[:, 0]
+    assert starts.min() >= 0 and starts.max() + 10 < len(ids)  # targets stay in the text
+    assert len(set(starts % 10)) == 10  # every offset into a slot occurs
+    slot_of = {}
+    for start in starts:
+        slot_of.setdefault(start // 10, set()).add(start)
+    assert max(len(s) for s in slot_of.values()) > 1  # a slot is cropped anew when revisited
+    resumed = text.train_stream(ids, 10, 4, seed=3, start_step=7, random_crops=True)
+    for a, (b, _) in zip(resumed.take(3), batches[7:]):
+        np.testing.assert_array_equal(a[0].numpy(), b)
+    other = text.train_stream(ids, 10, 4, seed=4, random_crops=True)
+    assert not np.array_equal(next(iter(other))[0].numpy(), batches[0][0])
+
+
 def test_eval_dataset_covers_every_window_once():
     ids = np.arange(95, dtype=np.int32)
     batches = list(text.eval_dataset(ids, seq_len=10, batch_size=4))
