@@ -256,12 +256,13 @@ def run(argv=None) -> int:
                                                                     "--helpfull")]))
             return 0 if argv else 2
         with terminal.quiet_native_logs(verbose):
-            terminal.import_tensorflow()
+            values = _parse(command, rest)
+            terminal.import_tensorflow(values.get("intra_op_threads"),
+                                       values.get("inter_op_threads"))
             from absl import logging
 
             flags.FLAGS.mark_as_parsed()
             logging.set_verbosity(logging.INFO if verbose else logging.WARNING)
-            values = _parse(command, rest)
             for name in COMMON:
                 values.pop(name, None)
             run_command(command, values)

@@ -43,13 +43,14 @@ LIMITS = {
     "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),
     "max_quality_loss": (0.0, None), "input_noise": (0.0, 10.0),
     "warmup_steps": (0, 10**9), "weight_decay": (0.0, 1.0),
+    "intra_op_threads": (0, 1024), "inter_op_threads": (0, 1024),
     # studies
     "trials": (1, 10_000), "workers": (1, 64),
 }
 # Settings `--resume` may change: how long and how fast the run goes on, not what it is.
 RESUMABLE = frozenset({"epochs", "steps", "validation_steps", "learning_rate", "strategy",
-                       "jit_compile", "patience", "resume", "run_dir", "bleu_sentences",
-                       "beam_size", "length_penalty"})
+                       "jit_compile", "intra_op_threads", "inter_op_threads", "patience",
+                       "resume", "run_dir", "bleu_sentences", "beam_size", "length_penalty"})
 
 
 def check_value(name, value, kind=None):
@@ -87,6 +88,10 @@ class TrainConfig:
     strategy: str = option("default", "tf.distribute strategy: default, mirrored, multi_worker.")
     mixed_precision: bool = option(False, "Train under the mixed_bfloat16 policy.")
     jit_compile: bool = option(False, "Compile the train step with XLA.")
+    intra_op_threads: int = option(0, "Threads one TensorFlow op may use; 0 = TensorFlow's "
+                                   "default (every core).")
+    inter_op_threads: int = option(0, "TensorFlow ops that may run side by side; 0 = "
+                                   "TensorFlow's default.")
     resume: bool = option(False, "Continue the run in run_dir from its last checkpoint.")
 
     def __post_init__(self):

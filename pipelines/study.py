@@ -235,7 +235,7 @@ def _start_worker(threads):
 
     signal.signal(signal.SIGTERM, interrupt)
     with terminal.quiet_native_logs():
-        terminal.import_tensorflow(threads)
+        terminal.import_tensorflow(threads, threads)
 
 
 def _run_trial(arguments):

@@ -83,16 +83,18 @@ def quiet_native_logs(verbose=False):
             print("\n".join(kept), file=sys.stderr)
 
 
-def import_tensorflow(threads=None):
-    """Import TensorFlow and Keras and start the runtime (its start-up lines come now); with
-    `threads`, every op runs on at most that many threads (intra- and inter-op)."""
+def import_tensorflow(intra_op=None, inter_op=None):
+    """Import TensorFlow and Keras and start the runtime (its start-up lines come now), its
+    thread pools sized first: `intra_op` threads per op, `inter_op` ops side by side (None or
+    0: TensorFlow's default)."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras  # noqa: F401
     import tensorflow as tf
 
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     tf.config.list_physical_devices()
     tf.constant(0) + 0
 

@@ -18,6 +18,7 @@ import time
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from pipelines import rundir
 from pipelines.callbacks import NaNGuard, RunCheckpoint
@@ -44,7 +45,7 @@ from pipelines.tasks import (  # noqa: F401 (the task contract, re-exported)
 
 __all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
            "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
-           "register_task", "sample", "train", "write_metrics"]
+           "register_task", "sample", "set_threads", "train", "write_metrics"]
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; the message says what was saved and how to resume."""
 
@@ -66,6 +67,24 @@ def make_strategy(name):
         f"Unknown strategy. Received: strategy={name!r}; expected default, mirrored or "
         "multi_worker."
     )
+
+
+def set_threads(intra_op=0, inter_op=0):
+    """Size TensorFlow's thread pools (0 leaves one as it is). They are fixed once TensorFlow
+    has run its first op (the command line sizes them before that); a different size asked
+    for later is logged and not applied: it changes the speed, not the run."""
+    pools = (("intra_op_threads", intra_op, tf.config.threading.get_intra_op_parallelism_threads,
+              tf.config.threading.set_intra_op_parallelism_threads),
+             ("inter_op_threads", inter_op, tf.config.threading.get_inter_op_parallelism_threads,
+              tf.config.threading.set_inter_op_parallelism_threads))
+    for name, threads, get, put in pools:
+        if threads and threads != get():
+            try:
+                put(threads)
+            except RuntimeError:
+                logging.warning("--%s=%d not applied: TensorFlow has already started with %s "
+                                "(give the flag to a new process)", name, threads,
+                                get() or "its default")
 
 
 def is_chief(strategy) -> bool:
@@ -122,6 +141,7 @@ def train(config: TrainConfig, verbose="auto", command=None):
     if not isinstance(config, task.config_class):
         raise TypeError(f"Task {task.name!r} expects a {task.config_class.__name__}, "
                         f"got a {type(config).__name__}.")
+    set_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
     config = dataclasses.replace(config, run_dir=str(config.run_dir or default_run_dir(config)))
     start, cpu = time.monotonic(), time.process_time()
