@@ -86,3 +86,33 @@ def test_native_log_lines_are_dropped_and_the_rest_is_kept():
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert sorted(result.stderr.splitlines()) == ["a real problem", "python stderr"]
+
+
+def test_train_sizes_tensorflows_thread_pools_before_it_starts(corpus, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    flags = ["train", f"--data={corpus}", "--size=tiny", "--seq_len=16", "--batch_size=8",
+             "--epochs=1", "--steps=2", "--validation_steps=1", "--intra_op_threads=1",
+             "--inter_op_threads=3", f"--run_dir={run_dir}"]
+    script = "\n".join([
+        "import sys, tensorflow as tf",
+        "from pipelines import cli",
+        f"code = cli.run({flags!r})",
+        "threading = tf.config.threading",
+        "print(threading.get_intra_op_parallelism_threads(),",
+        "      threading.get_inter_op_parallelism_threads())",
+        "sys.exit(code)",
+    ])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1 3" and "not applied" not in result.stderr
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["intra_op_threads"], saved["inter_op_threads"]) == (1, 3)
+    # In a process whose TensorFlow has started, another size is logged, not an error.
+    train.tf.constant(0) + 0
+    warnings = []
+    monkeypatch.setattr(train.logging, "warning", lambda *args: warnings.append(args[0] % args[1:]))
+    current = train.tf.config.threading.get_intra_op_parallelism_threads()
+    train.set_threads(current + 5, 0)
+    assert train.tf.config.threading.get_intra_op_parallelism_threads() == current
+    assert len(warnings) == 1 and "not applied" in warnings[0]
