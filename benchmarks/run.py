@@ -56,6 +56,7 @@ class Settings:
     steps: int = 3
     repeats: int = 5
     rounds: int = 1  # passes over all cases, each case in a fresh process per pass
+    tf_threads: tuple = (0, 0)  # TensorFlow's (intra-op, inter-op) pools; 0 = its default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +113,13 @@ def _timed(step, settings):
 def train_keras(case, settings):
     _quiet()
     import keras
+    import tensorflow as tf
+
+    intra_op, inter_op = settings.tf_threads  # sized before TensorFlow's first op
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
 
     import zoo
     from zoo.layers import Recurrent
@@ -363,6 +371,9 @@ def parse(argv, prog="python -m benchmarks.run"):
     parser.add_argument("--rounds", type=int, default=Settings.rounds,
                         help="passes over all cases (fresh processes, interleaved)")
     parser.add_argument("--out", default=RESULTS, help="results folder")
+    parser.add_argument("--tf-threads", default="0,0", metavar="INTRA,INTER",
+                        help="TensorFlow's intra- and inter-op threads for the Keras and zoo "
+                             "cases (default 0,0: TensorFlow's own choice)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: H=32, batch 8, length 10, 1 step x 2, no bf16 rows")
@@ -381,10 +392,18 @@ def main(argv=None, prog="python -m benchmarks.run"):
         raise SystemExit(f"--cells {args.cells!r} matches no cell; known: {zoo.cells.names()}")
     sizes = [int(s) for s in args.sizes.split(",")]
     with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
-    settings = Settings(steps=args.steps, repeats=args.repeats, rounds=args.rounds)
+    try:
+        tf_threads = tuple(int(n) for n in args.tf_threads.split(","))
+    except ValueError:
+        tf_threads = ()
+    if len(tf_threads) != 2 or min(tf_threads) < 0:
+        raise SystemExit(f"--tf-threads {args.tf_threads!r}: expected INTRA,INTER, e.g. 1,2")
+    settings = Settings(steps=args.steps, repeats=args.repeats, rounds=args.rounds,
+                        tf_threads=tf_threads)
     todo = cases(cell_names, sizes, with_torch)
     if args.quick:
-        settings = Settings(batch=8, length=10, warmup=1, steps=1, repeats=2)
+        settings = Settings(batch=8, length=10, warmup=1, steps=1, repeats=2,
+                            tf_threads=tf_threads)
         sizes = [32]
         todo = [c for c in cases(cell_names, sizes, with_torch) if c.precision == "float32"]
     os.makedirs(args.out, exist_ok=True)

@@ -70,3 +70,11 @@ def test_rounds_merge_every_repetition():
     assert merged["tokens_per_s"] == {"median": 3.5, "min": 1.0, "max": 9.0}
     assert merged["tokens_per_cpu_s"] == 6.0 and merged["loss"] == 4.0
     assert merged["gflops"] == pytest.approx(6 * 10 * 3.5 / 1e9)
+
+
+def test_tensorflow_thread_pools_are_sized_in_each_case_process():
+    case = run.Case("zoo", "lstm", 4)
+    row = run._in_child(run.train_keras, case, dataclasses.replace(TINY, tf_threads=(1, 2)))
+    assert row["label"] == "lstm" and row["tokens_per_s"]["median"] > 0
+    with pytest.raises(SystemExit, match="expected INTRA,INTER"):
+        run.main(["--tf-threads", "1"])
