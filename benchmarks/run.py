@@ -113,13 +113,10 @@ def _timed(step, settings):
 def train_keras(case, settings):
     _quiet()
     import keras
-    import tensorflow as tf
 
-    intra_op, inter_op = settings.tf_threads  # sized before TensorFlow's first op
-    if intra_op:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-    if inter_op:
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    from pipelines.terminal import set_threads
+
+    set_threads(*settings.tf_threads)  # before TensorFlow's first op
 
     import zoo
     from zoo.layers import Recurrent

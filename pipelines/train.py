@@ -18,7 +18,6 @@ import time
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from pipelines import rundir
 from pipelines.callbacks import NaNGuard, RunCheckpoint
@@ -42,6 +41,7 @@ from pipelines.tasks import (  # noqa: F401 (the task contract, re-exported)
     get_task,
     register_task,
 )
+from pipelines.terminal import set_threads
 
 __all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
            "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
@@ -67,24 +67,6 @@ def make_strategy(name):
         f"Unknown strategy. Received: strategy={name!r}; expected default, mirrored or "
         "multi_worker."
     )
-
-
-def set_threads(intra_op=0, inter_op=0):
-    """Size TensorFlow's thread pools (0 leaves one as it is). They are fixed once TensorFlow
-    has run its first op (the command line sizes them before that); a different size asked
-    for later is logged and not applied: it changes the speed, not the run."""
-    pools = (("intra_op_threads", intra_op, tf.config.threading.get_intra_op_parallelism_threads,
-              tf.config.threading.set_intra_op_parallelism_threads),
-             ("inter_op_threads", inter_op, tf.config.threading.get_inter_op_parallelism_threads,
-              tf.config.threading.set_inter_op_parallelism_threads))
-    for name, threads, get, put in pools:
-        if threads and threads != get():
-            try:
-                put(threads)
-            except RuntimeError:
-                logging.warning("--%s=%d not applied: TensorFlow has already started with %s "
-                                "(give the flag to a new process)", name, threads,
-                                get() or "its default")
 
 
 def is_chief(strategy) -> bool:

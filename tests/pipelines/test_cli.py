@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from absl import logging as absl_logging
 
 from pipelines import cli, train
 
@@ -111,7 +112,7 @@ def test_train_sizes_tensorflows_thread_pools_before_it_starts(corpus, tmp_path,
     # In a process whose TensorFlow has started, another size is logged, not an error.
     train.tf.constant(0) + 0
     warnings = []
-    monkeypatch.setattr(train.logging, "warning", lambda *args: warnings.append(args[0] % args[1:]))
+    monkeypatch.setattr(absl_logging, "warning", lambda *args: warnings.append(args[0] % args[1:]))
     current = train.tf.config.threading.get_intra_op_parallelism_threads()
     train.set_threads(current + 5, 0)
     assert train.tf.config.threading.get_intra_op_parallelism_threads() == current
