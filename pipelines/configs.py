@@ -42,7 +42,7 @@ LIMITS = {
     "length": (1, 100_000), "temperature": (0.0, 100.0), "top_k": (1, None),
     "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),
     "max_quality_loss": (0.0, None), "input_noise": (0.0, 10.0),
-    "warmup_steps": (0, 10**9), "weight_decay": (0.0, 1.0),
+    "warmup_steps": (0, 10**9), "weight_decay": (0.0, 1.0), "adam_beta2": (0.0, 0.999999),
     "intra_op_threads": (0, 1024), "inter_op_threads": (0, 1024),
     # studies
     "trials": (1, 10_000), "workers": (1, 64),
@@ -81,6 +81,8 @@ class TrainConfig:
                            "cosine decay to 1% at the last step).")
     warmup_steps: int = option(0, "Cosine schedule: steps of linear warm-up from 0.")
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW); 0 = plain Adam.")
+    adam_beta2: float = option(0.999, "Adam's decay rate of the squared-gradient average "
+                               "(0.99 forgets faster: short runs, small batches).")
     clipnorm: float | None = option(1.0, "Clip each gradient to this norm; 0 turns it off.")
     patience: int | None = option(None, "Stop after this many epochs without a better "
                                   "validation loss (early stopping); default never.")

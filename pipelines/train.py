@@ -158,12 +158,13 @@ def learning_rate(config, total_steps):
 
 
 def make_optimizer(config, total_steps):
-    """Adam, or AdamW with `weight_decay`, at `learning_rate(config, total_steps)`."""
+    """Adam (Kingma & Ba 2015), or AdamW with `weight_decay` (Loshchilov & Hutter 2019), at
+    `learning_rate(config, total_steps)` with beta_2 = `adam_beta2`."""
     rate = learning_rate(config, total_steps)
+    common = dict(beta_2=config.adam_beta2, clipnorm=config.clipnorm or None)
     if config.weight_decay:
-        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay,
-                                      clipnorm=config.clipnorm or None)
-    return keras.optimizers.Adam(rate, clipnorm=config.clipnorm or None)
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay, **common)
+    return keras.optimizers.Adam(rate, **common)
 
 
 def _check_resumable(config, run_dir):

@@ -122,9 +122,13 @@ def test_cosine_schedule_warms_up_and_decays_and_weight_decay_means_adamw():
     assert float(schedule(110)) == pytest.approx(1e-4, rel=1e-3)
     constant = train.make_optimizer(dataclasses.replace(config, schedule="constant"), 110)
     assert float(constant.learning_rate) == pytest.approx(1e-2)
-    assert type(constant).__name__ == "Adam"
-    adamw = train.make_optimizer(dataclasses.replace(config, weight_decay=0.1), 110)
+    assert type(constant).__name__ == "Adam" and constant.beta_2 == pytest.approx(0.999)
+    adamw = train.make_optimizer(dataclasses.replace(config, weight_decay=0.1, adam_beta2=0.99),
+                                 110)
     assert type(adamw).__name__ == "AdamW" and adamw.weight_decay == pytest.approx(0.1)
+    assert adamw.beta_2 == pytest.approx(0.99)
+    with pytest.raises(ValueError, match="--adam_beta2=1.0: must be between 0.0 and 0.999999"):
+        TextConfig(adam_beta2=1.0)
     with pytest.raises(ValueError, match="--schedule=linear: expected one of constant, cosine"):
         TextConfig(schedule="linear")
 
