@@ -17,6 +17,7 @@ from zoo.files import atomic_write, read_json
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "muon")
 
 
 def option(default, help):
@@ -76,7 +77,9 @@ class TrainConfig:
     steps: int | None = option(60, "Batches per epoch; 0 = one pass over the training data.")
     validation_steps: int | None = option(20, "Validation batches per epoch; 0 = all.")
     batch_size: int = option(64, "Global batch size (split over replicas).")
-    learning_rate: float = option(2e-3, "Adam learning rate (the peak, with a schedule).")
+    optimizer: str = option("adam", "adam (AdamW with --weight_decay), or muon: orthogonalised "
+                            "momentum for the hidden matrices, AdamW for the rest.")
+    learning_rate: float = option(2e-3, "Learning rate (the peak, with a schedule).")
     schedule: str = option("constant", "Learning rate: constant, or cosine (warm-up, then a "
                            "cosine decay to 1% at the last step).")
     warmup_steps: int = option(0, "Cosine schedule: steps of linear warm-up from 0.")
@@ -102,6 +105,9 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"--schedule={self.schedule}: expected one of "
                              f"{', '.join(SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer={self.optimizer}: expected one of "
+                             f"{', '.join(OPTIMIZERS)}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy={self.strategy}: expected one of "
                              f"{', '.join(STRATEGIES)}")

@@ -22,6 +22,7 @@ import tensorflow as tf
 from pipelines import rundir
 from pipelines.callbacks import NaNGuard, RunCheckpoint
 from pipelines.configs import TrainConfig, migrated
+from pipelines.optimizers import learning_rate, make_optimizer  # noqa: F401 (re-exported)
 from pipelines.rundir import (
     BEST,
     CONFIG,
@@ -143,28 +144,6 @@ def train(config: TrainConfig, verbose="auto", command=None):
     metrics.update(run_dir=config.run_dir, seconds=time.monotonic() - start,
                    parameters=int(model.count_params()))
     return model, metrics
-
-
-def learning_rate(config, total_steps):
-    """The learning rate of `config`: a float, or with `schedule="cosine"` a schedule warmed up
-    linearly over `warmup_steps`, then decayed along a cosine to 1% at `total_steps`
-    (Loshchilov & Hutter, "SGDR", ICLR 2017)."""
-    if config.schedule != "cosine":
-        return config.learning_rate
-    warmup = min(config.warmup_steps, total_steps - 1)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
-        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
-
-
-def make_optimizer(config, total_steps):
-    """Adam (Kingma & Ba 2015), or AdamW with `weight_decay` (Loshchilov & Hutter 2019), at
-    `learning_rate(config, total_steps)` with beta_2 = `adam_beta2`."""
-    rate = learning_rate(config, total_steps)
-    common = dict(beta_2=config.adam_beta2, clipnorm=config.clipnorm or None)
-    if config.weight_decay:
-        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay, **common)
-    return keras.optimizers.Adam(rate, **common)
 
 
 def _check_resumable(config, run_dir):

@@ -48,8 +48,10 @@ def test_training_lowers_the_loss_and_writes_the_run_directory(tiny, tmp_path):
         run(tiny)
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tiny, tmp_path):
-    config = dataclasses.replace(tiny, epochs=2, steps=5, validation_steps=1)
+@pytest.mark.parametrize("changes", [{}, {"optimizer": "muon", "cell": "gru", "weight_decay": 0.1}],
+                         ids=["adam", "muon"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny, tmp_path, changes):
+    config = dataclasses.replace(tiny, epochs=2, steps=5, validation_steps=1, **changes)
     run(config, run_dir=str(tmp_path / "straight"))
     run(config, run_dir=str(tmp_path / "resumed"), epochs=1)
     _, metrics = run(config, run_dir=str(tmp_path / "resumed"), resume=True)
@@ -131,6 +133,28 @@ def test_cosine_schedule_warms_up_and_decays_and_weight_decay_means_adamw():
         TextConfig(adam_beta2=1.0)
     with pytest.raises(ValueError, match="--schedule=linear: expected one of constant, cosine"):
         TextConfig(schedule="linear")
+
+
+def test_muon_steps_the_hidden_matrices_and_adamw_the_rest(tiny):
+    from zoo.models.language_model import from_size
+
+    model = from_size("tiny", 12, cell="gru")
+    optimizer = train.make_optimizer(dataclasses.replace(tiny, optimizer="muon",
+                                                         weight_decay=0.1), 100)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    tokens = np.random.default_rng(0).integers(0, 12, (4, 9))
+    first = model.train_on_batch(tokens, tokens)
+    adamw = {(v.path.split("/")[1], v.name): optimizer._should_use_adamw(v)
+             for v in model.trainable_variables}
+    assert adamw == {("embedding", "embeddings"): True, ("recurrent_0", "kernel"): False,
+                     ("recurrent_0", "recurrent_kernel"): False, ("recurrent_0", "bias"): True,
+                     ("logits", "kernel"): True, ("logits", "bias"): True}
+    for _ in range(5):
+        last = model.train_on_batch(tokens, tokens)
+    assert last < first
+    with pytest.raises(ValueError, match="--optimizer=sgd: expected one of adam, muon"):
+        dataclasses.replace(tiny, optimizer="sgd")
 
 
 def test_patience_stops_after_epochs_without_a_better_validation_loss(tmp_path):
