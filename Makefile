@@ -21,7 +21,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
 demo: venv
-	$(BIN)/lstm-zoo sample --preset=shakespeare_lstm --prompt="ROMEO:" --length=400 --temperature=0.8 && $(BIN)/lstm-zoo export --preset=shakespeare_lstm --out_dir=$(DEMO_RUN)-preset-export && $(BIN)/lstm-zoo train --run_dir=$(DEMO_RUN) && $(BIN)/lstm-zoo sample --run_dir=$(DEMO_RUN) --prompt="ROMEO:" --length=400 --temperature=0.8
+	$(BIN)/lstm-zoo sample --preset=shakespeare_gru --prompt="ROMEO:" --length=400 --temperature=0.8 && $(BIN)/lstm-zoo export --preset=shakespeare_gru --out_dir=$(DEMO_RUN)-preset-export && $(BIN)/lstm-zoo train --run_dir=$(DEMO_RUN) && $(BIN)/lstm-zoo sample --run_dir=$(DEMO_RUN) --prompt="ROMEO:" --length=400 --temperature=0.8
 
 test: venv
 	$(BIN)/python -m pytest --nbmake
