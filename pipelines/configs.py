@@ -83,7 +83,8 @@ class TrainConfig:
     schedule: str = option("constant", "Learning rate: constant, or cosine (warm-up, then a "
                            "cosine decay to 1% at the last step).")
     warmup_steps: int = option(0, "Cosine schedule: steps of linear warm-up from 0.")
-    weight_decay: float = option(0.0, "Decoupled weight decay (AdamW); 0 = plain Adam.")
+    weight_decay: float = option(0.0, "Decoupled weight decay (AdamW, also under Muon); 0 = "
+                                 "none (plain Adam).")
     adam_beta2: float = option(0.999, "Adam's decay rate of the squared-gradient average "
                                "(0.99 forgets faster: short runs, small batches).")
     clipnorm: float | None = option(1.0, "Clip each gradient to this norm; 0 turns it off.")

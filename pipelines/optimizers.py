@@ -44,4 +44,3 @@ def make_optimizer(config, total_steps):
         return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay,
                                       beta_2=config.adam_beta2, clipnorm=clipnorm)
     return keras.optimizers.Adam(rate, beta_2=config.adam_beta2, clipnorm=clipnorm)
-
