@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from zoo.cells.base import RecurrentCell
+from zoo.cells.base import RecurrentCell, add_bias
 from zoo.registry import CELLS
 
 
@@ -171,7 +171,7 @@ class ConvLSTMCell(RecurrentCell):
             dilation_rate=self.dilation_rate,
         )
         if self.bias is not None:
-            projected = projected + self.bias
+            projected = add_bias(projected, self.bias)
         if timed:
             projected = ops.reshape(projected, (shape[0], shape[1], *projected.shape[1:]))
         return projected
