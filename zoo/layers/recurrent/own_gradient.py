@@ -104,9 +104,11 @@ class _OwnGradientLoop:
         self.state_layout = initial_state  # the nesting of the states
         self.kernel = ops.cast(self.cell.recurrent_kernel, self.cell.compute_dtype)
         self.dtype = step_dtype(self.cell)
-        # A plain matmul product: its input gradient is one matmul with U^T.
+        # A plain matmul product: its input gradient is one matmul with U^T, made once (oneDNN
+        # runs a transposed float32 operand at half speed).
         self.matmul = (type(self.cell).multiply_recurrent
                        is RecurrentCell.multiply_recurrent)
+        self.kernel_t = tf.transpose(self.kernel) if self.matmul else None
 
     def pack(self, flat):
         return tree.pack_sequence_as(self.state_layout, flat)
@@ -169,8 +171,14 @@ class _OwnGradientLoop:
         return outputs, final_states, saved
 
     def product(self, r):
-        """m = r U in the kernel's dtype, returned in the step's."""
-        m = self.cell.multiply_recurrent(tf.cast(r, self.kernel.dtype), self.kernel)
+        """m = r U in the kernel's dtype, returned in the step's. A bfloat16 matmul multiplies
+        by U^T transposed back: 194 against 223 us per 32 x 512 x 2048 step on one core (the
+        float32 one would be 35% slower so)."""
+        r = tf.cast(r, self.kernel.dtype)
+        if self.matmul and self.kernel.dtype == tf.bfloat16:
+            m = tf.matmul(r, self.kernel_t, transpose_b=True)
+        else:
+            m = self.cell.multiply_recurrent(r, self.kernel)
         return tf.cast(m, self.dtype)
 
     # -- backward --------------------------------------------------------------------------------
@@ -185,7 +193,6 @@ class _OwnGradientLoop:
         d_outputs_ta = _array(zeros, length).unstack(d_outputs) if sequences else None
         d_last = tf.zeros_like(zeros) if sequences else d_outputs
         var_list = list(variables or [])
-        kernel_t = tf.transpose(self.kernel) if self.matmul else None  # transposed: slow
 
         def back(t, d_carry, d_states, d_variables, d_inputs_ta, d_products_ta):
             t = t - 1
@@ -204,7 +211,7 @@ class _OwnGradientLoop:
                 d_states = [where(keep[t], d, tf.zeros_like(d)) for d in d_states]
             d_x, d_m, *grads = self.step_gradients(x, m, prev, d_output, d_states, var_list)
             d_prev = [d + p for d, p in zip(grads[:len(prev)], passed)]
-            d_prev[self.index] += self.d_recurrent_input(d_m, prev[self.index], kernel_t)
+            d_prev[self.index] += self.d_recurrent_input(d_m, prev[self.index])
             d_variables = [a if d is None else a + d
                            for a, d in zip(d_variables, grads[len(prev):])]
             return (t, d_carry, d_prev, d_variables, d_inputs_ta.write(t, d_x),
@@ -235,10 +242,10 @@ class _OwnGradientLoop:
         grads[:n] = [tf.zeros_like(s) if g is None else g for g, s in zip(grads, sources)]
         return grads
 
-    def d_recurrent_input(self, d_m, r, kernel_t):
+    def d_recurrent_input(self, d_m, r):
         """dm_t -> dr_{t-1} through the product (linear in r)."""
         if self.matmul:
-            return tf.cast(tf.matmul(tf.cast(d_m, kernel_t.dtype), kernel_t), self.dtype)
+            return tf.cast(tf.matmul(tf.cast(d_m, self.kernel.dtype), self.kernel_t), self.dtype)
         with tf.GradientTape() as tape:
             tape.watch(r)
             m = self.product(r)
