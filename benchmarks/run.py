@@ -377,6 +377,17 @@ def parse(argv, prog="python -m benchmarks.run"):
     return parser.parse_args(argv)
 
 
+def parse_threads(text):
+    """--tf-threads INTRA,INTER as two non-negative ints, or SystemExit with one line."""
+    try:
+        threads = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        threads = ()
+    if len(threads) != 2 or min(threads) < 0:
+        raise SystemExit(f"--tf-threads {text!r}: expected INTRA,INTER, e.g. 1,2")
+    return threads
+
+
 def main(argv=None, prog="python -m benchmarks.run"):
     args = parse(argv, prog)
     _quiet()
@@ -389,12 +400,7 @@ def main(argv=None, prog="python -m benchmarks.run"):
         raise SystemExit(f"--cells {args.cells!r} matches no cell; known: {zoo.cells.names()}")
     sizes = [int(s) for s in args.sizes.split(",")]
     with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
-    try:
-        tf_threads = tuple(int(n) for n in args.tf_threads.split(","))
-    except ValueError:
-        tf_threads = ()
-    if len(tf_threads) != 2 or min(tf_threads) < 0:
-        raise SystemExit(f"--tf-threads {args.tf_threads!r}: expected INTRA,INTER, e.g. 1,2")
+    tf_threads = parse_threads(args.tf_threads)
     settings = Settings(steps=args.steps, repeats=args.repeats, rounds=args.rounds,
                         tf_threads=tf_threads)
     todo = cases(cell_names, sizes, with_torch)

@@ -78,3 +78,16 @@ def test_tensorflow_thread_pools_are_sized_in_each_case_process():
     assert row["label"] == "lstm" and row["tokens_per_s"]["median"] > 0
     with pytest.raises(SystemExit, match="expected INTRA,INTER"):
         run.main(["--tf-threads", "1"])
+
+
+def test_layer_timing_prints_forward_and_backward_per_size(capsys):
+    from benchmarks import layer
+
+    layer.main(["--cell", "gru", "--units", "4", "6", "--batch", "2", "--length", "3",
+                "--features", "2", "--calls", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" float32")[0] for line in lines] == ["Recurrent(gru) H=4",
+                                                            "Recurrent(gru) H=6"]
+    for line in lines:
+        forward, both = (float(part.split()[-2]) for part in line.split(": ")[1].split(", "))
+        assert 0 < forward and 0 < both

@@ -15,21 +15,23 @@ initial_state, mask, training)`, and its measured reason in its docstring:
 
 The strategies read what the cell declares (`zoo.cells.structure`); none traces the cell.
 
-Measured (benchmarks/results/rounds, 2026-11-29; 2-core CPU, TF 2.21, char-LM X=64, batch 64,
-length 100, fwd+bwd+Adam, medians of 3 interleaved rounds), training tokens/s at H=256 / H=512:
+Measured (benchmarks/results/rounds, 2026-11-29; 2-core CPU, TF 2.21 with its default thread
+pools, char-LM X=64, batch 64, length 100, fwd+bwd+Adam, medians of 3 interleaved rounds),
+training tokens/s at H=256 / H=512:
 
-    keras.layers.LSTM                         72.0k / 23.9k
-    Recurrent(lstm), own gradient             81.5k / 32.9k   (290 / 468 MiB)
-    keras.layers.RNN(lstm), TF's gradient     64.5k / 23.5k   (254 / 263 MiB)
-    Recurrent(lstm, fused=True), BlockLSTM    41.0k / 15.3k
-    torch nn.LSTM (oneDNN's fused RNN kernel) 103.1k / 31.2k
-    torch nn.LSTM with oneDNN off             55.6k / 17.5k
+    keras.layers.LSTM                         65.5k / 24.8k
+    Recurrent(lstm), own gradient             95.7k / 38.0k   (254 / 349 MiB)
+    keras.layers.RNN(lstm), TF's gradient     69.7k / 22.5k   (254 / 258 MiB)
+    Recurrent(lstm, fused=True), BlockLSTM    43.7k / 16.4k
+    torch nn.LSTM (oneDNN's fused RNN kernel) 105.9k / 33.8k
+    torch nn.LSTM with oneDNN off             58.7k / 18.9k
 
-PyTorch's lead at H=256 is oneDNN's fused LSTM primitive (packed weights, one kernel per
-sequence). Here the forward loop is bound by TF's matmul: at H=256 one step's h @ U
-(64x256x1024) takes about 200 us, while oneDNN's kernel does the whole step in 120 us. XLA is
-not used: it made recurrent training slower on this CPU (0.67-0.87x); compiling only the
-step's element-wise part made the forward loop slower too (27.3 vs 24.8 ms).
+With one TF thread per op and two side by side (benchmarks/results/tf-threads-1-2)
+Recurrent(lstm) is 1.15x / 1.25x torch's fused kernel. The loops are bound by the step-shaped
+matmul (at H=512 in bfloat16, 194 us of a loop step's ~270 us on one core); every speed-up
+tried, kept or rejected, is in benchmarks/attempts.md. XLA is not used: it made recurrent
+training slower on this CPU (0.67-0.87x); compiling only the step's element-wise part made the
+forward loop slower too (27.3 vs 24.8 ms).
 """
 
 from __future__ import annotations
