@@ -32,11 +32,11 @@ def add_bias(x, bias):
     ms); BiasAddGrad accumulates in the tensor's dtype, 7% off in bfloat16, so there the
     gradient is a matmul of a row of ones with the output gradient (1.0 ms, float32
     accumulation, as exact as the Sum)."""
-    dtype = keras.backend.standardize_dtype(x.dtype)
     if keras.backend.backend() != "tensorflow":
         return x + bias
     import tensorflow as tf  # the backend in use
 
+    dtype = keras.backend.standardize_dtype(x.dtype)
     if dtype == "float32":
         return tf.nn.bias_add(x, bias)
 
