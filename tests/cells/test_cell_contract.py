@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from zoo import export
+from zoo import cells, export
 from zoo.cells.base import RecurrentCell, add_bias
 from zoo.cells.structure import LSTMStructure, structure_of
 from zoo.layers import Recurrent
@@ -118,3 +118,29 @@ def test_add_bias_gradient_is_the_sum_over_every_row(dtype, tolerance):
     np.testing.assert_allclose(exact(y), exact(x) + exact(bias), rtol=tolerance, atol=tolerance)
     expected = exact(upstream).sum(axis=(0, 1))
     assert np.linalg.norm(exact(d_bias) - expected) / np.linalg.norm(expected) < tolerance
+
+
+LSTM_STRUCTURED = [name for name in cells.names()
+                   if isinstance(structure_of(cells.create(name, UNITS)), LSTMStructure)]
+
+
+@pytest.mark.parametrize("name", LSTM_STRUCTURED)
+def test_an_lstm_structure_step_reads_its_two_terms_only_as_their_sum(name):
+    """What `Recurrent`'s backward pass relies on for a cell declaring an `LSTMStructure`
+    (z = W x_t + R r_{t-1}): the step's gradient w.r.t. the projected inputs is its gradient
+    w.r.t. the recurrent term."""
+    cell = cells.create(name, UNITS)
+    cell.build((None, FEATURES))
+    randomize_weights(cell)
+    rng = np.random.default_rng(1)
+    normal = lambda *shape: tf.constant(rng.normal(size=shape).astype("float32"))
+    width = len(cell.gates) * UNITS
+    projected, recurrent = normal(3, width), normal(3, width)
+    states = [normal(3, size) for size in cell.state_size]
+    with tf.GradientTape() as tape:
+        tape.watch([projected, recurrent])
+        output, new_states = cell.step(projected, recurrent, states)
+        loss = tf.reduce_sum(tf.sin(output)) + sum(tf.reduce_sum(s * s) for s in new_states)
+    d_projected, d_recurrent = tape.gradient(loss, [projected, recurrent])
+    np.testing.assert_allclose(d_projected, d_recurrent, rtol=1e-6, atol=1e-6)
+    assert np.abs(d_projected).max() > 1e-3
