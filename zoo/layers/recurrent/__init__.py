@@ -19,15 +19,15 @@ Measured (benchmarks/results/rounds, 2026-11-29; 2-core CPU, TF 2.21 with its de
 pools, char-LM X=64, batch 64, length 100, fwd+bwd+Adam, medians of 3 interleaved rounds),
 training tokens/s at H=256 / H=512:
 
-    keras.layers.LSTM                         65.5k / 24.8k
-    Recurrent(lstm), own gradient             95.7k / 38.0k   (254 / 349 MiB)
-    keras.layers.RNN(lstm), TF's gradient     69.7k / 22.5k   (254 / 258 MiB)
-    Recurrent(lstm, fused=True), BlockLSTM    43.7k / 16.4k
-    torch nn.LSTM (oneDNN's fused RNN kernel) 105.9k / 33.8k
-    torch nn.LSTM with oneDNN off             58.7k / 18.9k
+    keras.layers.LSTM                         65.9k / 25.4k
+    Recurrent(lstm), own gradient             97.1k / 38.7k   (253 / 348 MiB)
+    keras.layers.RNN(lstm), TF's gradient     65.4k / 25.9k   (254 / 255 MiB)
+    Recurrent(lstm, fused=True), BlockLSTM    42.8k / 16.1k
+    torch nn.LSTM (oneDNN's fused RNN kernel) 109.0k / 34.0k
+    torch nn.LSTM with oneDNN off             61.0k / 19.4k
 
 With one TF thread per op and two side by side (benchmarks/results/tf-threads-1-2)
-Recurrent(lstm) is 1.15x / 1.25x torch's fused kernel. The loops are bound by the step-shaped
+Recurrent(lstm) is 1.16x / 1.29x torch's fused kernel. The loops are bound by the step-shaped
 matmul (at H=512 in bfloat16, 194 us of a loop step's ~270 us on one core); every speed-up
 tried, kept or rejected, is in benchmarks/attempts.md. XLA is not used: it made recurrent
 training slower on this CPU (0.67-0.87x); compiling only the step's element-wise part made the

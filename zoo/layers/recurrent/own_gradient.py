@@ -21,8 +21,8 @@ Under a mixed precision policy the step runs and the states are carried in float
 product m_t in the compute dtype (`loop.step_dtype`).
 
 Measured (benchmarks/results/rounds, 2026-11-29, 2-core CPU, char-LM, batch 64, length 100):
-against TF's loop gradient lstm 1.37x / 1.69x training tokens/s at H=256 / 512, gru 1.14x /
-1.42x, peephole_lstm 1.15x / 1.27x, for 1.0-1.6x the training memory. Two half-batch loops took
+against TF's loop gradient lstm 1.49x / 1.49x training tokens/s at H=256 / 512, gru 1.05x /
+1.32x, peephole_lstm 1.13x / 1.22x, for 1.0-1.5x the training memory. Two half-batch loops took
 a Recurrent(lstm) layer's fwd+bwd from 86-87 to 71-74 ms at H=256 and from 200 to 183-195 ms at
 H=512 (a bare forward loop: 23.9 ms as one loop, 19.6 as two, 29.1 as four).
 """
