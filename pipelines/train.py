@@ -22,7 +22,7 @@ import tensorflow as tf
 from pipelines import rundir
 from pipelines.callbacks import NaNGuard, RunCheckpoint
 from pipelines.configs import TrainConfig, migrated
-from pipelines.optimizers import learning_rate, make_optimizer  # noqa: F401 (re-exported)
+from pipelines.optimizers import make_optimizer
 from pipelines.rundir import (
     BEST,
     CONFIG,

@@ -106,8 +106,7 @@ def test_add_bias_gradient_is_the_sum_over_every_row(dtype, tolerance):
     gradient that sums the output gradient over all leading axes, to float32 precision or
     within 1% in bfloat16 (TF's BiasAddGrad in bfloat16 was 7% off)."""
     rng = np.random.default_rng(0)
-    as_dtype = lambda a: tf.constant(a, "float32") if dtype == "float32" else tf.cast(
-        tf.constant(a, "float32"), dtype)
+    as_dtype = lambda a: tf.cast(tf.constant(a, "float32"), dtype)
     x, bias, upstream = (as_dtype(rng.normal(size=shape))
                          for shape in ((50, 16, 64), (64,), (50, 16, 64)))
     with tf.GradientTape() as tape:

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines import cli, train
+from pipelines import cli, optimizers, train
 
 
 def run(config, **changes):
@@ -118,15 +118,15 @@ def test_cosine_schedule_warms_up_and_decays_and_weight_decay_means_adamw():
     from pipelines.configs import TextConfig
 
     config = TextConfig(learning_rate=1e-2, schedule="cosine", warmup_steps=10)
-    schedule = train.learning_rate(config, 110)
+    schedule = optimizers.learning_rate(config, 110)
     assert float(schedule(0)) == 0.0 and float(schedule(10)) == pytest.approx(1e-2)
     assert float(schedule(60)) == pytest.approx(1e-2 * (0.01 + 0.99 * 0.5), rel=1e-3)
     assert float(schedule(110)) == pytest.approx(1e-4, rel=1e-3)
-    constant = train.make_optimizer(dataclasses.replace(config, schedule="constant"), 110)
+    constant = optimizers.make_optimizer(dataclasses.replace(config, schedule="constant"), 110)
     assert float(constant.learning_rate) == pytest.approx(1e-2)
     assert type(constant).__name__ == "Adam" and constant.beta_2 == pytest.approx(0.999)
-    adamw = train.make_optimizer(dataclasses.replace(config, weight_decay=0.1, adam_beta2=0.99),
-                                 110)
+    adamw = optimizers.make_optimizer(
+        dataclasses.replace(config, weight_decay=0.1, adam_beta2=0.99), 110)
     assert type(adamw).__name__ == "AdamW" and adamw.weight_decay == pytest.approx(0.1)
     assert adamw.beta_2 == pytest.approx(0.99)
     with pytest.raises(ValueError, match="--adam_beta2=1.0: must be between 0.0 and 0.999999"):
@@ -139,8 +139,8 @@ def test_muon_steps_the_hidden_matrices_and_adamw_the_rest(tiny):
     from zoo.models.language_model import from_size
 
     model = from_size("tiny", 12, cell="gru")
-    optimizer = train.make_optimizer(dataclasses.replace(tiny, optimizer="muon",
-                                                         weight_decay=0.1), 100)
+    optimizer = optimizers.make_optimizer(
+        dataclasses.replace(tiny, optimizer="muon", weight_decay=0.1), 100)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     tokens = np.random.default_rng(0).integers(0, 12, (4, 9))
