@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import inspect
 import os
+import re
 import sys
 
 from absl import flags
@@ -199,6 +200,10 @@ def _parse(command, argv):
     if len(rest) > 1:
         raise UsageError(f"`lstm-zoo {command}` takes flags only; received {' '.join(rest[1:])}")
     given = {name: values[name].value for name in specs if values[name].present}
+    for name, value in given.items():
+        if isinstance(value, list) and not [v for v in value if v.strip()]:
+            raise UsageError(f"--{name} is empty; give one or more values, comma-separated "
+                             f"(see lstm-zoo {command} --help)")
     from pipelines.configs import check_value
 
     for name, value in given.items():
@@ -220,6 +225,10 @@ def _one_line(error) -> str:
 
     from pipelines.train import EXTRAS
 
+    if isinstance(error, tf.errors.OpError) and "No space left on device" in error.message:
+        written = error.message.split(";")[0].strip()
+        return (f"no space left on device writing {re.sub(r'[.]tmp[0-9a-f]{32}$', '', written)}"
+                "; free some space or write elsewhere")
     if isinstance(error, tf.errors.ResourceExhaustedError):
         return ("out of memory: " + error.message.splitlines()[0][:200] +
                 "; try a smaller --batch_size or --units")
@@ -271,7 +280,11 @@ def run(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt as interrupt:
-        print(f"lstm-zoo: {interrupt or 'interrupted'}", file=sys.stderr)
+        import logging as python_logging
+
+        # Graphs cut off mid-trace report their unused parts at exit: noise after Ctrl-C.
+        python_logging.getLogger("tensorflow").setLevel(python_logging.CRITICAL)
+        print(f"lstm-zoo: {str(interrupt).strip() or 'interrupted'}", file=sys.stderr)
         return 130
     except UsageError as error:
         if debug:

@@ -100,15 +100,31 @@ def _sample(values):
 
 def _translate(values):
     from pipelines.translate import translate_lines
+    from zoo.files import atomic_path, same_file
 
     run_dir = _needs(values, "run_dir", "translate",
                      "DIR (a translation run) or --preset=NAME (e.g. en_es_gru)")
     source, target = values.pop("input", None), values.pop("output", None)
-    with contextlib.ExitStack() as files:
-        lines = files.enter_context(open(source, encoding="utf-8")) if source else sys.stdin
-        out = files.enter_context(open(target, "w", encoding="utf-8")) if target else sys.stdout
-        for line in translate_lines(run_dir, lines, **values):
-            print(line, file=out, flush=target is None)
+    if source and target and same_file(source, target):
+        raise UsageError(f"--output={target} is the --input file; write the translations to "
+                         "another file")
+    # The run is loaded before the input is opened (a FIFO would wait for its writer) and the
+    # output is written beside its target, replacing it only once every line is translated.
+    translations = translate_lines(run_dir, _file_lines(source) if source else sys.stdin,
+                                   name=source or "<stdin>", **values)
+    if target is None:
+        for line in translations:
+            print(line, flush=True)
+        return
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for line in translations:
+            print(line, file=out)
+
+
+def _file_lines(path):
+    """The lines of the text file `path`, opened when the first one is read."""
+    with open(path, encoding="utf-8") as lines:
+        yield from lines
 
 
 def _preset_run(command, values):

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from pipelines.rundir import prepare_existing
+from pipelines.rundir import RunLock, prepare_existing
 from pipelines.train import get_task, load_checkpoint, load_config
 from zoo.export import FORMATS, bench_tflite, check_out_dir, export_model, export_seq2seq
 
@@ -65,6 +65,13 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
             token, nats per step or KL bits per step, on those validation windows;
             `zoo.export.export_model`).
     """
+    with RunLock(run_dir, shared=True):
+        return _export_run(run_dir, out_dir, format, quantize, seq_len, calibration_windows,
+                           max_quality_loss, allow_quality_loss)
+
+
+def _export_run(run_dir, out_dir, format, quantize, seq_len, calibration_windows,
+                max_quality_loss, allow_quality_loss):
     config = load_config(run_dir)
     translating = config.task == "translation"
     out_dir = out_dir or os.path.join(run_dir, EXPORT_DIR)

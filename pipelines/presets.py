@@ -30,8 +30,9 @@ from zoo.files import atomic_write, read_json
 def run_dir(name: str) -> str:
     """A run directory holding preset `name` (config, best.keras, vocabulary, test metrics),
     built once in the cache (`rundir.default_cache_dir()`/presets) and reused."""
+    presets.check_files(name)
     folder = presets.directory(name)
-    digest = hashlib.sha256((folder / presets.WEIGHTS).read_bytes()).hexdigest()[:12]
+    digest = presets.digest(folder / presets.CARD)[:12]  # the card lists every file's sha256
     target = rundir.default_cache_dir() / "presets" / f"{name}-{digest}"
     if (target / rundir.BEST).is_file():
         return str(target)
@@ -79,15 +80,24 @@ def listing() -> str:
     """`lstm-zoo presets`: one line per preset with its test metric."""
     lines = []
     for name in presets.names():
-        card = presets.card(name)
-        metric = card.get("headline", {})
-        score = (f"test {metric['metric']} {metric['value']:.3f}" if "value" in metric
-                 else "not evaluated")
-        lines.append(f"  {name:<20} {card['task']:<12} {card['cell']:<10} "
-                     f"{card['parameters']:>10,} params  {score}  {card.get('description', '')}")
+        try:
+            card = presets.card(name)
+            lines.append(_listed(name, card))
+        except (ValueError, KeyError, TypeError) as error:
+            reason = str(error.args[0] if isinstance(error, KeyError) else error)
+            lines.append(f"  {name:<20} unusable: {reason}")
     if not lines:
         return "No trained presets are installed."
     return "\n".join(["Trained presets (lstm-zoo sample/evaluate/export --preset=NAME):", *lines])
+
+
+def _listed(name, card) -> str:
+    """One line of `listing` (KeyError or TypeError for a card without the fields)."""
+    metric = card.get("headline", {})
+    score = (f"test {metric['metric']} {metric['value']:.3f}" if "value" in metric
+             else "not evaluated")
+    return (f"  {name:<20} {card['task']:<12} {card['cell']:<10} "
+            f"{card['parameters']:>10,} params  {score}  {card.get('description', '')}")
 
 
 def table() -> str:
@@ -161,6 +171,7 @@ def make(name: str, source: str, description: str = "") -> dict:
             if os.path.isfile(os.path.join(source, file)):
                 shutil.copyfile(os.path.join(source, file), staging / file)
         card = card_for(name, source, model, config, description)
+        card["files"] = {p.name: presets.digest(p) for p in sorted(staging.iterdir())}
         atomic_write(staging / presets.CARD, json.dumps(card, indent=2))
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)

@@ -1,7 +1,8 @@
 """The run directory: one owner at a time, its config and history, its data, its checkpoints.
 
     run_dir/
-        .lock          pid of the process that owns the run (a dead owner's lock is taken over)
+        .lock          held by the command using the run: one writer or many readers
+                       (`pipelines.locks`)
         config.json    the run's settings, the fingerprint of its data, every invocation
         vocab.json...  the task's inputs (vocabulary, splits, tokenizer), derived from the config
         last.keras     the latest weights and optimizer state (its step count is the position)
@@ -9,31 +10,30 @@
         metrics.json   per-epoch history, best epoch, test metrics
         logs/          TensorBoard
 
-A new run prepares its inputs in a `.prepare-*` folder and moves them in only once its model is
-built: a failed attempt leaves nothing that a later one could pick up by mistake.
+A new run prepares its inputs in a marked `.prepare-*` folder and moves them in only once its
+model is built: a failed attempt leaves nothing that a later one could pick up by mistake.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
-import socket
 import sys
-import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import keras
 
+from pipelines import locks
+from pipelines.configs import RESUMABLE
+from pipelines.locks import LOCK, RunLock, staging  # noqa: F401 (the run's own helpers)
 from zoo.files import atomic_path, atomic_write, read_json
 
 CONFIG, LAST, BEST, METRICS = "config.json", "last.keras", "best.keras", "metrics.json"
-LOCK = ".lock"
-STAGING_PREFIX = ".prepare-"
 log = logging.getLogger(__name__)
 
 
@@ -44,77 +44,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LSTM_ZOO_CACHE") or default).expanduser()
 
 
-class RunLock:
-    """Exclusive ownership of `run_dir` by this process for the duration of a `with` block.
-
-    The lock file holds the owner's host and pid; a lock whose process is gone is taken over.
-    Creates `run_dir` if needed, and removes what it created again on exit if left empty.
-    """
-
-    def __init__(self, run_dir):
-        self.run_dir, self.path = str(run_dir), os.path.join(run_dir, LOCK)
-        self.created = []  # the folders this lock made, innermost first
-
-    def __enter__(self):
-        folder = os.path.abspath(self.run_dir)
-        while not os.path.isdir(folder):
-            self.created.append(folder)
-            folder = os.path.dirname(folder)
-        os.makedirs(self.run_dir, exist_ok=True)
-        mine = f"{socket.gethostname()} {os.getpid()}\n"
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None:
-                    raise FileExistsError(
-                        f"{self.run_dir}: in use by process {owner} (another lstm-zoo command); "
-                        "wait for it to finish or choose another --run_dir") from None
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.path)  # stale: its owner is gone
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(mine)
-            return self
-        raise FileExistsError(f"{self.path}: could not take the lock; try again")
-
-    def _owner(self):
-        """The live owner of the lock ("host pid"), or None when the lock is stale."""
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                host, pid = f.read().split()
-            pid = int(pid)
-        except (OSError, ValueError):
-            return None
-        if host != socket.gethostname():
-            return f"{pid} on {host}"  # cannot check: assume alive
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return str(pid)
-
-    def __exit__(self, *exc):
-        with contextlib.suppress(OSError):
-            with open(self.path, encoding="utf-8") as f:
-                if f.read().split()[-1] == str(os.getpid()):
-                    os.remove(self.path)
-        for folder in self.created:  # a failed first attempt leaves nothing
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break  # not empty: the run started
-
-
 def check_new(run_dir):
-    """Refuse a run directory that holds a run or files that are not ours; drop stale staging."""
-    entries = set(os.listdir(run_dir)) - {LOCK}
-    for name in [e for e in entries if e.startswith(STAGING_PREFIX)]:
-        shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)  # a killed attempt's
-        entries.discard(name)
+    """Refuse a run directory that holds a run or files that are not the tool's; then remove
+    the marked staging folders of killed attempts. Call it holding the run's lock: nothing is
+    removed from a folder that is refused."""
+    entries = {e for e in os.listdir(run_dir)
+               if e != LOCK and not locks.is_staging(os.path.join(run_dir, e))}
     if LAST in entries:
         raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it "
                               "or choose another --run_dir")
@@ -126,21 +61,7 @@ def check_new(run_dir):
         shown = ", ".join(sorted(entries)[:3])
         raise FileExistsError(f"{run_dir}: holds files that are not an lstm-zoo run ({shown}); "
                               "choose an empty or new --run_dir")
-
-
-@contextlib.contextmanager
-def staging(run_dir):
-    """A fresh folder in `run_dir` for a new run's inputs; `commit` moves them into the run."""
-    folder = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=run_dir)
-
-    def commit():
-        for name in os.listdir(folder):
-            os.replace(os.path.join(folder, name), os.path.join(run_dir, name))
-
-    try:
-        yield folder, commit
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    locks.remove_stale_staging(run_dir)
 
 
 def data_fingerprint(path) -> str | None:
@@ -176,15 +97,64 @@ def saved_fingerprint(run_dir):
 
 
 def save_config(config, run_dir, fingerprint, command=None):
-    """Write config.json: the settings, the data fingerprint and one more invocation entry."""
+    """Write config.json: the settings, the data fingerprint and one more invocation entry.
+
+    The first invocation also records the settings the run started with, so that a config.json
+    edited by hand is caught on `--resume` (`check_unedited`).
+    """
     path = os.path.join(run_dir, CONFIG)
     invocations = read_json(path, expect=dict).get("invocations", []) if os.path.isfile(
         path) else []
-    invocations.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resume": config.resume,
-                        "command": command or " ".join(sys.argv)})
     values = json.loads(config.to_json())
-    values.update(data_fingerprint=fingerprint, invocations=invocations)
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resume": config.resume,
+             "command": command or " ".join(sys.argv)}
+    if not invocations:
+        entry["started_with"] = {k: v for k, v in values.items() if k not in RESUMABLE}
+    values.update(data_fingerprint=fingerprint, invocations=[*invocations, entry])
     atomic_write(path, json.dumps(values, indent=2))
+
+
+def check_unedited(run_dir, saved):
+    """Refuse a config.json whose run-defining settings are not the ones the run started with
+    (`saved` is the config read from it)."""
+    path = os.path.join(run_dir, CONFIG)
+    invocations = read_json(path, expect=dict).get("invocations") or [{}]
+    started = invocations[0].get("started_with") if isinstance(invocations[0], dict) else None
+    if not isinstance(started, dict):
+        return  # written before runs recorded their start
+    now = json.loads(saved.to_json())
+    edited = [f"{k}={now.get(k)!r} (the run started with {v!r})" for k, v in started.items()
+              if k in now and now[k] != v]
+    if edited:
+        raise ValueError(f"{path}: edited by hand: {', '.join(edited[:3])}; the checkpoints "
+                         "were trained with the settings the run started with. Restore them, "
+                         "or start a new --run_dir")
+
+
+def _architecture(model) -> dict:
+    """A model's serialized config without names (which Keras numbers per process)."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("name", "dtype")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(model.get_config())
+
+
+def check_checkpoint(model, expected, path):
+    """Refuse checkpoint `model` (read from `path`) when it is not the model the run's config
+    builds (`expected`): other cell, sizes or vocabulary."""
+    held, wanted = _architecture(model), _architecture(expected)
+    shapes = [tuple(w.shape) for w in model.weights]
+    if held == wanted and (not expected.built  # a subclassed model builds on its first call
+                           or shapes == [tuple(w.shape) for w in expected.weights]):
+        return
+    differ = [f"{k}={held.get(k)!r} (config.json gives {wanted.get(k)!r})" for k in wanted
+              if held.get(k) != wanted.get(k)] or [f"{len(shapes)} weight arrays of other shapes"]
+    raise ValueError(f"{path}: holds another model than config.json describes: "
+                     f"{', '.join(differ[:3])}; restore config.json or start a new --run_dir")
 
 
 def save_checkpoint(model, run_dir, best=False):
@@ -212,6 +182,10 @@ def load_checkpoint(run_dir, which=BEST):
         path = os.path.join(run_dir, name)
         if not os.path.isfile(path):
             continue
+        if not zipfile.is_zipfile(path):
+            errors.append(f"{path}: unreadable checkpoint (not a whole .keras file: "
+                          f"{os.path.getsize(path):,} bytes, truncated or overwritten)")
+            continue
         try:
             model = keras.models.load_model(path)
         except Exception as error:  # noqa: BLE001 - zip, HDF5, class lookup and config errors
@@ -231,9 +205,10 @@ def read_metrics(run_dir) -> dict:
 
 
 def write_metrics(run_dir, **values):
-    """Merge `values` into metrics.json, atomically."""
+    """Merge `values` into metrics.json, atomically (a None value removes its key)."""
     metrics = read_metrics(run_dir)
     metrics.update(values)
+    metrics = {k: v for k, v in metrics.items() if v is not None}
     atomic_write(os.path.join(run_dir, METRICS), json.dumps(metrics, indent=2))
 
 
@@ -249,8 +224,10 @@ def add_time(run_dir, seconds, cpu_seconds):
 def prepare_existing(task, config, run_dir, split=True):
     """The task's data for an existing run, refusing missing inputs and changed data.
 
-    A task rebuilds a missing input (e.g. vocab.json) from the corpus; for a trained run that
-    would silently pair the weights with another vocabulary, so it is an error here.
+    A task derives a missing input (e.g. vocab.json) from the corpus; for a trained run that
+    would silently pair the weights with another vocabulary, so every input the task declares
+    (`Task.inputs`) must be there before the task reads the run. Nothing is written or removed:
+    readers hold the run's lock shared.
     """
     if split and getattr(config, "data", None) is not None:
         saved = saved_fingerprint(run_dir)
@@ -259,18 +236,12 @@ def prepare_existing(task, config, run_dir, split=True):
             raise ValueError(f"{config.data}: changed since {run_dir} was trained, so its test "
                              "split is not the held-out one; pass --data=PATH to score all of "
                              "a corpus")
-    before = set(os.listdir(run_dir))
-    try:
-        data = task.prepare(config, run_dir, split=split)
-    finally:
-        rebuilt = sorted(set(os.listdir(run_dir)) - before)
-        for name in rebuilt:
-            path = os.path.join(run_dir, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    if rebuilt:
-        raise FileNotFoundError(f"{os.path.join(run_dir, rebuilt[0])}: missing from the run "
-                                "directory; the run cannot be used without it")
-    return data
+    for name in task.inputs(config, split):
+        path = os.path.join(run_dir, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: missing from the run directory; the run cannot "
+                                    "be used without it")
+    return task.prepare(config, run_dir, split=split)
 
 
 def check_vocabulary(run_dir, model, vocabulary):

@@ -215,6 +215,7 @@ class SpeechTask(Task):
             data.train = lambda step: dataset(*training, config.batch_size, config.seed, step)
             data.validation = dataset(*validation, config.batch_size)
             data.steps_per_pass = max(1, config.utterances // config.batch_size)
+            data.examples = config.utterances
         return data
 
     def build_model(self, config, data):

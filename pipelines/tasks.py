@@ -45,6 +45,8 @@ class TaskData:
             batches as an uninterrupted one. None when only evaluating.
         validation, test: finite datasets of (inputs, targets) batches (validation may be None).
         steps_per_pass: batches in one pass over the training split.
+        examples: training examples (windows, pairs, ...) in one pass, when they are counted:
+            a batch cannot hold more.
         info: whatever `build_model` and `sample` need (e.g. the vocabulary).
     """
 
@@ -52,6 +54,7 @@ class TaskData:
     validation: tf.data.Dataset | None
     test: tf.data.Dataset
     steps_per_pass: int = 1
+    examples: int | None = None
     info: dict = dataclasses.field(default_factory=dict)
 
 
@@ -67,6 +70,12 @@ class Task:
         With `split=False` the whole corpus is the `test` set (to evaluate on new data).
         """
         raise NotImplementedError
+
+    def inputs(self, config, split=True) -> tuple[str, ...]:
+        """The files `prepare` derives into a run directory (a vocabulary, a tokenizer, split
+        files): an existing run must hold them, since deriving them again could pair the
+        weights with other ones."""
+        return ()
 
     def build_model(self, config, data: TaskData) -> keras.Model:
         raise NotImplementedError

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import sys
@@ -77,10 +78,20 @@ def quiet_native_logs(verbose=False):
                 sys.stderr = python_stderr
     finally:
         if terminal is not None:
+            _repoint_log_handlers(terminal, python_stderr)
             terminal.close()
         kept = [line for line in captured if not is_noise(line)]
         if kept:
             print("\n".join(kept), file=sys.stderr)
+
+
+def _repoint_log_handlers(old, new):
+    """Loggers set up while the block ran (TensorFlow's, absl's) write to `new` from now on,
+    not to the closed `old` stream (a message at exit would be a logging traceback)."""
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
 
 
 def set_threads(intra_op=0, inter_op=0):

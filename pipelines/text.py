@@ -227,6 +227,9 @@ class TextTask(Task):
 
     name, config_class = "text", TextConfig
 
+    def inputs(self, config, split=True):
+        return (VOCAB,)
+
     def prepare(self, config, run_dir, split=True):
         if config.level not in LEVELS:
             raise ValueError(f"Unknown level. Received: --level={config.level!r}; "
@@ -254,6 +257,7 @@ class TextTask(Task):
                                              step, config.random_crops)) if split else None,
             validation=eval_dataset(ids["validation"], config.seq_len, batch) if split else None,
             test=eval_dataset(ids["test"], config.seq_len, batch),
+            examples=len(_windows(ids["train"], config.seq_len)) if split else None,
             steps_per_pass=max(1, len(_windows(ids.get("train", ids["test"]), config.seq_len))
                                // batch),
             info={"vocab": vocab, "tokens": {k: len(v) for k, v in ids.items()},

@@ -152,6 +152,7 @@ def _check_resumable(config, run_dir):
         raise FileNotFoundError(f"{run_dir}: no run to resume (no {CONFIG}); drop --resume to "
                                 "start one")
     saved = load_config(run_dir)
+    rundir.check_unedited(run_dir, saved)
     conflicts = config.conflicts(saved)
     if conflicts:
         shown = ", ".join(f"--{name}={new} (the run has {old})"
@@ -186,6 +187,10 @@ def _train(task, config, strategy, work_dir, verbose, command):
                 rundir.check_new(run_dir)
             inputs, commit = stack.enter_context(rundir.staging(work_dir))
         data = task.prepare(config, inputs)
+        if data.examples is not None and config.batch_size > data.examples:
+            raise ValueError(f"--batch_size={config.batch_size}: the training split holds "
+                             f"{data.examples} examples, fewer than one batch; use a smaller "
+                             "--batch_size (or --seq_len) or more data")
         if not config.resume:  # after the task's readers, whose errors say more
             fingerprint = rundir.data_fingerprint(getattr(config, "data", None))
         with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision
@@ -193,6 +198,8 @@ def _train(task, config, strategy, work_dir, verbose, command):
             total = config.epochs * (config.steps or data.steps_per_pass)
             if checkpointed:
                 model = load_checkpoint(run_dir, LAST)
+                rundir.check_checkpoint(model, task.build_model(config, data),
+                                        os.path.join(run_dir, LAST))
                 optimizer = model.optimizer  # its state, with the (possibly new) learning rate
                 if config.schedule == "constant":
                     optimizer.learning_rate = config.learning_rate
@@ -208,10 +215,12 @@ def _train(task, config, strategy, work_dir, verbose, command):
     steps = config.steps or data.steps_per_pass
     position = int(model.optimizer.iterations) if checkpointed else 0
     done, offset = divmod(position, steps)
-    history = [h for h in read_metrics(run_dir).get("history", []) if h["epoch"] <= done]
+    saved_metrics = read_metrics(run_dir)
+    history = [h for h in saved_metrics.get("history", []) if h["epoch"] <= done]
+    partial = saved_metrics.get("interrupted") if offset else None
     guard = NaNGuard()
     checkpoint = RunCheckpoint(work_dir, lambda logs: task.summarize(config, logs), history,
-                               config.patience)
+                               config.patience, partial=partial, steps=steps)
     validation = None if data.validation is None else _distributable(data.validation)
     callbacks = [guard, checkpoint, keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"))]
     # An interrupted epoch is finished first, then whole epochs: batch n is always batch n.
@@ -231,6 +240,7 @@ def _train(task, config, strategy, work_dir, verbose, command):
             raise
         rundir.save_checkpoint(model, run_dir)
         at = int(model.optimizer.iterations)
+        rundir.write_metrics(run_dir, interrupted=checkpoint.interrupted_epoch(at))
         raise TrainingInterrupted(
             f"Interrupted at step {at} (epoch {at // steps + 1}); saved "
             f"{os.path.join(run_dir, LAST)}; resume with: lstm-zoo train --run_dir={run_dir} "
@@ -269,18 +279,21 @@ def evaluate_model(task, config, model, dataset, steps=None):
 
 def evaluate(run_dir, data=None):
     """Metrics of the best checkpoint of `run_dir` on its test split, or on all of `data`."""
-    config = load_config(run_dir)
-    task = get_task(config.task)
-    if data is not None:
-        config = dataclasses.replace(config, data=data)
-    prepared = rundir.prepare_existing(task, config, run_dir, split=data is None)
-    model = load_checkpoint(run_dir)
-    rundir.check_vocabulary(run_dir, model, prepared.info.get("vocab"))
-    return {**evaluate_model(task, config, model, prepared.test),
-            **task.score(config, model, prepared)}
+    with rundir.RunLock(run_dir, shared=True):
+        config = load_config(run_dir)
+        task = get_task(config.task)
+        if data is not None:
+            config = dataclasses.replace(config, data=data)
+        prepared = rundir.prepare_existing(task, config, run_dir, split=data is None)
+        model = load_checkpoint(run_dir)
+        rundir.check_vocabulary(run_dir, model, prepared.info.get("vocab"))
+        return {**evaluate_model(task, config, model, prepared.test),
+                **task.score(config, model, prepared)}
 
 
 def sample(run_dir, **options) -> str:
     """Generated output of the best checkpoint of `run_dir` (options depend on the task)."""
-    config = load_config(run_dir)
-    return get_task(config.task).sample(config, run_dir, load_checkpoint(run_dir), **options)
+    with rundir.RunLock(run_dir, shared=True):
+        config = load_config(run_dir)
+        return get_task(config.task).sample(config, run_dir, load_checkpoint(run_dir),
+                                            **options)

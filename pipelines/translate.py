@@ -14,13 +14,14 @@ from collections.abc import Iterable, Iterator
 
 from pipelines import train, translation
 from pipelines.configs import check_value
+from pipelines.locks import RunLock
 
 log = logging.getLogger(__name__)
 
 
 def translate_lines(run_dir, lines: Iterable[str | bytes], *, batch_size: int = 64,
-                    beam_size: int | None = None,
-                    length_penalty: float | None = None) -> Iterator[str]:
+                    beam_size: int | None = None, length_penalty: float | None = None,
+                    name: str | None = None) -> Iterator[str]:
     """One translation per line of `lines`, in input order, by the best checkpoint of `run_dir`.
 
     Lines are read `batch_size` at a time and translated together, so output starts after the
@@ -31,20 +32,22 @@ def translate_lines(run_dir, lines: Iterable[str | bytes], *, batch_size: int = 
 
     Args:
         beam_size, length_penalty: beam search settings; default the run's (as `sample`).
+        name: what messages call the input (default its `name` attribute, or "input").
     """
     if isinstance(lines, (str, bytes)):
         raise TypeError("translate_lines: `lines` is one string; pass a list of lines or a file")
-    for name, value in (("batch_size", batch_size), ("beam_size", beam_size),
-                        ("length_penalty", length_penalty)):
-        check_value(name, value)
-    config = train.load_config(run_dir)
-    if config.task != translation.TranslationTask.name:
-        raise ValueError(f"{run_dir}: a {config.task} run, not a translation run")
-    path = os.path.join(run_dir, translation.TOKENIZER)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing from the run directory")
-    subwords = translation.Subwords.load(path)
-    model = train.load_checkpoint(run_dir)
+    for setting, value in (("batch_size", batch_size), ("beam_size", beam_size),
+                           ("length_penalty", length_penalty)):
+        check_value(setting, value)
+    with RunLock(run_dir, shared=True):
+        config = train.load_config(run_dir)
+        if config.task != translation.TranslationTask.name:
+            raise ValueError(f"{run_dir}: a {config.task} run, not a translation run")
+        path = os.path.join(run_dir, translation.TOKENIZER)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: missing from the run directory")
+        subwords = translation.Subwords.load(path)
+        model = train.load_checkpoint(run_dir)
     expected = getattr(model, "source_vocab_size", len(subwords))
     if len(subwords) != expected:
         raise ValueError(f"{path}: {len(subwords)} subwords but the model was trained with "
@@ -52,11 +55,11 @@ def translate_lines(run_dir, lines: Iterable[str | bytes], *, batch_size: int = 
     search = {"beam_size": config.beam_size if beam_size is None else beam_size,
               "length_penalty": config.length_penalty if length_penalty is None
               else length_penalty}
-    return _translated(model, subwords, lines, config.max_len, batch_size, search)
+    name = name or getattr(lines, "name", "input")
+    return _translated(model, subwords, lines, name, config.max_len, batch_size, search)
 
 
-def _translated(model, subwords, lines, max_len, batch_size, search):
-    name = getattr(lines, "name", "input")
+def _translated(model, subwords, lines, name, max_len, batch_size, search):
     numbered = enumerate(_text_lines(lines, name), 1)
     while batch := list(itertools.islice(numbered, batch_size)):
         texts = {number: line.strip() for number, line in batch if line.strip()}
@@ -89,10 +92,12 @@ def _text_lines(lines, name):
             raise ValueError(f"{name}: not UTF-8 text after line {number} "
                              f"({error.reason})") from None
         number += 1
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{name}: line {number}: not UTF-8 ({error.reason} at byte "
-                                 f"{error.start + 1})") from None
+        try:  # bytes, or text that a stream decoded with surrogate escapes (the C locale)
+            raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
+            line = raw.decode("utf-8")
+        except (UnicodeDecodeError, UnicodeEncodeError) as error:
+            raise ValueError(f"{name}: line {number}: not UTF-8 ({error.reason} at byte "
+                             f"{error.start + 1})") from None
+        if "\0" in line:
+            raise ValueError(f"{name}: line {number}: binary data (a NUL byte), expected text")
         yield line.rstrip("\r\n")

@@ -227,6 +227,9 @@ class TranslationTask(Task):
 
     name, config_class = "translation", TranslationConfig
 
+    def inputs(self, config, split=True):
+        return (TOKENIZER, *(f"{name}.tsv" for name in SPLITS if split))
+
     def prepare(self, config, run_dir, split=True):
         paths = {name: os.path.join(run_dir, f"{name}.tsv") for name in SPLITS}
         if not split:
@@ -258,6 +261,7 @@ class TranslationTask(Task):
             validation=eval_dataset(*encoded["validation"], batch, max_len) if split else None,
             test=eval_dataset(*encoded["test"], batch, max_len),
             steps_per_pass=max(1, len(encoded.get("train", encoded["test"])[0]) // batch),
+            examples=len(encoded["train"][0]) if split else None,
             info={"subwords": subwords, "test_pairs": splits["test"],
                   "validation_pairs": splits.get("validation", []),
                   "pairs": {k: len(v[0]) for k, v in encoded.items()}},

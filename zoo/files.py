@@ -45,6 +45,15 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether paths `a` and `b` name the same file (through links too; False if either is
+    missing)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def read_json(path: str | os.PathLike, expect: type | None = None):
     """The JSON value in `path`; ValueError naming the file (and line) when it is not valid.
 

@@ -140,7 +140,7 @@ class ChoralesTask(MusicTask):
                                                      spq)) if split else None,
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
-            steps_per_pass=max(1, windows // batch),
+            steps_per_pass=max(1, windows // batch), examples=windows if split else None,
             info={"pieces": {n: len(p) for n, p in pieces.items()}, "skipped": corpus.skipped},
         )
 

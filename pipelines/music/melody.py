@@ -89,6 +89,7 @@ class MelodyTask(MusicTask):
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
             steps_per_pass=max(1, len(tokens.get("train", [])) // window // batch),
+            examples=len(tokens["train"]) // window if split else None,
             info={"pieces": {n: len(p) for n, p in pieces.items()}, "skipped": corpus.skipped},
         )
 

@@ -3,8 +3,6 @@
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import zipfile
 
 import keras
@@ -113,22 +111,6 @@ def test_interrupt_saves_last_keras_and_resume_is_exact(tiny, tmp_path, monkeypa
     for a, b in zip(weights(tmp_path / "straight/last.keras"),
                     weights(tmp_path / "run/last.keras")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_a_live_owner_locks_the_run_and_a_dead_one_does_not(tiny, tmp_path):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (run_dir / ".lock").write_text(f"{os.uname().nodename} {sleeper.pid}\n")
-        with pytest.raises(FileExistsError, match=f"in use by process {sleeper.pid}"):
-            train.train(dataclasses.replace(tiny, epochs=1, steps=2), verbose=0)
-    finally:
-        sleeper.kill()
-        sleeper.wait()
-    train.train(dataclasses.replace(tiny, epochs=1, steps=2), verbose=0)  # stale: taken over
-    assert not (run_dir / ".lock").exists()
-    assert not [n for n in os.listdir(run_dir) if n.startswith((".tmp-", ".prepare-"))]
 
 
 @pytest.mark.parametrize("flag, message", [

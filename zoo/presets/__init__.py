@@ -3,7 +3,8 @@
 A preset (keras-hub's meaning of the word) is a folder `zoo/presets/<name>/` holding
 
     card.json      the model card: task, data and split, cell, parameters, the command that
-                   trained it, steps, CPU-minutes, test metrics, library versions
+                   trained it, steps, CPU-minutes, test metrics, library versions, and the
+                   sha256 of every other file (checked on use: a damaged preset is named)
     config.json    the training config (what `lstm-zoo train` saved in the run directory)
     model.json     the Keras model, serialized (`keras.saving.serialize_keras_object`)
     weights.npz    its weights, float16 (the card's metrics are measured with them)
@@ -25,7 +26,9 @@ directory with `python -m pipelines.presets NAME --run_dir=DIR`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +63,35 @@ def card(name: str) -> dict:
     return read_json(directory(name) / CARD, expect=dict)
 
 
+def digest(path) -> str:
+    """The sha256 of the file at `path`, in hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_files(name: str) -> dict:
+    """The card of preset `name`, after checking the files it lists against their sha256:
+    a missing file is a FileNotFoundError, a changed or truncated one a ValueError."""
+    folder, info = directory(name), card(name)
+    for file, expected in (info.get("files") or {}).items():
+        path = folder / file
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing from preset {name}; reinstall lstm-zoo")
+        if digest(path) != expected:
+            raise ValueError(f"{path}: not the file preset {name} shipped with (truncated or "
+                             "changed); reinstall lstm-zoo")
+    return info
+
+
 def load_model(name: str) -> keras.Model:
     """The trained Keras model of preset `name` (float32 weights, not compiled)."""
     folder = directory(name)
     model = keras.saving.deserialize_keras_object(read_json(folder / MODEL, expect=dict))
-    with np.load(folder / WEIGHTS) as saved:
-        weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+    try:
+        with np.load(folder / WEIGHTS) as saved:
+            weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{folder / WEIGHTS}: unreadable weights ({error}); reinstall "
+                         "lstm-zoo") from None
     if len(weights) != len(model.weights):
         raise ValueError(f"{folder / WEIGHTS}: {len(weights)} arrays for a model of "
                          f"{len(model.weights)} weights")
@@ -111,8 +137,9 @@ class Preset:
                  seed: int | None = None) -> str:
         """`prompt` continued by `length` sampled tokens (language-model presets)."""
         if self.vocabulary is None:
-            raise TypeError(f"Preset {self.name!r} ({self.card.get('task')}) does not generate "
-                            f"text; use `lstm-zoo sample --preset={self.name}`")
+            raise TypeError(f"Preset {self.name!r} ({self.card.get('task')}) has no vocabulary, "
+                            "so it does not generate text; use `lstm-zoo sample "
+                            f"--preset={self.name}`")
         ids = self.vocabulary.encode(prompt or "\n")
         if ids.size == 0:
             ids = self.vocabulary.encode("\n")
@@ -136,6 +163,7 @@ class Preset:
 
 def load(name: str) -> Preset:
     """Preset `name`: its model, model card and vocabulary or subword model, ready to use."""
+    info = check_files(name)
     folder = directory(name)
     vocabulary = Vocabulary.load(folder / VOCAB) if (folder / VOCAB).is_file() else None
     subwords = None
@@ -146,4 +174,4 @@ def load(name: str) -> Preset:
             raise ImportError(f"Preset {name!r} needs {error.name}: pip install "
                               "'lstm-zoo[translation]'") from None
         subwords = Subwords.load(folder / SUBWORDS)
-    return Preset(name, load_model(name), card(name), vocabulary, subwords)
+    return Preset(name, load_model(name), info, vocabulary, subwords)
