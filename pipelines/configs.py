@@ -20,9 +20,25 @@ SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "muon")
 
 
-def option(default, help):
-    """A dataclass field with a default and its help line (shown by `lstm-zoo --help`)."""
-    return field(default=default, metadata={"help": help})
+def option(default, help, choices=None):
+    """A dataclass field with a default and its help line (shown by `lstm-zoo --help`).
+
+    `choices`: the values the setting may take, as a tuple, or as "module:NAME" of a dict
+    whose keys they are or a registry whose names they are (imported only when a config is
+    checked, e.g. a model's SIZES).
+    """
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def choices_of(spec) -> tuple:
+    """The values an `option`'s `choices` allow."""
+    if isinstance(spec, str):
+        import importlib
+
+        module, name = spec.split(":")
+        values = getattr(importlib.import_module(module), name)
+        return tuple(values.names() if hasattr(values, "names") else values)
+    return tuple(spec)
 
 
 # Ranges of the numeric settings, by field name in every task's config: (lowest, highest).
@@ -78,10 +94,10 @@ class TrainConfig:
     validation_steps: int | None = option(20, "Validation batches per epoch; 0 = all.")
     batch_size: int = option(64, "Global batch size (split over replicas).")
     optimizer: str = option("adam", "adam (AdamW with --weight_decay), or muon: orthogonalised "
-                            "momentum for the hidden matrices, AdamW for the rest.")
+                            "momentum for the hidden matrices, AdamW for the rest.", OPTIMIZERS)
     learning_rate: float = option(2e-3, "Learning rate (the peak, with a schedule).")
     schedule: str = option("constant", "Learning rate: constant, or cosine (warm-up, then a "
-                           "cosine decay to 1% at the last step).")
+                           "cosine decay to 1% at the last step).", SCHEDULES)
     warmup_steps: int = option(0, "Cosine schedule: steps of linear warm-up from 0.")
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW, also under Muon); 0 = "
                                  "none (plain Adam).")
@@ -91,7 +107,8 @@ class TrainConfig:
     patience: int | None = option(None, "Stop after this many epochs without a better "
                                   "validation loss (early stopping); default never.")
     seed: int = option(0, "Seed of weights, data order, dropout and sampling.")
-    strategy: str = option("default", "tf.distribute strategy: default, mirrored, multi_worker.")
+    strategy: str = option("default", "tf.distribute strategy: default, mirrored, multi_worker.",
+                           STRATEGIES)
     mixed_precision: bool = option(False, "Train under the mixed_bfloat16 policy.")
     jit_compile: bool = option(False, "Compile the train step with XLA.")
     intra_op_threads: int = option(0, "Threads one TensorFlow op may use; 0 = TensorFlow's "
@@ -102,16 +119,12 @@ class TrainConfig:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            check_value(f.name, getattr(self, f.name))
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"--schedule={self.schedule}: expected one of "
-                             f"{', '.join(SCHEDULES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer={self.optimizer}: expected one of "
-                             f"{', '.join(OPTIMIZERS)}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"--strategy={self.strategy}: expected one of "
-                             f"{', '.join(STRATEGIES)}")
+            value = getattr(self, f.name)
+            check_value(f.name, value)
+            allowed = f.metadata.get("choices")
+            if allowed is not None and value is not None and value not in choices_of(allowed):
+                raise ValueError(f"--{f.name}={value}: expected one of "
+                                 f"{', '.join(map(str, choices_of(allowed)))}")
         self._check_memory()
         cell = getattr(self, "cell", None)
         if cell is not None:
@@ -157,14 +170,29 @@ class TrainConfig:
         values = migrated(read_json(path, expect=dict))
         for key in ("config", "invocations", "data_fingerprint"):
             values.pop(key, None)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ValueError(f"{path}: unknown config fields {unknown} for {cls.__name__}")
+        for name, value in values.items():
+            if not _has_type(value, str(fields[name].type)):
+                raise ValueError(f"{path}: {name}={value!r}, expected {fields[name].type}")
         try:
             return cls(**values)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def _has_type(value, annotation: str) -> bool:
+    """Whether a JSON value fits a config field's annotation ("int | None", "float", ...)."""
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+             "None": (type(None),)}
+    allowed = tuple(t for part in annotation.split("|") for t in kinds.get(part.strip(), ()))
+    if not allowed:
+        return True  # an annotation this check does not know
+    if isinstance(value, bool) and bool not in allowed:
+        return False
+    return isinstance(value, allowed)
 
 
 # Fields of the music task's saved configs that only the other music task has.
@@ -191,11 +219,12 @@ class TextConfig(TrainConfig):
     """A language model on a text corpus (character or word level)."""
 
     data: str | None = option(None, "UTF-8 text file or folder; default the Shakespeare corpus.")
-    level: str = option("char", "Tokens: char or word.")
+    level: str = option("char", "Tokens: char or word.", ("char", "word"))
     max_tokens: int | None = option(None, "Largest vocabulary (most frequent tokens); default all.")
     seq_len: int = option(100, "Tokens per training window (truncated BPTT length).")
     cell: str = option("lstm", "Registered cell name.")
-    size: str = option("small", "Model size: a key of zoo.models.language_model.SIZES.")
+    size: str = option("small", "Model size: a key of zoo.models.language_model.SIZES.",
+                       "zoo.models.language_model:SIZES")
     units: int | None = option(None, "Hidden units per layer; default the size's.")
     layers: int | None = option(None, "Stacked recurrent layers; default the size's.")
     embedding_dim: int | None = option(None, "Embedding width; default the size's.")
@@ -203,8 +232,3 @@ class TextConfig(TrainConfig):
     random_crops: bool = option(False, "Start each training window at a random offset into "
                                 "its slot of seq_len tokens, drawn afresh every batch (default: "
                                 "at the slot's start, the same windows every pass).")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.level not in ("char", "word"):
-            raise ValueError(f"--level={self.level}: expected char or word")

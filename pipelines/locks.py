@@ -48,6 +48,9 @@ class RunLock:
         self.created, self.fd = [], None  # the folders this lock made, innermost first
 
     def __enter__(self):
+        if os.path.exists(self.run_dir) and not os.path.isdir(self.run_dir):
+            raise NotADirectoryError(f"{self.run_dir}: not a folder; a run directory is one "
+                                     "(choose another path)")
         if not self.shared:
             folder = os.path.abspath(self.run_dir)
             while not os.path.isdir(folder):

@@ -43,13 +43,15 @@ class TranslationConfig(TrainConfig):
     vocab_size: int = option(4000, "SentencePiece vocabulary shared by both languages.")
     max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).")
     cell: str = option("lstm", "Registered cell name.")
-    size: str = option("small", "Model size: a key of zoo.models.seq2seq.SIZES.")
+    size: str = option("small", "Model size: a key of zoo.models.seq2seq.SIZES.",
+                       "zoo.models.seq2seq:SIZES")
     units: int | None = option(None, "Hidden units per layer; default the size's.")
     embedding_dim: int | None = option(None, "Embedding width; default the size's.")
     encoder_layers: int | None = option(None, "Encoder layers; default the size's.")
     decoder_layers: int | None = option(None, "Decoder layers; default the size's.")
     bidirectional: bool = option(True, "Bidirectional encoder layers.")
-    attention: str = option("luong", "Attention score: luong, scaled_luong or bahdanau.")
+    attention: str = option("luong", "Attention score: luong, scaled_luong or bahdanau.",
+                            "zoo.registry:ATTENTIONS")
     dropout: float = option(0.2, "Dropout on embeddings, between layers and before the output.")
     beam_size: int = option(4, "Beam size of the test-set evaluation and of `sample`.")
     length_penalty: float = option(0.6, "GNMT length penalty alpha of beam search.")

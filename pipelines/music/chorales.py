@@ -115,6 +115,8 @@ class ChoralesConfig(MusicConfig):
     """Polyphonic Bach chorales (piano rolls), NLL per time step."""
 
     task: str = option("chorales", "Task to train (see `lstm-zoo list`).")
+    size: str = option("small", "Model size: a key of zoo.models.polyphonic.SIZES.",
+                       "zoo.models.polyphonic:SIZES")
     steps_per_quarter: int = option(4, "Time steps per quarter note: 4, 2 or 1.")
     input_noise: float = option(0.0, "Std of Gaussian noise added to the input frames in "
                                 "training.")

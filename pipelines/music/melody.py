@@ -58,6 +58,8 @@ class MelodyConfig(MusicConfig):
     """Folk melodies (note events), bits per event."""
 
     task: str = option("melody", "Task to train (see `lstm-zoo list`).")
+    size: str = option("small", "Model size: a key of zoo.models.melody.SIZES.",
+                       "zoo.models.melody:SIZES")
     embedding_dim: int | None = option(None, "Event embedding width; default the size's.")
     time_aware: bool = option(False, "Every layer also reads the time since the previous "
                               "event (quarters) as its last feature; automatic for tlstm.")

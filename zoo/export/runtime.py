@@ -135,7 +135,11 @@ def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No .tflite file at model={str(path)!r}")
-    if {"encode", "decode_step"} <= set(Interpreter(model_path=str(path)).get_signature_list()):
+    try:
+        signatures = Interpreter(model_path=str(path)).get_signature_list()
+    except ValueError as error:
+        raise ValueError(f"{path}: not a TFLite file ({str(error).strip()[:120]})") from None
+    if {"encode", "decode_step"} <= set(signatures):
         from zoo.export.translator import bench_translator  # (it imports this module)
 
         return bench_translator(path, steps, warmup, num_threads)
