@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import logging
 import pathlib
@@ -89,7 +90,7 @@ def _shown(value) -> str:
 
 
 def flag_table(task: str, page: str) -> str:
-    """A Markdown table of `lstm-zoo train --task=TASK`'s flags: name, default, help ("train":
+    """A folded table of `lstm-zoo train --task=TASK`'s flags: name, default, help ("train":
     those every task shares)."""
     from pipelines import terminal
 
@@ -105,9 +106,11 @@ def flag_table(task: str, page: str) -> str:
     rows = ["| flag | default | what it sets |", "| --- | --- | --- |"]
     for field in dataclasses.fields(config_class):
         default = "" if field.default in (None, "") else f"`{field.default}`"
-        text = field.metadata.get("help", "").replace("|", "\\|")
+        text = html.escape(field.metadata.get("help", "")).replace("|", "\\|")
         rows.append(f"| `--{field.name}` | {default} | {text} |")
-    return "\n".join(rows)
+    command = "lstm-zoo train" + ("" if task == "train" else f" --task={task}")
+    return (f'??? info "The flags of `{command}`, with their defaults"\n\n'
+            + "\n".join(f"    {row}" for row in rows))
 
 
 def on_pre_build(config):
