@@ -26,6 +26,7 @@ def _needs(values, name, command, what):
 
 
 def list_all() -> str:
+    """The text of `lstm-zoo list`: the cells with their papers, the tasks, the model sizes."""
     import zoo
     from pipelines import train as training
     from zoo.models import language_model

@@ -151,13 +151,13 @@ class TrainConfig:
     def conflicts(self, saved) -> dict:
         """Settings of `self` that differ from the `saved` run's and that resuming cannot change.
 
-        Returns {name: (saved value, this value)}.
-        """
+        Returns {name: (saved value, this value)}."""
         return {f.name: (getattr(saved, f.name), getattr(self, f.name))
                 for f in dataclasses.fields(self)
                 if f.name not in RESUMABLE and getattr(saved, f.name) != getattr(self, f.name)}
 
     def to_json(self) -> str:
+        """The config as indented JSON, its class named under "config"."""
         return json.dumps({"config": type(self).__name__, **dataclasses.asdict(self)}, indent=2)
 
     def save(self, path):

@@ -186,6 +186,7 @@ def make(name: str, source: str, description: str = "") -> dict:
 
 
 def main(argv=None):
+    """`python -m pipelines.presets`: make a preset from a run, or print the presets table."""
     from absl import flags
 
     values = flags.FlagValues()

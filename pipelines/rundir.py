@@ -67,8 +67,7 @@ def check_new(run_dir):
 def data_fingerprint(path) -> str | None:
     """A SHA-256 (16 hex digits) of the names and bytes of the file or folder `path`.
 
-    None for the default corpus (no `--data`). Hidden files and folders are left out.
-    """
+    None for the default corpus (no `--data`). Hidden files and folders are left out."""
     if path is None:
         return None
     path = os.fspath(path)
@@ -93,6 +92,7 @@ def data_fingerprint(path) -> str | None:
 
 
 def saved_fingerprint(run_dir):
+    """The fingerprint of the data the run in `run_dir` was prepared from (None if unknown)."""
     return read_json(os.path.join(run_dir, CONFIG), expect=dict).get("data_fingerprint")
 
 
@@ -200,6 +200,7 @@ def load_checkpoint(run_dir, which=BEST):
 
 
 def read_metrics(run_dir) -> dict:
+    """The run's metrics.json as a dict ({} before the first epoch ends)."""
     path = os.path.join(run_dir, METRICS)
     return read_json(path, expect=dict) if os.path.isfile(path) else {}
 

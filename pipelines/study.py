@@ -132,6 +132,7 @@ class Study:
         return {d.name: d.draw(self.seed, trial) for d in self.space}
 
     def run_dir(self, study_dir, cell: str, trial: int) -> str:
+        """The run directory of `cell`'s trial number `trial`: DIR/<cell>/trial-NN."""
         return os.path.join(study_dir, cell, f"trial-{trial:02d}")
 
     def config(self, study_dir, cell: str, trial: int):
@@ -147,10 +148,12 @@ class Study:
         return [(cell, trial) for trial in range(self.trials) for cell in self.cells]
 
     def to_json(self) -> str:
+        """The study's definition as indented JSON (what study.json holds)."""
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
     def load(cls, study_dir) -> Study:
+        """The study defined in `study_dir`/study.json; a ValueError naming the file if not one."""
         values = read_json(os.path.join(study_dir, STUDY), expect=dict)
         if values.get("task") == "music":  # saved before the music task was split
             settings = migrated({**values.get("fixed", {}), "task": "music"})
@@ -164,8 +167,7 @@ class Study:
 def open_study(study_dir, study: Study | None = None) -> Study:
     """The study in `study_dir`, created from `study` or grown by it; saved as study.json.
 
-    A saved study may gain cells and trials; any other difference is a ValueError.
-    """
+    A saved study may gain cells and trials; any other difference is a ValueError."""
     path = os.path.join(study_dir, STUDY)
     if not os.path.isfile(path):
         if study is None:
@@ -302,6 +304,7 @@ def progress_line(study, record, metric, done, seconds) -> str:
 
 
 def headline(study) -> tuple[str, bool]:
+    """The study task's ranking metric and whether lower is better (`Task.headline`)."""
     from pipelines.train import get_task
 
     task = get_task(study.task)

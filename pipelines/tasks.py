@@ -67,8 +67,7 @@ class Task:
     def prepare(self, config, run_dir, split=True) -> TaskData:
         """Datasets for `config`; saves (or reloads) artefacts such as a vocabulary in run_dir.
 
-        With `split=False` the whole corpus is the `test` set (to evaluate on new data).
-        """
+        With `split=False` the whole corpus is the `test` set (to evaluate on new data)."""
         raise NotImplementedError
 
     def inputs(self, config, split=True) -> tuple[str, ...]:
@@ -78,12 +77,16 @@ class Task:
         return ()
 
     def build_model(self, config, data: TaskData) -> keras.Model:
+        """The task's model for `config`, uncompiled, sized from `data.info` (the vocabulary...)."""
         raise NotImplementedError
 
     def loss(self, config):
+        """The training loss: by default cross-entropy over logits of sparse targets; None if the
+        model computes its own (CTC)."""
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def metrics(self, config):
+        """Keras metrics reported beside the loss during training and evaluation."""
         return []
 
     def summarize(self, config, logs: dict) -> dict:
@@ -95,6 +98,7 @@ class Task:
         return {}
 
     def sample(self, config, run_dir, model, **options) -> str:
+        """What `lstm-zoo sample` shows or writes for this task (text, a MIDI path, ...)."""
         raise NotImplementedError(f"Task {self.name!r} does not sample.")
 
     def headline(self, config) -> tuple[str, bool]:

@@ -76,6 +76,7 @@ def is_chief(strategy) -> bool:
 
 
 def default_run_dir(config) -> str:
+    """runs/<task>-<cell>-<date>-<time>: the run directory when --run_dir is not given."""
     cell = getattr(config, "cell", "model")
     return os.path.join("runs", f"{config.task}-{cell}-{time.strftime('%Y%m%d-%H%M%S')}")
 

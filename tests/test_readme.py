@@ -1,30 +1,12 @@
-"""README.md tells the truth: the set-up commands, the cell table, and its Python blocks run."""
+"""README.md is the product page: short, the two set-up commands, a runnable tour, working
+links into the documentation. (Its tables, Python blocks and command lines are checked with
+the rest of the documentation in tests/test_docs.py.)"""
 
-import os
 import pathlib
 import re
-import subprocess
-import sys
-
-import pytest
-
-from zoo import cells
 
 ROOT = pathlib.Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def test_cell_table_is_current():
-    table = re.search(r"<!-- cells:start -->\n(.*?)\n<!-- cells:end -->", README, re.S).group(1)
-    assert table == cells.table(), "README cell table is stale: paste `python -m zoo.cells`"
-
-
-def test_preset_table_is_current():
-    from pipelines import presets
-
-    table = re.search(r"<!-- presets:start -->\n(.*?)<!-- presets:end -->", README, re.S).group(1)
-    assert table.strip() == presets.table().strip(), (
-        "README preset table is stale: paste `python -m pipelines.presets --table`")
 
 
 def test_names_the_two_setup_commands():
@@ -33,28 +15,26 @@ def test_names_the_two_setup_commands():
     assert commands == ["make demo", "make test"]
 
 
-def python_blocks():
-    """(section heading, code) of every ```python block, in order."""
-    blocks, heading = [], ""
-    for match in re.finditer(r"^(#+ [^\n]*)$|^```python\n(.*?)^```", README, re.M | re.S):
-        if match.group(1):
-            heading = match.group(1).lstrip("# ").strip()
-        else:
-            blocks.append((heading, match.group(2)))
-    return blocks
+def test_is_a_product_page_not_a_lab_notebook():
+    lines = README.count("\n")
+    assert lines <= 250, f"README.md has {lines} lines: results belong on a docs/ page"
+    headings = re.findall(r"^## (.*)$", README, re.M)
+    for section in ("Set up and run", "A quick tour", "Trained presets", "Cells",
+                    "When things go wrong", "Documentation"):
+        assert any(h.startswith(section) for h in headings), (section, headings)
 
 
-@pytest.mark.parametrize("code", [code for _, code in python_blocks()],
-                         ids=[heading for heading, _ in python_blocks()])
-def test_python_blocks_run_as_written(code, tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, env=env, timeout=300)
-    assert result.returncode == 0, f"README block failed:\n{code}\n--- stderr ---\n" + (
-        result.stderr[-4000:])
+def test_tour_shows_a_cell_a_preset_training_and_export_in_code():
+    tour = README.split("## A quick tour", 1)[1].split("\n## ", 1)[0]
+    assert tour.count("```python") == 2  # a cell in a Keras model; a preset
+    for command in ("lstm-zoo train", "lstm-zoo sample", "lstm-zoo export"):
+        assert command in tour, command
+    for task in ("chorales", "melody", "translation", "speech", "moving_shapes"):
+        assert f"--task={task}" in tour, task
 
 
-def test_python_blocks_are_found():
-    headings = [heading for heading, _ in python_blocks()]
-    assert {"Use", "Export to mobile"} <= set(headings), headings
+def test_relative_links_point_to_files_that_exist():
+    links = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", README)
+    assert any(link.startswith("docs/") for link in links)
+    for link in links:
+        assert (ROOT / link).is_file(), f"README.md links to {link}, which does not exist"

@@ -12,7 +12,7 @@ class Registry:
 
     Example:
         CELLS = Registry("cell")
-ATTENTIONS = Registry("attention")
+        ATTENTIONS = Registry("attention")
 
         @CELLS.register("lstm")
         class LSTMCell(keras.layers.Layer): ...

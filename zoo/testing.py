@@ -31,6 +31,7 @@ def randomize_weights(layer_or_model, seed=0, scale=0.5):
 
 
 def as_list(sizes):
+    """`sizes` as a list (a cell's state_size may be one size or several)."""
     return list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
 
 
@@ -65,6 +66,8 @@ def _random_layer(name, units, **rnn_kwargs):
 
 
 def check_shapes_and_weights(name, units=UNITS):
+    """Output and state shapes match output_size and state_size; the weight count matches
+    `parameter_formula()`."""
     cell = cells.create(name, units)
     x = example_inputs(cell)
     outputs, *states = rnn(cell, return_sequences=True, return_state=True)(x)
@@ -78,6 +81,8 @@ def check_shapes_and_weights(name, units=UNITS):
 
 
 def check_config_and_saving(name, units=UNITS):
+    """get_config/from_config round-trips, the class is registered for `.keras` files, and a
+    saved and reloaded model gives the same outputs."""
     cell = cells.create(name, units)
     x = example_inputs(cell)
     model = _sequence_model(cell, x, return_sequences=True)
@@ -98,6 +103,7 @@ def check_config_and_saving(name, units=UNITS):
 
 
 def check_gradients(name, units=UNITS):
+    """Every trainable weight gets a finite, non-zero gradient."""
     import tensorflow as tf
 
     layer, x = _random_layer(name, units, return_sequences=True)
@@ -112,6 +118,7 @@ def check_gradients(name, units=UNITS):
 
 
 def check_training_step(name, units=UNITS):
+    """Three Adam steps lower an MSE loss and change every trainable weight."""
     cell = cells.create(name, units)
     x = example_inputs(cell, batch=8)
     model = _sequence_model(cell, x)
@@ -140,6 +147,8 @@ def check_masking(name, units=UNITS):
 
 
 def check_bidirectional_and_stacked(name, units=UNITS):
+    """The cell works in keras.layers.Bidirectional (also saved and reloaded) and stacked,
+    as layers and as a list of cells."""
     cell_class = cells.get(name)
     x = example_inputs(cell_class(units))
     bidirectional = keras.layers.Bidirectional(rnn(cell_class(units)))
@@ -161,6 +170,8 @@ def check_bidirectional_and_stacked(name, units=UNITS):
 
 
 def check_bad_arguments(name):
+    """Bad units, an unknown activation and an input of the wrong rank raise ValueErrors that
+    name them."""
     cell_class = cells.get(name)
     for bad in (0, -3):
         try:

@@ -44,6 +44,7 @@ class Vocabulary:
 
     @staticmethod
     def split(text, level):
+        """The tokens of `text`: its characters (level "char") or its words and punctuation."""
         return list(text) if level == "char" else _WORD.findall(text)
 
     def __len__(self):
@@ -59,6 +60,7 @@ class Vocabulary:
         return "".join(self.tokens[i] for i in np.asarray(ids, np.int64).reshape(-1))
 
     def save(self, path):
+        """Write the vocabulary as JSON (level and tokens), atomically."""
         atomic_write(path, json.dumps({"level": self.level, "tokens": self.tokens},
                                       ensure_ascii=False))
 

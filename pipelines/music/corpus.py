@@ -78,6 +78,7 @@ class Corpus:
 
     @classmethod
     def load(cls, path):
+        """The corpus cached at `path`; ValueError naming the file if its format is older."""
         with np.load(path) as f:
             if int(f["format"]) != _FORMAT:
                 raise ValueError(f"{path}: cache format {int(f['format'])}, expected {_FORMAT}")

@@ -15,8 +15,8 @@ class TLSTMCell(LSTMCell):
         c^S_{t-1} = tanh(W_d c_{t-1} + b_d)                  short-term memory
         c*_{t-1} = (c_{t-1} - c^S_{t-1}) + c^S_{t-1} · g(Δt)  long-term + discounted short-term
         g(Δt) = 1 / log(e + Δt)
-        then the LSTM with a forget gate on c*_{t-1}:
-        c_t = f_t ⊙ c*_{t-1} + i_t ⊙ tanh(W_c x_t + U_c h_{t-1} + b_c),  h_t = o_t ⊙ tanh(c_t)
+        c_t = f_t ⊙ c*_{t-1} + i_t ⊙ tanh(W_c x_t + U_c h_{t-1} + b_c)   an LSTM on c*_{t-1}
+        h_t = o_t ⊙ tanh(c_t)
 
     Input convention: the LAST feature of each step is Δt >= 0, the time elapsed since the
     previous element (any unit; 0 for the first step; negative values count as 0); the other X

@@ -27,6 +27,7 @@ _CHOOSE = "choose an empty or new --out_dir"
 
 
 def tflite_filename(quantize: str) -> str:
+    """The file name of a TFLite export: model.tflite for float32, else model_<quantize>.tflite."""
     return "model.tflite" if quantize == "none" else f"model_{quantize}.tflite"
 
 

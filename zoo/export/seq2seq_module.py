@@ -192,6 +192,8 @@ class Seq2SeqModule(tf.Module):
 
 
 def pad_source(source_ids, max_source_len):
+    """Source ids as the (1, max_source_len) int32 input of `encode`, zero-padded; ValueError
+    if they do not fit."""
     source_ids = np.asarray(source_ids, np.int32).reshape(-1)
     if len(source_ids) > max_source_len:
         raise ValueError(f"The source holds {len(source_ids)} tokens, more than the exported "

@@ -30,6 +30,7 @@ FLOAT_OPS = sorted(set(_OP_NAMES.values()) - INTEGER_OPS)
 
 
 def check_quantize(quantize: str) -> str:
+    """`quantize` if it is one of QUANTIZATIONS; a ValueError listing them otherwise."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(
             f"Unknown quantization. Expected one of {', '.join(QUANTIZATIONS)}. "

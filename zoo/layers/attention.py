@@ -91,6 +91,7 @@ class BahdanauAttention(_Attention):
         self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
 
     def score(self, query, keys):
+        """Scores (batch, time, source_time): vᵀ tanh(W_q q_t + W_k h_s), `keys` = W_k h_s."""
         hidden = ops.tanh(self.query_dense(query)[:, :, None, :] + keys[:, None, :, :])
         return ops.einsum("btsu,u->bts", hidden, ops.cast(self.v, hidden.dtype))
 
@@ -126,6 +127,8 @@ class LuongAttention(_Attention):
             self.key_dense.build(memory_shape)
 
     def score(self, query, keys):
+        """Scores (batch, time, source_time): q_tᵀ W h_s (`keys` = W h_s), over sqrt(units) if
+        `scaled`."""
         scores = ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
         return scores / math.sqrt(self.units) if self.scaled else scores
 

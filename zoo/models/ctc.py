@@ -68,7 +68,8 @@ def label_error_rate(references, hypotheses):
 class CTCModel(keras.Model):
     """Stacked (by default bidirectional) recurrent layers of any cell -> per-frame logits, CTC.
 
-        h_t = RNN(x_1..x_T)_t,   y_t = softmax(W h_t + b) over {blank, 1..K}
+        h_t = RNN(x_1..x_T)_t
+        y_t = softmax(W h_t + b)                          over the labels {blank, 1..K}
         loss = -log Σ_{paths π: B(π) = l} Π_t y_t[π_t]    (B removes repeats, then blanks)
 
     Inputs are a dict {"features": (batch, time, F), "lengths": (batch,)} (or only the
@@ -126,6 +127,7 @@ class CTCModel(keras.Model):
         return self.head(x)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The mean CTC loss of the batch (plus any regularisation losses); `y` holds the labels."""
         loss = ops.mean(ctc_loss(y, y_pred, self.unpack(x)[1]))
         for extra in self.losses:
             loss = loss + extra

@@ -26,10 +26,13 @@ class StepModel(Protocol):
 
     runs_layers_in_order: bool
 
-    def initial_state(self, batch_size: int) -> list[list[Any]]: ...
+    def initial_state(self, batch_size: int) -> list[list[Any]]:
+        """Zero states of a batch: one group per recurrent layer (or the model's own)."""
 
-    def step(self, inputs: Any, states: list[list[Any]]) -> tuple[Any, list[list[Any]]]: ...
+    def step(self, inputs: Any, states: list[list[Any]]) -> tuple[Any, list[list[Any]]]:
+        """(output, new states) of one step; inputs (batch,) ids or (batch, *frame)."""
 
-    def prefill(self, inputs: Any, states: list[list[Any]]) -> tuple[Any, list[list[Any]]]: ...
+    def prefill(self, inputs: Any, states: list[list[Any]]) -> tuple[Any, list[list[Any]]]:
+        """(outputs, states after the last step) of `step` over inputs (batch, time, ...)."""
 
     def __call__(self, inputs: Any, training: bool = False) -> Any: ...

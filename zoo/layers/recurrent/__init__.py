@@ -97,6 +97,8 @@ class Recurrent(keras.layers.RNN):
         return next(s for s in STRATEGIES if s.applies(self, sequences, mask, training))
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        """The time loop: the first of STRATEGIES that applies (Keras's own loop when unrolled or
+        off TensorFlow). Returns (last output, outputs, final states), as keras.layers.RNN."""
         if self.unroll or keras.backend.backend() != "tensorflow":
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if tree.is_nested(mask):

@@ -28,6 +28,7 @@ ORDER = ("i", "c", "f", "o")  # gate layout of tf.raw_ops.BlockLSTM
 
 
 def applies(layer, sequences, mask, training):
+    """With `fused=True`, unmasked, float32, outside XLA, for structures BlockLSTM computes."""
     structure = structure_of(layer.cell)
     return (layer.fused and mask is None and isinstance(structure, LSTMStructure)
             and structure.block_lstm and layer.cell.compute_dtype == "float32"
@@ -36,6 +37,7 @@ def applies(layer, sequences, mask, training):
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """(last output, outputs, final states) of TF's BlockLSTM op on the cell's weights."""
     cell, structure = layer.cell, structure_of(layer.cell)
     units, gates = cell.units, structure.gates
     blocks = lambda weight: dict(zip(gates, ops.split(ops.convert_to_tensor(weight),

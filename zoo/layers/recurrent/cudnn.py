@@ -14,6 +14,7 @@ from zoo.cells.structure import GRUStructure, LSTMStructure, structure_of
 
 
 def applies(layer, sequences, mask, training):
+    """On a GPU, unmasked, for a cell whose declared structure is exactly cuDNN's (with bias)."""
     structure = structure_of(layer.cell)
     return (mask is None and structure is not None and structure.plain
             and getattr(layer.cell, "use_bias", False)

@@ -46,6 +46,8 @@ MIN_SPLIT_BATCH = 16
 
 
 def applies(layer, sequences, mask, training):
+    """When training (or recording gradients) a cell with a declared recurrent product and a
+    deterministic step."""
     cell = layer.cell
     return (isinstance(cell, RecurrentCell) and cell.recurrent_state is not None
             and not (training and cell.stochastic)
@@ -53,6 +55,8 @@ def applies(layer, sequences, mask, training):
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """(last output, outputs, final states) of the loop with its own backward pass, in two
+    half-batch loops side by side on a CPU."""
     cell = layer.cell
     sequences = time_major(sequences, layer.go_backwards)
     keep = None if mask is None else time_major(ops.cast(mask, "bool"), layer.go_backwards)

@@ -12,12 +12,14 @@ import tensorflow as tf
 
 
 def applies(layer, sequences, mask, training):
+    """For a cell with a `parallel` form (mLSTM), unmasked, float32, of a static length."""
     cell = layer.cell
     return (hasattr(cell, "parallel") and mask is None and cell.compute_dtype == "float32"
             and sequences.shape[1] is not None)
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """(last output, outputs, final states) of the cell's whole-sequence `parallel` form."""
     if layer.go_backwards:
         sequences = tf.reverse(sequences, [1])
     outputs, states = layer.cell.parallel(sequences, initial_state)

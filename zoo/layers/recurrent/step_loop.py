@@ -13,10 +13,12 @@ from zoo.layers.recurrent.loop import while_loop
 
 
 def applies(layer, sequences, mask, training):
+    """Always: the fallback for any Keras cell or list of cells."""
     return True
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """(last output, outputs, final states) of `cell(x_t, states)` over the steps."""
     cell = layer.cell
     kwargs = {"training": training} if cell._call_has_training_arg else {}
 

@@ -19,10 +19,12 @@ from zoo.layers.recurrent.loop import step_dtype, while_loop
 
 
 def applies(layer, sequences, mask, training):
+    """Any zoo cell (`RecurrentCell`)."""
     return isinstance(layer.cell, RecurrentCell)
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """(last output, outputs, final states) of the hoisted loop; TF differentiates it."""
     cell = layer.cell
     projected = cell.project_inputs(sequences)
     if cell.recurrent_state is None:  # the step's own matmuls: all in the compute dtype
