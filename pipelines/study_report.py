@@ -20,31 +20,44 @@ import os
 
 import numpy as np
 
-from pipelines.study import Study, headline, trial_outcome
+from pipelines.study import Study, headline
 from zoo.files import atomic_path, atomic_write
 
 ALPHA = 0.05  # significance level of the tests
+VARIANCE_METHOD = ("the zoo's estimator: cell and trial means, polynomial main effects by "
+                   "adjusted R^2 (see variance_fractions)")
+FANOVA_METHOD = ("fANOVA (Hutter et al. 2014) by optuna.importance.FanovaImportanceEvaluator "
+                 "(64 trees, seed 0): main-effect fractions of the variance")
 
 
-def collect(study_dir) -> tuple[Study, list[dict]]:
-    """The study and one record per trial with an outcome: cell, trial, settings, value (the
-    headline test metric, None if the trial failed), failure, seconds, cpu_seconds, epochs."""
-    study = Study.load(study_dir)
+def collect(study_dir, storage: str | None = None) -> tuple[Study, list[dict], dict]:
+    """The study, one record per (cell, trial) with a result in its storage (cell, trial,
+    settings, value: the headline test metric, None if the trial failed; failure, seconds,
+    cpu_seconds, epochs, best_epoch, host), and what the storage holds besides
+    (`study_storage.summary`)."""
+    from pipelines import study_storage
+
+    trials = study_storage.connect(study_dir, storage)
+    if trials is None or "study" not in trials.user_attrs:
+        raise FileNotFoundError(f"{study_storage.storage_url(study_dir, storage)}: holds no "
+                                f"study {os.path.basename(os.path.abspath(study_dir))!r}")
+    study = Study(**trials.user_attrs["study"])
     metric, _ = headline(study)
+    found = study_storage.results(trials)
     records = []
     for cell, trial in study.grid():
-        outcome = trial_outcome(study.run_dir(study_dir, cell, trial))
-        if outcome is None:
+        if (cell, trial) not in found:
             continue
-        value = outcome.get("test", {}).get(metric)
+        attrs = found[cell, trial].user_attrs
+        value = (attrs.get("test") or {}).get(metric)
         records.append({
             "cell": cell, "trial": trial, "settings": study.settings(trial),
             "value": value if value is not None and math.isfinite(value) else None,
-            "failure": outcome.get("failure"), "seconds": outcome.get("seconds"),
-            "cpu_seconds": outcome.get("cpu_seconds"),
-            "epochs": len(outcome.get("history", [])),
-            "best_epoch": (outcome.get("best") or {}).get("epoch")})
-    return study, records
+            "failure": attrs.get("failure"), "seconds": attrs.get("seconds"),
+            "cpu_seconds": attrs.get("cpu_seconds"), "epochs": attrs.get("epochs"),
+            "best_epoch": attrs.get("best_epoch"), "host": attrs.get("host")})
+    return study, records, study_storage.summary(trials, storage_url=study_storage.storage_url(
+        study_dir, storage))
 
 
 def _p_values(values: dict, baseline: dict) -> tuple[float | None, float | None]:
@@ -122,10 +135,54 @@ def variance_fractions(records: list[dict], study: Study) -> dict:
     return {k: round(float(v), 4) for k, v in fractions.items()}
 
 
-def analyze(study_dir) -> dict:
-    """Statistics, tests and plots of the study in `study_dir` (see the module docstring);
-    writes results.json, results.md, boxplot.png and hyperparameters.png there."""
-    study, records = collect(study_dir)
+def fanova(records: list[dict], study: Study, min_trials: int = 5) -> dict:
+    """fANOVA importances (Hutter, Hoos and Leyton-Brown, "An Efficient Approach for Assessing
+    Hyperparameter Importance", ICML 2014), as Greff et al. computed them, by Optuna's
+    `FanovaImportanceEvaluator`: a random forest predicts the test metric from the settings,
+    and a setting's importance is the variance of its marginal prediction over the total,
+
+        F_j = Var_{x_j}[ E_{x_-j} f(x) ] / Var_x f(x),
+
+    one fraction per setting's main effect (the rest: interactions and noise). Returns
+    {"method", "pooled": {"cell": .., setting: ..}, "cells": {cell: {setting: ..}}} for cells
+    with `min_trials` finished trials, the pooled forest with the cell as one more factor.
+    """
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    finished = [r for r in records if r["value"] is not None]
+    space = {d.name: (IntDistribution(int(d.low), int(d.high), log=d.log) if d.integer
+                      else FloatDistribution(d.low, d.high, log=d.log)) for d in study.space}
+    cells = [c for c in study.cells
+             if sum(r["cell"] == c for r in finished) >= min_trials]
+
+    def importances(rows, with_cell):
+        distributions = {**space, **({"cell": CategoricalDistribution(cells)} if with_cell
+                                     else {})}
+        trials = optuna.create_study()
+        for r in rows:
+            params = {**r["settings"], **({"cell": r["cell"]} if with_cell else {})}
+            trials.add_trial(optuna.trial.create_trial(
+                params=params, distributions=distributions, value=r["value"]))
+        fractions = optuna.importance.get_param_importances(
+            trials, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+            normalize=False)
+        return {name: round(float(fractions[name]), 4) for name in distributions}
+
+    if not cells or not space:
+        return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return {"method": FANOVA_METHOD,
+            "pooled": importances([r for r in finished if r["cell"] in cells], True),
+            "cells": {c: importances([r for r in finished if r["cell"] == c], False)
+                      for c in cells}}
+
+
+def analyze(study_dir, storage: str | None = None) -> dict:
+    """Statistics, tests and plots of the study in `study_dir` (its trials read from `storage`,
+    default the study's; see the module docstring); writes results.json, results.md,
+    boxplot.png and hyperparameters.png there."""
+    study, records, trials = collect(study_dir, storage)
     metric, lower_is_better = headline(study)
     by_cell = {c: {r["trial"]: r["value"] for r in records
                    if r["cell"] == c and r["value"] is not None} for c in study.cells}
@@ -152,7 +209,9 @@ def analyze(study_dir) -> dict:
                "metric": metric,
                "lower_is_better": lower_is_better, "alpha": ALPHA,
                "cells": cells, "variance": variance_fractions(records, study),
-               "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1)}
+               "variance_method": VARIANCE_METHOD, "fanova": fanova(records, study),
+               "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1),
+               "trials": trials}
     atomic_write(os.path.join(study_dir, "results.json"), json.dumps(results, indent=2))
     atomic_write(os.path.join(study_dir, "results.md"), markdown(results))
     if any(r["value"] is not None for r in records):
