@@ -9,7 +9,12 @@
 - results.md: the same as a table, with significant differences (p < 0.05) marked;
 - boxplot.png: the test metric per cell (Greff et al.'s figure 3);
 - hyperparameters.png: the test metric against each searched setting;
-- the fraction of the metric's variance each setting explains (see `variance_fractions`).
+- the fraction of the metric's variance each setting explains, by the zoo's estimator (see
+  `variance_fractions`) and by fANOVA (`fanova`, Optuna's maintained implementation), per cell
+  and pooled; results.json names each method.
+
+The trials are read from the study's Optuna storage, so any machine that reaches it can write
+the analysis.
 """
 
 from __future__ import annotations
@@ -265,7 +270,24 @@ def markdown(results: dict) -> str:
                       "fits overlapped (by a factor of "
                       f"{results['variance']['overlap_scaled']:.2f}) and were scaled down to "
                       "the trial's share."]
+    if results.get("fanova"):
+        lines += fanova_table(results["fanova"])
     return "\n".join(lines) + "\n"
+
+
+def fanova_table(fanova: dict) -> list[str]:
+    """results.md's fANOVA rows: pooled (with the cell as a factor), then one per cell."""
+    names = list(fanova["pooled"])
+    rows = [("pooled", fanova["pooled"])] + [(f"`{c}`", v) for c, v in fanova["cells"].items()]
+    return ["", "fANOVA (Hutter et al. 2014, as Greff et al.; "
+            "`optuna.importance.FanovaImportanceEvaluator`): the fraction of the test metric's "
+            "variance each setting's main effect explains, over all cells (the cell one more "
+            "factor) and within each cell; the rest is interactions and noise:", "",
+            "| trials of | " + " | ".join(names) + " | rest |",
+            "| --- |" + " ---: |" * (len(names) + 1)] + [
+        f"| {name} | " + " | ".join(f"{shares.get(n, 0):.2f}" if n in shares else "-"
+                                   for n in names)
+        + f" | {max(0.0, 1 - sum(shares.values())):.2f} |" for name, shares in rows]
 
 
 def _figure(*args, **kwargs):

@@ -91,8 +91,8 @@ def kind(url: str) -> str:
 
 def connect(study_dir, storage: str | None = None, heartbeat: int = HEARTBEAT,
             direction: str | None = None) -> optuna.Study:
-    """The Optuna study of `study_dir` (named after its folder) in its storage; created (with
-    `direction`) when missing, else None is returned for a missing one."""
+    """The Optuna study of `study_dir` (named after its folder) in its storage. A missing one
+    is created given its `direction` ("minimize" or "maximize"), else None is returned."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = storage_url(study_dir, storage)
@@ -104,10 +104,10 @@ def connect(study_dir, storage: str | None = None, heartbeat: int = HEARTBEAT,
     else:
         backend = _database(url, heartbeat)
     name = os.path.basename(os.path.abspath(study_dir))
-    if direction is None:
-        try:
-            return optuna.load_study(study_name=name, storage=backend)
-        except KeyError:
+    try:
+        return optuna.load_study(study_name=name, storage=backend)
+    except KeyError:  # no such study yet
+        if direction is None:
             return None
     return optuna.create_study(study_name=name, storage=backend, direction=direction,
                                load_if_exists=True)
