@@ -120,7 +120,7 @@ def _database(url, heartbeat):
         try:
             return RDBStorage(url, heartbeat_interval=heartbeat,
                               grace_period=GRACE * heartbeat)
-        except sqlalchemy.exc.IntegrityError:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             if attempt == 2:
                 raise
             time.sleep(1)
