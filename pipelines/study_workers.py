@@ -29,6 +29,7 @@ def work(study_dir, storage: str | None = None, heartbeat: int | None = None,
     process dies. Ctrl-C or SIGTERM saves the running trial and marks it interrupted; the next
     worker to look enqueues it again.
     """
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
@@ -65,9 +66,10 @@ def work(study_dir, storage: str | None = None, heartbeat: int | None = None,
         with ss.beating(trials, trial):
             try:
                 outcome = run_trial(study_dir, study, cell, k)
-            except BaseException as error:
-                trial.set_user_attr("stopped", f"{type(error).__name__}: {error}"[:500])
-                trials.tell(trial, state=TrialState.FAIL)
+            except BaseException as error:  # Ctrl-C, SIGTERM, bad input: the pair runs again
+                with contextlib.suppress(UpdateFinishedTrialError):  # unless handed on already
+                    trial.set_user_attr("stopped", f"{type(error).__name__}: {error}"[:500])
+                    trials.tell(trial, state=TrialState.FAIL)
                 raise
         record = _record(trials, trial, study, outcome)
         progress(progress_line(study, record, len(ss.results(trials)),
@@ -76,7 +78,7 @@ def work(study_dir, storage: str | None = None, heartbeat: int | None = None,
 
 def _record(trials, trial, study, outcome) -> dict:
     """Store a trial's outcome in the storage; returns it for the progress line."""
-    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     metric, _ = headline(study)
@@ -98,7 +100,7 @@ def _record(trials, trial, study, outcome) -> dict:
             trials.tell(trial, state=TrialState.FAIL)
         else:
             trials.tell(trial, value)
-    except optuna.exceptions.UpdateFinishedTrialError:  # silent too long: handed to another
+    except UpdateFinishedTrialError:  # silent too long: the storage handed it to another
         record["failure"] = "handed to another worker (no heartbeat)"
     return record
 
@@ -125,7 +127,7 @@ def _worker_process(study_dir, storage, heartbeat, threads, lines):
     except KeyboardInterrupt:  # the trial saved its state; the parent reports the interruption
         raise SystemExit(130) from None
     except Exception as error:
-        lines.put(f"error: {type(error).__name__}: {error}")
+        lines.put(f"error: {error}")
         raise SystemExit(1) from None
 
 
@@ -167,8 +169,8 @@ def run_trials(study_dir, workers: int = 1, progress: Callable[[str], None] | No
     finally:
         for process in processes:
             process.join()
-    if errors:
-        raise RuntimeError(errors[0][len("error: "):])
+    if errors:  # a worker's one-line error (bad input, an unreachable storage) is the command's
+        raise ValueError(errors[0][len("error: "):])
     if any(p.exitcode for p in processes):
         raise stop
 
