@@ -115,6 +115,7 @@ def connect(study_dir, storage: str | None = None, heartbeat: int = HEARTBEAT,
 
 def _database(url, heartbeat):
     import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
 
     for attempt in range(3):  # workers started together may race to create the tables
         try:
@@ -124,6 +125,10 @@ def _database(url, heartbeat):
             if attempt == 2:
                 raise
             time.sleep(1)
+        except sqlalchemy.exc.OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[-1] if error.orig else str(error)
+            raise ConnectionError(f"--storage={make_url(url).render_as_string()}: cannot reach "
+                                  f"the database: {reason}") from None
     return None
 
 

@@ -120,6 +120,11 @@ def test_a_new_study_needs_cells_and_trials(tmp_path, capsys):
     help_text = capsys.readouterr().out
     assert "--workers" in help_text and "--storage" in help_text and "--cell " not in help_text
     assert not (tmp_path / "s").exists()  # nothing written for a refused command
+    storage = f"postgresql://zoo:secret@/zoo?host={tmp_path / 'nothing'}&port=5"
+    assert cli.run(["study", f"--study_dir={tmp_path / 's'}", "--cells=lstm", "--trials=1",
+                    f"--storage={storage}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot reach the database" in err and "secret" not in err and "\n" not in err
 
 
 def fake_study(tmp_path, value, trials=8, cells=("vanilla_lstm", "nfg_lstm", "cifg_lstm"),
