@@ -233,6 +233,16 @@ def _p(value):
     return "-" if value is None else f"{value:.2g}"
 
 
+def _done(results) -> str:
+    """"30", or "19-20 of 30" for a study not trained to the end yet."""
+    done = [s["trials"] for s in results["cells"].values()]
+    planned = results["study"]["trials"]
+    if min(done) == planned:
+        return str(planned)
+    return f"{min(done)}-{max(done)} of {planned}" if min(done) != max(done) else \
+        f"{min(done)} of {planned}"
+
+
 def markdown(results: dict) -> str:
     """results.md: the study's settings, the table per cell and the variance fractions."""
     study, metric = results["study"], results["metric"]
@@ -242,7 +252,7 @@ def markdown(results: dict) -> str:
                       f"{' (log)' if d['log'] else ''}" for d in study["space"])
     lines = [f"# Variant study: {study['task']}, test {metric} ({direction} is better)", "",
              f"Fixed settings: `{fixed or 'the task defaults'}`; searched: {space}; "
-             f"{study['trials']} trials per cell (seed {study['seed']}), "
+             f"{_done(results)} trials per cell (seed {study['seed']}), "
              f"{results['cpu_minutes']} CPU-minutes in all.", "",
              f"p: Welch's t-test against `{results['baseline']}`; paired: paired t-test over "
              f"the same trials; **bold** = significant (p < {results['alpha']}).", "",
