@@ -4,8 +4,9 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 
 # Debian packages of the corpora and tools (abcmidi: folk tunes ABC -> MIDI; espeak-ng: the
-# speech task's words; sword-text-kjv/-sparv: the English-Spanish verse pairs).
-DEBIAN_PACKAGES := abcmidi espeak-ng sword-text-kjv sword-text-sparv
+# speech task's words; sword-text-kjv/-sparv: the English-Spanish verse pairs; postgresql: the
+# server the distributed-study tests start).
+DEBIAN_PACKAGES := abcmidi espeak-ng sword-text-kjv sword-text-sparv postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv system-packages demo test docs docs-serve bench notebooks notebooks-execute lint

@@ -67,9 +67,15 @@ OPTIONS = {
     "cells": (list, "Cells to compare (registered names, comma-separated)."),
     "trials": (int, "Hyper-parameter draws; every cell trains once with each."),
     "baseline": (str, "Cell the others are tested against (default vanilla_lstm or the first)."),
-    "workers": (int, "Trials trained side by side in separate processes (default 1)."),
+    "workers": (int, "Worker processes on this machine, each training one trial at a time "
+                     "(default 1)."),
+    "storage": (str, "Where the trials are coordinated and recorded: a journal file (default "
+                     "DIR/trials.journal) or a database URL (postgresql://user@host/db); "
+                     "workers on any machine given the same one share the study."),
+    "heartbeat": (int, "Seconds between a running trial's heartbeats; a trial silent for 4 "
+                       "is retried by another worker (default 30)."),
 }
-STUDY_OPTIONS = ("study_dir", "cells", "trials", "baseline", "workers")
+STUDY_OPTIONS = ("study_dir", "cells", "trials", "baseline", "workers", "storage", "heartbeat")
 COMMAND_OPTIONS = {
     "list": (), "presets": (), "evaluate": ("run_dir", "preset", "data"),
     "export": ("run_dir", "preset", "format", "quantize", "out_dir", "seq_len", "max_quality_loss",
@@ -112,10 +118,10 @@ def _train_task(argv, command="train"):
         task = training.load_config(run_dir).task
     study_dir = _flag_value(argv, "study_dir")
     if task is None and command == "study" and study_dir:
-        from pipelines.study import STUDY, Study
+        from pipelines.study import saved_study
 
-        if os.path.isfile(os.path.join(study_dir, STUDY)):
-            task = Study.load(study_dir).task
+        saved = saved_study(study_dir, _flag_value(argv, "storage"))
+        task = saved.task if saved else None
     return training.get_task(task or "text")
 
 

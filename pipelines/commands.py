@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 
 from pipelines import terminal
@@ -72,10 +71,10 @@ def _study(values):
 
     study_dir = _needs(values, "study_dir", "study", "DIR (where the study's runs go)")
     workers = values.pop("workers", 1)
+    storage, heartbeat = values.pop("storage", None), values.pop("heartbeat", None)
     own = {k: values.pop(k) for k in ("task", "cells", "trials", "baseline", "seed")
            if k in values}
-    saved = (studies.Study.load(study_dir)
-             if os.path.isfile(os.path.join(study_dir, studies.STUDY)) else None)
+    saved = studies.saved_study(study_dir, storage)
     if saved is None and not {"cells", "trials"} <= set(own):
         raise UsageError("a new study needs --cells=A,B,... and --trials=N")
     study = None
@@ -86,7 +85,8 @@ def _study(values):
             trials=own.get("trials", saved.trials if saved else 1),
             fixed=values if values or saved is None else saved.fixed,
             seed=own.get("seed", saved.seed if saved else 0), baseline=own.get("baseline"))
-    results = studies.run_study(study_dir, study, workers=workers)
+    results = studies.run_study(study_dir, study, workers=workers, storage=storage,
+                                heartbeat=heartbeat)
     print(markdown(results), file=sys.stderr)
     print(json.dumps({cell: {k: v for k, v in summary.items() if k != "records"}
                       for cell, summary in results["cells"].items()}, indent=2))

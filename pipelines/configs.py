@@ -62,7 +62,7 @@ LIMITS = {
     "warmup_steps": (0, 10**9), "weight_decay": (0.0, 1.0), "adam_beta2": (0.0, 0.999999),
     "intra_op_threads": (0, 1024), "inter_op_threads": (0, 1024),
     # studies
-    "trials": (1, 10_000), "workers": (1, 64),
+    "trials": (1, 10_000), "workers": (1, 64), "heartbeat": (1, 3600),
 }
 # Settings `--resume` may change: how long and how fast the run goes on, not what it is.
 RESUMABLE = frozenset({"epochs", "steps", "validation_steps", "learning_rate", "strategy",

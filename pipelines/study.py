@@ -9,12 +9,16 @@ k's draw depends only on the study's seed, k and the setting's name, so adding t
 never changes the finished ones. Settings given on the command line are fixed for every trial
 and leave the search.
 
-Re-running a study continues it: finished trials are read back, interrupted ones resumed
-(`lstm-zoo train --resume`), missing ones trained. A study may grow (more trials, more cells)
-but not change: its task, fixed settings, space and seed are kept in `DIR/study.json`.
-`workers` processes train trials side by side (one thread each on small models is nearly as
-fast as two, so two workers on two cores train about twice as many trials an hour).
-`pipelines.study_report.analyze` writes the comparison (results.json, results.md, plots).
+The trials are coordinated and recorded by an Optuna storage (`pipelines.study_storage`): a
+journal file in DIR by default, or one URL shared by workers on many machines, each running
+the same command. Re-running a study continues it: finished trials are read back from the
+storage, interrupted ones resumed (`lstm-zoo train --resume`), missing ones trained, and a
+worker that died has its trial retried. A study may grow (more trials, more cells) but not
+change: its task, fixed settings, space and seed are kept in the storage and in
+`DIR/study.json`. `workers` processes on one machine train trials side by side (one thread
+each on small models is nearly as fast as two, so two workers on two cores train about twice
+as many trials an hour). `pipelines.study_report.analyze` writes the comparison (results.json,
+results.md, plots).
 
 Reference: K. Greff, R. K. Srivastava, J. Koutnik, B. R. Steunebrink, J. Schmidhuber,
 "LSTM: A Search Space Odyssey", IEEE TNNLS 28(10), 2017.
@@ -25,10 +29,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import multiprocessing
 import os
-import sys
-import time
+import socket
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,30 +166,50 @@ class Study:
             raise ValueError(f"{os.path.join(study_dir, STUDY)}: {error}") from None
 
 
-def open_study(study_dir, study: Study | None = None) -> Study:
-    """The study in `study_dir`, created from `study` or grown by it; saved as study.json.
+def open_study(study_dir, study: Study | None = None, storage: str | None = None) -> Study:
+    """The study in `study_dir` (and its storage), created from `study` or grown by it; saved
+    in the storage and as study.json, with a waiting trial for each pair still to train.
 
-    A saved study may gain cells and trials; any other difference is a ValueError."""
+    A saved study may gain cells and trials; any other difference is a ValueError.
+    """
+    from pipelines import study_storage
+
     path = os.path.join(study_dir, STUDY)
-    if not os.path.isfile(path):
-        if study is None:
-            raise FileNotFoundError(f"{path}: no such file; is {study_dir} a study directory?")
-        os.makedirs(study_dir, exist_ok=True)
-        atomic_write(path, study.to_json())
-        return study
-    saved = Study.load(study_dir)
-    if study is None:
-        return saved
-    for name in ("task", "fixed", "seed", "space"):
-        if getattr(study, name) != getattr(saved, name):
-            raise ValueError(f"{study_dir}: the study has {name}={_shown(saved, name)}, this "
-                             f"command {_shown(study, name)}; a study grows by --trials and "
-                             "--cells only: give the same settings, or another --study_dir")
-    grown = dataclasses.replace(
-        saved, trials=max(saved.trials, study.trials), baseline=study.baseline or saved.baseline,
-        cells=saved.cells + [c for c in study.cells if c not in saved.cells])
+    saved = saved_study(study_dir, storage)
+    if saved is None and study is None:
+        raise FileNotFoundError(f"{path}: no such file; is {study_dir} a study directory?")
+    grown = saved or study
+    if saved is not None and study is not None:
+        for name in ("task", "fixed", "seed", "space"):
+            if getattr(study, name) != getattr(saved, name):
+                raise ValueError(
+                    f"{study_dir}: the study has {name}={_shown(saved, name)}, this command "
+                    f"{_shown(study, name)}; a study grows by --trials and --cells only: give "
+                    "the same settings, or another --study_dir")
+        grown = dataclasses.replace(
+            saved, trials=max(saved.trials, study.trials),
+            baseline=study.baseline or saved.baseline,
+            cells=saved.cells + [c for c in study.cells if c not in saved.cells])
+    _, lower_is_better = headline(grown)
+    trials = study_storage.connect(study_dir, storage, direction="minimize"
+                                   if lower_is_better else "maximize")
+    definition = json.loads(grown.to_json())
+    if trials.user_attrs.get("study") != definition:
+        trials.set_user_attr("study", definition)
+    os.makedirs(study_dir, exist_ok=True)
     atomic_write(path, grown.to_json())
+    study_storage.enqueue_missing(trials, grown.grid(), grown.settings)
     return grown
+
+
+def saved_study(study_dir, storage: str | None = None) -> Study | None:
+    """The study kept in `study_dir`'s storage, else in its study.json, else None."""
+    from pipelines import study_storage
+
+    trials = study_storage.connect(study_dir, storage)
+    if trials is not None and "study" in trials.user_attrs:
+        return Study(**trials.user_attrs["study"])
+    return Study.load(study_dir) if os.path.isfile(os.path.join(study_dir, STUDY)) else None
 
 
 def _shown(study, name):
@@ -205,102 +227,41 @@ def trial_outcome(run_dir) -> dict | None:
     return metrics if "test" in metrics or "failure" in metrics else None
 
 
-def run_trial(study_dir, cell: str, trial: int) -> dict:
-    """Train (or resume) one trial; returns its record for the progress line."""
+def run_trial(study_dir, study: Study, cell: str, trial: int) -> dict:
+    """Train (or resume) one trial, unless its run directory has its outcome already; returns
+    the run's metrics.json."""
     import keras
 
     from pipelines import rundir, train
 
-    study = Study.load(study_dir)
     config = study.config(study_dir, cell, trial)
-    resume = os.path.isfile(os.path.join(config.run_dir, rundir.CONFIG))
-    config = dataclasses.replace(config, resume=resume)
-    command = f"lstm-zoo study --study_dir={study_dir} (cell {cell}, trial {trial})"
-    try:
-        train.train(config, verbose=0, command=command)
-    except FloatingPointError as error:  # a diverged trial is a result, not an error
-        rundir.write_metrics(config.run_dir, failure=str(error))
-    finally:
-        keras.backend.clear_session()
-    return {"cell": cell, "trial": trial, **trial_outcome(config.run_dir)}
-
-
-def _start_worker(threads):
-    """Initializer of a worker process: TensorFlow with `threads` threads, quiet start-up, and
-    SIGTERM stopping a trial like Ctrl-C (last.keras saved at the current step)."""
-    import signal
-
-    from pipelines import terminal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    with terminal.quiet_native_logs():
-        terminal.import_tensorflow(threads, threads)
-
-
-def _run_trial(arguments):
-    try:
-        return run_trial(*arguments)
-    except KeyboardInterrupt:  # the trial saved its state; the parent reports the interruption
-        raise SystemExit(130) from None
-
-
-def run_trials(study_dir, workers: int = 1, progress: Callable[[str], None] | None = None):
-    """Train every trial of the study in `study_dir` that has no outcome yet.
-
-    `progress` receives one line per finished trial (default: printed to stderr). Ctrl-C or
-    SIGTERM stops every worker after it saved its trial; rerunning continues the study.
-    """
-    study = Study.load(study_dir)
-    metric, _ = headline(study)
-    progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    pending = [(c, t) for c, t in study.grid()
-               if trial_outcome(study.run_dir(study_dir, c, t)) is None]
-    done = len(study.grid()) - len(pending)
-    started = time.monotonic()
-
-    def report(record):
-        nonlocal done
-        done += 1
-        progress(progress_line(study, record, metric, done, time.monotonic() - started))
-
-    try:
-        if workers <= 1 or len(pending) <= 1:
-            for cell, trial in pending:
-                report(run_trial(study_dir, cell, trial))
-            return
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        pool = multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_start_worker, initargs=(threads,))
+    if trial_outcome(config.run_dir) is None:
+        _release_other_host(config.run_dir)
+        resume = os.path.isfile(os.path.join(config.run_dir, rundir.CONFIG))
+        config = dataclasses.replace(config, resume=resume)
+        command = f"lstm-zoo study --study_dir={study_dir} (cell {cell}, trial {trial})"
         try:
-            for record in pool.imap_unordered(
-                    _run_trial, [(study_dir, c, t) for c, t in pending]):
-                report(record)
-            pool.close()
-        except BaseException:
-            pool.terminate()  # SIGTERM: each worker saves its trial's last.keras, then exits
-            raise
+            train.train(config, verbose=0, command=command)
+        except FloatingPointError as error:  # a diverged trial is a result, not an error
+            rundir.write_metrics(config.run_dir, failure=str(error))
         finally:
-            pool.join()
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"study interrupted after {done} of {len(study.grid())} "
-                                f"trials; continue it with: lstm-zoo study "
-                                f"--study_dir={study_dir}") from None
+            keras.backend.clear_session()
+    return trial_outcome(config.run_dir)
 
 
-def progress_line(study, record, metric, done, seconds) -> str:
-    """"[12/55] gru  trial 3  nll 8.912  (41 s; lr=0.0042 units=97 ...)"."""
-    from pipelines.terminal import duration
+def _release_other_host(run_dir):
+    """Remove a run lock left by a process on another machine: the storage handed this trial
+    over because that process stopped beating (a lock of this machine's is checked by pid)."""
+    from pipelines.rundir import LOCK
 
-    if "failure" in record:
-        result = "failed: " + record["failure"].split(";")[0]
-    else:
-        result = f"{metric} {record['test'].get(metric, float('nan')):.4g}"
-    settings = " ".join(f"{k}={v:.3g}" for k, v in study.settings(record["trial"]).items())
-    return (f"[{done}/{len(study.grid())}] {record['cell']}  trial {record['trial']}  {result}  "
-            f"({duration(record.get('seconds', 0))}; {settings}; elapsed {duration(seconds)})")
+    path = os.path.join(run_dir, LOCK)
+    try:
+        with open(path, encoding="utf-8") as f:
+            host = f.read().split()[0]
+    except (OSError, IndexError):
+        return
+    if host != socket.gethostname():
+        os.remove(path)
 
 
 def headline(study) -> tuple[str, bool]:
@@ -312,11 +273,14 @@ def headline(study) -> tuple[str, bool]:
 
 
 def run_study(study_dir, study: Study | None = None, workers: int = 1,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Create, grow or continue the study in `study_dir`, train what is missing, and write
-    its analysis; returns the analysis (see `pipelines.study_report.analyze`)."""
+              progress: Callable[[str], None] | None = None, storage: str | None = None,
+              heartbeat: int | None = None) -> dict:
+    """Create, grow or continue the study in `study_dir` (in `storage`, default a journal file
+    there), train what is missing, and write its analysis; returns the analysis (see
+    `pipelines.study_report.analyze`)."""
     from pipelines import study_report
+    from pipelines.study_workers import run_trials
 
-    open_study(study_dir, study)
-    run_trials(study_dir, workers, progress)
-    return study_report.analyze(study_dir)
+    open_study(study_dir, study, storage)
+    run_trials(study_dir, workers, progress, storage, heartbeat)
+    return study_report.analyze(study_dir, storage)

@@ -9,7 +9,12 @@
 - results.md: the same as a table, with significant differences (p < 0.05) marked;
 - boxplot.png: the test metric per cell (Greff et al.'s figure 3);
 - hyperparameters.png: the test metric against each searched setting;
-- the fraction of the metric's variance each setting explains (see `variance_fractions`).
+- the fraction of the metric's variance each setting explains, by the zoo's estimator (see
+  `variance_fractions`) and by fANOVA (`fanova`, Optuna's maintained implementation), per cell
+  and pooled; results.json names each method.
+
+The trials are read from the study's Optuna storage, so any machine that reaches it can write
+the analysis.
 """
 
 from __future__ import annotations
@@ -20,31 +25,44 @@ import os
 
 import numpy as np
 
-from pipelines.study import Study, headline, trial_outcome
+from pipelines.study import Study, headline
 from zoo.files import atomic_path, atomic_write
 
 ALPHA = 0.05  # significance level of the tests
+VARIANCE_METHOD = ("the zoo's estimator: cell and trial means, polynomial main effects by "
+                   "adjusted R^2 (see variance_fractions)")
+FANOVA_METHOD = ("fANOVA (Hutter et al. 2014) by optuna.importance.FanovaImportanceEvaluator "
+                 "(64 trees, seed 0): main-effect fractions of the variance")
 
 
-def collect(study_dir) -> tuple[Study, list[dict]]:
-    """The study and one record per trial with an outcome: cell, trial, settings, value (the
-    headline test metric, None if the trial failed), failure, seconds, cpu_seconds, epochs."""
-    study = Study.load(study_dir)
+def collect(study_dir, storage: str | None = None) -> tuple[Study, list[dict], dict]:
+    """The study, one record per (cell, trial) with a result in its storage (cell, trial,
+    settings, value: the headline test metric, None if the trial failed; failure, seconds,
+    cpu_seconds, epochs, best_epoch, host), and what the storage holds besides
+    (`study_storage.summary`)."""
+    from pipelines import study_storage
+
+    trials = study_storage.connect(study_dir, storage)
+    if trials is None or "study" not in trials.user_attrs:
+        raise FileNotFoundError(f"{study_storage.storage_url(study_dir, storage)}: holds no "
+                                f"study {os.path.basename(os.path.abspath(study_dir))!r}")
+    study = Study(**trials.user_attrs["study"])
     metric, _ = headline(study)
+    found = study_storage.results(trials)
     records = []
     for cell, trial in study.grid():
-        outcome = trial_outcome(study.run_dir(study_dir, cell, trial))
-        if outcome is None:
+        if (cell, trial) not in found:
             continue
-        value = outcome.get("test", {}).get(metric)
+        attrs = found[cell, trial].user_attrs
+        value = (attrs.get("test") or {}).get(metric)
         records.append({
             "cell": cell, "trial": trial, "settings": study.settings(trial),
             "value": value if value is not None and math.isfinite(value) else None,
-            "failure": outcome.get("failure"), "seconds": outcome.get("seconds"),
-            "cpu_seconds": outcome.get("cpu_seconds"),
-            "epochs": len(outcome.get("history", [])),
-            "best_epoch": (outcome.get("best") or {}).get("epoch")})
-    return study, records
+            "failure": attrs.get("failure"), "seconds": attrs.get("seconds"),
+            "cpu_seconds": attrs.get("cpu_seconds"), "epochs": attrs.get("epochs"),
+            "best_epoch": attrs.get("best_epoch"), "host": attrs.get("host")})
+    return study, records, study_storage.summary(trials, storage_url=study_storage.storage_url(
+        study_dir, storage))
 
 
 def _p_values(values: dict, baseline: dict) -> tuple[float | None, float | None]:
@@ -122,10 +140,54 @@ def variance_fractions(records: list[dict], study: Study) -> dict:
     return {k: round(float(v), 4) for k, v in fractions.items()}
 
 
-def analyze(study_dir) -> dict:
-    """Statistics, tests and plots of the study in `study_dir` (see the module docstring);
-    writes results.json, results.md, boxplot.png and hyperparameters.png there."""
-    study, records = collect(study_dir)
+def fanova(records: list[dict], study: Study, min_trials: int = 5) -> dict:
+    """fANOVA importances (Hutter, Hoos and Leyton-Brown, "An Efficient Approach for Assessing
+    Hyperparameter Importance", ICML 2014), as Greff et al. computed them, by Optuna's
+    `FanovaImportanceEvaluator`: a random forest predicts the test metric from the settings,
+    and a setting's importance is the variance of its marginal prediction over the total,
+
+        F_j = Var_{x_j}[ E_{x_-j} f(x) ] / Var_x f(x),
+
+    one fraction per setting's main effect (the rest: interactions and noise). Returns
+    {"method", "pooled": {"cell": .., setting: ..}, "cells": {cell: {setting: ..}}} for cells
+    with `min_trials` finished trials, the pooled forest with the cell as one more factor.
+    """
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    finished = [r for r in records if r["value"] is not None]
+    space = {d.name: (IntDistribution(int(d.low), int(d.high), log=d.log) if d.integer
+                      else FloatDistribution(d.low, d.high, log=d.log)) for d in study.space}
+    cells = [c for c in study.cells
+             if sum(r["cell"] == c for r in finished) >= min_trials]
+
+    def importances(rows, with_cell):
+        distributions = {**space, **({"cell": CategoricalDistribution(cells)} if with_cell
+                                     else {})}
+        trials = optuna.create_study()
+        for r in rows:
+            params = {**r["settings"], **({"cell": r["cell"]} if with_cell else {})}
+            trials.add_trial(optuna.trial.create_trial(
+                params=params, distributions=distributions, value=r["value"]))
+        fractions = optuna.importance.get_param_importances(
+            trials, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
+            normalize=False)
+        return {name: round(float(fractions[name]), 4) for name in distributions}
+
+    if not cells or not space:
+        return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return {"method": FANOVA_METHOD,
+            "pooled": importances([r for r in finished if r["cell"] in cells], True),
+            "cells": {c: importances([r for r in finished if r["cell"] == c], False)
+                      for c in cells}}
+
+
+def analyze(study_dir, storage: str | None = None) -> dict:
+    """Statistics, tests and plots of the study in `study_dir` (its trials read from `storage`,
+    default the study's; see the module docstring); writes results.json, results.md,
+    boxplot.png and hyperparameters.png there."""
+    study, records, trials = collect(study_dir, storage)
     metric, lower_is_better = headline(study)
     by_cell = {c: {r["trial"]: r["value"] for r in records
                    if r["cell"] == c and r["value"] is not None} for c in study.cells}
@@ -152,7 +214,9 @@ def analyze(study_dir) -> dict:
                "metric": metric,
                "lower_is_better": lower_is_better, "alpha": ALPHA,
                "cells": cells, "variance": variance_fractions(records, study),
-               "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1)}
+               "variance_method": VARIANCE_METHOD, "fanova": fanova(records, study),
+               "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1),
+               "trials": trials}
     atomic_write(os.path.join(study_dir, "results.json"), json.dumps(results, indent=2))
     atomic_write(os.path.join(study_dir, "results.md"), markdown(results))
     if any(r["value"] is not None for r in records):
@@ -169,6 +233,16 @@ def _p(value):
     return "-" if value is None else f"{value:.2g}"
 
 
+def _done(results) -> str:
+    """"30", or "19-20 of 30" for a study not trained to the end yet."""
+    done = [s["trials"] for s in results["cells"].values()]
+    planned = results["study"]["trials"]
+    if min(done) == planned:
+        return str(planned)
+    return f"{min(done)}-{max(done)} of {planned}" if min(done) != max(done) else \
+        f"{min(done)} of {planned}"
+
+
 def markdown(results: dict) -> str:
     """results.md: the study's settings, the table per cell and the variance fractions."""
     study, metric = results["study"], results["metric"]
@@ -178,7 +252,7 @@ def markdown(results: dict) -> str:
                       f"{' (log)' if d['log'] else ''}" for d in study["space"])
     lines = [f"# Variant study: {study['task']}, test {metric} ({direction} is better)", "",
              f"Fixed settings: `{fixed or 'the task defaults'}`; searched: {space}; "
-             f"{study['trials']} trials per cell (seed {study['seed']}), "
+             f"{_done(results)} trials per cell (seed {study['seed']}), "
              f"{results['cpu_minutes']} CPU-minutes in all.", "",
              f"p: Welch's t-test against `{results['baseline']}`; paired: paired t-test over "
              f"the same trials; **bold** = significant (p < {results['alpha']}).", "",
@@ -206,7 +280,24 @@ def markdown(results: dict) -> str:
                       "fits overlapped (by a factor of "
                       f"{results['variance']['overlap_scaled']:.2f}) and were scaled down to "
                       "the trial's share."]
+    if results.get("fanova"):
+        lines += fanova_table(results["fanova"])
     return "\n".join(lines) + "\n"
+
+
+def fanova_table(fanova: dict) -> list[str]:
+    """results.md's fANOVA rows: pooled (with the cell as a factor), then one per cell."""
+    names = list(fanova["pooled"])
+    rows = [("pooled", fanova["pooled"])] + [(f"`{c}`", v) for c, v in fanova["cells"].items()]
+    return ["", "fANOVA (Hutter et al. 2014, as Greff et al.; "
+            "`optuna.importance.FanovaImportanceEvaluator`): the fraction of the test metric's "
+            "variance each setting's main effect explains, over all cells (the cell one more "
+            "factor) and within each cell; the rest is interactions and noise:", "",
+            "| trials of | " + " | ".join(names) + " | rest |",
+            "| --- |" + " ---: |" * (len(names) + 1)] + [
+        f"| {name} | " + " | ".join(f"{shares.get(n, 0):.2f}" if n in shares else "-"
+                                   for n in names)
+        + f" | {max(0.0, 1 - sum(shares.values())):.2f} |" for name, shares in rows]
 
 
 def _figure(*args, **kwargs):

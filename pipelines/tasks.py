@@ -31,7 +31,7 @@ TASK_MODULES = {"text": "text", "chorales": "music.chorales", "melody": "music.m
                 "moving_shapes": "moving_shapes"}
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
 EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
-          "sentencepiece": "translation", "ai_edge_litert": "export"}
+          "sentencepiece": "translation", "ai_edge_litert": "export", "psycopg": "postgresql"}
 
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from pipelines import cli, rundir, study_report
+from pipelines import cli, rundir, study_report, study_storage, study_workers
 from pipelines.study import SPACE, Dimension, Study, open_study, trial_outcome
 
 CELLS = ["lstm", "gru"]
@@ -83,7 +83,17 @@ def test_study_runs_resumes_and_grows_from_the_command_line(corpus, tmp_path, ca
     for name in ("study.json", "results.json", "results.md", "boxplot.png",
                  "hyperparameters.png"):
         assert (study_dir / name).stat().st_size > 100, name
-    # an interrupted trial (no test metrics yet) is resumed, the others are read back
+    results = json.loads((study_dir / "results.json").read_text())
+    assert results["trials"] == {"storage": "journal", "optuna_trials": {"results": 4},
+                                 "hosts": 1}
+    # run again, nothing trains: the storage holds every result
+    journal = (study_dir / "trials.journal").read_text()
+    assert cli.run(["study", f"--study_dir={study_dir}"]) == 0
+    assert "trial " not in capsys.readouterr().err.split("# Variant study")[0]
+    assert (study_dir / "trials.journal").read_text() == journal
+    # without its storage (a study from before storages), the run directories are read back
+    # into a new one and an interrupted trial (no test metrics yet) is resumed
+    (study_dir / "trials.journal").unlink()
     interrupted = study_dir / "gru" / "trial-01"
     metrics = rundir.read_metrics(interrupted)
     finished = (study_dir / "lstm" / "trial-00" / "metrics.json").stat().st_mtime_ns
@@ -91,7 +101,8 @@ def test_study_runs_resumes_and_grows_from_the_command_line(corpus, tmp_path, ca
         {k: v for k, v in metrics.items() if k != "test"}))
     assert cli.run(["study", f"--study_dir={study_dir}", "--trials=3"]) == 0
     err = capsys.readouterr().err
-    assert "[4/6] gru  trial 1" in err and "[5/6] lstm  trial 2" in err
+    assert "[1/6] lstm  trial 0" in err and "[4/6] gru  trial 1" in err
+    assert "[5/6] lstm  trial 2" in err
     assert (study_dir / "lstm" / "trial-00" / "metrics.json").stat().st_mtime_ns == finished
     assert trial_outcome(interrupted)["test"] == metrics["test"]  # same weights, same score
     invocations = json.loads((interrupted / "config.json").read_text())["invocations"]
@@ -107,19 +118,30 @@ def test_a_new_study_needs_cells_and_trials(tmp_path, capsys):
     assert "needs --cells=A,B,... and --trials=N" in capsys.readouterr().err
     assert cli.run(["study", "--help"]) == 0
     help_text = capsys.readouterr().out
-    assert "--workers" in help_text and "--cell " not in help_text
+    assert "--workers" in help_text and "--storage" in help_text and "--cell " not in help_text
+    assert not (tmp_path / "s").exists()  # nothing written for a refused command
+    storage = f"postgresql://zoo:secret@/zoo?host={tmp_path / 'nothing'}&port=5"
+    assert cli.run(["study", f"--study_dir={tmp_path / 's'}", "--cells=lstm", "--trials=1",
+                    f"--storage={storage}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot reach the database" in err and "secret" not in err and "\n" not in err
 
 
-def fake_study(tmp_path, value, trials=8, cells=("vanilla_lstm", "nfg_lstm", "cifg_lstm")):
-    """A study whose trials' test NLL is value(cell, settings), written without training."""
+def fake_study(tmp_path, value, trials=8, cells=("vanilla_lstm", "nfg_lstm", "cifg_lstm"),
+               failures=()):
+    """A study whose trials' test NLL is value(cell, settings), written without training: a
+    worker reads the run directories' metrics into the storage."""
     study = Study(task="chorales", cells=list(cells), trials=trials, fixed={"epochs": 1})
     study_dir = tmp_path / "fake"
-    open_study(study_dir, study)
     for cell, trial in study.grid():
         run_dir = study.run_dir(study_dir, cell, trial)
         os.makedirs(run_dir)
         rundir.write_metrics(run_dir, test={"nll": value(cell, study.settings(trial), trial)},
                              seconds=1.0, cpu_seconds=1.0)
+        if (cell, trial) in failures:
+            rundir.write_metrics(run_dir, failure="diverged")
+    open_study(study_dir, study)
+    study_workers.work(study_dir, progress=lambda line: None)
     return study_dir
 
 
@@ -143,6 +165,16 @@ def test_analysis_finds_a_worse_cell_and_the_setting_that_matters(tmp_path):
         variance["units"], variance["input_noise"], variance["dropout"])
     assert variance["cell"] > 0.2
     assert abs(variance["cell"] + variance["trial"] + variance["cell_x_trial"] - 1) < 1e-3
+    # fANOVA (Optuna's) agrees: the learning rate per cell, the cell and the rate pooled
+    fanova = results["fanova"]
+    assert "FanovaImportanceEvaluator" in fanova["method"] and "estimator" in results[
+        "variance_method"]
+    for cell in ("vanilla_lstm", "nfg_lstm", "cifg_lstm"):
+        shares = fanova["cells"][cell]
+        assert max(shares, key=shares.get) == "learning_rate" and shares["learning_rate"] > 0.4
+    pooled = fanova["pooled"]
+    assert pooled["cell"] > 0.1 and pooled["learning_rate"] > 0.1, pooled
+    assert sum(pooled.values()) <= 1.0001
     table = (tmp_path / "fake" / "results.md").read_text()
     assert "| `nfg_lstm` | 12 | **" in table and "(worse)" in table
 
@@ -151,9 +183,31 @@ def test_failed_trials_are_counted_and_left_out(tmp_path):
     def value(cell, settings, trial):
         return float("nan") if (cell, trial) == ("nfg_lstm", 0) else 8.0 + trial / 10
 
-    study_dir = fake_study(tmp_path, value, trials=3)
-    rundir.write_metrics(str(study_dir / "nfg_lstm" / "trial-00"), failure="diverged")
+    study_dir = fake_study(tmp_path, value, trials=3, failures=[("nfg_lstm", 0)])
     results = study_report.analyze(study_dir)
     assert results["cells"]["nfg_lstm"]["failed"] == 1
     assert results["cells"]["nfg_lstm"]["finished"] == 2
     assert "(1 failed)" in (study_dir / "results.md").read_text()
+    assert results["trials"]["optuna_trials"] == {"results": 9}
+
+
+def test_a_pair_enqueued_twice_trains_once(tmp_path):
+    def value(cell, settings, trial):
+        return 8.0 + trial / 10
+
+    study_dir = fake_study(tmp_path, value, trials=2, cells=("vanilla_lstm", "nfg_lstm"))
+    trials = study_storage.connect(str(study_dir))
+    # two workers that both find a pair missing enqueue it twice: the second copy is skipped
+    for _ in range(2):
+        trials.enqueue_trial({}, user_attrs={"cell": "gru", "trial": 0})
+    open_study(study_dir, Study(task="chorales", cells=["gru"], trials=2,
+                                fixed={"epochs": 1}))
+    for trial in range(2):
+        run_dir = study_dir / "gru" / f"trial-{trial:02d}"
+        os.makedirs(run_dir)
+        rundir.write_metrics(str(run_dir), test={"nll": 9.0}, seconds=1.0, cpu_seconds=1.0)
+    study_workers.work(study_dir, progress=lambda line: None)
+    attempts = study_storage.by_pair(trials)[("gru", 0)]
+    assert [study_storage.is_result(t) for t in attempts] == [True, False]
+    assert attempts[1].user_attrs["skipped"] == f"a duplicate of trial {attempts[0].number}"
+    assert len(study_storage.results(trials)) == 6
