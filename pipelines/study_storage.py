@@ -47,6 +47,7 @@ class BeatingJournalStorage(JournalStorage, BaseHeartbeat):
         self.heartbeat = heartbeat
 
     def record_heartbeat(self, trial_id: int) -> None:
+        """Record that trial `trial_id`'s process is alive (a finished trial is left as it is)."""
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             self.set_trial_system_attr(trial_id, "heartbeat", time.time())
 
@@ -57,10 +58,11 @@ class BeatingJournalStorage(JournalStorage, BaseHeartbeat):
                 > GRACE * self.heartbeat]
 
     def get_heartbeat_interval(self) -> int:
+        """Seconds between a running trial's beats."""
         return self.heartbeat
 
     def get_heartbeat_stale_trial_callback(self):
-        return None  # the worker loop enqueues every pair left without a trial
+        """None: no callback; the worker loop enqueues every pair left without a trial."""
 
 
 def storage_url(study_dir, storage: str | None = None) -> str:

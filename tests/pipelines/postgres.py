@@ -39,7 +39,9 @@ def postgres_server():
             pytest.fail(message + " (CI must run the PostgreSQL tests)")
         pytest.skip(message)
     root = os.geteuid() == 0
-    folder = tempfile.mkdtemp(prefix="zoo-postgres-")
+    # In /tmp itself: a test worker's own temporary folder is private to root, and the server's
+    # user must reach its files.
+    folder = tempfile.mkdtemp(prefix="zoo-postgres-", dir="/tmp" if os.path.isdir("/tmp") else None)
     if root:  # the server refuses to run as root: its files belong to the postgres user
         import pwd
 
