@@ -132,3 +132,11 @@ def test_command_lines_use_real_commands_and_flags():
         assert not unknown, f"{name(page)}: `{line}`: no such flags {unknown}"
         checked += 1
     assert checked > 50, checked
+
+
+def test_the_troubleshooting_table_is_the_readmes():
+    def table(text):
+        start = text.index("| what | what you see | what is kept |")
+        return text[start:text.index("\n\n", start)]
+
+    assert table(TEXT[ROOT / "docs/guides/troubleshooting.md"]) == table(TEXT[ROOT / "README.md"])
