@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 
 from pipelines import terminal
@@ -70,6 +71,8 @@ def _study(values):
     from pipelines.study_report import markdown
 
     study_dir = _needs(values, "study_dir", "study", "DIR (where the study's runs go)")
+    if os.path.exists(study_dir) and not os.path.isdir(study_dir):
+        raise UsageError(f"--study_dir={study_dir}: a file, not a folder")
     workers = values.pop("workers", 1)
     storage, heartbeat = values.pop("storage", None), values.pop("heartbeat", None)
     own = {k: values.pop(k) for k in ("task", "cells", "trials", "baseline", "seed")

@@ -56,6 +56,16 @@ class Dimension:
     log: bool = False
     integer: bool = False
 
+    def __post_init__(self):
+        bounds = (self.low, self.high)
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+                   for b in bounds) or self.low > self.high:
+            raise ValueError(f"search dimension {self.name}: bounds {list(bounds)} are not two "
+                             "finite numbers, low <= high")
+        if self.log and self.low <= 0:
+            raise ValueError(f"search dimension {self.name}: a log scale needs bounds above 0, "
+                             f"got {list(bounds)}")
+
     def draw(self, seed: int, trial: int) -> float | int:
         """This setting's value in trial `trial`: a stream of its own (seed, trial, name)."""
         rng = np.random.default_rng([seed, trial, zlib.crc32(self.name.encode())])
@@ -105,6 +115,15 @@ class Study:
         from pipelines.configs import check_value
         from pipelines.train import get_task
 
+        kinds = {"task": str, "cells": list, "trials": int, "fixed": dict, "seed": int,
+                 "baseline": (str, type(None)), "space": (list, type(None))}
+        for name, kind in kinds.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(f"{name}={value!r}: expected "
+                                 f"{getattr(kind, '__name__', 'text or nothing')}")
+        if not all(isinstance(c, str) for c in self.cells):
+            raise ValueError(f"cells={self.cells!r}: expected a list of cell names")
         task = get_task(self.task)
         fields = {f.name for f in dataclasses.fields(task.config_class)}
         check_value("trials", self.trials)
@@ -116,6 +135,8 @@ class Study:
                                  "study sets cell, seed and run_dir itself)")
         if self.space is None:
             self.space = [d for d in SPACE if d.name in fields and d.name not in self.fixed]
+        if not all(isinstance(d, (Dimension, dict)) for d in self.space):
+            raise ValueError(f"space={self.space!r}: expected a list of search dimensions")
         self.space = [d if isinstance(d, Dimension) else Dimension(**d) for d in self.space]
         if self.reference not in self.cells:
             raise ValueError(f"--baseline={self.baseline}: not one of the studied cells "
@@ -160,10 +181,12 @@ class Study:
         if values.get("task") == "music":  # saved before the music task was split
             settings = migrated({**values.get("fixed", {}), "task": "music"})
             values = {**values, "task": settings.pop("task"), "fixed": settings}
+        path = os.path.join(study_dir, STUDY)
         try:
             return cls(**values)
-        except TypeError as error:
-            raise ValueError(f"{os.path.join(study_dir, STUDY)}: {error}") from None
+        except (TypeError, ValueError, KeyError) as error:
+            reason = str(error.args[0] if isinstance(error, KeyError) else error)
+            raise ValueError(reason if reason.startswith(path) else f"{path}: {reason}") from None
 
 
 def open_study(study_dir, study: Study | None = None, storage: str | None = None) -> Study:

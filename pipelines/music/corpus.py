@@ -15,6 +15,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +92,9 @@ def _cached(path, build, refresh=False):
     if Path(path).exists() and not refresh:
         try:
             return Corpus.load(path)
-        except ValueError as error:  # an older cache format: rebuild it
-            log.warning("Rebuilding %s", error)
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+            # an older format, or a file cut short by a full disk or a killed process
+            log.warning("Rebuilding the corpus cache %s: unreadable (%s)", path, error)
     corpus = build()
     try:
         corpus.save(path)

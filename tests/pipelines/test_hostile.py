@@ -124,6 +124,17 @@ CASES = [
         "a text run, not a translation run",
     ),
     (["translate", "--preset=nope"], "Unknown preset 'nope'"),
+    (["study"], "needs --study_dir"),
+    (["study", "--study_dir={d}/s"], "a new study needs --cells"),
+    (["study", "--study_dir={d}/s", "--cells=nope,lstm", "--trials=1"], "--cell=nope"),
+    (["study", "--study_dir={d}/s", "--cells=lstm", "--trials=0"], "--trials=0"),
+    (["study", "--study_dir={d}/s", "--cells=lstm", "--trials=1", "--workers=0"], "--workers=0"),
+    (["study", "--study_dir={d}/ok.txt", "--cells=lstm", "--trials=1"], "a file, not a folder"),
+    (["study", "--study_dir={d}/brokenstudy"], "brokenstudy/study.json: not valid JSON"),
+    (["study", "--study_dir={d}/typestudy"], "typestudy/study.json: cells='lstm': expected"),
+    (["study", "--study_dir={d}/boundstudy"], "boundstudy/study.json: search dimension"),
+    (["study", "--study_dir={d}/trialstudy"], "trialstudy/study.json: trials='3'"),
+    (["study", "--study_dir={d}/s", "--cells=", "--trials=1"], "--cells is empty"),
     (["bench-tflite"], "needs --model"),
     (["bench-tflite", "--model={d}/nope.tflite"], "No .tflite file"),
     (["bench-tflite", "--model={d}/ok.txt"], "ok.txt: not a TFLite file"),
@@ -169,6 +180,12 @@ def _sandbox(folder):
     for name, config in runs.items():
         write(f"{name}/config.json", config if isinstance(config, str) else json.dumps(config))
     write("userlock/.lock", "mine")
+    study = {"task": "text", "cells": ["lstm"], "trials": 3}
+    write("brokenstudy/study.json", "{")
+    write("typestudy/study.json", json.dumps({**study, "cells": "lstm"}))
+    write("trialstudy/study.json", json.dumps({**study, "trials": "3"}))
+    write("boundstudy/study.json", json.dumps({**study, "space": [
+        {"name": "learning_rate", "low": 0, "high": 0.1, "log": True}]}))
 
 
 @pytest.fixture(scope="module")
