@@ -16,7 +16,6 @@ model is built: a failed attempt leaves nothing that a later one could pick up b
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import keras
 
-from pipelines import locks
+from pipelines import datasets, locks
 from pipelines.configs import RESUMABLE
 from pipelines.locks import LOCK, RunLock, staging  # noqa: F401 (the run's own helpers)
 from zoo.files import atomic_path, atomic_write, read_json
@@ -65,30 +64,9 @@ def check_new(run_dir):
 
 
 def data_fingerprint(path) -> str | None:
-    """A SHA-256 (16 hex digits) of the names and bytes of the file or folder `path`.
-
-    None for the default corpus (no `--data`). Hidden files and folders are left out."""
-    if path is None:
-        return None
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        files, root = [path], os.path.dirname(path)
-    elif os.path.isdir(path):
-        root = path
-        files = sorted(os.path.join(d, f) for d, dirs, names in os.walk(path)
-                       for f in names if not f.startswith(".")
-                       and not any(p.startswith(".") for p in os.path.relpath(d, path).split(os.sep)
-                                   if p != ".")
-                       and os.path.isfile(os.path.join(d, f)))  # regular files only: no FIFOs
-    else:
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(os.path.relpath(file, root).encode() + b"\0")
-        with open(file, "rb") as f:
-            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
+    """The fingerprint of a --data file or folder (`pipelines.datasets.data_fingerprint`);
+    None for the default corpus (no `--data`)."""
+    return None if path is None else datasets.data_fingerprint(path)
 
 
 def saved_fingerprint(run_dir):

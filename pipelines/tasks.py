@@ -70,6 +70,11 @@ class Task:
         With `split=False` the whole corpus is the `test` set (to evaluate on new data)."""
         raise NotImplementedError
 
+    def dataset(self, config) -> str | None:
+        """The dataset (`pipelines.datasets`) the task reads with `config`: its own corpus, or
+        the local builder over `config.data`; None when the task draws its data itself."""
+        return None
+
     def inputs(self, config, split=True) -> tuple[str, ...]:
         """The files `prepare` derives into a run directory (a vocabulary, a tokenizer, split
         files): an existing run must hold them, since deriving them again could pair the

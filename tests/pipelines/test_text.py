@@ -17,8 +17,11 @@ def test_default_corpus_is_the_shakespeare_works_split_by_document():
 
 
 def test_a_single_document_is_split_by_position():
-    parts = text.split_documents({"a.txt": "x" * 1000})
-    assert [len(parts[s][0]) for s in ("train", "validation", "test")] == [900, 50, 50]
+    from pipelines.datasets.text import split_pieces
+
+    parts = split_pieces({"a.txt": "x" * 1000})
+    assert [len(parts[s][0]["text"]) for s in ("train", "validation", "test")] == [900, 50, 50]
+    assert all(parts[s][0]["cut"] for s in parts)
 
 
 @pytest.mark.parametrize("level, sample", [("char", "To be, or not"),
@@ -140,7 +143,9 @@ def test_unreadable_corpus_entries_give_one_line_errors_naming_them(tmp_path, mo
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(text, "open", denied, raising=False)  # root may read anything
+    from pipelines.datasets import text as readers
+
+    monkeypatch.setattr(readers, "open", denied, raising=False)  # root may read anything
     assert "good.txt: permission denied" in read_error(folder / "good.txt")
     monkeypatch.setattr(os, "scandir", denied)  # os.walk lists folders with it
     assert "cannot list folder: permission denied" in read_error(folder)
