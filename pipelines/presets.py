@@ -76,6 +76,35 @@ def _rebuild_inputs(name, folder):
                          "the preset was trained and tested on (a different corpus version?)")
 
 
+def dataset_of(config) -> dict | None:
+    """{name, version} of the dataset a run of `config` reads (None for generated data)."""
+    from pipelines import datasets
+    from pipelines.train import get_task
+
+    name = get_task(config.task).dataset(config)
+    if name is None:
+        return None
+    return {"name": name, "version": str(datasets.register_all()[name].VERSION)}
+
+
+def check_dataset(name: str) -> None:
+    """Refuse to re-measure preset `name` on another version of the dataset its card's test
+    metrics come from (its splits may differ)."""
+    from pipelines import datasets
+
+    measured = presets.card(name).get("dataset")
+    if not measured:
+        return
+    builders = datasets.register_all()
+    installed = builders.get(measured["name"])
+    version = None if installed is None else str(installed.VERSION)
+    if version != measured["version"]:
+        raise ValueError(f"preset {name} was measured on {measured['name']} "
+                         f"{measured['version']}, and this installation has "
+                         f"{version or 'no such dataset'}: its splits may differ, so the card's "
+                         "test metrics cannot be re-measured here")
+
+
 def listing() -> str:
     """`lstm-zoo presets`: one line per preset with its test metric."""
     lines = []
@@ -148,6 +177,7 @@ def card_for(name: str, source: str, model, config, description: str) -> dict:
         "test_float32": metrics.get("test", {}),
         "headline": {"metric": metric, "lower_is_better": lower},
         "inputs": _digests(source),  # the split files `run_dir` rebuilds, checked there
+        "dataset": dataset_of(config),
         "weights": "float16", "versions": _versions(),
         "created": datetime.date.today().isoformat(),
     }
