@@ -228,6 +228,7 @@ class TranslationTask(Task):
     """Translation with an attentional encoder-decoder; see `TranslationConfig`."""
 
     name, config_class = "translation", TranslationConfig
+    export_kind = "seq2seq"
 
     def inputs(self, config, split=True):
         return (TOKENIZER, *(f"{name}.tsv" for name in SPLITS if split))
@@ -311,3 +312,40 @@ class TranslationTask(Task):
         alpha = config.length_penalty if length_penalty is None else length_penalty
         return translate(model, subwords, [text], beam, alpha)[0]
 
+
+    def export_options(self, config, data, count, seq_len=None):
+        """The translator's export (`zoo.export.export_seq2seq`): the first `count` test pairs
+        that fit in `seq_len` (default --max_len) source tokens for parity (greedy agreement
+        with Keras, BLEU of the greedy translations, bits per target token teacher-forced:
+        the quality gate), as many validation pairs for int8 calibration, and the
+        SentencePiece model beside the file, named in the metadata with its special ids."""
+        import dataclasses
+
+        max_source_len, subwords = seq_len or config.max_len, data.info["subwords"]
+
+        def fitting(pairs):
+            """Sources, targets (+ eos) and reference texts of the first `count` pairs that
+            fit in max_source_len tokens."""
+            pairs = pairs[: max(1, count)]
+            kept = [(source, target + [EOS], text) for source, target, (_, text) in
+                    zip(*encode_pairs(subwords, pairs), pairs)
+                    if max(len(source), len(target) + 1) <= max_source_len]
+            return [list(column) for column in zip(*kept)] or [[], [], []]
+
+        sources, targets, references = fitting(data.info["test_pairs"])
+        if not sources:
+            raise ValueError(f"No test sentence fits in max_source_len={max_source_len}")
+
+        def bleu(translations):
+            hypotheses = [subwords.decode(np.array([ids]))[0] for ids in translations]
+            return score(hypotheses, references)["bleu"]
+
+        return {"sources": sources, "targets": targets, "start_id": BOS, "end_id": EOS,
+                "calibration": list(zip(*fitting(data.info["validation_pairs"])[:2])) or None,
+                "bleu": bleu, "max_source_len": max_source_len,
+                "max_length": 2 * max_source_len + 10,
+                "files": {TOKENIZER: subwords.proto},
+                "metadata": {"task": config.task, "config": dataclasses.asdict(config),
+                             "tokenizer": TOKENIZER,
+                             "token_ids": {"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS},
+                             "source_suffix": [EOS]}}

@@ -36,6 +36,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from zoo.files import read_error
+
 log = logging.getLogger(__name__)
 
 # The split fingerprints of the packaged datasets (a test compares the prepared data to them).
@@ -79,7 +81,11 @@ def data_fingerprint(path) -> str:
                                    if p != ".")
                        and os.path.isfile(os.path.join(d, f)))  # regular files only: no FIFOs
     else:
-        raise FileNotFoundError(f"{path}: no such file or folder")
+        try:
+            os.stat(path)
+        except OSError as error:
+            raise read_error(path, error) from None
+        raise ValueError(f"{path}: not a regular file or folder")
     digest = hashlib.sha256()
     for file in files:
         digest.update(os.path.relpath(file, root).encode() + b"\0")
