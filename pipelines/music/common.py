@@ -29,7 +29,8 @@ def read_pieces(dataset, data=None, limit=None, split=True) -> dict[str, list[di
     total = sum(len(chosen) for chosen in pieces.values())
     for name, chosen in pieces.items():
         if not chosen:
-            raise ValueError(f"{data or dataset}: the {name} split is empty ({total} pieces"
+            raise ValueError(f"{data or dataset}: the {name} split is empty ({total} "
+                             f"piece{'s' * (total != 1)}"
                              f"{f' in the first {limit} files' if limit else ''}); use more "
                              "data (or a larger --limit)")
     return pieces
