@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo.presets
-from pipelines import cli, presets, train
+from pipelines import cli, presets, rundir, train
 
 REQUIRED = ("name", "task", "cell", "parameters", "data", "command", "cpu_minutes", "test",
             "test_float32", "headline", "versions", "weights")
@@ -107,3 +107,18 @@ def test_the_translation_presets_translate(name, tmp_path, capsys):
     english.write_text("The LORD is my shepherd; I shall not want.\n", encoding="utf-8")
     assert cli.run(["translate", f"--preset={name}", f"--input={english}"]) == 0
     assert "pastor" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"LSTM_ZOO_CACHE": "{tmp}/mine", "XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/mine"),
+    ({"XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/xdg/lstm-zoo"),
+    ({"XDG_CACHE_HOME": "relative/xdg"}, "{tmp}/home/.cache/lstm-zoo"),  # invalid: ignored
+    ({}, "{tmp}/home/.cache/lstm-zoo"),
+])
+def test_presets_are_built_in_the_user_cache_folder(tmp_path, monkeypatch, env, expected):
+    for name in ("LSTM_ZOO_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    assert str(rundir.default_cache_dir()) == expected.format(tmp=tmp_path)
