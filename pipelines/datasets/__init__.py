@@ -90,14 +90,20 @@ def data_fingerprint(path) -> str:
 
 
 def builder(name: str, data=None):
-    """The builder of dataset `name`, over the local file or folder `data` if given (a builder
-    of a local kind, e.g. `zoo_text_files`); not prepared yet (see `prepare`)."""
+    """The builder of dataset `name` ("dataset" or "dataset/config", as `tfds.load` takes
+    it), over the local file or folder `data` if given (a builder of a local kind, e.g.
+    `zoo_text_files`); not prepared yet (see `prepare`)."""
     import tensorflow_datasets as tfds
 
     builders = register_all()
-    if name not in builders:
+    base, _, config_name = name.partition("/")
+    if base not in builders:
         raise KeyError(f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(builders))}")
-    cls, config = builders[name], None
+    cls, config = builders[base], None
+    configs = [c.name for c in cls.BUILDER_CONFIGS or ()]
+    if config_name and config_name not in configs:
+        raise KeyError(f"Unknown config {name!r}. Configs of {base}: "
+                       f"{', '.join(configs) or 'none'}")
     if data is not None:
         from pipelines.datasets.base import LocalData
 
@@ -208,7 +214,8 @@ def examples(name: str, split: str, data=None) -> list[dict]:
 
     found = prepare(name, data)
     try:
-        rows = list(tfds.as_numpy(found.as_dataset(split=split, shuffle_files=False)))
+        with _quiet_tfds_logs():  # decoding a compressed tensor logs a deprecation warning
+            rows = list(tfds.as_numpy(found.as_dataset(split=split, shuffle_files=False)))
     except (tf.errors.DataLossError, tf.errors.NotFoundError, OSError) as error:
         raise _damaged(found.data_dir, str(error).splitlines()[0][:200]) from None
     return [{k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in row.items()}
