@@ -99,7 +99,7 @@ def builder(name: str, data=None):
     base, _, config_name = name.partition("/")
     if base not in builders:
         raise KeyError(f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(builders))}")
-    cls, config = builders[base], None
+    cls, config = builders[base], config_name or None
     configs = [c.name for c in cls.BUILDER_CONFIGS or ()]
     if config_name and config_name not in configs:
         raise KeyError(f"Unknown config {name!r}. Configs of {base}: "
@@ -115,9 +115,9 @@ def builder(name: str, data=None):
                            description=f"The local data at {path}.")
     try:
         with _quiet_tfds_logs():  # "Using custom data configuration ..."
-            return tfds.builder(name, data_dir=data_dir(), config=config)
+            return tfds.builder(base, data_dir=data_dir(), config=config)
     except Exception as error:  # noqa: BLE001 - TFDS reading a damaged dataset_info.json
-        folder = Path(data_dir()) / name / (config.name if config else "")
+        folder = Path(data_dir()) / base / (getattr(config, "name", config) or "")
         raise _damaged(folder, f"dataset_info.json unreadable: "
                                f"{str(error).splitlines()[-1][-200:]}") from None
 
