@@ -139,7 +139,7 @@ def prepare(name: str, data=None):
     found = builder(name, data)
     if _is_prepared(found):
         return found
-    with _preparing_lock(os.path.join(data_dir(), name)):
+    with _preparing_lock(os.path.join(data_dir(), name.partition("/")[0])):  # all configs
         found = builder(name, data)  # another process may have prepared it meanwhile
         if not _is_prepared(found):
             if data is None:  # a packaged corpus: may take a while, and never fails on input
