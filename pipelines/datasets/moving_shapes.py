@@ -8,7 +8,8 @@ ids: 10,000 sequences to train (ids 0..9,999), 1,000 to validate (from 10^9) and
 (from 2 * 10^9). A config per geometry: `size16_shapes2` (the default), `size32_shapes3`, ...
 A shorter sequence is a prefix: the first n frames are those of a sequence of n frames.
 
-    import pipelines.datasets, tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds
+    import pipelines.datasets.moving_shapes  # defines, so registers, its builders
     tfds.load("zoo_moving_shapes", split="test")   # 1,000 sequences of 20 frames of 16 x 16
 """
 

@@ -6,7 +6,8 @@ Utterance i is drawn by a generator seeded with (0, i): ids 0..1199 train, 1200.
 validate, 1300..1399 test. A config per longest utterance (`words1` .. `words4`; the default
 `words2`) sets how many words an utterance may hold.
 
-    import pipelines.datasets, tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds
+    import pipelines.datasets.speech  # defines, so registers, its builders
     tfds.load("zoo_speech_words", split="test")         # 100 utterances of 1-2 words
     tfds.load("zoo_speech_words/words4", split="test")  # of 1-4 words
 """

@@ -6,7 +6,8 @@ and test hold HOLDOUT pairs each (a tenth each for a corpus of fewer than 10 * H
 at least one), drawn by a permutation seeded with 0; the rest train. Each split keeps the
 corpus order.
 
-    import pipelines.datasets, tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds
+    import pipelines.datasets.translation  # defines, so registers, its builders
     tfds.load("zoo_en_es_verses", split="test")    # 1,000 held-out verse pairs
 """
 
