@@ -124,7 +124,8 @@ def test_export_run_of_a_translation_run(translation_run):
     embedded = read_metadata(os.path.join(export_dir, "model.tflite"))
     assert embedded["subwords.model"] == subwords.proto
     assert json.loads(embedded["lstm_zoo.json"])["end_id"] == tr.EOS
-    text = tr.read_tsv(os.path.join(translation_run, "test.tsv"))[0][0]
+    data = train.load_config(translation_run).data
+    text = tr.pair_splits("zoo_sentence_pairs", data)["test"][0][0]
     source = subwords.encode([text])[0] + manifest["metadata"]["source_suffix"]
     translator = TFLiteTranslator(os.path.join(export_dir, "model.tflite"))
     ids = translator.greedy(source, tr.BOS, tr.EOS, manifest["max_length"])
