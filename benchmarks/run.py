@@ -395,7 +395,7 @@ def main(argv=None, prog="python -m benchmarks.run"):
 
     patterns = args.cells.split(",")
     cell_names = [n for n in zoo.cells.names() if any(fnmatch.fnmatch(n, p) for p in patterns)
-                  and not hasattr(zoo.cells.get(n), "example_input_shape")]  # vectors only
+                  and zoo.cells.get(n).input_rank == 1]  # vectors only
     if not cell_names:
         raise SystemExit(f"--cells {args.cells!r} matches no cell; known: {zoo.cells.names()}")
     sizes = [int(s) for s in args.sizes.split(",")]

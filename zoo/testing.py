@@ -45,7 +45,7 @@ def rnn(cell, **kwargs):
     """The sequence layer for `cell`: keras.layers.RNN unless the cell names its own
     `sequence_layer` (e.g. one that knows the shape of feature-map states)."""
     first = cell[0] if isinstance(cell, (list, tuple)) else cell
-    return getattr(first, "sequence_layer", keras.layers.RNN)(cell, **kwargs)
+    return (getattr(first, "sequence_layer", None) or keras.layers.RNN)(cell, **kwargs)
 
 
 def _sequence_model(cell, inputs, **rnn_kwargs):

@@ -96,10 +96,12 @@ class RecurrentCell(keras.layers.Layer):
     paper: str = ""
     # The declared contract (zoo.cells.structure): which state the recurrent kernel
     # multiplies (None: the step takes no such single product), whether the step draws random
-    # numbers when training, the axes of one step's input after the batch axis.
+    # numbers when training, the axes of one step's input after the batch axis, and the
+    # sequence layer the cell needs beyond `keras.layers.RNN` (None: any, e.g. `Recurrent`).
     recurrent_state: int | None = 0
     stochastic: bool = False
     input_rank: int = 1
+    sequence_layer: type | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -20,6 +20,26 @@ def _tuple(name, value, rank):
     return values
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class ConvRNN(keras.layers.RNN):
+    """`keras.layers.RNN` for cells whose states are feature maps (`ConvLSTMCell`).
+
+    The same layer, plus the output shape computed from the cell, so that it also works in
+    functional models and inside `keras.layers.Bidirectional`.
+    """
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, steps = sequences_shape[0], sequences_shape[1]
+        state = self.cell.compute_output_shape((batch, *sequences_shape[2:]))
+        output = (batch, steps, *state[1:]) if self.return_sequences else state
+        return (output, state, state) if self.return_state else output
+
+    def compute_mask(self, _, mask):
+        mask = keras.tree.flatten(mask)[0] if mask is not None else None
+        output_mask = mask if self.return_sequences else None
+        return [output_mask, None, None] if self.return_state else output_mask
+
+
 @CELLS.register("conv_lstm")
 class ConvLSTMCell(RecurrentCell):
     """Convolutional LSTM cell with Hadamard peepholes; states are feature maps.
@@ -60,7 +80,9 @@ class ConvLSTMCell(RecurrentCell):
     """
 
     paper = "Shi et al. 2015, Convolutional LSTM Network"
-    example_input_shape = (8, 8, 2)
+    example_input_shape = (8, 8, 2)  # the shape zoo.testing's checks feed one step
+    input_rank = 3  # (*spatial, channels) at the default rank 2; set for each cell's rank
+    sequence_layer = ConvRNN  # its states are feature maps
 
     def __init__(
         self,
@@ -89,15 +111,11 @@ class ConvLSTMCell(RecurrentCell):
         self.peepholes = bool(peepholes)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.example_input_shape = (8,) * rank + (2,)
+        self.input_rank = rank + 1
 
     @property
     def filters(self):
         return self.units
-
-    @property
-    def input_rank(self):
-        """A step's input is a map: (*spatial, channels)."""
-        return self.rank + 1
 
     # -- shapes ----------------------------------------------------------------------------------
     def compute_output_shape(self, input_shape):
@@ -217,26 +235,3 @@ class ConvLSTMCell(RecurrentCell):
             unit_forget_bias=self.unit_forget_bias,
         )
         return config
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class ConvRNN(keras.layers.RNN):
-    """`keras.layers.RNN` for cells whose states are feature maps (`ConvLSTMCell`).
-
-    The same layer, plus the output shape computed from the cell, so that it also works in
-    functional models and inside `keras.layers.Bidirectional`.
-    """
-
-    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
-        batch, steps = sequences_shape[0], sequences_shape[1]
-        state = self.cell.compute_output_shape((batch, *sequences_shape[2:]))
-        output = (batch, steps, *state[1:]) if self.return_sequences else state
-        return (output, state, state) if self.return_state else output
-
-    def compute_mask(self, _, mask):
-        mask = keras.tree.flatten(mask)[0] if mask is not None else None
-        output_mask = mask if self.return_sequences else None
-        return [output_mask, None, None] if self.return_state else output_mask
-
-
-ConvLSTMCell.sequence_layer = ConvRNN  # the sequence layer zoo.testing wraps this cell in

@@ -20,7 +20,7 @@ SIZES = {
 
 def token_cells() -> list[str]:
     """Registered cells that take vectors per step (all but spatial ones such as conv_lstm)."""
-    return [name for name in cells.names() if not hasattr(cells.get(name), "example_input_shape")]
+    return [name for name in cells.names() if cells.get(name).input_rank == 1]
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -64,10 +64,10 @@ class LanguageModel(keras.Model, StepModel):
         self.vocab_size, self.cell, self.units = vocab_size, cell, units
         self.num_layers, self.embedding_dim, self.dropout_rate = layers, embedding_dim, dropout
         self.cell_kwargs = dict(cell_kwargs or {})
-        if hasattr(cells.get(cell), "example_input_shape"):  # get: an error listing the cells
+        if cells.get(cell).input_rank != 1:  # get: an error listing the cells
             raise ValueError(
-                f"Cell {cell!r} takes inputs of shape {cells.get(cell).example_input_shape} per "
-                f"step, not token vectors. Received: cell={cell!r}; use one of {token_cells()}")
+                f"Cell {cell!r} takes inputs of rank {cells.get(cell).input_rank} per step, not "
+                f"token vectors. Received: cell={cell!r}; use one of {token_cells()}")
         policy = self.dtype_policy  # the model's (e.g. mixed_bfloat16), kept in its config
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, dtype=policy,
                                                 name="embedding")

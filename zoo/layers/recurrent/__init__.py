@@ -82,6 +82,8 @@ class Recurrent(keras.layers.RNN):
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, **kwargs)
         self.fused = bool(fused)
+        if not isinstance(cell, (list, tuple)) and cudnn.eligible(cell):
+            self.supports_jit = False  # cuDNN's kernels do not compile with XLA
 
     def call(self, sequences, initial_state=None, mask=None, training=False,
              return_state: bool | None = None):

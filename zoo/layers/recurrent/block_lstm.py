@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 from keras import ops
-from tensorflow.python.ops.control_flow_util import (  # no public "inside XLA?" test
-    GraphOrParentsInXlaContext,
-)
 
 from zoo.cells.structure import LSTMStructure, structure_of
+from zoo.compat import in_xla_context
 from zoo.layers.recurrent.loop import time_major
 
 # Pre-activation of a gate a cell does not have: sigmoid(30) is exactly 1.0 in float32.
@@ -33,7 +31,7 @@ def applies(layer, sequences, mask, training):
     return (layer.fused and mask is None and isinstance(structure, LSTMStructure)
             and structure.block_lstm and layer.cell.compute_dtype == "float32"
             and sequences.dtype == tf.float32
-            and not GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+            and not in_xla_context())
 
 
 def run(layer, sequences, initial_state, mask, training):

@@ -2,32 +2,37 @@
 
 For a cell whose declared structure is exactly cuDNN's (`plain`: the standard LSTM, or the
 GRU with reset_after, tanh and sigmoid) with a bias, and no mask. The ops do not compile with
-XLA, so the layer is marked `supports_jit = False`.
+XLA: a layer that may run them declares `supports_jit = False` when it is made (`eligible`).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
-from keras.src import backend as keras_backend  # Keras's cuDNN kernels: not public
 
 from zoo.cells.structure import GRUStructure, LSTMStructure, structure_of
+from zoo.compat import cudnn_gru, cudnn_lstm
+
+
+def eligible(cell) -> bool:
+    """Whether a GPU is visible and the cell's declared structure is exactly cuDNN's (with a
+    bias)."""
+    structure = structure_of(cell)
+    return (structure is not None and structure.plain and getattr(cell, "use_bias", False)
+            and bool(tf.config.list_logical_devices("GPU")))
 
 
 def applies(layer, sequences, mask, training):
-    """On a GPU, unmasked, for a cell whose declared structure is exactly cuDNN's (with bias)."""
-    structure = structure_of(layer.cell)
-    return (mask is None and structure is not None and structure.plain
-            and getattr(layer.cell, "use_bias", False)
-            and bool(tf.config.list_logical_devices("GPU")))
+    """Unmasked, for an `eligible` cell."""
+    return mask is None and eligible(layer.cell)
 
 
 def run(layer, sequences, initial_state, mask, training):
     """The outputs, or None where Keras's kernel declines (no cuDNN op on this GPU)."""
     cell, structure = layer.cell, structure_of(layer.cell)
     if isinstance(structure, LSTMStructure):
-        kernel, states, extra = keras_backend.lstm, initial_state[:2], {}
+        kernel, states, extra = cudnn_lstm, initial_state[:2], {}
     elif isinstance(structure, GRUStructure):
-        kernel, states, extra = keras_backend.gru, initial_state[:1], {"reset_after": True}
+        kernel, states, extra = cudnn_gru, initial_state[:1], {"reset_after": True}
     try:
         result = kernel(
             sequences, *states, None, kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel,
@@ -37,5 +42,4 @@ def run(layer, sequences, initial_state, mask, training):
         )
     except NotImplementedError:
         return None
-    layer.supports_jit = False
     return result

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 from keras import ops, tree
-from keras.src import backend as keras_backend  # compute_output_spec: no public equivalent
+
+from zoo.compat import compute_output_spec
 
 
 def step_dtype(cell) -> str:
@@ -37,7 +38,7 @@ def zero_output(step, inputs, initial_state):
     """Zeros shaped like one output of `step(x_t, states)` (traced symbolically, never run),
     for `inputs` of all steps, batch- or time-major alike."""
     symbolic = lambda x, drop: keras.KerasTensor((None, *x.shape[1 + drop:]), x.dtype)
-    spec, _ = keras_backend.compute_output_spec(
+    spec, _ = compute_output_spec(
         step,
         tree.map_structure(lambda x: symbolic(x, 1), inputs),
         tree.map_structure(lambda x: symbolic(x, 0), initial_state),

@@ -32,13 +32,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 from keras import ops, tree
-from keras.src import backend as keras_backend  # autocast scope: no public equivalent
-
-# Whether a gradient tape may record this call: no public equivalent.
-from tensorflow.python.eager.record import could_possibly_record
 
 from zoo.cells.base import RecurrentCell
 from zoo.cells.structure import LSTMStructure, structure_of
+from zoo.compat import autocast_scope, compute_output_spec, could_record_gradient
 from zoo.layers.recurrent.loop import step_dtype, swap, time_major, where, zero_output
 
 # On a CPU, a batch of at least this static size runs as two loops over its halves.
@@ -51,7 +48,7 @@ def applies(layer, sequences, mask, training):
     cell = layer.cell
     return (isinstance(cell, RecurrentCell) and cell.recurrent_state is not None
             and not (training and cell.stochastic)
-            and bool(training or could_possibly_record()))  # it keeps more per step
+            and bool(training or could_record_gradient()))  # it keeps more per step
 
 
 def run(layer, sequences, initial_state, mask, training):
@@ -125,7 +122,7 @@ class _OwnGradientLoop:
     def step(self, x, m, states):
         """The cell's step with its variables read in `self.dtype`, in the forward loop and
         again in the backward pass (which runs outside the layer's autocast scope)."""
-        with keras_backend.AutocastScope(self.dtype):
+        with autocast_scope(self.dtype):
             return self.cell.step(x, m, self.pack(states), training=self.training)
 
     def __call__(self, projected, keep, states):
@@ -151,7 +148,7 @@ class _OwnGradientLoop:
         zeros = zero_output(lambda x, s: self.step(x, self.product(s[self.index]), s),
                             projected, states)
         r = states[self.index]
-        spec = keras_backend.compute_output_spec(self.product, keras.KerasTensor(r.shape, r.dtype))
+        spec = compute_output_spec(self.product, keras.KerasTensor(r.shape, r.dtype))
         product_like = tf.zeros(tf.concat([tf.shape(r)[:1], spec.shape[1:]], 0), spec.dtype)
         outputs_ta = [_array(zeros, length)] if self.layer.return_sequences else []
 

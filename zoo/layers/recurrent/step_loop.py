@@ -7,6 +7,8 @@ are not zoo cells (whose input projection cannot be hoisted out of the loop).
 
 from __future__ import annotations
 
+import inspect
+
 from keras import tree
 
 from zoo.layers.recurrent.loop import while_loop
@@ -20,7 +22,8 @@ def applies(layer, sequences, mask, training):
 def run(layer, sequences, initial_state, mask, training):
     """(last output, outputs, final states) of `cell(x_t, states)` over the steps."""
     cell = layer.cell
-    kwargs = {"training": training} if cell._call_has_training_arg else {}
+    takes_training = "training" in inspect.signature(cell.call).parameters
+    kwargs = {"training": training} if takes_training else {}
 
     def step(x, states):
         output, new_states = cell(x, states, **kwargs)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 from keras import ops, tree
-from keras.src import backend as keras_backend  # autocast scope: no public equivalent
 
 from zoo.cells.base import RecurrentCell
+from zoo.compat import autocast_scope
 from zoo.layers.recurrent.loop import step_dtype, while_loop
 
 
@@ -38,7 +38,7 @@ def run(layer, sequences, initial_state, mask, training):
 
     def wide_step(x, states):
         r = tf.cast(states[cell.recurrent_state], kernel.dtype)
-        with keras_backend.AutocastScope(dtype):
+        with autocast_scope(dtype):
             m = tf.cast(cell.multiply_recurrent(r, kernel), dtype)
             return cell.step(x, m, states, training=training)
 
