@@ -145,5 +145,5 @@ def read_series_csv(path) -> list[dict]:
             "unique_id": name, "start": start, "freq": freq, "y": values["y"][rows],
             "covariates": np.stack([values[c][rows] for c in covariates], -1).astype(np.float32)
             if covariates else np.zeros((len(rows), 0), np.float32),
-            "covariate_names": covariates, "first_row": int(lines[0])})
+            "covariate_names": "\n".join(covariates), "first_row": int(lines[0])})
     return series

@@ -8,12 +8,12 @@
                          `unique_id, ds, y` plus optional numeric covariate columns
 
 An example is one series: {"unique_id", "start", "freq", "y", "covariates" (time, K),
-"covariate_names", "first_row"}; `start` is an ISO timestamp (or an integer step for integer
-`ds`), `freq` a pandas frequency ("MS", "30min", ...; "1" for integer steps), `first_row` the
-CSV row of its first point (-1 for a packaged corpus). Splits hold out the END of every series,
-the forecaster's way: "test" is each whole series, "validation" each series without its last
-HOLDOUT points, "train" without its last HOLDOUT + VALIDATION points. Backtest windows fall
-into the held-out end (`pipelines.forecast`).
+"covariate_names" (one a line), "first_row"}; `start` is an ISO timestamp (or an integer
+step for integer `ds`), `freq` a pandas frequency ("MS", "30min", ...; "1" for integer steps),
+`first_row` the CSV line of its first point (-1 for a packaged corpus). Splits hold out the
+END of every series, the forecaster's way: "test" is each whole series, "validation" each
+series without its last HOLDOUT points, "train" without its last HOLDOUT + VALIDATION points.
+Backtest windows fall into the held-out end (`pipelines.forecast`).
 
     import pipelines.datasets
     pipelines.datasets.examples("zoo_elecdemand", "train")    # [{"unique_id": "VIC", ...}]
@@ -54,7 +54,7 @@ class _SeriesBuilder(ZooBuilder, skip_registration=True):
             "covariates": tfds.features.Tensor(
                 shape=(None, None), dtype=np.float32, encoding=tfds.features.Encoding.ZLIB,
                 doc="Covariates (time, K), known in advance over the forecast horizon."),
-            "covariate_names": tfds.features.Sequence(tfds.features.Text()),
+            "covariate_names": tfds.features.Text(doc="Names of the covariates, one a line."),
             "first_row": tfds.features.Scalar(np.int64, doc="CSV row of its first point "
                                                             "(-1: a packaged corpus)."),
         })
@@ -85,7 +85,7 @@ def _series(unique_id, start, freq, y, covariates=None, names=(), first_row=-1) 
     covariates = (np.zeros((len(y), 0), np.float32) if covariates is None
                   else np.asarray(covariates, np.float32).reshape(len(y), -1))
     return {"unique_id": str(unique_id), "start": str(start), "freq": freq, "y": y,
-            "covariates": covariates, "covariate_names": list(names), "first_row": first_row}
+            "covariates": covariates, "covariate_names": "\n".join(names), "first_row": first_row}
 
 
 class ZooAirPassengers(_SeriesBuilder):
