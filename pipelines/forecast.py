@@ -233,10 +233,10 @@ class ForecastTask(Task):
                              head=config.head)
         return backtest.summary(frame, data.info["test_series"], data.info["settings"])
 
-    def sample(self, config, run_dir, model, output=None, seed=None, series=None):
-        """Forecasts `horizon` steps past the end of every series (or of `series`, a
-        unique_id): writes a CSV of quantiles and a PNG of the history, median and 80% and
-        90% bands at `output` (a path stem; default run_dir/forecast); returns the paths."""
+    def sample(self, config, run_dir, model, output=None, seed=None):
+        """Forecasts `horizon` steps past the end of every series (see
+        `pipelines.forecast_output`): writes a CSV of quantiles and a PNG of the history,
+        median and 80% and 90% bands at `output` (a path stem; default run_dir/forecast)."""
         from pipelines import forecast_output
 
-        return forecast_output.write(self, config, run_dir, model, output, seed, series)
+        return forecast_output.write(self, config, run_dir, model, output, seed)
