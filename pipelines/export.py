@@ -27,10 +27,11 @@ __all__ = ["EXPORT_DIR", "bench_tflite", "export_run", "export_translation_run",
 
 
 def representative_windows(dataset, count, seq_len):
-    """`count` input windows (1, seq_len) from a dataset of (inputs, targets) batches; inputs
-    given as {"features", "lengths"} (utterances) are padded with zeros to seq_len frames."""
+    """`count` input windows (1, seq_len) from a dataset of (inputs, targets[, weights])
+    batches; inputs given as {"features", "lengths"} (utterances) are padded with zeros to
+    seq_len frames."""
     windows = []
-    for inputs, _ in dataset:
+    for inputs, *_ in dataset:  # (inputs, targets[, sample weights]) batches
         if isinstance(inputs, dict):
             inputs = np.asarray(inputs["features"])[:, :seq_len]
             inputs = np.pad(inputs, [(0, 0), (0, seq_len - inputs.shape[1]), (0, 0)])
@@ -87,6 +88,7 @@ def _export_run(run_dir, out_dir, format, quantize, seq_len, calibration_windows
     seq_len = seq_len or task.sequence_length(config)
     windows = representative_windows(data.validation or data.test, calibration_windows, seq_len)
     metadata = {"task": config.task, "config": dataclasses.asdict(config)}
+    metadata.update(data.info.get("export_metadata", {}))  # what a device needs beside it
     vocab = data.info.get("vocab")
     if vocab is not None:
         metadata.update(vocabulary=list(vocab.tokens), level=vocab.level)

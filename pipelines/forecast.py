@@ -154,6 +154,20 @@ def held_out_dataset(layout, series, region, context, horizon, stride, batch_siz
         (np.concatenate(xs), np.concatenate(ys), weights)).batch(batch_size)
 
 
+def export_metadata(config, layout, settings) -> dict:
+    """What a device needs to forecast with the exported step: the feature columns and how
+    they are scaled, the head and its parameters (see `pipelines.forecast_features`)."""
+    import dataclasses
+
+    from zoo.models.distributions import QUANTILES
+
+    return {"features": layout.names(), "layout": dataclasses.asdict(layout),
+            "head": config.head, "quantiles": list(QUANTILES) if config.head == "quantile"
+            else None, "context": settings["context"], "horizon": settings["horizon"],
+            "scale": "mean |y| over the context steps (1 where 0); outputs are in units of "
+                     "y / scale"}
+
+
 @register_task
 class ForecastTask(Task):
     """Probabilistic forecasting; see `ForecastConfig` for the settings."""
@@ -167,7 +181,9 @@ class ForecastTask(Task):
         return (LAYOUT,)
 
     def sequence_length(self, config):
-        return config.context or 24
+        """Steps of a training window: context + horizon."""
+        settings = protocol(config, self.read(config, "test"))
+        return settings["context"] + settings["horizon"]
 
     def read(self, config, split):
         """The series of `split` (example dicts of `pipelines.datasets.series`)."""
@@ -209,7 +225,8 @@ class ForecastTask(Task):
                                   settings["stride"], config.batch_size),
             steps_per_pass=max(1, count // config.batch_size),
             examples=count,
-            info={"layout": layout, "settings": settings, "test_series": test},
+            info={"layout": layout, "settings": settings, "test_series": test,
+                  "export_metadata": export_metadata(config, layout, settings)},
         )
 
     def build_model(self, config, data):

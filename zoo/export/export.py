@@ -273,8 +273,10 @@ def export_model(
         "files": {},
         "rejected": {},
         "quality_gate": {"max_loss": max_quality_loss, "allowed": bool(allow_quality_loss),
-                         "unit": "bits per token; nats per step for frame models; bits "
-                                 "per step of KL divergence from Keras for others"},
+                         "unit": "bits per token; nats per step for frame models; the "
+                                 "model's own quality_score (a forecaster's weighted "
+                                 "quantile loss); bits per step of KL divergence from Keras "
+                                 "for others"},
         "metadata": metadata or {},
     }
     rejected = {}

@@ -48,11 +48,15 @@ def kl_bits_per_step(reference, outputs) -> float:
     return float((np.exp(p) * (p - q)).sum(-1).mean() / np.log(2))
 
 
-def _scorer(inputs, expected):
-    """(metric name, function of a model's outputs) that scores outputs on these inputs: bits
-    per token for a token model, nats per step for a model that predicts its next binary
-    input frame, else the KL divergence from Keras's outputs `expected` in bits per step;
-    None for outputs that are no distribution."""
+def _scorer(inputs, expected, model=None):
+    """(metric name, function of a model's outputs) that scores outputs on these inputs: the
+    model's own `quality_score(inputs, outputs) -> (name, value)` where it declares one (a
+    forecaster's quantile loss), bits per token for a token model, nats per step for a model
+    that predicts its next binary input frame, else the KL divergence from Keras's outputs
+    `expected` in bits per step; None for outputs that are no distribution."""
+    declared = getattr(model, "quality_score", None)
+    if callable(declared):
+        return declared(inputs, expected)[0], lambda outputs: declared(inputs, outputs)[1]
     if np.issubdtype(inputs.dtype, np.integer) and inputs.ndim == 2:
         return "bits_per_token", lambda outputs: bits_per_token(outputs, inputs)
     if expected.shape == inputs.shape and np.isin(inputs, (0.0, 1.0)).all():
@@ -70,7 +74,8 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
     (`predict_states`: `predict`'s final states against those `step` reaches), and the
     `score` of Keras and of the file where the model has one: bits per token for a
     token model, nats per step for a model that predicts its next binary frame, the KL
-    divergence from Keras in bits per step for other distributions (0 for Keras itself).
+    divergence from Keras in bits per step for other distributions (0 for Keras itself), or
+    the model's own `quality_score`.
     """
     predict = TFLiteStepper(flatbuffer, num_threads, signature="predict")
     streaming = "step" in predict.signatures  # a bidirectional model has `predict` only
@@ -99,7 +104,7 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
         raise ValueError("Parity needs at least one input sequence. Received: sequences=[]")
     report = {"max_abs_diff": diffs, "sequences": len(inputs)}
     data, expected = np.concatenate(inputs), np.concatenate(keras_outputs)
-    score = _scorer(data, expected)
+    score = _scorer(data, expected, model)
     if score is not None:
         metric, function = score
         report["score"] = {"metric": metric, "keras": function(expected),
@@ -125,7 +130,7 @@ UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step",
 def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityError:
     """The `QualityError` for the quantised files in `rejected` (file name -> its report's
     `score`): which file, by how much, and what to try."""
-    worst = ", ".join(f"{name} {s['tflite']:.3f} {UNITS[s['metric']]} against "
+    worst = ", ".join(f"{name} {s['tflite']:.3f} {UNITS.get(s['metric'], s['metric'])} against "
                       f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
                       for name, s in rejected.items())
     return QualityError(
