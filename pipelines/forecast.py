@@ -60,10 +60,12 @@ class ForecastConfig(TrainConfig):
     season: int | None = option(None, "Seasonal period of MASE and seasonal naive; default "
                                 "the dataset's (from the CSV's frequency).")
     samples: int = option(100, "Sample paths per forecast.")
-    epochs: int = option(20, "Number of epochs (an epoch is `steps` batches).")
+    epochs: int = option(30, "Number of epochs (an epoch is `steps` batches).")
     steps: int | None = option(50, "Batches per epoch; 0 = one pass over the training windows.")
     validation_steps: int | None = option(0, "Validation batches per epoch; 0 = all.")
-    batch_size: int = option(32, "Global batch size (split over replicas).")
+    batch_size: int = option(64, "Global batch size (split over replicas).")
+    patience: int | None = option(8, "Stop after this many epochs without a better "
+                                  "validation loss (early stopping).")
     learning_rate: float = option(1e-3, "Learning rate (the peak, with a schedule).")
 
 
