@@ -36,11 +36,14 @@ Z_VALUES = tuple(np.arange(2.0, 10.5, 0.5))  # the thresholds tried, in standard
 
 
 def period_of(values, longest=1000) -> int:
-    """The lag (>= 4) of the strongest autocorrelation of `values`, up to `longest`."""
+    """The lag of the strongest autocorrelation of `values` (up to `longest`) after the
+    autocorrelation first turns negative: a heartbeat's length, a day's."""
     x = np.asarray(values, np.float64) - np.mean(values)
     spectrum = np.fft.rfft(x, 2 * len(x))
     acf = np.fft.irfft(spectrum * np.conj(spectrum))[:min(longest, len(x) // 2)]
-    return int(np.argmax(acf[4:]) + 4)
+    negative = np.flatnonzero(acf < 0)
+    first = int(negative[0]) if negative.size else 4
+    return first + int(np.argmax(acf[first:]))
 
 
 def as_series(values, name="series") -> dict:
@@ -126,7 +129,7 @@ def dynamic_threshold(errors, z_values=Z_VALUES, prune=0.13) -> np.ndarray:
     return result
 
 
-def detect(scores, smoothing=30) -> np.ndarray:
+def detect(scores, smoothing=5) -> np.ndarray:
     """Flags of the residual `scores` (NaN where unscored): EWMA-smoothed, then thresholded."""
     import pandas as pd
 
