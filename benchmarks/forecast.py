@@ -143,11 +143,12 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int)
     parser.add_argument("--patience", type=int)
     parser.add_argument("--context", type=int)
+    parser.add_argument("--windows", type=int)
     parser.add_argument("--no-neural", action="store_true")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     overrides = {k: getattr(args, k) for k in ("epochs", "steps", "samples", "batch_size",
-                                          "patience", "context")
+                                          "patience", "context", "windows")
                  if getattr(args, k) is not None}
     neural = not args.no_neural and importlib.util.find_spec("neuralforecast") is not None
     results = {"date": datetime.date.today().isoformat(),
