@@ -100,9 +100,9 @@ def _frequency(path, name, stamps, lines, integer) -> str:
     if integer:
         freq, expected = "1", stamps[0] + np.arange(len(stamps))
     else:
-        freq = None
-        for length in range(len(stamps), 2, -1):  # the longest regular start names the step
-            freq = pd.infer_freq(stamps[:length])
+        freq = pd.infer_freq(stamps) if len(stamps) >= 3 else None
+        for first in range(len(stamps) - 2) if not freq else ():  # the first regular triple
+            freq = pd.infer_freq(stamps[first:first + 3])
             if freq:
                 break
         if not freq:
