@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from pipelines import datasets
 from pipelines.configs import TrainConfig, option
+from pipelines.datasets.series import unflatten
 from pipelines.forecast_features import LAYOUT, Layout, fit_layout, known_inputs, seasons_of, window
 from pipelines.streams import shuffled_batches
 from pipelines.tasks import Task, TaskData, register_task
@@ -189,7 +190,8 @@ class ForecastTask(Task):
 
     def read(self, config, split):
         """The series of `split` (example dicts of `pipelines.datasets.series`)."""
-        return datasets.examples(self.dataset(config), split, config.data)
+        return [unflatten(row) for row in datasets.examples(self.dataset(config), split,
+                                                            config.data)]
 
     def prepare(self, config, run_dir, split=True):
         test = self.read(config, "test")

@@ -7,9 +7,9 @@
     zoo_series_csv       a user's CSV in the long format of statsforecast and neuralforecast:
                          `unique_id, ds, y` plus optional numeric covariate columns
 
-An example is one series: {"unique_id", "start", "freq", "y", "covariates" (time, K),
-"covariate_names" (one a line), "first_row"}; `start` is an ISO timestamp (or an integer
-step for integer `ds`), `freq` a pandas frequency ("MS", "30min", ...; "1" for integer steps),
+An example is one series: {"unique_id", "start", "freq", "y", "covariates" (time, K; stored
+flat, `unflatten` restores the shape), "covariate_names" (one a line), "first_row"}; `start`
+is an ISO timestamp (or an integer step for integer `ds`), `freq` a pandas frequency ("MS", "30min", ...; "1" for integer steps),
 `first_row` the CSV line of its first point (-1 for a packaged corpus). Splits hold out the
 END of every series, the forecaster's way: "test" is each whole series, "validation" each
 series without its last HOLDOUT points, "train" without its last HOLDOUT + VALIDATION points.
@@ -52,8 +52,9 @@ class _SeriesBuilder(ZooBuilder, skip_registration=True):
             "freq": tfds.features.Text(doc="pandas frequency of its steps; '1' for integers."),
             "y": tfds.features.Tensor(shape=(None,), dtype=np.float64, doc="Target values."),
             "covariates": tfds.features.Tensor(
-                shape=(None, None), dtype=np.float32, encoding=tfds.features.Encoding.ZLIB,
-                doc="Covariates (time, K), known in advance over the forecast horizon."),
+                shape=(None,), dtype=np.float32,
+                doc="Covariates (time, K) flattened row by row (`unflatten` restores them): "
+                    "known in advance over the forecast horizon."),
             "covariate_names": tfds.features.Text(doc="Names of the covariates, one a line."),
             "first_row": tfds.features.Scalar(np.int64, doc="CSV row of its first point "
                                                             "(-1: a packaged corpus)."),
@@ -77,7 +78,12 @@ class _SeriesBuilder(ZooBuilder, skip_registration=True):
         for row in whole:
             end = len(row["y"]) - cut
             yield row["unique_id"], {**row, "y": row["y"][:end],
-                                     "covariates": row["covariates"][:end]}
+                                     "covariates": row["covariates"][:end].reshape(-1)}
+
+
+def unflatten(row) -> dict:
+    """An example as read back, its covariates (time, K) again."""
+    return {**row, "covariates": np.reshape(row["covariates"], (len(row["y"]), -1))}
 
 
 def _series(unique_id, start, freq, y, covariates=None, names=(), first_row=-1) -> dict:
