@@ -114,6 +114,26 @@ def check_protocol(config, series, settings):
                              f"{settings['horizon']}")
 
 
+def check_history(config, series, train, layout, settings):
+    """Refuse series too short to forecast their first held-out window from the longest lag
+    and the context before it, and data with no series long enough for a training window."""
+    source = config.data or dataset_name(config)
+    held_out = settings["horizon"] + (settings["windows"] - 1) * settings["stride"]
+    advice = "use a smaller --context, --horizon or --windows"
+    need = layout.reach + settings["context"] + held_out
+    for row in series:
+        if len(row["y"]) < need:
+            where = f"line {row['first_row']}, column y: " if row["first_row"] >= 0 else ""
+            raise ValueError(f"{source}: {where}series {row['unique_id']!r} has "
+                             f"{len(row['y'])} points, fewer than the {need} its longest lag "
+                             f"({layout.reach}), --context={settings['context']} and the "
+                             f"backtest ({held_out} steps) need; {advice}")
+    window = layout.reach + settings["context"] + settings["horizon"]
+    if not any(len(row["y"]) >= window for row in train):
+        raise ValueError(f"{source}: no series has the {window} training points one window "
+                         f"needs (its longest lag, --context and --horizon); {advice}")
+
+
 def windows_stream(layout, series, length, context, horizon, batch_size, seed, start_step):
     """Endless (x, targets) training batches of windows drawn uniformly from every series'
     positions (`streams.shuffled_batches`: batch n is the same from any start_step)."""
@@ -194,8 +214,7 @@ class ForecastTask(Task):
                                                             config.data)]
 
     def prepare(self, config, run_dir, split=True):
-        test = self.read(config, "test")
-        train = self.read(config, "train")
+        test, train = self.read(config, "test"), self.read(config, "train")
         settings = protocol(config, test)
         check_protocol(config, train, settings)
         path = os.path.join(run_dir, LAYOUT)
@@ -204,30 +223,22 @@ class ForecastTask(Task):
         else:
             layout = fit_layout(train, test[0]["freq"], settings["seasons"])
             layout.save(path)
-        context, horizon = settings["context"], settings["horizon"]
+        check_history(config, test, train, layout, settings)
+        context, horizon, batch = settings["context"], settings["horizon"], config.batch_size
         length = context + horizon
-        short = [row for row in train if len(row["y"]) < layout.reach + length]
-        if short and len(short) == len(train):
-            raise ValueError(f"{config.data or self.dataset(config)}: no series has the "
-                             f"{layout.reach + length} training points one window needs "
-                             f"(its longest lag {layout.reach} + --context={context} + "
-                             f"--horizon={horizon}); use a smaller --context or --horizon")
-        train = [row for row in train if row not in short]
-        stream, count = windows_stream(layout, train, length, context, horizon,
-                                       config.batch_size, config.seed, 0)
+        train = [row for row in train if len(row["y"]) >= layout.reach + length]
+        _, count = windows_stream(layout, train, length, context, horizon, batch, config.seed, 0)
         validation = self.read(config, "validation")
-        test_region = settings["horizon"] + (settings["windows"] - 1) * settings["stride"]
+        held_out = len(validation[0]["y"]) - len(self.read(config, "train")[0]["y"])
+        test_region = horizon + (settings["windows"] - 1) * settings["stride"]
         return TaskData(
-            train=(lambda step: windows_stream(layout, train, length, context, horizon,
-                                               config.batch_size, config.seed, step)[0])
-            if split else None,
-            validation=held_out_dataset(layout, validation, len(validation[0]["y"])
-                                        - len(train[0]["y"]) if train else horizon,
-                                        context, horizon, horizon, config.batch_size)
-            if split else None,
+            train=(lambda step: windows_stream(layout, train, length, context, horizon, batch,
+                                               config.seed, step)[0]) if split else None,
+            validation=held_out_dataset(layout, validation, held_out, context, horizon,
+                                        horizon, batch) if split else None,
             test=held_out_dataset(layout, test, test_region, context, horizon,
-                                  settings["stride"], config.batch_size),
-            steps_per_pass=max(1, count // config.batch_size),
+                                  settings["stride"], batch),
+            steps_per_pass=max(1, count // batch),
             examples=count,
             info={"layout": layout, "settings": settings, "test_series": test,
                   "export_metadata": export_metadata(config, layout, settings)},

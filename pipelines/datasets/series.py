@@ -9,11 +9,12 @@
 
 An example is one series: {"unique_id", "start", "freq", "y", "covariates" (time, K; stored
 flat, `unflatten` restores the shape), "covariate_names" (one a line), "first_row"}; `start`
-is an ISO timestamp (or an integer step for integer `ds`), `freq` a pandas frequency ("MS", "30min", ...; "1" for integer steps),
-`first_row` the CSV line of its first point (-1 for a packaged corpus). Splits hold out the
-END of every series, the forecaster's way: "test" is each whole series, "validation" each
-series without its last HOLDOUT points, "train" without its last HOLDOUT + VALIDATION points.
-Backtest windows fall into the held-out end (`pipelines.forecast`).
+is an ISO timestamp (or an integer step for integer `ds`), `freq` a pandas frequency ("MS",
+"30min", ...; "1" for integer steps), `first_row` the CSV line of its first point (-1 for a
+packaged corpus). Splits hold out the END of every series, the forecaster's way: "test" is
+each whole series, "validation" each series without its last HOLDOUT points, "train" without
+its last HOLDOUT + VALIDATION points. Backtest windows fall into the held-out end
+(`pipelines.forecast`).
 
     import pipelines.datasets
     pipelines.datasets.examples("zoo_elecdemand", "train")    # [{"unique_id": "VIC", ...}]

@@ -128,3 +128,16 @@ def test_the_trained_checkpoint_reloads(trained):
     config, model, _ = trained
     x = np.zeros((1, 3, model.features), np.float32)
     np.testing.assert_allclose(np.asarray(load_checkpoint(config.run_dir)(x)).shape, (1, 3, 3))
+
+
+def test_a_series_too_short_for_its_context_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    data = tmp_path / "two.csv"
+    series_csv(data, count=1, length=120)
+    short = pd.read_csv(data).head(40).assign(unique_id="b")
+    pd.concat([pd.read_csv(data), short]).to_csv(data, index=False)
+    status = cli.run(["train", "--task=forecast", f"--data={data}", "--horizon=4",
+                      "--context=30", f"--run_dir={tmp_path / 'run'}"])
+    error = capsys.readouterr().err.strip()
+    assert status == 1 and "\n" not in error
+    assert f"{data}: line 122, column y: series 'b' has 40 points, fewer than the 48" in error
