@@ -14,7 +14,7 @@ rolling-origin backtest on the held-out ends (`pipelines.backtest`) against seas
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -180,11 +180,9 @@ def held_out_dataset(layout, series, region, context, horizon, stride, batch_siz
 def export_metadata(config, layout, settings) -> dict:
     """What a device needs to forecast with the exported step: the feature columns and how
     they are scaled, the head and its parameters (see `pipelines.forecast_features`)."""
-    import dataclasses
-
     from zoo.models.distributions import QUANTILES
 
-    return {"features": layout.names(), "layout": dataclasses.asdict(layout),
+    return {"features": layout.names(), "layout": asdict(layout),
             "head": config.head, "quantiles": list(QUANTILES) if config.head == "quantile"
             else None, "context": settings["context"], "horizon": settings["horizon"],
             "scale": "mean |y| over the context steps (1 where 0); outputs are in units of "
@@ -240,8 +238,7 @@ class ForecastTask(Task):
                                   settings["stride"], batch),
             steps_per_pass=max(1, count // batch),
             examples=count,
-            info={"layout": layout, "settings": settings, "test_series": test,
-                  "export_metadata": export_metadata(config, layout, settings)},
+            info={"layout": layout, "settings": settings, "test_series": test},
         )
 
     def build_model(self, config, data):
@@ -264,6 +261,22 @@ class ForecastTask(Task):
                              data.info["settings"], config.samples, config.seed,
                              head=config.head)
         return backtest.summary(frame, data.info["test_series"], data.info["settings"])
+
+    def export_options(self, config, data, count, seq_len=None):
+        """The default export options (`Task.export_options`: `count` validation windows for
+        int8 calibration, parity and the quality gate, the task and settings), drawn from the
+        (features, targets) of the held-out windows without their loss weights, and
+        `export_metadata`: what a device needs to build the step's features."""
+        def pairs(dataset):
+            return None if dataset is None else dataset.map(lambda x, targets, weights: (
+                x, targets))
+
+        windows = replace(data, validation=pairs(data.validation),
+                                      test=pairs(data.test))
+        options = super().export_options(config, windows, count, seq_len)
+        options["metadata"].update(export_metadata(config, data.info["layout"],
+                                                   data.info["settings"]))
+        return options
 
     def sample(self, config, run_dir, model, output=None, seed=None):
         """Forecasts `horizon` steps past the end of every series (see

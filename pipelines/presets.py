@@ -13,7 +13,6 @@ directory in the cache, so every command that reads a run reads a preset the sam
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -28,8 +27,9 @@ from zoo.files import atomic_write, read_json
 
 
 def run_dir(name: str) -> str:
-    """A run directory holding preset `name` (config, best.keras, vocabulary, test metrics),
-    built once in the cache (`rundir.default_cache_dir()`/presets) and reused."""
+    """A run directory holding preset `name` (config, best.keras, the run's inputs such as a
+    vocabulary, test metrics), built once in the cache (`rundir.default_cache_dir()`/presets)
+    and reused."""
     presets.check_files(name)
     folder = presets.directory(name)
     digest = presets.digest(folder / presets.CARD)[:12]  # the card lists every file's sha256
@@ -40,12 +40,13 @@ def run_dir(name: str) -> str:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     staging.chmod(0o755)
     try:
-        for file in (presets.CONFIG, *presets.TOKENIZERS):
-            if (folder / file).is_file():
+        # The config and the run's inputs (`Task.inputs`: a vocabulary, a feature layout):
+        # every file the card lists but the model's own.
+        for file in presets.card(name)["files"]:
+            if file not in (presets.MODEL, presets.WEIGHTS):
                 shutil.copyfile(folder / file, staging / file)
         presets.load_model(name).save(staging / rundir.BEST)
         rundir.write_metrics(staging, test=presets.card(name).get("test", {}))
-        _rebuild_inputs(name, staging)
         os.replace(staging, target)  # another process may have built it first: keep theirs
     except OSError:
         if not (target / rundir.BEST).is_file():
@@ -55,25 +56,48 @@ def run_dir(name: str) -> str:
     return str(target)
 
 
-def _digests(folder) -> dict:
-    """sha256 of the data splits a run directory holds (*.tsv), by file name."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(
-        Path(folder).glob("*.tsv"))}
+def dataset_of(config) -> dict | None:
+    """{name, version} of the dataset a run of `config` reads (None for generated data)."""
+    from pipelines import datasets
+    from pipelines.train import get_task
+
+    name = get_task(config.task).dataset(config)
+    if name is None:
+        return None
+    builder = datasets.register_all()[name.split("/")[0]]  # "name/config" names a config
+    return {"name": name, "version": str(builder.VERSION)}
 
 
-def _rebuild_inputs(name, folder):
-    """Recreate in `folder` the run inputs a preset does not ship (a translator's split TSVs)
-    from the corpus, as the task's seeded split made them, and check they are the same files."""
-    from pipelines.train import get_task, load_config
+def check_dataset(name: str) -> None:
+    """Refuse to re-measure preset `name` on another version of the dataset its card's test
+    metrics come from (its splits may differ), or on a test split other than the one this
+    installation pins for that version (`pipelines.datasets.FINGERPRINTS`: the corpus it is
+    generated from, e.g. a Debian package, changed)."""
+    from pipelines import datasets
 
-    config = load_config(folder)
-    get_task(config.task).prepare(config, str(folder))
-    expected = presets.card(name).get("inputs", {})
-    rebuilt = _digests(folder)
-    changed = sorted(n for n, digest in expected.items() if rebuilt.get(n) != digest)
-    if changed:
-        raise ValueError(f"preset {name}: the corpus gives another {changed[0]} than the one "
-                         "the preset was trained and tested on (a different corpus version?)")
+    measured = presets.card(name).get("dataset")
+    if not measured:
+        return
+    builders = datasets.register_all()
+    installed = builders.get(measured["name"].split("/")[0])
+    version = None if installed is None else str(installed.VERSION)
+    if version != measured["version"]:
+        raise ValueError(f"preset {name} was measured on {measured['name']} "
+                         f"{measured['version']}, and this installation has "
+                         f"{version or 'no such dataset'}: its splits may differ, so the card's "
+                         "test metrics cannot be re-measured here")
+    pinned = json.loads(datasets.FINGERPRINTS.read_text()).get(measured["name"], {})
+    if pinned.get("version") != version or installed.LOCAL:
+        return  # a local corpus, or a dataset this installation does not pin
+    rows = datasets.examples(measured["name"], "test")
+    found = {"examples": len(rows), "sha256": datasets.split_fingerprint(rows)}
+    if found != pinned["splits"]["test"]:
+        folder = datasets.builder(measured["name"]).data_dir
+        raise ValueError(f"{folder}: its test split ({found['examples']} examples, sha256 "
+                         f"{found['sha256']}) is not the one preset {name} was measured on "
+                         f"(sha256 {pinned['splits']['test']['sha256']}): it was prepared from "
+                         "another version of the corpus; with this release's corpus installed, "
+                         f"remove that folder (rm -r {folder}) to prepare it anew")
 
 
 def listing() -> str:
@@ -147,7 +171,7 @@ def card_for(name: str, source: str, model, config, description: str) -> dict:
         "wall_minutes": round(metrics.get("seconds", 0) / 60, 1),
         "test_float32": metrics.get("test", {}),
         "headline": {"metric": metric, "lower_is_better": lower},
-        "inputs": _digests(source),  # the split files `run_dir` rebuilds, checked there
+        "dataset": dataset_of(config),
         "weights": "float16", "versions": _versions(),
         "created": datetime.date.today().isoformat(),
     }
@@ -167,9 +191,8 @@ def make(name: str, source: str, description: str = "") -> dict:
     try:
         presets.save_model(model, staging)
         shutil.copyfile(os.path.join(source, rundir.CONFIG), staging / presets.CONFIG)
-        for file in presets.TOKENIZERS:
-            if os.path.isfile(os.path.join(source, file)):
-                shutil.copyfile(os.path.join(source, file), staging / file)
+        for file in train.get_task(config.task).inputs(config):  # a vocabulary, a layout...
+            shutil.copyfile(os.path.join(source, file), staging / file)
         card = card_for(name, source, model, config, description)
         card["files"] = {p.name: presets.digest(p) for p in sorted(staging.iterdir())}
         atomic_write(staging / presets.CARD, json.dumps(card, indent=2))

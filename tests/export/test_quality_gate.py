@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from zoo import export
-from zoo.export import export as export_module
-from zoo.export import tflite
-from zoo.export.module import InferenceModule
+from zoo.export import conversion
+from zoo.export import exporters as export_module
+from zoo.export.signatures import InferenceModule
 from zoo.models.language_model import LanguageModel
 
 VOCAB, TIME = 12, 16
@@ -37,13 +37,13 @@ def trained():
 def test_a_damaged_quantised_file_is_not_written(trained, tmp_path, monkeypatch):
     model, windows = trained
     untrained = InferenceModule(language_model(1), 1, TIME)
-    convert = tflite.convert
+    convert = conversion.convert
 
     def damaged(module, quantize, calibration=None):  # "dynamic" gets another model's weights
         return convert(untrained, "none") if quantize == "dynamic" else convert(
             module, quantize, calibration)
 
-    monkeypatch.setattr(tflite, "convert", damaged)
+    monkeypatch.setattr(conversion, "convert", damaged)
     out = tmp_path / "export"
     with pytest.raises(export.QualityError,
                        match=r"model_dynamic.tflite .* bits/token .*--allow_quality_loss"):
@@ -71,3 +71,11 @@ def test_real_quantisations_of_a_trained_model_pass_the_gate(trained, tmp_path):
     assert manifest["files"]["model.tflite"]["parity"]["bits_per_token"]["keras"] < 0.5
     for name in ("model_dynamic.tflite", "model_float16.tflite"):
         assert manifest["files"][name]["quality_loss"] <= 0.05
+
+
+def test_the_refusal_names_a_metric_the_model_declares_itself():
+    from zoo.export.parity import quality_error
+
+    error = quality_error({"model_int8.tflite": {"metric": "my_loss", "keras": 0.1,
+                                                 "tflite": 0.3}}, 0.05, "out")
+    assert str(error).startswith("model_int8.tflite 0.300 my_loss against 0.100 in Keras (+0.200)")

@@ -10,6 +10,7 @@ from zoo.cells.base import check_units
 from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
 from zoo.models import distributions
 from zoo.models.distributions import HEADS, QUANTILES, check_head, constrain
+from zoo.models.protocol import StepModel
 
 # Named sizes: dicts of `Forecaster` arguments (DeepAR's defaults are 2 layers of 40 units).
 SIZES = {
@@ -30,7 +31,7 @@ def weighted_quantile_loss(quantiles, targets, levels=QUANTILES) -> float:
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class Forecaster(keras.Model):
+class Forecaster(keras.Model, StepModel):
     """Stacked recurrent layers of any cell over per-step features -> the parameters of the
     next value's distribution (DeepAR, Salinas et al. 2020):
 
@@ -49,8 +50,8 @@ class Forecaster(keras.Model):
         head: "student_t", "normal", "negative_binomial" or "quantile" (see
             `zoo.models.distributions`).
         dropout: dropout between the recurrent layers.
-        target_feature: the column of x_t that holds y_{t-1} / s (the export's quality
-            gate scores step t against column `target_feature` of step t + 1).
+        target_feature: the column of x_t that holds y_{t-1} / s (`quality` scores step t
+            against column `target_feature` of step t + 1).
         cell_kwargs: extra arguments of the cell.
 
     Example:
@@ -62,8 +63,6 @@ class Forecaster(keras.Model):
     Reference: D. Salinas, V. Flunkert, J. Gasthaus, T. Januschowski, "DeepAR: Probabilistic
     forecasting with autoregressive recurrent networks", Int. J. Forecasting 36(3), 2020.
     """
-
-    runs_layers_in_order = False  # the head's constraint follows the Dense: export `step`
 
     def __init__(self, features, cell="lstm", units=40, layers=2, head="student_t",
                  dropout=0.1, target_feature=0, cell_kwargs=None, **kwargs):
@@ -81,11 +80,15 @@ class Forecaster(keras.Model):
         self.features, self.cell, self.units, self.num_layers = features, cell, units, layers
         self.head, self.dropout_rate = check_head(head), dropout
         self.target_feature, self.cell_kwargs = target_feature, dict(cell_kwargs or {})
-        self.step_input_shape = (features,)
         self.recurrent = [sequence_layer(cells.create(cell, units, **self.cell_kwargs),
                                          name=f"recurrent_{i}") for i in range(layers)]
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         self.projection = keras.layers.Dense(HEADS[head], dtype="float32", name="head")
+
+    @property
+    def step_input(self):
+        """The F features of one step."""
+        return "float32", (self.features,)
 
     def _params(self, hidden):
         return constrain(self.head, self.projection(hidden))
@@ -110,10 +113,10 @@ class Forecaster(keras.Model):
         hidden, states = stack_sequence(self.recurrent, x, states)
         return self._params(hidden), states
 
-    def quality_score(self, inputs, outputs):
+    def quality(self, outputs, inputs, reference):
         """("weighted_quantile_loss", value): the distributions `outputs` (B, T, P) of steps
         0..T-2 scored on the observations the next steps' inputs (B, T, F) carry, over
-        QUANTILES (in units of the series' scale): how an export is judged."""
+        QUANTILES (in units of the series' scale): what a quantised export may lose."""
         predicted = distributions.quantiles(self.head, np.asarray(outputs)[:, :-1])
         observed = np.asarray(inputs)[:, 1:, self.target_feature]
         return "weighted_quantile_loss", weighted_quantile_loss(predicted, observed)

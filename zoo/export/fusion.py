@@ -49,6 +49,7 @@ from ai_edge_litert import schema_py_generated as schema
 from zoo.cells.base import LSTM_GATES
 from zoo.cells.structure import LSTMStructure, structure_of
 from zoo.export.flatbuffer import pack, unpack
+from zoo.layers.recurrent.exported import unrolled
 
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 FUSED_CODE = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
@@ -86,7 +87,7 @@ class FusedLSTM:
 
 
 def _gate_blocks(gates, weight):
-    return dict(zip(gates, np.split(keras.ops.convert_to_numpy(weight), len(gates), axis=-1)))
+    return dict(zip(gates, np.split(weight, len(gates), axis=-1)))
 
 
 def fusible(structure) -> bool:
@@ -100,19 +101,19 @@ def fusible(structure) -> bool:
             and (structure.layer_norm_epsilon or 0.0) <= MAX_LAYER_NORM_EPSILON)
 
 
-def lstm_spec(cell) -> FusedLSTM | None:
+def lstm_spec(cell, value=keras.ops.convert_to_numpy) -> FusedLSTM | None:
     """The fused-op form of `cell`, read from its declared structure
-    (`zoo.cells.structure`), or None if the op cannot compute it exactly."""
+    (`zoo.cells.structure`), or None if the op cannot compute it exactly. `value(variable)`:
+    a weight's NumPy value (an export reads them from its snapshot while it traces)."""
     structure = structure_of(cell)
     if not fusible(structure):
         return None
     gates = structure.gates
-    kernel = _gate_blocks(gates, cell.kernel)
-    recurrent = _gate_blocks(gates, cell.recurrent_kernel)
-    bias = (_gate_blocks(gates, cell.bias) if cell.use_bias
+    kernel = _gate_blocks(gates, value(cell.kernel))
+    recurrent = _gate_blocks(gates, value(cell.recurrent_kernel))
+    bias = (_gate_blocks(gates, value(cell.bias)) if cell.use_bias
             else {g: np.zeros(cell.units, np.float32) for g in gates})
-    peep = {g: keras.ops.convert_to_numpy(getattr(cell, f"peephole_{g}"))
-            for g in structure.peepholes}
+    peep = {g: value(getattr(cell, f"peephole_{g}")) for g in structure.peepholes}
     spec = {}
     if structure.coupled:
         # f_ours = 1 - i_ours = σ(-z_i): the op's computed forget gate is the negated input gate.
@@ -124,9 +125,9 @@ def lstm_spec(cell) -> FusedLSTM | None:
     elif peep:
         spec["peepholes"] = tuple(peep.get(g) for g in "ifo")
     if structure.projection:
-        spec["projection"] = keras.ops.convert_to_numpy(cell.projection_kernel).T
+        spec["projection"] = value(cell.projection_kernel).T
     if structure.layer_norm_epsilon is not None:
-        spec["layer_norm"] = tuple(np.split(keras.ops.convert_to_numpy(cell.gate_gamma), 4))
+        spec["layer_norm"] = tuple(np.split(value(cell.gate_gamma), 4))
 
     def join(blocks):
         return np.concatenate([blocks[g] for g in "ifco"], axis=-1).astype(np.float32)
@@ -134,23 +135,22 @@ def lstm_spec(cell) -> FusedLSTM | None:
     return FusedLSTM(join(kernel), join(recurrent), join(bias), **spec)
 
 
-def fused_lstm_function(cell):
-    """A tf.function, annotated for fusion, that runs `cell` over a sequence.
+def fused_lstm_function(cell, value=keras.ops.convert_to_numpy):
+    """A tf.function, annotated for fusion, that runs `cell` over a sequence (`value`: as
+    in `lstm_spec`).
 
-    Its body runs `cell.step` with the cell's weights as constants (snapshotted now), so
-    it captures nothing and keeps the six arguments the converter expects.
+    Its body runs the cell unrolled (`zoo.layers.recurrent.exported.unrolled`) with the cell's
+    weights as constants (snapshotted now), so it captures nothing and keeps the six arguments
+    the converter expects.
     """
     variables = list(cell.variables)
-    values = [keras.ops.convert_to_numpy(v) for v in variables]
+    values = [value(v) for v in variables]
 
     def sequence(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
         mapping = [(v, tf.constant(value)) for v, value in zip(variables, values)]
         with keras.StatelessScope(state_mapping=mapping):
-            states, outputs = [init_h, init_c], []
-            for t in range(inputs.shape[1]):
-                output, states = cell.call(inputs[:, t], states, training=False)
-                outputs.append(output)
-        return output, tf.stack(outputs, axis=1), states[0], states[1], tf.constant(1.0)
+            output, outputs, states = unrolled(cell, inputs, [init_h, init_c])
+        return output, outputs, states[0], states[1], tf.constant(1.0)
 
     return tf.function(
         sequence,
