@@ -77,6 +77,21 @@ def test_step_and_prefill_equal_the_forward_pass_for_any_cell(cell):
     assert (whole[..., 1] > 0).all() and (whole[..., 2] > 2).all()
 
 
+
+def test_it_declares_its_step_input_and_scores_its_quality_in_quantile_loss():
+    from zoo.models.protocol import StepModel, as_step_model
+
+    model = Forecaster(features=5, cell="lstm", units=8, layers=1, head="normal")
+    assert isinstance(model, StepModel) and as_step_model(model) is model
+    assert model.step_input == ("float32", (5,))
+    x = RNG.standard_normal((2, 6, 5)).astype(np.float32)
+    outputs = np.asarray(model(x))
+    metric, value = model.quality(outputs, x, outputs)
+    levels = distributions.QUANTILES
+    quantiles = stats.norm.ppf(levels, outputs[:, :-1, :1], outputs[:, :-1, 1:2])
+    assert metric == "weighted_quantile_loss"
+    assert value == pytest.approx(weighted_quantile_loss(quantiles, x[:, 1:, 0]), rel=1e-4)
+
 def test_every_token_cell_builds_a_forecaster():
     spatial = [n for n in cells.names() if hasattr(cells.get(n), "example_input_shape")]
     for name in cells.names():
