@@ -55,6 +55,8 @@ LIMITS = {
     "max_words": (1, 100), "mel_bins": (1, 1024), "frame_ms": (1.0, 1000.0),
     "frames": (2, 10_000), "size": (4, 4096), "shapes": (1, 100), "filters": (1, 1 << 14),
     "kernel_size": (1, 99), "eval_sequences": (1, None), "steps_per_quarter": (1, 4),
+    "horizon": (1, 100_000), "windows": (1, 10_000), "stride": (1, 100_000),
+    "context": (1, 100_000), "season": (1, 100_000), "samples": (1, 100_000),
     # sampling, export and benchmarking
     "length": (1, 100_000), "temperature": (0.0, 100.0), "top_k": (1, None),
     "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),

@@ -27,8 +27,9 @@ from zoo.files import atomic_write, read_json
 
 
 def run_dir(name: str) -> str:
-    """A run directory holding preset `name` (config, best.keras, vocabulary, test metrics),
-    built once in the cache (`rundir.default_cache_dir()`/presets) and reused."""
+    """A run directory holding preset `name` (config, best.keras, the run's inputs such as a
+    vocabulary, test metrics), built once in the cache (`rundir.default_cache_dir()`/presets)
+    and reused."""
     presets.check_files(name)
     folder = presets.directory(name)
     digest = presets.digest(folder / presets.CARD)[:12]  # the card lists every file's sha256
@@ -39,8 +40,10 @@ def run_dir(name: str) -> str:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     staging.chmod(0o755)
     try:
-        for file in (presets.CONFIG, *presets.TOKENIZERS):
-            if (folder / file).is_file():
+        # The config and the run's inputs (`Task.inputs`: a vocabulary, a feature layout):
+        # every file the card lists but the model's own.
+        for file in presets.card(name)["files"]:
+            if file not in (presets.MODEL, presets.WEIGHTS):
                 shutil.copyfile(folder / file, staging / file)
         presets.load_model(name).save(staging / rundir.BEST)
         rundir.write_metrics(staging, test=presets.card(name).get("test", {}))
@@ -188,9 +191,8 @@ def make(name: str, source: str, description: str = "") -> dict:
     try:
         presets.save_model(model, staging)
         shutil.copyfile(os.path.join(source, rundir.CONFIG), staging / presets.CONFIG)
-        for file in presets.TOKENIZERS:
-            if os.path.isfile(os.path.join(source, file)):
-                shutil.copyfile(os.path.join(source, file), staging / file)
+        for file in train.get_task(config.task).inputs(config):  # a vocabulary, a layout...
+            shutil.copyfile(os.path.join(source, file), staging / file)
         card = card_for(name, source, model, config, description)
         card["files"] = {p.name: presets.digest(p) for p in sorted(staging.iterdir())}
         atomic_write(staging / presets.CARD, json.dumps(card, indent=2))

@@ -71,3 +71,11 @@ def test_real_quantisations_of_a_trained_model_pass_the_gate(trained, tmp_path):
     assert manifest["files"]["model.tflite"]["parity"]["bits_per_token"]["keras"] < 0.5
     for name in ("model_dynamic.tflite", "model_float16.tflite"):
         assert manifest["files"][name]["quality_loss"] <= 0.05
+
+
+def test_the_refusal_names_a_metric_the_model_declares_itself():
+    from zoo.export.parity import quality_error
+
+    error = quality_error({"model_int8.tflite": {"metric": "my_loss", "keras": 0.1,
+                                                 "tflite": 0.3}}, 0.05, "out")
+    assert str(error).startswith("model_int8.tflite 0.300 my_loss against 0.100 in Keras (+0.200)")

@@ -96,7 +96,8 @@ UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step",
 def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityError:
     """The `QualityError` for the quantised files in `rejected` (file name -> its report's
     `score`): which file, by how much, and what to try."""
-    worst = ", ".join(f"{name} {s['tflite']:.3f} {UNITS[s['metric']]} against "
+    # A model's own metric (`StepModel.quality`) without an entry in UNITS is named as is.
+    worst = ", ".join(f"{name} {s['tflite']:.3f} {UNITS.get(s['metric'], s['metric'])} against "
                       f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
                       for name, s in rejected.items())
     return QualityError(
