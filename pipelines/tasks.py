@@ -28,7 +28,7 @@ from zoo.registry import Registry
 # Task name -> the module of `pipelines` that registers it (imported on first use).
 TASK_MODULES = {"text": "text", "chorales": "music.chorales", "melody": "music.melody",
                 "translation": "translation", "speech": "speech",
-                "moving_shapes": "moving_shapes"}
+                "moving_shapes": "moving_shapes", "classify": "classify"}
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
 EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
           "sentencepiece": "translation", "ai_edge_litert": "export", "psycopg": "postgresql"}
