@@ -116,6 +116,16 @@ def _number(text) -> bool:
     return True
 
 
+def sequences_of(dataset, limit=None) -> list[tuple]:
+    """(features (T, C), length, label) of every sequence of a dataset of batches."""
+    found = []
+    for inputs, labels, *_ in dataset:
+        for x, n, y in zip(np.asarray(inputs["features"]), np.asarray(inputs["lengths"]),
+                           np.asarray(labels)):
+            found.append((x[:n], int(n), int(y)))
+    return found[:limit]
+
+
 def predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
     """(true labels, probabilities (N, K)) of `model` over a dataset of (inputs, labels)."""
     truth, probabilities = [], []
@@ -280,6 +290,30 @@ class ClassifyTask(Task):
             lines.append(save_confusion(truth, predicted, names, f"{output}.png",
                                         self.source(config)))
         return "\n".join(lines)
+
+    def export(self, config, run_dir, out_dir, quantize="none", seq_len=None,
+               max_quality_loss=None, allow_quality_loss=False, calibration_sequences=64):
+        """The run's best checkpoint as TFLite files (`zoo.export.export_classifier`): each
+        scored on the test split, the quality gate in accuracy points (default 1); int8
+        calibrates on up to `calibration_sequences` training sequences; `seq_len`, the window
+        of `classify`, defaults to the longest training sequence."""
+        from pipelines.rundir import RunLock, load_checkpoint, prepare_existing
+        from zoo.export import check_out_dir, export_classifier
+
+        check_out_dir(out_dir, "classifier")  # before any work
+        with RunLock(run_dir, shared=True):
+            data = prepare_existing(self, config, run_dir)
+            model = load_checkpoint(run_dir)
+        test = sequences_of(data.test)
+        calibration = sequences_of(data.train(0).take(
+            max(1, calibration_sequences // config.batch_size)), limit=calibration_sequences)
+        return export_classifier(
+            model, out_dir, [s[:2] for s in test], [s[2] for s in test], quantize=quantize,
+            seq_len=seq_len or data.info["max_length"], calibration=[s[:2] for s in calibration],
+            metadata={"task": self.name, "classes": data.info["classes"],
+                      "config": dataclasses.asdict(config)},
+            max_quality_loss=1.0 if max_quality_loss is None else max_quality_loss,
+            allow_quality_loss=allow_quality_loss)
 
     def _check_channels(self, config, model, data):
         if data.info["channels"] != model.channels:

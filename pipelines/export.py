@@ -49,7 +49,7 @@ def representative_windows(dataset, count, seq_len):
 
 
 def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=None,
-               calibration_windows=16, max_quality_loss=0.05, allow_quality_loss=False):
+               calibration_windows=16, max_quality_loss=None, allow_quality_loss=False):
     """Export the best checkpoint of `run_dir` with `zoo.export.export_model`; the manifest.
 
     Args:
@@ -63,7 +63,8 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
             for calibration, see `export_translation_run`).
         max_quality_loss, allow_quality_loss: the quality gate of quantised files (bits per
             token, nats per step or KL bits per step, on those validation windows;
-            `zoo.export.export_model`).
+            `zoo.export.export_model`; default 0.05), or the task's own (a task with an
+            `export` method, e.g. the classifier's accuracy points).
     """
     with RunLock(run_dir, shared=True):
         return _export_run(run_dir, out_dir, format, quantize, seq_len, calibration_windows,
@@ -73,13 +74,18 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
 def _export_run(run_dir, out_dir, format, quantize, seq_len, calibration_windows,
                 max_quality_loss, allow_quality_loss):
     config = load_config(run_dir)
+    task = get_task(config.task)
+    if hasattr(task, "export"):  # a task whose model has its own export (the classifier)
+        return task.export(config, run_dir, out_dir or os.path.join(run_dir, EXPORT_DIR),
+                           quantize=quantize, seq_len=seq_len, max_quality_loss=max_quality_loss,
+                           allow_quality_loss=allow_quality_loss)
+    max_quality_loss = 0.05 if max_quality_loss is None else max_quality_loss
     translating = config.task == "translation"
     out_dir = out_dir or os.path.join(run_dir, EXPORT_DIR)
     if translating:  # the translation extra, only for a translation run
         from pipelines import translation
     check_out_dir(out_dir, "seq2seq" if translating else "model",  # before any work
                   [translation.TOKENIZER] if translating else ())
-    task = get_task(config.task)
     data = prepare_existing(task, config, run_dir)
     if translating:
         return export_translation_run(run_dir, config, data, out_dir, format, quantize, seq_len,

@@ -6,9 +6,11 @@
     zoo.export.bench_tflite("exports/lm/model.tflite")   # per-step latency in LiteRT
 
 See `InferenceModule` for the signatures and `export_model` for the files written; the
-translator (`Seq2Seq`) has its own `export_seq2seq` (`encode` and `decode_step` signatures).
+translator (`Seq2Seq`) has its own `export_seq2seq` (`encode` and `decode_step` signatures), a
+sequence classifier its own `export_classifier` (`classify` and a streaming `step`).
 """
 
+from zoo.export.classifier import ClassifierModule, classify_file, export_classifier
 from zoo.export.export import (
     EXPORT_FORMAT,
     FORMATS,
@@ -29,6 +31,7 @@ from zoo.export.translator import TFLiteTranslator
 
 __all__ = [
     "EXPORT_FORMAT",
+    "ClassifierModule",
     "FORMATS",
     "QUANTIZATIONS",
     "InferenceModule",
@@ -41,8 +44,10 @@ __all__ = [
     "bench_tflite",
     "check_out_dir",
     "check_parity",
+    "classify_file",
     "convert",
     "export_kind",
+    "export_classifier",
     "export_model",
     "export_seq2seq",
     "generate",

@@ -4,11 +4,13 @@
     zoo.models.polyphonic.PolyphonicModel     piano rolls
     zoo.models.seq2seq.Seq2Seq                translation
     zoo.models.ctc.CTCModel                   sequence labelling (speech)
+    zoo.models.classifier.SequenceClassifier  sequence classification (sensor windows)
 
 The models that generate share one step protocol (`zoo.models.protocol.StepModel`).
 """
 
-from zoo.models import ctc, language_model, melody, polyphonic, protocol, seq2seq
+from zoo.models import classifier, ctc, language_model, melody, polyphonic, protocol, seq2seq
 from zoo.models.protocol import StepModel
 
-__all__ = ["StepModel", "ctc", "language_model", "melody", "polyphonic", "protocol", "seq2seq"]
+__all__ = ["StepModel", "classifier", "ctc", "language_model", "melody", "polyphonic",
+           "protocol", "seq2seq"]

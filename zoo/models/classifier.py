@@ -173,15 +173,17 @@ class SequenceClassifier(keras.Model):
 
     def initial_state(self, batch_size):
         """Zero states of `step`: each recurrent layer's, then the pooling's (attention: the
-        running max score, softmax sum and weighted sum), then each convolution's last k-1
-        inputs, then the convolutional branch's running sum and step count."""
+        online softmax's running max score m, sum s and weighted sum), then each convolution's
+        last k-1 inputs, then the convolutional branch's running sum and step count."""
         if self.bidirectional:
             raise ValueError("A bidirectional classifier reads whole sequences: it has no "
                              "streaming step (train with bidirectional=False to stream)")
         groups = [list(layer.cell.get_initial_state(batch_size)) for layer in self.recurrent]
         if self.pooling == "attention":
             width = self.recurrent[-1].cell.output_size
-            groups.append([ops.full((batch_size, 1), -1e9), ops.zeros((batch_size, 1)),
+            # m_0 = 0 is exact (s_0 = 0 weighs it out) and keeps every state zero at the start;
+            # exp(e - m) cannot underflow since |e| <= ||v||_1 (a tanh feeds the score).
+            groups.append([ops.zeros((batch_size, 1)), ops.zeros((batch_size, 1)),
                            ops.zeros((batch_size, width))])
         width = self.channels
         for filters, kernel in zip(self.conv_filters, self.conv_kernels):
