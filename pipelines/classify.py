@@ -69,19 +69,27 @@ class ClassifyConfig(TrainConfig):
                                 "much as common ones) or none.", ("balanced", "none"))
 
 
-def padded(sequences):
-    """(features (N, T_max, C) float32 zero-padded, lengths (N,) int32) of sequences."""
+def padded(sequences, multiple=1):
+    """(features (N, T, C) float32 zero-padded, lengths (N,) int32) of sequences; T is the
+    longest length rounded up to a multiple of `multiple`."""
     lengths = np.array([len(s) for s in sequences], np.int32)
-    features = np.zeros((len(sequences), lengths.max(), sequences[0].shape[1]), np.float32)
+    steps = -(-int(lengths.max()) // multiple) * multiple
+    features = np.zeros((len(sequences), steps, sequences[0].shape[1]), np.float32)
     for row, sequence in zip(features, sequences):
         row[:len(sequence)] = sequence
     return features, lengths
 
 
+# Batches are cut to their longest sequence rounded up to a multiple of this many steps: few
+# distinct shapes, so the training step is traced a few times, not once per batch.
+BUCKET = 32
+
+
 def _trimmed(features, lengths, labels, *rest):
-    """A batch cut to its longest sequence."""
-    return ({"features": features[:, :tf.reduce_max(lengths)], "lengths": lengths},
-            labels, *rest)
+    """A batch cut to its longest sequence (rounded up to a multiple of BUCKET steps: the
+    arrays are padded to one)."""
+    steps = -(-tf.reduce_max(lengths) // BUCKET) * BUCKET
+    return ({"features": features[:, :steps], "lengths": lengths}, labels, *rest)
 
 
 def train_stream(features, lengths, labels, weights, batch_size, seed, start_step=0):
@@ -188,9 +196,16 @@ class ClassifyTask(Task):
     def read(self, config, split=True) -> dict[str, list[dict]]:
         """The examples of each split, or of the whole --data as "test" without `split`."""
         name = self.dataset(config)
+        present = datasets.prepare(name, config.data).info.splits  # empty ones are left out
         if split:
+            for part in SPLITS:
+                if part not in present:
+                    raise ValueError(f"{self.source(config)}: no sequence for a {part} split; "
+                                     "each class needs at least 3 sequences (or pass a folder "
+                                     "of *_TRAIN and *_TEST files)")
             return {part: datasets.examples(name, part, config.data) for part in SPLITS}
-        rows = [row for part in SPLITS for row in datasets.examples(name, part, config.data)]
+        rows = [row for part in SPLITS if part in present
+                for row in datasets.examples(name, part, config.data)]
         return {"test": sorted(rows, key=lambda row: row["row"])}
 
     def classes(self, config, run_dir, rows) -> list[str]:
@@ -213,7 +228,7 @@ class ClassifyTask(Task):
             if len(channels) > 1:
                 raise ValueError(f"{self.source(config)}: sequences of {sorted(channels)} "
                                  "channels in one dataset (ragged channels)")
-            arrays[part] = (*padded([row["series"] for row in rows]),
+            arrays[part] = (*padded([row["series"] for row in rows], BUCKET),
                             np.array([index[row["label"]] for row in rows], np.int32))
         batch = config.batch_size
         data = TaskData(train=None, validation=None, test=eval_dataset(*arrays["test"], batch),

@@ -119,8 +119,9 @@ class _SequenceBuilder(ZooBuilder, skip_registration=True):
             return super()._as_dataset(*args, **kwargs)
 
     def _split_generators(self, dl_manager):
-        splits = self.splits()
-        return {split: self._generate_examples(splits[split]) for split in SPLITS}
+        splits = self.splits()  # (TFDS cannot write an empty split: a small file may have one)
+        return {split: self._generate_examples(splits[split]) for split in SPLITS
+                if splits[split]}
 
     def _generate_examples(self, sequences):
         for index, sequence in enumerate(sequences):
