@@ -64,6 +64,9 @@ class ClassifierModule(tf.Module):
         keras_variables = list(model.variables)
         self.weights = [tf.Variable(v.value, trainable=False, name=v.name) for v in keras_variables]
         self.signature, self.seq_len, self.fused_specs = signature, seq_len, ()
+        # An int8 `classify` file runs its fused LSTM layers in the op's integer kernel: a
+        # window unrolled over T steps would repeat every step's tensors T times in the file.
+        self.integer_lstm = True
         channels = tuple(model.step_input_shape)
 
         def scope():
@@ -133,12 +136,18 @@ class ClassifierModule(tf.Module):
         """The one signature's name -> its concrete function."""
         return {self.signature: getattr(self, self.signature).get_concrete_function()}
 
-    def calibration_samples(self, sequences):
+    def calibration_samples(self, sequences, max_steps=1000):
         """int8 calibration inputs from real (x (T, C), length) pairs: each window once for
-        `classify`; for `step`, every sample with the states the model reaches there."""
+        `classify`; for `step`, every sample with the states the model reaches there, until
+        `max_steps` samples (sequences in turn: each step costs a converter invocation)."""
 
         def generate():
+            budget = max_steps
             for x, length in sequences:
+                if self.signature == "step":
+                    length, budget = min(length, budget), budget - min(length, budget)
+                    if length == 0:
+                        return
                 if self.signature == "classify":
                     yield "classify", {"x": window(x, self.seq_len)[None],
                                        "length": np.array([min(length, self.seq_len)], np.int32)}
@@ -197,8 +206,9 @@ def export_classifier(model, out_dir, sequences, labels, quantize="none", seq_le
 
     Writes into `out_dir` (new, empty or an earlier classifier export, replaced once all
     succeeded): model[_<q>].tflite (`classify`, LSTM layers fused where the op computes them;
-    int8 unfused, its matmuls int8) and, for a forward model with `streaming`,
-    streaming[_<q>].tflite (`step`), one per quantisation in `quantize` ("none", "dynamic",
+    dynamic and int8 fuse plain LSTM layers only, int8 in the op's integer kernel) and, for a
+    forward model with `streaming`, streaming[_<q>].tflite (`step`), one per quantisation in
+    `quantize` ("none", "dynamic",
     "float16", "int8"), and manifest.json. Every file is run in LiteRT on the labelled
     `sequences` ((x (T, C), length) pairs) and `labels`: the float32 files must match Keras's
     probabilities within `tolerance`; a quantised file that loses more than
@@ -231,7 +241,8 @@ def export_classifier(model, out_dir, sequences, labels, quantize="none", seq_le
     with atomic_directory(out_dir, KIND) as staging:
         for signature in signatures:
             for q in quantizations:
-                fuse = {"none": "all", "float16": "all", "dynamic": "standard"}.get(q, "none")
+                fuse = ("all" if q in ("none", "float16") else
+                        "standard" if signature == "classify" else "none")
                 module = ClassifierModule(model, seq_len, signature, fuse)
                 flatbuffer = tflite.convert(module, q, calibration or sequences)
                 name = classifier_filename(signature, q)

@@ -87,7 +87,8 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
         warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
         logger.setLevel("WARNING")
         try:
-            flatbuffer = _int8(converter) if quantize == "int8" else converter.convert()
+            flatbuffer = (_int8(converter, _float_ops(module)) if quantize == "int8"
+                          else converter.convert())
         finally:
             logger.setLevel(level)
     if quantize == "int8":  # XNNPACK-safe scales; one tensor per weight, not per step's read
@@ -102,10 +103,19 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
     return flatbuffer
 
 
-def _int8(converter) -> bytes:
-    """The calibrated int8 file with the `FLOAT_OPS` left in float32 (the quantization
+def _float_ops(module) -> list[str]:
+    """The ops an int8 file of `module` keeps in float32: `FLOAT_OPS`, less the fused LSTM op
+    when the module declares `integer_lstm` (the op's own integer kernel, 8-bit weights and
+    activations, 16-bit cell: judged by the caller's quality gate)."""
+    if getattr(module, "integer_lstm", False):
+        return [op for op in FLOAT_OPS if op != fused.FUSED_OP]
+    return FLOAT_OPS
+
+
+def _int8(converter, float_ops=FLOAT_OPS) -> bytes:
+    """The calibrated int8 file with `float_ops` left in float32 (the quantization
     debugger's denylist: TFLite's public way to quantise part of a model)."""
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops)
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=converter.representative_dataset,
         debug_options=options)
