@@ -3,8 +3,9 @@
     figures = device_figures(model, export_dir, sequences, labels, rounds=5)
 
 Per file: accuracy on the labelled sequences, size, the peak memory a fresh process adds to
-load the file and classify one sequence (max RSS after minus before, in a child process that
-imports only the runtime), and the per-sequence latency at one thread: the median over
+load the file and classify one sequence (the peak resident set, reset once the runtime is
+imported, minus the resident set then; in a child process that imports only the runtime), and
+the per-sequence latency at one thread: the median over
 `rounds` interleaved rounds (LiteRT file, ONNX Runtime, the next file...) of each round's
 median over the sequences. The ONNX model is the same weights through tf2onnx
 (`onnx_model`), from the classifier's plain (unfused) TensorFlow graph.
@@ -24,17 +25,24 @@ import numpy as np
 
 from zoo.export.classifier import ClassifierModule, classify_file, window
 
-# What the child process runs: load the runtime, note max RSS, load the model and classify one
-# window, print the growth of max RSS in bytes.
+# What the child process runs: load the runtime, reset the peak resident set (Linux:
+# /proc/self/clear_refs), load the model and classify one window, print the peak's growth.
 _PEAK = """
-import json, resource, sys
+import json, sys
 import numpy as np
 kind, path, x, length = sys.argv[1], sys.argv[2], np.load(sys.argv[3]), int(sys.argv[4])
 if kind == "tflite":
     from ai_edge_litert.interpreter import Interpreter
 else:
     import onnxruntime as ort
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def kib(field):
+    return next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith(field))
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = kib("VmRSS:")
 if kind == "tflite":
     runner = Interpreter(model_path=path, num_threads=1).get_signature_runner("classify")
     runner(x=x, length=np.array([length], np.int32))
@@ -43,7 +51,7 @@ else:
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     session.run(None, {"x": x, "length": np.array([length], np.int32)})
-print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024))
+print(json.dumps((kib("VmHWM:") - before) * 1024))
 """
 
 
@@ -59,7 +67,8 @@ def onnx_model(model, seq_len, path) -> str:
 
 
 def peak_memory(kind, path, x, length) -> int:
-    """Bytes of max RSS a fresh process adds loading `path` and classifying one window."""
+    """Bytes of peak resident memory a fresh process adds loading `path` and classifying one
+    window."""
     with tempfile.TemporaryDirectory() as tmp:
         array = os.path.join(tmp, "x.npy")
         np.save(array, x)
