@@ -223,8 +223,9 @@ def export_classifier(model, out_dir, sequences, labels, quantize="none", seq_le
     for q in quantizations:
         tflite.check_quantize(q)
     check_out_dir(out_dir, KIND)
-    sequences = [(np.asarray(x, np.float32), int(n)) for x, n in sequences]
-    seq_len = seq_len or max(n for _, n in sequences)
+    seq_len = seq_len or max(int(n) for _, n in sequences)
+    # Every file is judged on the sequences' first seq_len steps, what `classify` reads.
+    sequences = [(np.asarray(x, np.float32)[:seq_len], min(int(n), seq_len)) for x, n in sequences]
     keras_probabilities = np.concatenate([
         keras.ops.convert_to_numpy(keras.ops.softmax(model.classify(
             window(x, seq_len)[None], np.array([min(n, seq_len)], np.int32))))
@@ -254,10 +255,13 @@ def export_classifier(model, out_dir, sequences, labels, quantize="none", seq_le
                          "ops": tflite.ops_used(flatbuffer),
                          "fused_lstm_layers": len(module.fused_specs), "accuracy": accuracy,
                          "quality_loss": round(100 * (keras_accuracy - accuracy), 4),
-                         "max_abs_diff": float(np.abs(probabilities - keras_probabilities).max())}
-                if q == "none" and entry["max_abs_diff"] > tolerance:
-                    raise ParityError(f"{name}: differs from Keras by {entry['max_abs_diff']:.3g}"
-                                      f" (max abs), more than the tolerance {tolerance:g}")
+                         "parity": {"max_abs_diff": {signature: float(np.abs(
+                             probabilities - keras_probabilities).max())},
+                             "sequences": len(sequences)}}
+                difference = entry["parity"]["max_abs_diff"][signature]
+                if q == "none" and difference > tolerance:
+                    raise ParityError(f"{name}: differs from Keras by {difference:.3g} (max abs),"
+                                      f" more than the tolerance {tolerance:g}")
                 if q != "none" and entry["quality_loss"] > max_quality_loss:
                     rejected.append(f"{name} {100 * accuracy:.2f}% against "
                                     f"{100 * keras_accuracy:.2f}% in Keras")
