@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from benchmarks.classify_device import table
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "classify")
 DATASETS = ("basic_motions", "pickup_gesture_wiimote_z", "japanese_vowels")
 PEERS = ("minirocket", "rocket", "dtw", "inception_time")
@@ -154,14 +156,7 @@ def markdown(report) -> str:
             lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
                          f"{row['train_seconds']:.1f} | {row['train_cpu_seconds']:.1f} | "
                          f"{row['inference_us_per_sequence']:.0f} |")
-        lines += ["", "| file | runtime | accuracy | size KiB | peak memory KiB | "
-                  "latency µs (1 thread) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
-        for row in result["device"]:
-            memory = "" if row["peak_memory_bytes"] is None else \
-                f"{row['peak_memory_bytes'] / 1024:.0f}"
-            per = " per sample" if row.get("per") == "sample" else " per sequence"
-            lines.append(f"| {row['file']} | {row['runtime']} | {row['accuracy']:.4f} | "
-                         f"{row['bytes'] / 1024:.0f} | {memory} | {row['latency_us']:.0f}{per} |")
+        lines += ["", table(result["device"])]
         lines.append("")
     return "\n".join(lines)
 

@@ -164,3 +164,46 @@ def device_figures(model, export_dir, sequences, labels, rounds=5) -> list[dict]
                      "latency_us": _streaming_step_us(path, sequences[0][0].shape[1]),
                      "fused_lstm_layers": 0, "per": "sample"})
     return rows
+
+
+def table(rows) -> str:
+    """Device rows as a Markdown table."""
+    lines = ["| file | runtime | accuracy | size KiB | peak memory KiB | latency µs (1 thread) |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        memory = "" if row["peak_memory_bytes"] is None else \
+            f"{row['peak_memory_bytes'] / 1024:.0f}"
+        per = " per sample" if row.get("per") == "sample" else " per sequence"
+        lines.append(f"| {row['file']} | {row['runtime']} | {row['accuracy']:.4f} | "
+                     f"{row['bytes'] / 1024:.0f} | {memory} | {row['latency_us']:.0f}{per} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """`python -m benchmarks.classify_device RUN_DIR [--rounds N]`: export a classify run
+    (float32, float16, dynamic, int8, each scored on the test split) and print its device
+    figures as a Markdown table."""
+    import argparse
+
+    from pipelines.classify import ClassifyTask, sequences_of
+    from pipelines.export import export_run
+    from pipelines.rundir import load_checkpoint
+    from pipelines.train import load_config
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    export_dir = os.path.join(args.run_dir, "export")
+    export_run(args.run_dir, export_dir, quantize=["none", "float16", "dynamic", "int8"],
+               allow_quality_loss=True)
+    config = load_config(args.run_dir)
+    test = sequences_of(ClassifyTask().prepare(config, args.run_dir).test)
+    rows = device_figures(load_checkpoint(args.run_dir), export_dir, [t[:2] for t in test],
+                          [t[2] for t in test], args.rounds)
+    print(table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
