@@ -130,7 +130,9 @@ def device_figures(model, export_dir, sequences, labels, rounds=5) -> list[dict]
     manifest = json.load(open(os.path.join(export_dir, "manifest.json")))
     seq_len = manifest["seq_len"]
     windows = [(window(x, seq_len)[None], min(n, seq_len)) for x, n in sequences]
-    onnx_path = onnx_model(model, seq_len, os.path.join(export_dir, "model.onnx"))
+    # beside the export folder: anything else in there would stop the next export
+    onnx_path = onnx_model(model, seq_len, os.path.join(os.path.dirname(
+        os.path.abspath(export_dir)), "model.onnx"))
     runners = {"onnxruntime": _OnnxClassifier(onnx_path)}
     runners.update({name: _LiteRTClassifier(os.path.join(export_dir, name))
                     for name, entry in manifest["files"].items()
