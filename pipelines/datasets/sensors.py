@@ -111,6 +111,7 @@ class _SequenceBuilder(ZooBuilder, skip_registration=True):
         })
 
     def splits(self) -> dict[str, list[dict]]:
+        """The sequences of each split: {"train", "validation", "test"} -> examples."""
         raise NotImplementedError
 
     def _as_dataset(self, *args, **kwargs):
@@ -137,6 +138,7 @@ class _ArchiveBuilder(_SequenceBuilder, skip_registration=True):
     LICENSE = "The UCR/UEA archive's terms: free for research, cite the archive"
 
     def splits(self):
+        """The archive's train (less validation), validation and test sequences."""
         folder = os.path.join(aeon_data_dir(), self.PROBLEM)
         train, test = (os.path.join(folder, f"{self.PROBLEM}_{p}.ts") for p in ("TRAIN", "TEST"))
         return sensor_files.archive_splits(sensor_files.read_ts(train),
@@ -184,4 +186,5 @@ class ZooSensorFiles(_SequenceBuilder):
                               "class and CRC32 of the id."}
 
     def splits(self):
+        """The sequences of each split of the user's file or folder (`local_splits`)."""
         return local_splits(self.local_path)
