@@ -248,7 +248,7 @@ class ClassifyTask(Task):
             data.steps_per_pass = max(1, len(labels) // batch)
             data.info.update(mean=readings.mean(0).tolist(),
                              std=np.maximum(readings.std(0), 1e-6).tolist(),
-                             max_length=int(lengths.max()))
+                             max_length=int(max(lengths.max(), arrays["validation"][1].max())))
         return data
 
     def build_model(self, config, data):
@@ -311,7 +311,8 @@ class ClassifyTask(Task):
         """The run's best checkpoint as TFLite files (`zoo.export.export_classifier`): each
         scored on the test split, the quality gate in accuracy points (default 1); int8
         calibrates on up to `calibration_sequences` training sequences; `seq_len`, the window
-        of `classify`, defaults to the longest training sequence."""
+        of `classify`, defaults to the longest sequence of the training file (train and
+        validation splits)."""
         from pipelines.rundir import RunLock, load_checkpoint, prepare_existing
         from zoo.export import check_out_dir, export_classifier
 
