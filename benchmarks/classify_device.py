@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-from zoo.export.classifier import ClassifierModule, classify_file, window
+from zoo.export.classification import ClassifierModule
+from zoo.export.runtime import classify_file, window
 
 # What the child process runs: load the runtime, reset the peak resident set (Linux:
 # /proc/self/clear_refs), load the model and classify one window, print the peak's growth.

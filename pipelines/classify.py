@@ -83,6 +83,8 @@ def padded(sequences, multiple=1):
 # Batches are cut to their longest sequence rounded up to a multiple of this many steps: few
 # distinct shapes, so the training step is traced a few times, not once per batch.
 BUCKET = 32
+# int8 calibration reads at least this many training sequences (all of a small training set).
+CALIBRATION_SEQUENCES = 64
 
 
 def _trimmed(features, lengths, labels, *rest):
@@ -181,6 +183,8 @@ class ClassifyTask(Task):
     """Classification of multivariate sequences; see `ClassifyConfig` for the settings."""
 
     name, config_class = "classify", ClassifyConfig
+    export_kind = "classifier"
+    max_quality_loss = 1.0  # accuracy points (`zoo.models.protocol.Classifier.quality`)
 
     def dataset(self, config) -> str:
         """The dataset the task reads: the packaged --dataset, or a local --data."""
@@ -306,30 +310,20 @@ class ClassifyTask(Task):
                                         self.source(config)))
         return "\n".join(lines)
 
-    def export(self, config, run_dir, out_dir, quantize="none", seq_len=None,
-               max_quality_loss=None, allow_quality_loss=False, calibration_sequences=64):
-        """The run's best checkpoint as TFLite files (`zoo.export.export_classifier`): each
-        scored on the test split, the quality gate in accuracy points (default 1); int8
-        calibrates on up to `calibration_sequences` training sequences; `seq_len`, the window
-        of `classify`, defaults to the longest sequence of the training file (train and
-        validation splits)."""
-        from pipelines.rundir import RunLock, load_checkpoint, prepare_existing
-        from zoo.export import check_out_dir, export_classifier
-
-        check_out_dir(out_dir, "classifier")  # before any work
-        with RunLock(run_dir, shared=True):
-            data = prepare_existing(self, config, run_dir)
-            model = load_checkpoint(run_dir)
+    def export_options(self, config, data, count, seq_len=None):
+        """What `zoo.export.export_classifier` needs: the test split's labelled sequences
+        (parity and the accuracy gate), `count` training sequences for int8 calibration (at
+        least `CALIBRATION_SEQUENCES`), the window of `classify` (default the longest
+        sequence of the training file, train and validation splits) and the metadata."""
         test = sequences_of(data.test)
-        calibration = sequences_of(data.train(0).take(
-            max(1, calibration_sequences // config.batch_size)), limit=calibration_sequences)
-        return export_classifier(
-            model, out_dir, [s[:2] for s in test], [s[2] for s in test], quantize=quantize,
-            seq_len=seq_len or data.info["max_length"], calibration=[s[:2] for s in calibration],
-            metadata={"task": self.name, "classes": data.info["classes"],
-                      "config": dataclasses.asdict(config)},
-            max_quality_loss=1.0 if max_quality_loss is None else max_quality_loss,
-            allow_quality_loss=allow_quality_loss)
+        count = max(count, CALIBRATION_SEQUENCES)
+        calibration = sequences_of(data.train(0).take(max(1, count // config.batch_size)),
+                                   limit=count)
+        return {"sequences": [s[:2] for s in test], "labels": [s[2] for s in test],
+                "seq_len": seq_len or data.info["max_length"],
+                "calibration": [s[:2] for s in calibration],
+                "metadata": {"task": self.name, "classes": data.info["classes"],
+                             "config": dataclasses.asdict(config)}}
 
     def _check_channels(self, config, model, data):
         if data.info["channels"] != model.channels:

@@ -141,6 +141,8 @@ def _preset_run(command, values):
         raise UsageError("give --run_dir or --preset, not both")
     from pipelines import presets
 
+    if command == "evaluate":
+        presets.check_dataset(name)
     values["run_dir"] = presets.run_dir(name)
     if command == "export":
         values.setdefault("out_dir", f"{name}-export")

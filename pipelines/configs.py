@@ -49,7 +49,7 @@ LIMITS = {
     "seq_len": (1, 1 << 20), "max_tokens": (2, None), "units": (1, 1 << 16),
     "layers": (1, 64), "embedding_dim": (1, 1 << 16), "encoder_layers": (1, 64),
     "decoder_layers": (1, 64), "dropout": (0.0, 0.95), "vocab_size": (8, 1 << 20),
-    "max_len": (2, 1 << 16), "holdout": (1, None), "beam_size": (1, 1024),
+    "max_len": (2, 1 << 16), "beam_size": (1, 1024),
     "length_penalty": (0.0, 10.0), "bleu_sentences": (0, None), "limit": (1, None),
     "transpositions": (0, 12), "utterances": (1, None), "eval_utterances": (1, None),
     "max_words": (1, 100), "mel_bins": (1, 1024), "frame_ms": (1.0, 1000.0),
@@ -200,10 +200,18 @@ _OTHER_MUSIC_FIELDS = {"chorales": ("embedding_dim", "time_aware"),
                        "melody": ("steps_per_quarter", "input_noise")}
 
 
+# Settings gone since the tasks read datasets (`pipelines.datasets`): the dataset fixes the
+# split and prepares the data once, by task.
+_SETTINGS_NOW_DATA = {"translation": ("holdout",), "speech": ("cache_dir",)}
+
+
 def migrated(values: dict) -> dict:
     """A saved config (or a study's settings) in today's terms: `preset` became `size`; the
-    `music` task with `music_format` became the `chorales` and `melody` tasks."""
+    `music` task with `music_format` became the `chorales` and `melody` tasks; settings that
+    the datasets took over (`_SETTINGS_NOW_DATA`) are dropped."""
     values = dict(values)
+    for name in _SETTINGS_NOW_DATA.get(values.get("task"), ()):
+        values.pop(name, None)
     if "preset" in values and "size" not in values:
         values["size"] = values.pop("preset")
     if values.get("task") == "music":

@@ -1,9 +1,10 @@
 """Moving shapes: next-frame prediction with a ConvLSTM, the `moving_shapes` task.
 
 Each sequence shows a few squares and discs gliding across a dark frame and bouncing off the
-walls, drawn procedurally: sequence i of a seed is always the same, so there is nothing to
-download and a resumed run sees the same batches. The model reads frames 1..T-1 and predicts
-frames 2..T pixel by pixel (binary cross-entropy on intensities in [0, 1]).
+walls, drawn procedurally: the `zoo_moving_shapes` dataset, a fixed set of 10,000 training
+sequences (and 1,000 each to validate and test) as Moving MNIST is, with a config per frame
+size and number of shapes. The model reads frames 1..T-1 and predicts frames 2..T pixel by
+pixel (binary cross-entropy on intensities in [0, 1]).
 
     lstm-zoo train --task=moving_shapes        # or pipelines.moving_shapes.train_demo()
 """
@@ -18,14 +19,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines import datasets
 from pipelines.configs import TrainConfig, option
-from pipelines.train import Task, TaskData, register_task, train
+from pipelines.datasets.moving_shapes import (  # noqa: F401 (the generator, for notebooks)
+    FRAME_SIZES,
+    FRAMES,
+    SHAPES,
+    SIZES,
+    render,
+)
+from pipelines.streams import shuffled_batches
+from pipelines.tasks import Task, TaskData, register_task
+from pipelines.train import train
 from zoo.cells.conv_lstm import ConvLSTMCell, ConvRNN
 from zoo.files import atomic_path
 
 STRIP = "strip.png"
-# Sequence ids are disjoint per split: ids below VALIDATION_START train, then validation, test.
-VALIDATION_START, TEST_START = 10**9, 2 * 10**9
 
 
 @dataclass
@@ -34,65 +43,58 @@ class MovingShapesConfig(TrainConfig):
 
     task: str = option("moving_shapes", "Task to train (see `lstm-zoo list`).")
     epochs: int = option(3, "Number of epochs (an epoch is `steps` batches).")
-    steps: int | None = option(50, "Batches per epoch.")
+    steps: int | None = option(50, "Batches per epoch; 0 = one pass over the 10,000 training "
+                                   "sequences.")
     validation_steps: int | None = option(4, "Validation batches per epoch.")
     batch_size: int = option(16, "Global batch size (split over replicas).")
     learning_rate: float = option(5e-3, "Adam learning rate.")
-    frames: int = option(10, "Frames per sequence (the model predicts frames 2..T).")
-    size: int = option(16, "Frame height and width in pixels.")
-    shapes: int = option(2, "Shapes per sequence.")
+    frames: int = option(10, f"Frames per sequence, at most {FRAMES} (the model predicts "
+                             "frames 2..T).")
+    size: int = option(16, "Frame height and width in pixels (the dataset config "
+                           "size<S>_shapes<N>).", FRAME_SIZES)
+    shapes: int = option(2, "Shapes per sequence.", SHAPES)
     filters: int = option(16, "Feature maps of each ConvLSTM layer.")
     kernel_size: int = option(3, "Convolution window of the ConvLSTM.")
     layers: int = option(1, "Stacked ConvLSTM layers.")
     peepholes: bool = option(True, "Hadamard peepholes V ⊙ c in the gates.")
-    eval_sequences: int = option(64, "Sequences in each of the validation and test splits.")
+    eval_sequences: int = option(64, "Sequences read of the validation and test splits: the "
+                                     f"first of their {SIZES['test']:,} each.")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.frames > FRAMES:
+            raise ValueError(f"--frames={self.frames}: the zoo_moving_shapes sequences hold "
+                             f"{FRAMES} frames")
+        if self.eval_sequences > SIZES["test"]:
+            raise ValueError(f"--eval_sequences={self.eval_sequences}: the zoo_moving_shapes "
+                             f"dataset holds {SIZES['test']:,} sequences per evaluation split")
 
 
-def render(sequence_id, seed=0, frames=10, size=16, shapes=2):
-    """Frames (frames, size, size, 1) float32 in [0, 1] of sequence `sequence_id` of `seed`."""
-    rng = np.random.default_rng([seed, sequence_id])
-    rows, cols = np.mgrid[0:size, 0:size] + 0.5
-    video = np.zeros((frames, size, size, 1), "float32")
-    for _ in range(shapes):
-        radius = rng.uniform(size / 10, size / 6)
-        position = rng.uniform(radius, size - radius, 2)
-        velocity = rng.uniform(-1, 1, 2) * size / 12
-        square = rng.random() < 0.5
-        for t in range(frames):
-            dy, dx = np.abs(rows - position[0]), np.abs(cols - position[1])
-            inside = np.maximum(dy, dx) <= radius if square else np.hypot(dy, dx) <= radius
-            video[t, ..., 0] = np.maximum(video[t, ..., 0], inside)
-            position += velocity
-            for axis in range(2):  # bounce off the walls
-                if not radius <= position[axis] <= size - radius:
-                    velocity[axis] *= -1
-                    position[axis] = np.clip(position[axis], radius, size - radius)
-    return video
+def videos(rows, frames=10) -> np.ndarray:
+    """The first `frames` frames of dataset rows (`zoo_moving_shapes` examples) as one uint8
+    array (sequences, frames, size, size, 1)."""
+    return np.stack([row["frames"][:frames] for row in rows])
 
 
-def dataset(first_id, count=None, seed=0, frames=10, size=16, shapes=2, batch_size=16):
-    """Batches of (frames 1..T-1, frames 2..T) for sequence ids first_id, first_id + 1, ...
-
-    Endless when `count` is None.
-    """
-    spec = tf.TensorSpec((frames - 1, size, size, 1), tf.float32)
-
-    def generate():
-        ids = range(first_id, first_id + count) if count is not None else _count(first_id)
-        for i in ids:
-            video = render(i, seed, frames, size, shapes)
-            yield video[:-1], video[1:]
-
-    data = tf.data.Dataset.from_generator(generate, output_signature=(spec, spec))
-    if count is not None:  # a known length lets Keras evaluate to the end without warnings
-        data = data.apply(tf.data.experimental.assert_cardinality(count))
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def _next_frames(batch):
+    """(frames 1..T-1, frames 2..T) in [0, 1] of a uint8 batch of sequences."""
+    video = tf.cast(batch, tf.float32) / 255.0
+    return video[:, :-1], video[:, 1:]
 
 
-def _count(start):
-    while True:
-        yield start
-        start += 1
+def train_stream(sequences, batch_size, seed, start_step=0) -> tf.data.Dataset:
+    """Endless batches of (inputs, targets) of `sequences` (uint8) in the order of
+    `streams.shuffled_batches`: batch n is the same from any `start_step`."""
+    sequences = tf.constant(sequences)
+    return (shuffled_batches(int(sequences.shape[0]), batch_size, seed, start_step)
+            .map(lambda indices: _next_frames(tf.gather(sequences, indices)))
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def eval_dataset(sequences, batch_size) -> tf.data.Dataset:
+    """Every sequence once, in order, as batches of (inputs, targets)."""
+    return (tf.data.Dataset.from_tensor_slices(sequences).batch(batch_size)
+            .map(_next_frames).prefetch(tf.data.AUTOTUNE))
 
 
 def build_model(frames=None, size=16, filters=16, kernel_size=3, layers=1, peepholes=True,
@@ -141,20 +143,25 @@ class MovingShapesTask(Task):
     def sequence_length(self, config):
         return config.frames - 1  # inputs are the frames but the last
 
-    def _data_args(self, config):
-        return dict(seed=config.seed, frames=config.frames, size=config.size,
-                    shapes=config.shapes, batch_size=config.batch_size)
+    def dataset(self, config) -> str:
+        """The dataset the task reads: zoo_moving_shapes, its config of size and shapes."""
+        return f"zoo_moving_shapes/size{config.size}_shapes{config.shapes}"
+
+    def _videos(self, config, split):
+        return videos(datasets.examples(self.dataset(config), split), config.frames)
 
     def prepare(self, config, run_dir, split=True):
-        if config.frames < 2:
-            raise ValueError(f"--frames must be at least 2. Received: --frames={config.frames}")
-        args = self._data_args(config)
+        evaluated = f"[:{config.eval_sequences}]"
+        test = eval_dataset(self._videos(config, "test" + evaluated), config.batch_size)
+        if not split:
+            return TaskData(train=None, validation=None, test=test)
+        training = self._videos(config, "train")
         return TaskData(
-            train=(lambda step: dataset(step * config.batch_size, **args)) if split else None,
-            validation=dataset(VALIDATION_START, config.eval_sequences, **args) if split else None,
-            test=dataset(TEST_START, config.eval_sequences, **args),
-            steps_per_pass=config.steps or 50,
-        )
+            train=lambda step: train_stream(training, config.batch_size, config.seed, step),
+            validation=eval_dataset(self._videos(config, "validation" + evaluated),
+                                    config.batch_size),
+            test=test, steps_per_pass=max(1, len(training) // config.batch_size),
+            examples=len(training))
 
     def build_model(self, config, data):
         return build_model(config.frames - 1, config.size, config.filters, config.kernel_size,
@@ -166,8 +173,11 @@ class MovingShapesTask(Task):
     def sample(self, config, run_dir, model, seed=0, output=None):
         """Draws test sequence number `seed`, true vs predicted, as a PNG strip at `output`
         (a path stem; default run_dir/strip); returns the PNG's path."""
-        video = render(TEST_START + (seed or 0), config.seed, config.frames, config.size,
-                       config.shapes)
+        number = seed or 0
+        if not 0 <= number < SIZES["test"]:
+            raise ValueError(f"--seed={number}: the test split holds sequences 0 to "
+                             f"{SIZES['test'] - 1}")
+        video = self._videos(config, f"test[{number}:{number + 1}]")[0].astype("float32") / 255
         predicted = keras.ops.sigmoid(model(video[None, :-1]))[0]
         path = f"{output}.png" if output else os.path.join(run_dir, STRIP)
         return save_strip(video[1:], np.asarray(predicted), path,

@@ -13,7 +13,6 @@ directory in the cache, so every command that reads a run reads a preset the sam
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -45,7 +44,6 @@ def run_dir(name: str) -> str:
                 shutil.copyfile(folder / file, staging / file)
         presets.load_model(name).save(staging / rundir.BEST)
         rundir.write_metrics(staging, test=presets.card(name).get("test", {}))
-        _rebuild_inputs(name, staging)
         os.replace(staging, target)  # another process may have built it first: keep theirs
     except OSError:
         if not (target / rundir.BEST).is_file():
@@ -55,25 +53,48 @@ def run_dir(name: str) -> str:
     return str(target)
 
 
-def _digests(folder) -> dict:
-    """sha256 of the data splits a run directory holds (*.tsv), by file name."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(
-        Path(folder).glob("*.tsv"))}
+def dataset_of(config) -> dict | None:
+    """{name, version} of the dataset a run of `config` reads (None for generated data)."""
+    from pipelines import datasets
+    from pipelines.train import get_task
+
+    name = get_task(config.task).dataset(config)
+    if name is None:
+        return None
+    builder = datasets.register_all()[name.split("/")[0]]  # "name/config" names a config
+    return {"name": name, "version": str(builder.VERSION)}
 
 
-def _rebuild_inputs(name, folder):
-    """Recreate in `folder` the run inputs a preset does not ship (a translator's split TSVs)
-    from the corpus, as the task's seeded split made them, and check they are the same files."""
-    from pipelines.train import get_task, load_config
+def check_dataset(name: str) -> None:
+    """Refuse to re-measure preset `name` on another version of the dataset its card's test
+    metrics come from (its splits may differ), or on a test split other than the one this
+    installation pins for that version (`pipelines.datasets.FINGERPRINTS`: the corpus it is
+    generated from, e.g. a Debian package, changed)."""
+    from pipelines import datasets
 
-    config = load_config(folder)
-    get_task(config.task).prepare(config, str(folder))
-    expected = presets.card(name).get("inputs", {})
-    rebuilt = _digests(folder)
-    changed = sorted(n for n, digest in expected.items() if rebuilt.get(n) != digest)
-    if changed:
-        raise ValueError(f"preset {name}: the corpus gives another {changed[0]} than the one "
-                         "the preset was trained and tested on (a different corpus version?)")
+    measured = presets.card(name).get("dataset")
+    if not measured:
+        return
+    builders = datasets.register_all()
+    installed = builders.get(measured["name"].split("/")[0])
+    version = None if installed is None else str(installed.VERSION)
+    if version != measured["version"]:
+        raise ValueError(f"preset {name} was measured on {measured['name']} "
+                         f"{measured['version']}, and this installation has "
+                         f"{version or 'no such dataset'}: its splits may differ, so the card's "
+                         "test metrics cannot be re-measured here")
+    pinned = json.loads(datasets.FINGERPRINTS.read_text()).get(measured["name"], {})
+    if pinned.get("version") != version or installed.LOCAL:
+        return  # a local corpus, or a dataset this installation does not pin
+    rows = datasets.examples(measured["name"], "test")
+    found = {"examples": len(rows), "sha256": datasets.split_fingerprint(rows)}
+    if found != pinned["splits"]["test"]:
+        folder = datasets.builder(measured["name"]).data_dir
+        raise ValueError(f"{folder}: its test split ({found['examples']} examples, sha256 "
+                         f"{found['sha256']}) is not the one preset {name} was measured on "
+                         f"(sha256 {pinned['splits']['test']['sha256']}): it was prepared from "
+                         "another version of the corpus; with this release's corpus installed, "
+                         f"remove that folder (rm -r {folder}) to prepare it anew")
 
 
 def listing() -> str:
@@ -147,7 +168,7 @@ def card_for(name: str, source: str, model, config, description: str) -> dict:
         "wall_minutes": round(metrics.get("seconds", 0) / 60, 1),
         "test_float32": metrics.get("test", {}),
         "headline": {"metric": metric, "lower_is_better": lower},
-        "inputs": _digests(source),  # the split files `run_dir` rebuilds, checked there
+        "dataset": dataset_of(config),
         "weights": "float16", "versions": _versions(),
         "created": datetime.date.today().isoformat(),
     }

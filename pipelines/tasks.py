@@ -63,6 +63,12 @@ class Task:
 
     name: str = ""
     config_class: type = TrainConfig
+    # The kind of export folder the task's models write ("model" or "seq2seq"): checked
+    # before the run's data or model are loaded.
+    export_kind: str = "model"
+    # The quality gate's default: what a quantised export may lose against Keras, in the
+    # unit of the score the model declares (`zoo.models.protocol`).
+    max_quality_loss: float = 0.05
 
     def prepare(self, config, run_dir, split=True) -> TaskData:
         """Datasets for `config`; saves (or reloads) artefacts such as a vocabulary in run_dir.
@@ -105,6 +111,24 @@ class Task:
     def sample(self, config, run_dir, model, **options) -> str:
         """What `lstm-zoo sample` shows or writes for this task (text, a MIDI path, ...)."""
         raise NotImplementedError(f"Task {self.name!r} does not sample.")
+
+    def export_options(self, config, data: TaskData, count: int, seq_len=None) -> dict:
+        """What `zoo.export.export` needs besides the model: `count` windows of the run's
+        validation split (int8 calibration, parity and the quality gate) of `seq_len` steps
+        (default `sequence_length`), and the device's metadata (the task, the settings, a
+        vocabulary)."""
+        import dataclasses
+
+        from pipelines.streams import representative_windows
+
+        seq_len = seq_len or self.sequence_length(config)
+        metadata = {"task": config.task, "config": dataclasses.asdict(config)}
+        vocab = data.info.get("vocab")
+        if vocab is not None:
+            metadata.update(vocabulary=list(vocab.tokens), level=vocab.level)
+        return {"representative_data": representative_windows(data.validation or data.test,
+                                                              count, seq_len),
+                "seq_len": seq_len, "metadata": metadata}
 
     def headline(self, config) -> tuple[str, bool]:
         """The test metric that ranks runs (studies, model cards), and whether lower is better."""

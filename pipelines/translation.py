@@ -1,18 +1,17 @@
-"""Translation: sentence pairs -> split -> subword ids -> bucketed tf.data, and the task.
+"""Translation: dataset -> splits -> subword ids -> bucketed tf.data, and the task.
 
 The default corpus pairs the King James Bible with the Spanish Reina-Valera 1909 verse by
-verse (Debian `sword-text-kjv` and `sword-text-sparv`, public domain; ~31k pairs, read by
-`pipelines.sword`). Any tab-separated file of source<TAB>target lines works too (--data).
-The split is fixed (a seeded permutation) and saved in the run directory as TSV files, with
-the SentencePiece model trained on the training split only, so `sample` and `evaluate`
-rebuild everything from the run directory.
+verse (the `zoo_en_es_verses` dataset: Debian `sword-text-kjv` and `sword-text-sparv`, public
+domain; ~31k pairs). Any tab-separated file of source<TAB>target lines works too (--data, the
+`zoo_sentence_pairs` dataset). Both are read through `pipelines.datasets`, which fixes the
+split (`pipelines.datasets.translation`); the run directory holds the SentencePiece model,
+trained on the training split only.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass
 
 import keras
@@ -20,15 +19,14 @@ import numpy as np
 import tensorflow as tf
 from sacrebleu.metrics import BLEU, CHRF
 
-from pipelines import sword
+from pipelines import datasets
 from pipelines.configs import TrainConfig, option
+from pipelines.datasets.translation import SPLITS, read_tsv, write_tsv  # noqa: F401 (notebooks)
 from pipelines.streams import shuffled_order
-from pipelines.train import Task, TaskData, register_task
-from zoo.files import atomic_write
+from pipelines.tasks import Task, TaskData, register_task
 from zoo.models.seq2seq import from_size
 from zoo.subwords import BOS, EOS, PAD, UNK, Subwords, translate  # noqa: F401 (re-exported)
 
-SPLITS = ("train", "validation", "test")
 TOKENIZER = "subwords.model"
 
 
@@ -39,7 +37,6 @@ class TranslationConfig(TrainConfig):
     task: str = option("translation", "Task to train (see `lstm-zoo list`).")
     data: str | None = option(None, "TSV file of source<TAB>target lines; default the "
                                     "English-Spanish Bible verses (SWORD KJV and RV 1909).")
-    holdout: int = option(1000, "Pairs held out for validation and again for test.")
     vocab_size: int = option(4000, "SentencePiece vocabulary shared by both languages.")
     max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).")
     cell: str = option("lstm", "Registered cell name.")
@@ -59,86 +56,29 @@ class TranslationConfig(TrainConfig):
                                              "default 500.")
 
 
-# -- reading pairs --------------------------------------------------------------------------------
-def read_tsv(path, warn=True):
-    """(source, target) pairs of a tab-separated UTF-8 file (columns after the second ignored).
+def pair_splits(dataset, data=None, split=True) -> dict[str, list[tuple[str, str]]]:
+    """The (source, target) pairs of each split of a pairs dataset
+    (`pipelines.datasets.translation`), or of the whole corpus as "test" without `split` (a
+    file's pairs in line order)."""
+    if split:
+        return {name: [(row["source"], row["target"]) for row in
+                       datasets.examples(dataset, name, data)] for name in SPLITS}
+    rows = sorted((row for name in SPLITS for row in datasets.examples(dataset, name, data)),
+                  key=lambda row: row.get("line", 0))
+    return {"test": [(row["source"], row["target"]) for row in rows]}
 
-    Lines without a tab, with an empty side or not in UTF-8 are skipped with one warning giving
-    their count and the first one; byte-order marks are dropped. A file that cannot be read, is
-    not text (a NUL byte, UTF-16) or holds no valid pair is an OSError or ValueError whose one
-    line names it.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path}: a folder, not a TSV file")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
+
+def check_earlier_split(run_dir, test_pairs):
+    """Refuse a run directory of an earlier lstm-zoo whose own split (its test.tsv, drawn with
+    the run's --seed and --holdout) is not the dataset's: its test pairs may be trained on."""
+    path = os.path.join(run_dir, "test.tsv")
     if not os.path.isfile(path):
-        raise ValueError(f"{path}: not a regular file (a device, FIFO or socket)")
-    try:
-        with open(path, "rb") as f:
-            pairs, bad, first, size = _parse_tsv(path, f)
-    except OSError as error:
-        raise type(error)(f"{path}: {(error.strerror or str(error)).lower()}") from None
-    if not pairs:
-        why = (f"line {first[0]}: {first[1]}" if bad else "blank lines only") if size else \
-            "empty file"
-        raise ValueError(f"{path}: no valid source<TAB>target pair (UTF-8, both sides "
-                         f"non-empty); {why}")
-    if bad and warn:
-        warnings.warn(f"{path}: skipped {bad} malformed line(s) (no tab, an empty side or "
-                      f"invalid UTF-8); the first is line {first[0]} ({first[1]})", stacklevel=2)
-    return pairs
-
-
-def _parse_tsv(path, lines):
-    """Pairs, malformed-line count, (number, reason) of the first and bytes read of `lines`."""
-    pairs, bad, first, size = [], 0, None, 0
-    for number, raw in enumerate(lines, 1):
-        size += len(raw)
-        if number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise ValueError(f"{path}: UTF-16 text (byte-order mark); save it as UTF-8")
-        if b"\0" in raw:
-            raise ValueError(f"{path}: line {number}: NUL byte; binary data, not UTF-8 text")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            reason = f"not UTF-8 (byte {error.start + 1})"
-        else:
-            # Byte-order marks (U+FEFF) that editors write, also mid-file after `cat a b`.
-            fields = [f.replace("\ufeff", "").strip() for f in text.rstrip("\r\n").split("\t")]
-            if len(fields) >= 2 and fields[0] and fields[1]:
-                pairs.append((fields[0], fields[1]))
-                continue
-            if not "".join(fields):
-                continue  # a blank line
-            reason = ("no tab" if len(fields) < 2 else
-                      "empty source" if not fields[0] else "empty target")
-        bad, first = bad + 1, first or (number, reason)
-    return pairs, bad, first, size
-
-
-def write_tsv(path, pairs):
-    """Write pairs as TSV, atomically (tabs and newlines inside a side become spaces)."""
-    clean = lambda s: " ".join(s.split())
-    atomic_write(path, "".join(f"{clean(s)}\t{clean(t)}\n" for s, t in pairs))
-
-
-def load_pairs(data=None):
-    """The pairs of `data` (a TSV file) or, by default, the SWORD Bible verse pairs."""
-    return read_tsv(data) if data else sword.verse_pairs()
-
-
-def split_pairs(pairs, holdout, seed=0):
-    """A fixed split {"train", "validation", "test"}: `holdout` pairs each for the last two
-    (fewer for a small corpus: a tenth each), chosen by a seeded permutation."""
-    holdout = min(holdout, len(pairs) // 10)
-    if holdout < 1:
-        raise ValueError(f"{len(pairs)} pairs are too few to split (need at least 10)")
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    parts = {"validation": order[:holdout], "test": order[holdout:2 * holdout],
-             "train": np.sort(order[2 * holdout:])}
-    return {name: [pairs[i] for i in np.sort(index)] for name, index in parts.items()}
+        return
+    clean = lambda text: " ".join(text.split())  # as the earlier split files were written
+    if read_tsv(path, warn=False) != [(clean(s), clean(t)) for s, t in test_pairs]:
+        raise ValueError(f"{path}: the run was split by an earlier lstm-zoo (with its --seed and "
+                         "--holdout), not as the dataset is; score it on its own test pairs "
+                         f"with `lstm-zoo evaluate --run_dir={run_dir} --data={path}`")
 
 
 # -- subwords -------------------------------------------------------------------------------------
@@ -228,20 +168,19 @@ class TranslationTask(Task):
     """Translation with an attentional encoder-decoder; see `TranslationConfig`."""
 
     name, config_class = "translation", TranslationConfig
+    export_kind = "seq2seq"
 
     def inputs(self, config, split=True):
-        return (TOKENIZER, *(f"{name}.tsv" for name in SPLITS if split))
+        return (TOKENIZER,)
+
+    def dataset(self, config) -> str:
+        """The dataset the task reads: the verse pairs, or a local --data TSV file."""
+        return "zoo_sentence_pairs" if config.data else "zoo_en_es_verses"
 
     def prepare(self, config, run_dir, split=True):
-        paths = {name: os.path.join(run_dir, f"{name}.tsv") for name in SPLITS}
-        if not split:
-            splits = {"test": load_pairs(config.data)}
-        elif all(os.path.isfile(p) for p in paths.values()):
-            splits = {name: read_tsv(path) for name, path in paths.items()}
-        else:
-            splits = split_pairs(load_pairs(config.data), config.holdout, config.seed)
-            for name, path in paths.items():
-                write_tsv(path, splits[name])
+        splits = pair_splits(self.dataset(config), config.data, split)
+        if split:
+            check_earlier_split(run_dir, splits["test"])
         tokenizer_path = os.path.join(run_dir, TOKENIZER)
         if os.path.isfile(tokenizer_path):
             subwords = Subwords.load(tokenizer_path)
@@ -254,7 +193,7 @@ class TranslationTask(Task):
                    for name, pairs in splits.items()}
         for name, (sources, _) in encoded.items():
             if not sources:
-                raise ValueError(f"{config.data or 'SWORD'}: no {name} pair is within "
+                raise ValueError(f"{config.data or self.dataset(config)}: no {name} pair is within "
                                  f"--max_len={config.max_len} subword tokens")
         batch, max_len = config.batch_size, config.max_len
         return TaskData(
@@ -311,3 +250,40 @@ class TranslationTask(Task):
         alpha = config.length_penalty if length_penalty is None else length_penalty
         return translate(model, subwords, [text], beam, alpha)[0]
 
+
+    def export_options(self, config, data, count, seq_len=None):
+        """The translator's export (`zoo.export.export_seq2seq`): the first `count` test pairs
+        that fit in `seq_len` (default --max_len) source tokens for parity (greedy agreement
+        with Keras, BLEU of the greedy translations, bits per target token teacher-forced:
+        the quality gate), as many validation pairs for int8 calibration, and the
+        SentencePiece model beside the file, named in the metadata with its special ids."""
+        import dataclasses
+
+        max_source_len, subwords = seq_len or config.max_len, data.info["subwords"]
+
+        def fitting(pairs):
+            """Sources, targets (+ eos) and reference texts of the first `count` pairs that
+            fit in max_source_len tokens."""
+            pairs = pairs[: max(1, count)]
+            kept = [(source, target + [EOS], text) for source, target, (_, text) in
+                    zip(*encode_pairs(subwords, pairs), pairs)
+                    if max(len(source), len(target) + 1) <= max_source_len]
+            return [list(column) for column in zip(*kept)] or [[], [], []]
+
+        sources, targets, references = fitting(data.info["test_pairs"])
+        if not sources:
+            raise ValueError(f"No test sentence fits in max_source_len={max_source_len}")
+
+        def bleu(translations):
+            hypotheses = [subwords.decode(np.array([ids]))[0] for ids in translations]
+            return score(hypotheses, references)["bleu"]
+
+        return {"sources": sources, "targets": targets, "start_id": BOS, "end_id": EOS,
+                "calibration": list(zip(*fitting(data.info["validation_pairs"])[:2])) or None,
+                "bleu": bleu, "max_source_len": max_source_len,
+                "max_length": 2 * max_source_len + 10,
+                "files": {TOKENIZER: subwords.proto},
+                "metadata": {"task": config.task, "config": dataclasses.asdict(config),
+                             "tokenizer": TOKENIZER,
+                             "token_ids": {"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS},
+                             "source_suffix": [EOS]}}

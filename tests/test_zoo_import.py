@@ -30,7 +30,7 @@ def test_public_api_and_lazy_export():
     assert zoo.layers.Recurrent and zoo.models.seq2seq.Seq2Seq and zoo.decoding
     out = run_fresh("import sys, zoo; print('zoo.export' in sys.modules); "
                     "print(zoo.export.export_model.__module__)")
-    assert out.split() == ["False", "zoo.export.export"]
+    assert out.split() == ["False", "zoo.export.exporters"]
 
 
 def test_checkpoints_load_in_a_fresh_process_with_only_import_zoo(tmp_path):

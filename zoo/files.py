@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -73,3 +74,14 @@ def read_json(path: str | os.PathLike, expect: type | None = None):
         kind = {dict: "an object", list: "a list"}.get(expect, expect.__name__)
         raise ValueError(f"{path}: expected {kind} in JSON, found {type(value).__name__}")
     return value
+
+
+def read_error(path, error: OSError, doing: str = "") -> Exception:
+    """A one-line error naming `path` for the OSError met reading it: FileNotFoundError if it
+    is missing, else ValueError (the command line reports both without a traceback)."""
+    if error.errno == errno.ENOENT:
+        reason = "broken symbolic link" if os.path.islink(path) else "no such file or folder"
+        return FileNotFoundError(f"{path}: {doing}{reason}")
+    reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+              errno.ELOOP: "symbolic link loop", errno.EISDIR: "is a folder, expected a file"}
+    return ValueError(f"{path}: {doing}{reason.get(error.errno, error.strerror or error)}")

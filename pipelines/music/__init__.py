@@ -8,8 +8,11 @@ Two tasks, each in its own module:
   language model; test metric bits per event.
 
 `pipelines.music.midi` converts between grids, rolls, events and MIDI files and draws piano
-rolls; `pipelines.music.corpus` parses and caches the corpora. This package re-exports their
-public names, so `from pipelines import music; music.read_midi(...)` works.
+rolls; `pipelines.music.corpus` reads the corpora, from which the datasets of
+`pipelines.datasets.music` are generated (`zoo_bach_chorales`, `zoo_folk_tunes`, and a MIDI
+folder's `zoo_midi_chorales` or `zoo_midi_melodies`); the tasks read those datasets
+(`read_pieces`). This package re-exports their public names, so
+`from pipelines import music; music.read_midi(...)` works.
 """
 
 from pipelines.music.chorales import (
@@ -22,22 +25,22 @@ from pipelines.music.chorales import (
     frames,
     transposed_grids,
 )
-from pipelines.music.common import MusicConfig, MusicTask
+from pipelines.music.common import MusicConfig, MusicTask, read_pieces
 from pipelines.music.corpus import (
     FOLK_BOOKS,
     FORMATS,
     SPLITS,
-    Corpus,
     abc_files,
     abc_to_midi,
+    chorale_fermatas,
     chorale_names,
-    load_chorales,
-    load_melodies,
-    load_midi_folder,
+    chorale_numbers,
+    corpus_order,
     midi_files,
     parse_chorale,
-    split_of,
-    splits_of,
+    read_chorales,
+    read_folk_tunes,
+    read_midi_folder,
 )
 from pipelines.music.melody import (
     MelodyConfig,
@@ -68,11 +71,12 @@ from pipelines.music.midi import (
 __all__ = [
     "FOLK_BOOKS", "FORMATS", "HIGHEST", "LOWEST", "PITCHES", "SPLITS", "STEPS_PER_QUARTER",
     "VOICES",
-    "ChoralesConfig", "ChoralesTask", "Corpus", "MelodyConfig", "MelodyTask", "MusicConfig",
-    "MusicTask", "abc_files", "abc_to_midi", "chorale_dataset", "chorale_names",
-    "chorale_pairs", "chorale_train_stream", "chorale_windows", "events_to_midi", "fold",
-    "frames", "generate_melody", "grid_to_midi", "grid_to_roll", "load_chorales",
-    "load_melodies", "load_midi_folder", "melody_tokens", "midi_files", "midi_to_events",
-    "midi_to_roll", "parse_chorale", "plot_roll", "read_midi", "roll_to_grid", "roll_to_midi",
-    "split_of", "splits_of", "transpose", "transposed_grids", "write_midi",
+    "ChoralesConfig", "ChoralesTask", "MelodyConfig", "MelodyTask", "MusicConfig", "MusicTask",
+    "abc_files", "abc_to_midi", "chorale_dataset", "chorale_fermatas", "chorale_names",
+    "chorale_numbers", "chorale_pairs", "chorale_train_stream", "chorale_windows",
+    "corpus_order", "events_to_midi", "fold", "frames", "generate_melody", "grid_to_midi",
+    "grid_to_roll", "melody_tokens", "midi_files", "midi_to_events", "midi_to_roll",
+    "parse_chorale", "plot_roll", "read_chorales", "read_folk_tunes", "read_midi",
+    "read_midi_folder", "read_pieces", "roll_to_grid", "roll_to_midi", "transpose",
+    "transposed_grids", "write_midi",
 ]

@@ -12,7 +12,6 @@ import numpy as np
 
 from pipelines.configs import option
 from pipelines.music.common import MusicConfig, MusicTask
-from pipelines.music.corpus import load_chorales
 from pipelines.music.midi import (
     HIGHEST,
     LOWEST,
@@ -24,7 +23,7 @@ from pipelines.music.midi import (
     roll_to_grid,
     roll_to_midi,
 )
-from pipelines.train import TaskData, register_task
+from pipelines.tasks import TaskData, register_task
 from zoo.models import polyphonic
 
 
@@ -127,12 +126,10 @@ class ChoralesTask(MusicTask):
     """Bach chorales for a polyphonic model; see `ChoralesConfig`."""
 
     name, config_class = "chorales", ChoralesConfig
-
-    def default_corpus(self, config):
-        return load_chorales(config.limit)
+    corpus_dataset, folder_dataset, feature = "zoo_bach_chorales", "zoo_midi_chorales", "grid"
 
     def prepare(self, config, run_dir, split=True):
-        corpus, pieces = self.pieces(config, split)
+        pieces = self.pieces(config, split)
         batch, window, spq = config.batch_size, config.seq_len, config.steps_per_quarter
         grids = transposed_grids(pieces.get("train", []), config.transpositions)
         evaluation = {n: chorale_dataset(p, batch, spq) for n, p in pieces.items()}
@@ -143,7 +140,7 @@ class ChoralesTask(MusicTask):
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
             steps_per_pass=max(1, windows // batch), examples=windows if split else None,
-            info={"pieces": {n: len(p) for n, p in pieces.items()}, "skipped": corpus.skipped},
+            info={"pieces": {n: len(p) for n, p in pieces.items()}},
         )
 
     def build_model(self, config, data):

@@ -1,15 +1,39 @@
-"""What the chorale and melody tasks share: their settings, corpus splits, model sizes and the
-files a sample writes."""
+"""What the chorale and melody tasks share: their settings, the pieces of their datasets'
+splits, model sizes and the files a sample writes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import datasets
 from pipelines.configs import TrainConfig, option
-from pipelines.music.corpus import load_midi_folder, splits_of
+from pipelines.music.corpus import SPLITS, corpus_order
 from pipelines.music.midi import plot_roll, read_midi
-from pipelines.train import Task
+from pipelines.tasks import Task
+
+
+def read_pieces(dataset, data=None, limit=None, split=True) -> dict[str, list[dict]]:
+    """The pieces (dicts of NumPy values) of each split of music dataset `dataset`
+    (`pipelines.datasets.music`; over the MIDI folder `data` for a local one), those of its
+    first `limit` source files; without `split`, every piece as "all", in corpus order.
+
+    ValueError naming the data for an empty split.
+    """
+    held = datasets.prepare(dataset, data).info.splits  # a small folder may lack a split
+    pieces = {name: [piece for piece in datasets.examples(dataset, name, data)
+                     if limit is None or piece["file_index"] < limit] if name in held else []
+              for name in SPLITS}
+    if not split:
+        pieces = {"all": corpus_order([p for chosen in pieces.values() for p in chosen])}
+    total = sum(len(chosen) for chosen in pieces.values())
+    for name, chosen in pieces.items():
+        if not chosen:
+            raise ValueError(f"{data or dataset}: the {name} split is empty ({total} "
+                             f"piece{'s' * (total != 1)}"
+                             f"{f' in the first {limit} files' if limit else ''}); use more "
+                             "data (or a larger --limit)")
+    return pieces
 
 
 @dataclass
@@ -18,7 +42,8 @@ class MusicConfig(TrainConfig):
 
     validation_steps: int | None = option(0, "Validation batches per epoch; 0 = all.")
     data: str | None = option(None, "Folder of MIDI files; default the music21 corpus.")
-    limit: int | None = option(None, "Parse only the first N chorales / ABC files (quick runs).")
+    limit: int | None = option(None, "Read only the pieces of the first N chorales / ABC files / "
+                               "MIDI files (quick runs).")
     seq_len: int = option(64, "Steps (chorales) or events (melody) per training window.")
     transpositions: int = option(0, "Augmentation: also train on the training pieces "
                                  "transposed by -N..N semitones.")
@@ -32,16 +57,18 @@ class MusicConfig(TrainConfig):
 class MusicTask(Task):
     """A music task: `compose` writes a piece, `sample` adds the MIDI primer and the files."""
 
-    def default_corpus(self, config):
-        """The task's own corpus (music21's chorales or folk tunes), without --data."""
-        raise NotImplementedError
+    # The datasets the task reads: its own corpus, and a MIDI folder (--data) as its encoding.
+    corpus_dataset, folder_dataset = "", ""
+    feature = ""  # the notes of a piece: "grid" or "events"
 
-    def pieces(self, config, split=True):
-        """(corpus, its pieces by split name): the MIDI folder --data, read as this task's
-        encoding, or the task's own corpus."""
-        corpus = (load_midi_folder(config.data, self.name) if config.data
-                  else self.default_corpus(config))
-        return corpus, splits_of(corpus, config.data, split)
+    def dataset(self, config) -> str:
+        """The dataset the task reads: its own corpus, or the local MIDI folder --data."""
+        return self.folder_dataset if config.data else self.corpus_dataset
+
+    def pieces(self, config, split=True) -> dict[str, list]:
+        """The notes of every piece by split name (see `read_pieces`)."""
+        return {name: [piece[self.feature] for piece in chosen] for name, chosen in
+                read_pieces(self.dataset(config), config.data, config.limit, split).items()}
 
     def sizes(self, config, names=("units", "layers")) -> dict:
         """The size overrides the config gives (None: the size's own)."""

@@ -1,12 +1,13 @@
-"""Music corpora: Bach chorales and folk melodies parsed once, cached, with fixed splits.
+"""Music corpora read from their sources, in a fixed order: what the music datasets hold.
 
-Sources: the Bach chorales of the music21 corpus (Riemenschneider numbering, the S, A, T and B
-parts of every chorale that has them) as SATB grids; folk tunes in ABC from the music21 corpus
-(O'Neill's 1850, Ryan's Mammoth Collection, Aird's Airs), converted by Debian's `abc2midi`, as
-melody events; or any folder of MIDI files (the four highest notes of each step, or the
-highest note at each onset). Parsing is done once and cached as a `Corpus` (.npz) in
-`default_cache_dir()`; every piece has a fixed train/validation/test split derived from its
-name, saved with the data.
+The Bach chorales of the music21 corpus (Riemenschneider order, the S, A, T and B parts of
+every chorale that has them) become SATB grids; the folk tunes of its ABC books (O'Neill's 1850,
+Ryan's Mammoth Collection, Aird's Airs), converted by Debian's `abc2midi`, melody events; and
+any folder of MIDI files either (the four highest notes of each step, or the highest note at
+each onset). Each piece is a dict of its name, the position of its source file in the corpus
+(`file_index`: `--limit=N` keeps the pieces of the first N files) and its arrays. The datasets
+of `pipelines.datasets.music` are generated from these readers and fix the splits; the tasks
+read those datasets.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import logging
 import shutil
 import subprocess
 import tempfile
-import zipfile
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,104 +30,57 @@ from pipelines.music.midi import (
     read_midi,
     roll_to_grid,
 )
-from pipelines.rundir import default_cache_dir
-from zoo.files import atomic_path
 from zoo.models.melody import EventVocabulary
 
 log = logging.getLogger("pipelines.music")
 
 FOLK_BOOKS = ("oneills1850", "ryansMammoth", "airdsAirs")
-SPLITS = ("train", "validation", "test")
-FORMATS = ("chorales", "melody")  # what `load_midi_folder` reads a MIDI file as
-_FORMAT = 2  # bump when the cached encoding changes
+SPLITS = ("train", "validation", "test")  # the splits of every music dataset
+FORMATS = ("chorales", "melody")  # what `read_midi_folder` reads a MIDI file as
 
 
-def split_of(name):
-    """The fixed split of a piece, from a hash of its name: 80% train, 10% validation, 10% test."""
-    bucket = zlib.crc32(name.encode()) % 10
-    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
-
-
-@dataclass
-class Corpus:
-    """Named pieces (arrays of one encoding) with their splits; saved as one .npz file."""
-
-    names: list
-    pieces: list
-    splits: list = field(default_factory=list)
-    skipped: int = 0  # files that could not be read
-
-    def __post_init__(self):
-        self.splits = list(self.splits) or [split_of(name) for name in self.names]
-
-    def split(self, name):
-        """The pieces of one split ("train", "validation", "test" or "all")."""
-        if name != "all" and name not in SPLITS:
-            raise ValueError(f"Unknown split {name!r}. Known splits: all, {', '.join(SPLITS)}")
-        return [p for p, s in zip(self.pieces, self.splits) if name in ("all", s)]
-
-    def save(self, path):
-        """Write atomically (a temporary file, then os.replace)."""
-        lengths = np.array([len(p) for p in self.pieces], dtype=np.int64)
-        with atomic_path(path) as tmp:
-            np.savez_compressed(
-                tmp, format=_FORMAT, names=np.array(self.names, dtype=str),
-                splits=np.array(self.splits, dtype=str), lengths=lengths, skipped=self.skipped,
-                data=np.concatenate(self.pieces) if self.pieces else np.zeros((0, 4)))
-
-    @classmethod
-    def load(cls, path):
-        """The corpus cached at `path`; ValueError naming the file if its format is older."""
-        with np.load(path) as f:
-            if int(f["format"]) != _FORMAT:
-                raise ValueError(f"{path}: cache format {int(f['format'])}, expected {_FORMAT}")
-            pieces = np.split(f["data"], np.cumsum(f["lengths"])[:-1]) if len(f["lengths"]) else []
-            return cls(f["names"].tolist(), pieces, f["splits"].tolist(), int(f["skipped"]))
-
-
-def _cached(path, build, refresh=False):
-    """The corpus cached at `path`, built (and saved) by `build()` if missing."""
-    if Path(path).exists() and not refresh:
-        try:
-            return Corpus.load(path)
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-            # an older format, or a file cut short by a full disk or a killed process
-            log.warning("Rebuilding the corpus cache %s: unreadable (%s)", path, error)
-    corpus = build()
-    try:
-        corpus.save(path)
-    except OSError as error:  # an unwritable cache costs a parse next time, not this run
-        log.warning("Cannot cache the corpus at %s: %s", path, error)
-    return corpus
-
-
-def midi_files(folder):
-    """The .mid/.midi files under `folder`, sorted; a clear error if there are none."""
+# -- a folder of MIDI files -------------------------------------------------------------------
+def midi_files(folder) -> list[Path]:
+    """The .mid/.midi files under `folder` (recursively, hidden ones left out), sorted; a
+    one-line error naming the folder if it is missing or holds none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"--data: no such folder: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+        if folder.exists():
+            raise ValueError(f"{folder}: not a folder; --data takes a folder of MIDI files")
+        raise FileNotFoundError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi")
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
-        raise FileNotFoundError(f"--data: no .mid or .midi files under {folder}")
+        raise FileNotFoundError(f"{folder}: no .mid or .midi files in this folder")
     return files
 
 
-def load_midi_folder(folder, music_format="chorales", voices=4):
-    """A Corpus of every readable MIDI file under `folder` (unreadable ones skipped and counted)."""
-    folder, vocabulary, names, pieces, skipped = Path(folder), EventVocabulary(), [], [], 0
-    for path in midi_files(folder):
+def read_midi_folder(folder, music_format="chorales", voices=4) -> list[dict]:
+    """Every readable MIDI file under `folder` as a piece {"name" (its path in the folder),
+    "file_index", "grid" (steps, voices) or "events" (n, 2)}, read as `music_format`.
+
+    An unreadable, empty or absurdly long file is skipped with a warning naming it; a folder of
+    none but those is one ValueError naming the folder.
+    """
+    if music_format not in FORMATS:
+        raise ValueError(f"Unknown music format {music_format!r}. Known: {', '.join(FORMATS)}")
+    folder, files, vocabulary, pieces = Path(folder), midi_files(folder), EventVocabulary(), []
+    for index, path in enumerate(files):
         midi = read_midi(path)
         if midi is None:
-            skipped += 1
-            continue
-        names.append(str(path.relative_to(folder)))
-        pieces.append(roll_to_grid(midi_to_roll(midi), voices) if music_format == "chorales"
-                      else midi_to_events(midi, vocabulary))
-    if skipped:
-        log.warning("Skipped %d of %d MIDI files under %s", skipped, skipped + len(names), folder)
-    if not names:
-        raise ValueError(f"--data: none of the MIDI files under {folder} could be read")
-    return Corpus(names, pieces, skipped=skipped)
+            continue  # read_midi warned, naming the file
+        piece = {"name": str(path.relative_to(folder)), "file_index": index}
+        if music_format == "chorales":
+            piece["grid"] = roll_to_grid(midi_to_roll(midi), voices)
+        else:
+            piece["events"] = midi_to_events(midi, vocabulary)
+        pieces.append(piece)
+    if not pieces:
+        raise ValueError(f"{folder}: none of its {len(files)} MIDI files could be read")
+    if len(pieces) < len(files):
+        log.warning("Skipped %d of %d MIDI files under %s", len(files) - len(pieces),
+                    len(files), folder)
+    return pieces
 
 
 # -- Bach chorales (music21) ------------------------------------------------------------------
@@ -154,6 +105,13 @@ def _satb_parts(score):
     return chosen
 
 
+def _steps(note, steps_per_quarter):
+    """The grid steps start:end a music21 note sounds (at least one)."""
+    start = int(float(note.offset) * steps_per_quarter)
+    end = int(round(float(note.offset + note.quarterLength) * steps_per_quarter))
+    return slice(start, max(end, start + 1))
+
+
 def parse_chorale(score, steps_per_quarter=STEPS_PER_QUARTER):
     """SATB grid (steps, 4) of a music21 chorale score, pitches folded into 36..81; or None."""
     parts = _satb_parts(score)
@@ -163,49 +121,69 @@ def parse_chorale(score, steps_per_quarter=STEPS_PER_QUARTER):
     grid = np.zeros((steps, 4), dtype=np.int16)
     for voice, part in enumerate(parts):
         for note in part.flatten().notes:
-            start = int(float(note.offset) * steps_per_quarter)
-            end = int(round(float(note.offset + note.quarterLength) * steps_per_quarter))
-            grid[start:max(end, start + 1), voice] = max(p.midi for p in note.pitches)
+            grid[_steps(note, steps_per_quarter), voice] = max(p.midi for p in note.pitches)
     grid[grid > 0] = fold(grid[grid > 0])
     return grid
 
 
-def chorale_names(limit=None):
-    """music21 corpus paths of the Bach chorales in Riemenschneider order (the first `limit`).
+def chorale_fermatas(score, steps_per_quarter=STEPS_PER_QUARTER):
+    """Bool (steps,) of a music21 chorale score: the steps under a fermata in any of its S, A, T
+    and B parts (the ends of its phrases), aligned with `parse_chorale`'s grid; or None."""
+    from music21 import expressions
 
-    The 371 numbers name 350 distinct files (some chorales are numbered twice); each is kept
-    once, so no chorale counts twice.
+    parts = _satb_parts(score)
+    if parts is None:
+        return None
+    held = np.zeros(int(np.ceil(float(score.highestTime) * steps_per_quarter)), dtype=bool)
+    for part in parts:
+        for note in part.flatten().notes:
+            if any(isinstance(e, expressions.Fermata) for e in note.expressions):
+                held[_steps(note, steps_per_quarter)] = True
+    return held
+
+
+def chorale_numbers() -> dict[str, int]:
+    """music21 corpus path -> Riemenschneider number of every Bach chorale, in that order.
+
+    The 371 numbers name 350 distinct files (some chorales are numbered twice); each keeps its
+    first number, so no chorale counts twice.
     """
     from music21 import corpus
 
+    numbers = {}
     names = corpus.chorales.Iterator(numberingSystem="riemenschneider", returnType="filename")
-    return list(dict.fromkeys(names))[:limit]
+    for number, name in enumerate(names, start=1):  # the iterator walks the numbers 1..371
+        numbers.setdefault(name, number)
+    return numbers
 
 
-def load_chorales(limit=None, cache_dir=None, refresh=False):
-    """The Bach chorales as a Corpus of SATB grids, parsed once (~1 min) and then cached."""
-    cache = Path(cache_dir or default_cache_dir()) / f"chorales{f'-{limit}' if limit else ''}.npz"
-    return _cached(cache, lambda: _parse_chorales(chorale_names(limit)), refresh)
+def chorale_names(limit=None) -> list[str]:
+    """music21 corpus paths of the Bach chorales in Riemenschneider order (the first `limit`)."""
+    return list(chorale_numbers())[:limit]
 
 
-def _parse_chorales(names):
+def read_chorales(limit=None) -> list[dict]:
+    """The Bach chorales (the first `limit`) as pieces {"name", "file_index",
+    "riemenschneider", "grid" (steps, 4), "fermata" (steps,)}; a chorale without soprano, alto,
+    tenor and bass parts is skipped with a warning. Parsing all takes about a minute."""
     from music21 import corpus
 
-    kept, grids, skipped = [], [], 0
-    for name in tqdm(names, desc="Parsing chorales", disable=len(names) < 50):
-        grid = parse_chorale(corpus.parse(name))
+    numbers, pieces = chorale_numbers(), []
+    names = list(numbers)[:limit]
+    for index, name in enumerate(tqdm(names, desc="Parsing chorales", disable=len(names) < 50)):
+        score = corpus.parse(name)
+        grid = parse_chorale(score)
         if grid is None:
             log.warning("Skipping chorale %s: no soprano, alto, tenor and bass parts", name)
-            skipped += 1
-        else:
-            kept.append(name)
-            grids.append(grid)
-    return Corpus(kept, grids, skipped=skipped)
+            continue
+        pieces.append({"name": name, "file_index": index, "riemenschneider": numbers[name],
+                       "grid": grid, "fermata": chorale_fermatas(score)})
+    return pieces
 
 
 # -- folk melodies (ABC via abc2midi) ---------------------------------------------------------
-def abc_files(books=FOLK_BOOKS):
-    """The .abc files of the named music21 corpus folders."""
+def abc_files(books=FOLK_BOOKS) -> list[Path]:
+    """The .abc files of the named music21 corpus folders, book by book, sorted."""
     from music21 import corpus
 
     root = Path(corpus.__file__).parent
@@ -215,7 +193,7 @@ def abc_files(books=FOLK_BOOKS):
     return files
 
 
-def abc_to_midi(abc_file, out_dir):
+def abc_to_midi(abc_file, out_dir) -> list[Path]:
     """Convert every tune of an ABC file with Debian's `abc2midi`; the MIDI paths, in tune order.
 
     abc2midi writes `<stem><X>.mid` for each tune numbered X next to its input, so the input is
@@ -232,33 +210,25 @@ def abc_to_midi(abc_file, out_dir):
     return files
 
 
-def load_melodies(books=FOLK_BOOKS, limit=None, cache_dir=None, refresh=False):
-    """Folk tunes of the music21 corpus as a Corpus of melody events (the first `limit` files)."""
-    key = "+".join(books) + (f"-{limit}" if limit else "")
-    cache = Path(cache_dir or default_cache_dir()) / f"melodies-{key}.npz"
-    return _cached(cache, lambda: _parse_abc(abc_files(books)[:limit]), refresh)
-
-
-def _parse_abc(files):
-    vocabulary, names, pieces, skipped = EventVocabulary(), [], [], 0
-    for abc_file in tqdm(files, desc="Parsing folk tunes", unit="file", disable=len(files) < 50):
+def read_folk_tunes(books=FOLK_BOOKS, limit=None) -> list[dict]:
+    """The folk tunes of the music21 ABC `books` (those of the first `limit` files) as pieces
+    {"name" (book/file#X), "file_index", "tune" (its X: number), "events" (n, 2)}, in file and
+    tune order; a tune abc2midi makes no readable MIDI of is skipped with a warning."""
+    vocabulary, pieces = EventVocabulary(), []
+    files = abc_files(books)[:limit]
+    for index, abc_file in enumerate(tqdm(files, desc="Parsing folk tunes", unit="file",
+                                          disable=len(files) < 50)):
         with tempfile.TemporaryDirectory() as tmp:
             for midi_file in abc_to_midi(abc_file, tmp):
                 midi = read_midi(midi_file)
-                skipped += midi is None
                 if midi is not None:
-                    names.append(f"{abc_file.parent.name}/{abc_file.stem}#{midi_file.stem[5:]}")
-                    pieces.append(midi_to_events(midi, vocabulary))
-    return Corpus(names, pieces, skipped=skipped)
-
-
-def splits_of(corpus, data, split=True):
-    """The corpus's pieces by split name ("train", "validation", "test", or only "all"
-    without `split`); ValueError naming the data for an empty one."""
-    names = SPLITS if split else ("all",)
-    pieces = {name: corpus.split(name) for name in names}
-    for name, chosen in pieces.items():
-        if not chosen:
-            raise ValueError(f"{data or 'the corpus'}: the {name} split is empty "
-                             f"({len(corpus.names)} pieces); use more data (--limit)")
+                    tune = midi_file.stem[5:]
+                    pieces.append({"name": f"{abc_file.parent.name}/{abc_file.stem}#{tune}",
+                                   "file_index": index, "tune": int(tune or 0),
+                                   "events": midi_to_events(midi, vocabulary)})
     return pieces
+
+
+def corpus_order(pieces) -> list[dict]:
+    """Pieces in the order of their corpus (by source file, then tune), whatever their split."""
+    return sorted(pieces, key=lambda piece: (int(piece["file_index"]), int(piece.get("tune", 0))))

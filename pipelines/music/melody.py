@@ -13,7 +13,6 @@ import numpy as np
 from pipelines import text
 from pipelines.configs import option
 from pipelines.music.common import MusicConfig, MusicTask
-from pipelines.music.corpus import load_melodies
 from pipelines.music.midi import (
     STEPS_PER_QUARTER,
     events_to_midi,
@@ -21,7 +20,7 @@ from pipelines.music.midi import (
     midi_to_roll,
     read_midi,
 )
-from pipelines.train import TaskData, bits, register_task
+from pipelines.tasks import TaskData, bits, register_task
 from zoo import decoding
 from zoo.models import melody as melody_models
 from zoo.models.melody import REST, EventVocabulary
@@ -70,12 +69,10 @@ class MelodyTask(MusicTask):
     """Folk melodies for a melody language model; see `MelodyConfig`."""
 
     name, config_class = "melody", MelodyConfig
-
-    def default_corpus(self, config):
-        return load_melodies(limit=config.limit)
+    corpus_dataset, folder_dataset, feature = "zoo_folk_tunes", "zoo_midi_melodies", "events"
 
     def prepare(self, config, run_dir, split=True):
-        corpus, pieces = self.pieces(config, split)
+        pieces = self.pieces(config, split)
         batch, window = config.batch_size, config.seq_len
         tokens = {n: melody_tokens(p) for n, p in pieces.items()}
         if split:
@@ -92,7 +89,7 @@ class MelodyTask(MusicTask):
             test=evaluation["test" if split else "all"],
             steps_per_pass=max(1, len(tokens.get("train", [])) // window // batch),
             examples=len(tokens["train"]) // window if split else None,
-            info={"pieces": {n: len(p) for n, p in pieces.items()}, "skipped": corpus.skipped},
+            info={"pieces": {n: len(p) for n, p in pieces.items()}},
         )
 
     def build_model(self, config, data):

@@ -9,6 +9,7 @@ duration index into `zoo.models.melody.DURATIONS`).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,9 @@ def read_midi(path, max_quarters=20_000):
     or longer than `max_quarters` (2 h at 160 bpm: a corrupt length would fill memory)."""
     import pretty_midi
 
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the read
+        log.warning("Skipping %s: not a regular file", path)
+        return None
     try:
         midi = pretty_midi.PrettyMIDI(str(path))
     except Exception as error:  # mido and pretty_midi raise many types on corrupt files

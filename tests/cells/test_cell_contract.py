@@ -83,7 +83,7 @@ def test_the_new_cell_trains_on_the_fast_paths_with_keras_rnn_results(x):
 def test_the_new_cell_exports_as_the_fused_tflite_op(x):
     model = model_of(Recurrent(PeepholeForgetLSTMCell(UNITS), return_sequences=True))
     flatbuffer = export.convert(export.InferenceModule(model, seq_len=TIME))
-    assert export.fused.FUSED_OP in export.ops_used(flatbuffer)
+    assert export.fusion.FUSED_OP in export.ops_used(flatbuffer)
     report = export.parity(model, flatbuffer, [x[:1]])
     assert max(report["max_abs_diff"].values()) <= 1e-4, report
 
@@ -94,7 +94,7 @@ def test_a_subclass_that_changes_the_step_must_declare_its_structure(x):
     model = model_of(Recurrent(cell, return_sequences=True, fused=True))
     assert model.layers[0].strategy(x) is not block_lstm
     flatbuffer = export.convert(export.InferenceModule(model, seq_len=TIME))
-    assert export.fused.FUSED_OP not in export.ops_used(flatbuffer)
+    assert export.fusion.FUSED_OP not in export.ops_used(flatbuffer)
     report = export.parity(model, flatbuffer, [x[:1]])
     assert max(report["max_abs_diff"].values()) <= 1e-4, report
 

@@ -14,7 +14,7 @@ from zoo import export
 from zoo.testing import randomize_weights, rnn
 
 VOCAB, EMBED, UNITS, TIME = 12, 6, 8, 5
-FUSED = export.fused.FUSED_OP
+FUSED = export.fusion.FUSED_OP
 # Registered cells (default arguments) that the TFLite LSTM op computes exactly.
 FUSED_CELLS = {"lstm", "np_lstm", "vanilla_lstm", "cifg_lstm", "projection_lstm"}
 
@@ -46,7 +46,7 @@ def test_every_cell_converts_to_builtin_ops_with_float32_parity(name):
     flatbuffer = export.convert(module)
     ops = export.ops_used(flatbuffer)
     assert not any(op.startswith("Flex") for op in ops), ops
-    assert not set(ops) & export.tflite.FORBIDDEN_OPS, ops
+    assert not set(ops) & export.conversion.FORBIDDEN_OPS, ops
     assert (FUSED in ops) == (name in FUSED_CELLS), ops
     report = export.parity(model, flatbuffer, [x])
     assert max(report["max_abs_diff"].values()) <= 1e-4, report
@@ -280,7 +280,6 @@ def test_time_aware_melody_model_exports_through_its_step(tmp_path):
     model(ids)
     randomize_weights(model, scale=0.3)
     module = export.InferenceModule(model, seq_len=TIME)
-    assert not export.module.runs_its_layers_in_order(model)
     assert module.state_names[-1] == "state_1_0"  # Δt of the next step, after the layer's h, c
     manifest = export.export_model(model, tmp_path / "melody", format="tflite",
                                    representative_data=[ids], seq_len=TIME)

@@ -10,7 +10,7 @@ from pipelines import text, train
 from pipelines.configs import TextConfig
 from pipelines.export import EXPORT_DIR, export_run
 from zoo.export import TFLiteStepper, generate, read_metadata
-from zoo.export.fused import FUSED_OP
+from zoo.export.fusion import FUSED_OP
 
 LINE = "To be, or not to be, that is the question: whether 'tis nobler in the mind.\n"
 

@@ -15,13 +15,13 @@ from zoo.export import (
     QualityError,
     TFLiteTranslator,
     bench_tflite,
+    conversion,
     export_seq2seq,
     read_metadata,
-    tflite,
 )
+from zoo.export.encoder_decoder import Seq2SeqModule
 from zoo.export.flatbuffer import _constant_key, unpack
-from zoo.export.seq2seq_module import Seq2SeqModule, decode
-from zoo.export.translator import parity
+from zoo.export.parity import translator_parity as parity
 from zoo.models.seq2seq import Seq2Seq
 
 
@@ -50,9 +50,9 @@ def test_signatures_match_seq2seq_and_hold_no_loop():
     assert encoded["source_mask"].numpy().tolist() == [[1, 1, 1, 0, 0, 0]]
     reference = model.encode(np.array([source]))
     np.testing.assert_allclose(encoded["memory"][:, :3], reference["memory"], atol=1e-6)
-    # `decode` is Seq2Seq.decode_step with the attention weights: rows sum to 1 on the source.
+    # decode_step with the attention weights: rows sum to 1 on the source.
     ids = np.array([2], np.int32)
-    logits, states, weights = decode(model, ids, reference)
+    logits, _, weights = model.decode_step(ids, reference, attention=True)
     np.testing.assert_allclose(logits, model.decode_step(ids, reference)[0], atol=1e-6)
     np.testing.assert_allclose(np.sum(weights, -1), 1.0, atol=1e-6)
     step = module.run("decode_step", {"ids": ids, **encoded})
@@ -60,8 +60,8 @@ def test_signatures_match_seq2seq_and_hold_no_loop():
     np.testing.assert_allclose(step["attention"][:, 3:], 0.0, atol=1e-7)
     assert set(step) == {"logits", "attention", "state_0_0", "state_1_0"}
     # Dynamic-range quantisation keeps builtin ops and the greedy translation.
-    flatbuffer = tflite.convert(module, "dynamic")
-    assert not set(tflite.ops_used(flatbuffer)) & tflite.FORBIDDEN_OPS
+    flatbuffer = conversion.convert(module, "dynamic")
+    assert not set(conversion.ops_used(flatbuffer)) & conversion.FORBIDDEN_OPS
     report = parity(model, flatbuffer, [source, [7, 8, 9, 10, 3]], 2, 3, max_length=5)
     assert report["greedy_equal"] == 1.0 and max(report["max_abs_diff"].values()) < 1e-2
     with pytest.raises(ValueError, match="holds 7 tokens, more than the exported max_source_len=6"):
@@ -85,8 +85,8 @@ def test_int8_calibrates_both_signatures_and_holds_each_weight_once():
     assert samples[-1][1]["source"].tolist() == [[5, 9, 3, 7, 8, 9]]
     assert [samples[i][1]["ids"].tolist() for i in (1, 2)] == [[module.start_id], [7]]
     assert np.abs(samples[2][1]["state_0_0"]).max() > 0  # the states the model reaches
-    flatbuffer = tflite.convert(module, "int8", pairs)
-    assert "FULLY_CONNECTED" in tflite.ops_used(flatbuffer)
+    flatbuffer = conversion.convert(module, "int8", pairs)
+    assert "FULLY_CONNECTED" in conversion.ops_used(flatbuffer)
     tree = unpack(flatbuffer)
     for subgraph in tree.subgraphs:  # the unrolled encoder's steps share their weights
         keys = [_constant_key(tree, t) for t in subgraph.tensors]
@@ -114,7 +114,7 @@ def test_export_run_of_a_translation_run(translation_run):
     assert manifest["files"]["saved_model"] == {"reload_max_abs_diff": 0.0,
                                                 "translate_equal": True}
     info = manifest["files"]["model.tflite"]
-    assert not set(info["ops"]) & tflite.FORBIDDEN_OPS
+    assert not set(info["ops"]) & conversion.FORBIDDEN_OPS
     assert info["parity"]["sentences"] == 2 and info["parity"]["greedy_equal"] == 1.0
     assert max(info["parity"]["max_abs_diff"].values()) <= 1e-4
 
@@ -124,7 +124,8 @@ def test_export_run_of_a_translation_run(translation_run):
     embedded = read_metadata(os.path.join(export_dir, "model.tflite"))
     assert embedded["subwords.model"] == subwords.proto
     assert json.loads(embedded["lstm_zoo.json"])["end_id"] == tr.EOS
-    text = tr.read_tsv(os.path.join(translation_run, "test.tsv"))[0][0]
+    data = train.load_config(translation_run).data
+    text = tr.pair_splits("zoo_sentence_pairs", data)["test"][0][0]
     source = subwords.encode([text])[0] + manifest["metadata"]["source_suffix"]
     translator = TFLiteTranslator(os.path.join(export_dir, "model.tflite"))
     ids = translator.greedy(source, tr.BOS, tr.EOS, manifest["max_length"])

@@ -10,7 +10,7 @@ import pytest
 
 import zoo
 from zoo import export
-from zoo.export import export as export_module
+from zoo.export import exporters as export_module
 
 VOCAB, TIME = 12, 5
 
@@ -98,7 +98,7 @@ def test_a_failed_export_leaves_the_previous_one_intact(tiny, tmp_path, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr(export_module.tflite, "convert", broken)
+    monkeypatch.setattr(export_module.conversion, "convert", broken)
     with pytest.raises(RuntimeError, match="converter crashed"):
         run_export(tiny, out, metadata={"run": 2})
     assert snapshot(out) == before

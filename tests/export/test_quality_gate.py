@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from zoo import export
-from zoo.export import export as export_module
-from zoo.export import tflite
-from zoo.export.module import InferenceModule
+from zoo.export import conversion
+from zoo.export import exporters as export_module
+from zoo.export.signatures import InferenceModule
 from zoo.models.language_model import LanguageModel
 
 VOCAB, TIME = 12, 16
@@ -37,13 +37,13 @@ def trained():
 def test_a_damaged_quantised_file_is_not_written(trained, tmp_path, monkeypatch):
     model, windows = trained
     untrained = InferenceModule(language_model(1), 1, TIME)
-    convert = tflite.convert
+    convert = conversion.convert
 
     def damaged(module, quantize, calibration=None):  # "dynamic" gets another model's weights
         return convert(untrained, "none") if quantize == "dynamic" else convert(
             module, quantize, calibration)
 
-    monkeypatch.setattr(tflite, "convert", damaged)
+    monkeypatch.setattr(conversion, "convert", damaged)
     out = tmp_path / "export"
     with pytest.raises(export.QualityError,
                        match=r"model_dynamic.tflite .* bits/token .*--allow_quality_loss"):

@@ -166,5 +166,6 @@ def test_the_generating_models_follow_the_step_protocol():
     for model in (LanguageModel(10, units=4, embedding_dim=3, layers=1),
                   melody_model(size="tiny", cell="tlstm"), PolyphonicModel(6, units=4)):
         assert isinstance(model, StepModel), type(model).__name__
-    assert not isinstance(CTCModel(3, units=4), StepModel)  # bidirectional: no step
-    assert not melody_model(size="tiny", cell="tlstm").runs_layers_in_order
+    bidirectional, forward = CTCModel(3, units=4), CTCModel(3, units=4, bidirectional=False)
+    assert isinstance(bidirectional, StepModel) and not bidirectional.streams
+    assert forward.streams and bidirectional.initial_state(2) == []

@@ -57,7 +57,7 @@ def test_train_evaluate_sample_and_export(tiny, trained, tmp_path):
     assert os.path.isfile(tmp_path / "confusion.png")
     assert cli.run(["export", f"--run_dir={tiny.run_dir}"]) == 0
     manifest = json.load(open(os.path.join(tiny.run_dir, "export", "manifest.json")))
-    assert set(manifest["files"]) == {"model.tflite", "streaming.tflite"}
+    assert set(manifest["files"]) == {"saved_model", "model.tflite", "streaming.tflite"}
     assert manifest["files"]["model.tflite"]["accuracy"] == pytest.approx(test["accuracy"])
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in manifest["files"]["model.tflite"]["ops"]
 

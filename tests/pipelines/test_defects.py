@@ -138,3 +138,12 @@ def test_a_resumed_epoch_records_the_losses_of_an_uninterrupted_one(tiny, tmp_pa
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-5)
     assert "interrupted" not in json.loads(open(os.path.join(config.run_dir,
                                                              "metrics.json")).read())
+
+
+def test_evaluate_refuses_a_preset_measured_on_another_dataset_version(made, capsys):
+    card = json.loads((made / "card.json").read_text())
+    assert card["dataset"]["name"] == "zoo_text_files"
+    card["dataset"]["version"] = "0.9.0"
+    (made / "card.json").write_text(json.dumps(card))
+    code = cli.run(["evaluate", "--preset=tiny_text"])
+    assert "measured on zoo_text_files 0.9.0" in one_line_error(capsys, code)

@@ -1,15 +1,19 @@
+"""The music tasks: their datasets (the chorales, the folk tunes, a MIDI folder), the arrays
+and MIDI files they become, training and sampling."""
+
 import json
 import logging
-import re
-from pathlib import Path
+import os
 
 import mido
 import numpy as np
 import pretty_midi
 import pytest
+import tensorflow_datasets as tfds
 
-from pipelines import configs, music, train
-from pipelines.music import ChoralesConfig, Corpus, MelodyConfig, corpus
+from pipelines import cli, configs, datasets, music, train
+from pipelines.datasets.music import split_of
+from pipelines.music import ChoralesConfig, MelodyConfig
 from zoo.models import melody
 from zoo.models.language_model import LanguageModel
 from zoo.models.melody import EventVocabulary
@@ -17,34 +21,59 @@ from zoo.models.melody import EventVocabulary
 
 @pytest.fixture(scope="session")
 def chorales():
-    """The first 16 chorales, parsed once and cached in the user cache (reused across runs)."""
-    return music.load_chorales(limit=16)
+    """The first 16 chorales of `zoo_bach_chorales`, prepared once in TFDS's data directory."""
+    return music.read_pieces("zoo_bach_chorales", limit=16, split=False)["all"]
 
 
 @pytest.fixture(scope="session")
 def melodies():
-    """The first O'Neill's file (50 tunes) via abc2midi, cached in the user cache."""
-    return music.load_melodies(books=("oneills1850",), limit=1)
+    """The tunes of the first O'Neill's file (50) of `zoo_folk_tunes`."""
+    return music.read_pieces("zoo_folk_tunes", limit=1, split=False)["all"]
 
 
-def test_chorales_are_satb_grids_in_range_with_fixed_splits(chorales, tmp_path):
-    assert len(chorales.names) == 16 and chorales.skipped == 0
-    for grid in chorales.pieces:
-        assert grid.shape[1] == 4 and len(grid) > 32
+def grids(pieces):
+    return [piece["grid"] for piece in pieces]
+
+
+def test_chorales_are_satb_grids_in_range_with_their_fermatas(chorales):
+    assert [c["name"] for c in chorales] == music.chorale_names(16)
+    assert [c["file_index"] for c in chorales] == list(range(16))
+    assert chorales[0]["name"] == "bach/bwv269" and chorales[0]["riemenschneider"] == 1
+    for chorale in chorales:
+        grid = chorale["grid"]
+        assert grid.shape[1] == 4 and len(grid) > 32 and grid.dtype == np.int16
         sounding = grid[grid > 0]
         assert sounding.min() >= music.LOWEST and sounding.max() <= music.HIGHEST
         assert (grid[:, 0] >= grid[:, 3]).mean() > 0.95  # soprano above bass
-    assert chorales.splits == [music.split_of(n) for n in chorales.names]
-    assert set(chorales.splits) <= set(music.SPLITS) and "train" in chorales.splits
-    chorales.save(tmp_path / "c.npz")
-    loaded = Corpus.load(tmp_path / "c.npz")
-    assert loaded.names == chorales.names and loaded.splits == chorales.splits
-    for a, b in zip(loaded.pieces, chorales.pieces):
-        np.testing.assert_array_equal(a, b)
+        assert chorale["fermata"].shape == (len(grid),) and 0 < chorale["fermata"].mean() < 0.3
+    from music21 import corpus  # the dataset holds what the reader makes of the score
+
+    score = corpus.parse("bach/bwv269")
+    np.testing.assert_array_equal(chorales[0]["grid"], music.parse_chorale(score))
+    held = np.flatnonzero(music.chorale_fermatas(score)) / music.STEPS_PER_QUARTER
+    assert set(held.astype(int).tolist()) >= {10, 19, 28, 40, 52, 61}  # its six phrase ends
+
+
+def test_the_splits_are_fixed_by_the_dataset_and_a_limit_filters_it(monkeypatch):
+    sizes = {name: split.num_examples
+             for name, split in datasets.prepare("zoo_bach_chorales").info.splits.items()}
+    assert sizes == {"train": 289, "validation": 29, "test": 32}
+
+    def no_work(self, *args, **kwargs):
+        raise AssertionError("prepared again")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_work)
+    splits = music.read_pieces("zoo_bach_chorales", limit=40)  # no dataset of its own
+    for name, pieces in splits.items():
+        assert pieces and all(split_of(p["name"]) == name for p in pieces)
+        assert all(p["file_index"] < 40 for p in pieces)
+    assert sum(map(len, splits.values())) == 40
+    with pytest.raises(ValueError, match="the validation split is empty.*first 3 files"):
+        music.read_pieces("zoo_bach_chorales", limit=3)
 
 
 def test_chorale_piano_roll_midi_round_trip(chorales, tmp_path):
-    for i, grid in enumerate(chorales.pieces[:4]):
+    for i, grid in enumerate(grids(chorales[:4])):
         roll = music.grid_to_roll(grid)
         assert roll.shape == (len(grid), music.PITCHES)
         path = music.roll_to_midi(roll, tmp_path / f"{i}.mid")
@@ -56,19 +85,19 @@ def test_chorale_piano_roll_midi_round_trip(chorales, tmp_path):
 
 
 def test_chorale_windows_shift_inputs_and_pad_targets(chorales):
-    grids = chorales.pieces[:3]
-    x, y = music.chorale_windows(grids, window=40)
-    steps = sum(len(g) for g in grids)
+    first3 = grids(chorales[:3])
+    x, y = music.chorale_windows(first3, window=40)
+    steps = sum(len(g) for g in first3)
     assert x.shape == y.shape and x.shape[1:] == (40, music.PITCHES)
     assert (y[:, :, 0] >= 0).sum() == steps  # every step once, the rest is padding (-1)
-    first = music.grid_to_roll(grids[0])
+    first = music.grid_to_roll(first3[0])
     np.testing.assert_array_equal(y[0], first[:40])
     np.testing.assert_array_equal(x[0, 1:], first[:39])
     assert not x[0, 0].any()
-    coarse = music.frames(grids[0], steps_per_quarter=1)
+    coarse = music.frames(first3[0], steps_per_quarter=1)
     np.testing.assert_array_equal(coarse, first[::4])
     with pytest.raises(ValueError, match="steps_per_quarter=3"):
-        music.frames(grids[0], steps_per_quarter=3)
+        music.frames(first3[0], steps_per_quarter=3)
 
 
 def test_chorale_transpositions_stay_in_range_and_keep_rests():
@@ -84,23 +113,26 @@ def test_chorale_transpositions_stay_in_range_and_keep_rests():
 
 
 def test_chorale_stream_resumes_on_the_same_batches(chorales):
-    stream = music.chorale_train_stream(chorales.pieces, 32, batch_size=4, seed=5)
+    stream = music.chorale_train_stream(grids(chorales), 32, batch_size=4, seed=5)
     batches = [x.numpy() for x, _ in stream.take(6)]
-    resumed = music.chorale_train_stream(chorales.pieces, 32, batch_size=4, seed=5, start_step=4)
+    resumed = music.chorale_train_stream(grids(chorales), 32, batch_size=4, seed=5,
+                                         start_step=4)
     np.testing.assert_array_equal(next(iter(resumed))[0].numpy(), batches[4])
 
 
 def test_folk_tunes_become_events_that_round_trip_through_midi(melodies, tmp_path):
     vocabulary = EventVocabulary()
-    assert len(melodies.names) == 50 and melodies.names[0] == "oneills1850/0001-0050#1"
-    first = melodies.pieces[0]
+    assert len(melodies) == 50 and melodies[0]["name"] == "oneills1850/0001-0050#1"
+    assert [tune["tune"] for tune in melodies] == list(range(1, 51))
+    tunes = [tune["events"] for tune in melodies]
+    first = tunes[0]
     assert first[0].tolist() == [67, vocabulary.duration_index(0.75)]  # "G3-A" at L:1/16
-    for events in melodies.pieces[:5]:
+    for events in tunes[:5]:
         vocabulary.encode(events)  # in range
         path = music.events_to_midi(events, tmp_path / "tune.mid")
         np.testing.assert_array_equal(music.midi_to_events(music.read_midi(path)), events)
-    tokens = music.melody_tokens(melodies.pieces[:2], transpositions=1)
-    plain = music.melody_tokens(melodies.pieces[:2])
+    tokens = music.melody_tokens(tunes[:2], transpositions=1)
+    plain = music.melody_tokens(tunes[:2])
     assert tokens[0] == vocabulary.END and len(tokens) == 3 * len(plain) - 2
     assert music.transpose(np.array([[96, 0]]), 1) is None
 
@@ -109,29 +141,95 @@ def _write_tune(path, pitches):
     music.write_midi(path, [[(i, i + 1, p) for i, p in enumerate(pitches)]])
 
 
-def test_midi_folders_skip_corrupt_and_empty_files_with_a_warning(tmp_path, caplog):
+@pytest.fixture
+def tfds_dir(tmp_path, monkeypatch):
+    """A TFDS data directory of the test's own for the datasets of its MIDI folders."""
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    return tmp_path / "tfds"
+
+
+def _prepared_files(tfds_dir):
+    return [f for _, _, files in os.walk(tfds_dir) for f in files if not f.endswith(".lock")]
+
+
+def test_a_midi_folder_is_a_local_dataset_that_skips_bad_files_naming_them(tmp_path, tfds_dir,
+                                                                           caplog):
     folder = tmp_path / "midi"
-    _write_tune(folder / "a.mid", [60, 62, 64, 65, 67])
+    for i in range(12):
+        _write_tune(folder / f"tune{i:02d}.mid", [60 + i, 62, 64, 65, 67])
     _write_tune(folder / "sub" / "b.MIDI", [72, 71, 69])
+    _write_tune(folder / ".hidden" / "c.mid", [50])  # hidden: left out, as by the fingerprint
     (folder / "corrupt.mid").write_bytes(b"MThd\x00\x00garbage")
     music.write_midi(folder / "empty.mid", [[]])
     with caplog.at_level(logging.WARNING, logger="pipelines.music"):
-        corpus = music.load_midi_folder(folder, "melody")
-    assert corpus.names == ["a.mid", "sub/b.MIDI"] and corpus.skipped == 2
-    assert "corrupt.mid" in caplog.text and "empty.mid" in caplog.text
-    assert corpus.pieces[0][:, 0].tolist() == [60, 62, 64, 65, 67]
-    grids = music.load_midi_folder(folder, "chorales")
-    assert grids.pieces[1].shape == (12, 4) and grids.pieces[1][0].tolist() == [72, 0, 0, 0]
-    (tmp_path / "nothing").mkdir()
-    with pytest.raises(FileNotFoundError, match="no .mid or .midi files"):
-        music.load_midi_folder(tmp_path / "nothing")
-    with pytest.raises(FileNotFoundError, match="no such folder"):
-        music.load_midi_folder(tmp_path / "missing")
+        tunes = music.read_pieces("zoo_midi_melodies", folder, split=False)["all"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any(str(folder / "corrupt.mid") in w for w in warnings)
+    assert any(str(folder / "empty.mid") in w for w in warnings)
+    assert not any("\n" in w for w in warnings)
+    names = [t["name"] for t in tunes]
+    assert names == ["sub/b.MIDI"] + [f"tune{i:02d}.mid" for i in range(12)]
+    assert [t["file_index"] for t in tunes] == list(range(2, 15))  # after corrupt and empty
+    assert tunes[1]["events"][:, 0].tolist() == [60, 62, 64, 65, 67]
+    prepared = datasets.prepare("zoo_midi_melodies", folder)
+    assert prepared.data_dir.startswith(str(tfds_dir))
+    assert set(prepared.info.splits) == {split_of(name) for name in names}
+    for split in prepared.info.splits:
+        assert {row["name"] for row in datasets.examples("zoo_midi_melodies", split, folder)} == {
+            name for name in names if split_of(name) == split}
+    chorales = music.read_pieces("zoo_midi_chorales", folder, split=False)["all"]
+    assert chorales[0]["grid"].shape == (12, 4) and chorales[0]["grid"][0].tolist() == [
+        72, 0, 0, 0]
+    config = ChoralesConfig(data=str(folder))
+    assert music.ChoralesTask().dataset(config) == "zoo_midi_chorales"
+    assert music.MelodyTask().dataset(MelodyConfig()) == "zoo_folk_tunes"
+    assert music.read_pieces("zoo_midi_chorales", folder, limit=5, split=False)["all"][-1][
+        "name"] == "tune01.mid"
+
+
+def test_a_folder_too_small_to_split_is_refused_naming_it_yet_scores_whole(tmp_path, tfds_dir,
+                                                                          capsys):
+    folder = tmp_path / "two"
+    _write_tune(folder / "a.mid", [60, 62, 64, 65, 67])
+    _write_tune(folder / "b.mid", [72, 71, 69])
+    run_dir = tmp_path / "run"
+    assert cli.run(["train", "--task=melody", f"--data={folder}", f"--run_dir={run_dir}"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    missing = ({"train", "validation", "test"} - {split_of("a.mid"), split_of("b.mid")}).pop()
+    assert error == (f"lstm-zoo: error: {folder}: the {missing} split is empty (2 pieces); use "
+                     "more data (or a larger --limit)")
+    assert len(music.read_pieces("zoo_midi_chorales", folder, split=False)["all"]) == 2
+
+
+def _absurdly_long(path):
+    mid = mido.MidiFile(ticks_per_beat=1)  # 9 million quarters in 37 bytes: a 12 GiB roll
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, time=0),
+                                      mido.Message("note_off", note=60, time=9_000_000)]))
+    mid.save(path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: None, "{d}: no such file or folder"),
+    (lambda d: d.mkdir(), "{d}: no .mid or .midi files in this folder"),
+    (lambda d: d.write_text("MThd"), "{d}: not a folder; --data takes a folder of MIDI files"),
+    (lambda d: (d.mkdir(), (d / "junk.mid").write_bytes(b"\x00" * 10), (d / "dir.mid").mkdir(),
+                os.mkfifo(d / "fifo.mid"), _absurdly_long(d / "long.mid")),
+     "{d}: none of its 4 MIDI files could be read"),
+])
+@pytest.mark.parametrize("dataset", ["zoo_midi_chorales", "zoo_midi_melodies"])
+def test_a_bad_midi_folder_is_one_line_naming_it_and_nothing_is_prepared(tmp_path, tfds_dir,
+                                                                         dataset, make, message):
+    folder = tmp_path / "data"
+    make(folder)
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        music.read_pieces(dataset, folder)
+    assert str(error.value) == message.format(d=folder)
+    assert not _prepared_files(tfds_dir)
 
 
 def test_piano_roll_png(chorales, tmp_path):
     path = tmp_path / "roll.png"
-    music.plot_roll(music.grid_to_roll(chorales.pieces[0]), path, title="BWV 269")
+    music.plot_roll(music.grid_to_roll(chorales[0]["grid"]), path, title="BWV 269")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -157,13 +255,13 @@ def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_pat
                           batch_size=8, epochs=1, steps=4, transpositions=1)
     train.train(config, verbose=0)
     primer = tmp_path / "primer.mid"
-    music.events_to_midi(melodies.pieces[0][:4], primer)
+    music.events_to_midi(melodies[0]["events"][:4], primer)
     for options in ({"top_k": 5, "seed": 1}, {"beam_size": 2}):
         out = tmp_path / "tune"
         train.sample(config.run_dir, prompt=str(primer), length=12, output=str(out), **options)
         events = music.midi_to_events(music.read_midi(out.with_suffix(".mid")))
         assert len(music.read_midi(out.with_suffix(".mid")).instruments) == 1
-        np.testing.assert_array_equal(events[:4], melodies.pieces[0][:4])
+        np.testing.assert_array_equal(events[:4], melodies[0]["events"][:4])
 
 
 def test_tlstm_melodies_read_the_time_between_events(melodies):
@@ -174,7 +272,7 @@ def test_tlstm_melodies_read_the_time_between_events(melodies):
     config.cell, config.time_aware = "tlstm", False
     model = task.build_model(config, None)
     assert isinstance(model, melody.TimeAwareMelodyModel)
-    primer = melodies.pieces[0][:3]
+    primer = melodies[0]["events"][:3]
     for options in ({"seed": 1}, {"beam_size": 2}):  # Δt travels in the decoders' states
         events = music.generate_melody(model, primer=primer, length=4, **options)
         np.testing.assert_array_equal(events[:3], primer)
@@ -183,8 +281,8 @@ def test_tlstm_melodies_read_the_time_between_events(melodies):
 def test_bad_settings_are_named(tmp_path):
     with pytest.raises(KeyError, match="--task=chorales or --task=melody"):
         train.get_task("music")
-    with pytest.raises(ValueError, match="split 'dev'"):
-        Corpus(["a"], [np.zeros((1, 4))]).split("dev")
+    with pytest.raises(ValueError, match="Unknown music format 'midi'"):
+        music.read_midi_folder(tmp_path, "midi")
 
 
 @pytest.mark.parametrize("music_format, kept, dropped", [
@@ -200,48 +298,3 @@ def test_runs_of_the_former_music_task_load_as_chorales_or_melody(tmp_path, musi
         music_format[:5])
     assert hasattr(config, kept) and not hasattr(config, dropped)
     assert configs.migrated(saved)["task"] == music_format
-
-
-@pytest.mark.parametrize("env, expected", [
-    ({"LSTM_ZOO_CACHE": "{tmp}/mine", "XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/mine"),
-    ({"XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/xdg/lstm-zoo"),
-    ({"XDG_CACHE_HOME": "relative/xdg"}, "{tmp}/home/.cache/lstm-zoo"),  # invalid: ignored
-    ({}, "{tmp}/home/.cache/lstm-zoo"),
-])
-def test_corpora_are_cached_in_the_user_cache_folder(tmp_path, monkeypatch, env, expected):
-    for name in ("LSTM_ZOO_CACHE", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value.format(tmp=tmp_path))
-    chorale = Corpus(["a"], [np.array([[72, 64, 55, 48]], dtype=np.int16)])
-    monkeypatch.setattr(corpus, "_parse_chorales", lambda names: chorale)  # no music21 parse
-    monkeypatch.setattr(corpus, "chorale_names", lambda limit: ["a"])
-    assert corpus.default_cache_dir() == Path(expected.format(tmp=tmp_path))
-    assert music.load_chorales(limit=1).names == ["a"]
-    assert (corpus.default_cache_dir() / "chorales-1.npz").is_file()
-
-
-def test_an_unwritable_cache_warns_and_still_returns_the_corpus(tmp_path, monkeypatch, caplog):
-    (tmp_path / "file").write_text("not a folder")
-    monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "file" / "cache"))
-    tune = Corpus(["a"], [np.array([[60, 3]], dtype=np.int16)])
-    monkeypatch.setattr(corpus, "_parse_abc", lambda files: tune)
-    monkeypatch.setattr(corpus, "abc_files", lambda books: [])
-    with caplog.at_level(logging.WARNING, logger="pipelines.music"):
-        assert music.load_melodies(limit=1) is tune
-    assert "Cannot cache the corpus" in caplog.text
-
-
-def test_a_folder_of_unreadable_or_absurdly_long_midi_files_is_one_clear_error(tmp_path):
-    folder = tmp_path / "midi"
-    mid = mido.MidiFile(ticks_per_beat=1)  # 9 million quarters in 37 bytes: a 12 GiB roll
-    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, time=0),
-                                      mido.Message("note_off", note=60, time=9_000_000)]))
-    folder.mkdir()
-    mid.save(folder / "long.mid")
-    (folder / "junk.mid").write_bytes(b"\x00" * 10)
-    (folder / "dir.mid").mkdir()
-    for music_format in ("melody", "chorales"):  # a regression fails on melody, before the roll
-        with pytest.raises(ValueError, match=re.escape(f"under {folder} could be")):
-            music.load_midi_folder(folder, music_format)

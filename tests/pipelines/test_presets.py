@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo.presets
-from pipelines import cli, presets, train
+from pipelines import cli, presets, rundir, train
 
 REQUIRED = ("name", "task", "cell", "parameters", "data", "command", "cpu_minutes", "test",
             "test_float32", "headline", "versions", "weights")
@@ -107,3 +107,44 @@ def test_the_translation_presets_translate(name, tmp_path, capsys):
     english.write_text("The LORD is my shepherd; I shall not want.\n", encoding="utf-8")
     assert cli.run(["translate", f"--preset={name}", f"--input={english}"]) == 0
     assert "pastor" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"LSTM_ZOO_CACHE": "{tmp}/mine", "XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/mine"),
+    ({"XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/xdg/lstm-zoo"),
+    ({"XDG_CACHE_HOME": "relative/xdg"}, "{tmp}/home/.cache/lstm-zoo"),  # invalid: ignored
+    ({}, "{tmp}/home/.cache/lstm-zoo"),
+])
+def test_presets_are_built_in_the_user_cache_folder(tmp_path, monkeypatch, env, expected):
+    for name in ("LSTM_ZOO_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    assert str(rundir.default_cache_dir()) == expected.format(tmp=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["en_es_lstm", "en_es_gru"])
+def test_the_translation_presets_name_the_pinned_dataset_they_were_measured_on(name):
+    from pipelines import datasets
+
+    card = zoo.presets.check_files(name)  # card.json is not among the files it lists
+    pinned = json.loads(datasets.FINGERPRINTS.read_text())["zoo_en_es_verses"]
+    assert card["dataset"] == {"name": "zoo_en_es_verses", "version": pinned["version"]}
+    assert "inputs" not in card  # the split is the dataset's: nothing to rebuild in the run
+    presets.check_dataset(name)  # the prepared test split is the pinned one
+
+
+def test_evaluate_refuses_a_prepared_test_split_other_than_the_pinned_one(tmp_path, monkeypatch,
+                                                                        capsys):
+    from pipelines import datasets
+
+    pinned = json.loads(datasets.FINGERPRINTS.read_text())
+    pinned["zoo_shakespeare"]["splits"]["test"]["sha256"] = "0123456789abcdef"
+    (tmp_path / "fingerprints.json").write_text(json.dumps(pinned))
+    monkeypatch.setattr(datasets, "FINGERPRINTS", tmp_path / "fingerprints.json")
+    assert cli.run(["evaluate", "--preset=shakespeare_gru"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "zoo_shakespeare" in error and "its test split (2 examples" in error
+    assert "not the one preset shakespeare_gru was measured on (sha256 0123456789abcdef)" in error
+    assert "\n" not in error

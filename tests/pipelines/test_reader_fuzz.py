@@ -94,15 +94,16 @@ def test_any_bytes_as_midi_files_give_a_corpus_or_one_clear_error(scratch, files
         for i, raw in enumerate(files):
             (folder / f"{i}.mid").write_bytes(raw)
         try:
-            corpus = music.load_midi_folder(folder, music_format)
+            pieces = music.read_midi_folder(folder, music_format)
         except ValueError as error:
             _one_line_naming(error, folder)
             return
-        assert len(corpus.names) + corpus.skipped == len(files)
-        width = 4 if music_format == "chorales" else 2
-        for piece in corpus.pieces:
-            assert piece.ndim == 2 and piece.shape[1] == width and np.issubdtype(
-                piece.dtype, np.integer)
+        assert {p["name"] for p in pieces} <= {f"{i}.mid" for i in range(len(files))}
+        width, feature = (4, "grid") if music_format == "chorales" else (2, "events")
+        for piece in pieces:
+            notes = piece[feature]
+            assert notes.ndim == 2 and notes.shape[1] == width and np.issubdtype(
+                notes.dtype, np.integer)
     finally:
         shutil.rmtree(folder)
 
@@ -110,5 +111,5 @@ def test_any_bytes_as_midi_files_give_a_corpus_or_one_clear_error(scratch, files
 def test_the_seed_tune_is_readable():
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "tune.mid").write_bytes(TUNE)
-        corpus = music.load_midi_folder(folder, "melody")
-    assert corpus.skipped == 0 and corpus.pieces[0][:, 0].tolist() == [60, 64, 0, 67]
+        pieces = music.read_midi_folder(folder, "melody")
+    assert len(pieces) == 1 and pieces[0]["events"][:, 0].tolist() == [60, 64, 0, 67]

@@ -1,5 +1,5 @@
-"""Translation pipeline: TSV reading, split, subwords, bucketed batches, the task end to end,
-translating files of sentences, BLEU with its signature."""
+"""Translation pipeline: the pairs datasets and their split, subwords, bucketed batches, the
+task end to end, translating files of sentences, BLEU with its signature."""
 
 import io
 import json
@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from pipelines import cli, train
+from pipelines import cli, datasets, train
 from pipelines import translation as tr
 from pipelines.configs import TextConfig
+from pipelines.datasets import translation as pairs_data
 from pipelines.translate import translate_lines
 
 NUMBERS = {"one": "uno", "two": "dos", "three": "tres", "four": "cuatro", "five": "cinco"}
@@ -53,13 +54,49 @@ def test_tsv_reader_skips_malformed_lines_with_one_warning(tmp_path):
         tr.read_tsv(tmp_path / "missing.tsv")
 
 
-def test_split_is_fixed_and_disjoint():
-    splits = tr.split_pairs(PAIRS, holdout=1000)
-    assert {k: len(v) for k, v in splits.items()} == {"validation": 6, "test": 6, "train": 48}
+def test_split_is_fixed_by_the_dataset_and_disjoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    tr.write_tsv(tmp_path / "pairs.tsv", PAIRS)
+    splits = tr.pair_splits("zoo_sentence_pairs", tmp_path / "pairs.tsv")
+    assert {k: len(v) for k, v in splits.items()} == {"train": 48, "validation": 6, "test": 6}
     assert sorted(sum(splits.values(), [])) == sorted(PAIRS)
-    assert tr.split_pairs(PAIRS, holdout=1000) == splits
-    with pytest.raises(ValueError, match="too few"):
-        tr.split_pairs(PAIRS[:5], holdout=2)
+    index = pairs_data.split_indices(len(PAIRS))  # seed 0, a tenth each: 6 < HOLDOUT
+    assert splits == {k: [PAIRS[i] for i in v] for k, v in index.items()}
+    whole = tr.pair_splits("zoo_sentence_pairs", tmp_path / "pairs.tsv", split=False)
+    assert whole == {"test": PAIRS}  # the whole file, in line order
+    rows = datasets.examples("zoo_sentence_pairs", "test", tmp_path / "pairs.tsv")
+    assert [PAIRS[row["line"] - 1] for row in rows] == splits["test"]
+
+
+def test_a_small_file_holds_out_one_pair_each_and_two_pairs_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    tr.write_tsv(tmp_path / "five.tsv", PAIRS[:5])
+    splits = tr.pair_splits("zoo_sentence_pairs", tmp_path / "five.tsv")
+    assert {k: len(v) for k, v in splits.items()} == {"train": 3, "validation": 1, "test": 1}
+    tr.write_tsv(tmp_path / "two.tsv", PAIRS[:2])
+    with pytest.raises(ValueError, match=r"two.tsv: 2 valid pair\(s\); a corpus needs at least 3"):
+        tr.pair_splits("zoo_sentence_pairs", tmp_path / "two.tsv")
+
+
+def test_a_run_of_an_earlier_split_is_refused_unless_it_is_the_datasets(tmp_path):
+    """Earlier runs held their own split (test.tsv), drawn with the run's --seed and --holdout:
+    scoring them on the dataset's test split could score pairs they trained on."""
+    test = [("In  the beginning.", "En el principio.")]
+    tr.check_earlier_split(tmp_path, test)  # a run of today: no split files
+    tr.write_tsv(tmp_path / "test.tsv", test)
+    tr.check_earlier_split(tmp_path, test)  # the same pairs (written with spaces squeezed)
+    tr.write_tsv(tmp_path / "test.tsv", PAIRS[:3])
+    with pytest.raises(ValueError, match=r"test.tsv: the run was split by an earlier lstm-zoo.*"
+                                         r"lstm-zoo evaluate --run_dir=.* --data=.*test.tsv"):
+        tr.check_earlier_split(tmp_path, test)
+
+
+def test_a_saved_config_with_holdout_loads_without_it(tmp_path):
+    """`holdout` is the dataset's now: configs saved with it still load."""
+    saved = json.loads(tr.TranslationConfig(run_dir=str(tmp_path)).to_json())
+    saved["holdout"] = 1000
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert train.load_config(tmp_path) == tr.TranslationConfig(run_dir=str(tmp_path))
 
 
 def test_subwords_round_trip(tmp_path):
@@ -195,12 +232,13 @@ def test_train_sample_evaluate_from_the_command_line(run, tmp_path, capsys):
     assert {"bleu_greedy", "chrf_greedy", "bleu_beam2", "perplexity"} <= metrics["test"].keys()
     assert metrics["test"]["bleu_signature"].startswith(BLEU_SIGNATURE)
     assert metrics["test"]["chrf_signature"].startswith(CHRF_SIGNATURE)
-    assert set(os.listdir(run)) >= {"best.keras", "config.json", "subwords.model", "test.tsv",
-                                    "train.tsv", "validation.tsv"}
+    assert set(os.listdir(run)) >= {"best.keras", "config.json", "subwords.model"}
+    assert not [name for name in os.listdir(run) if name.endswith(".tsv")]  # the dataset's
     capsys.readouterr()
     assert cli.run(["sample", f"--run_dir={run}", "--text=I see two red dogs ."]) == 0
     assert capsys.readouterr().out.strip()
-    assert cli.run(["evaluate", f"--run_dir={run}", f"--data={run / 'test.tsv'}"]) == 0
+    tr.write_tsv(tmp_path / "more.tsv", PAIRS[::7])
+    assert cli.run(["evaluate", f"--run_dir={run}", f"--data={tmp_path / 'more.tsv'}"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["bleu_sentences"] == 4
     assert evaluated["chrf_signature"].startswith(CHRF_SIGNATURE)

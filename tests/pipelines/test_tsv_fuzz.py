@@ -1,5 +1,6 @@
-"""The TSV reader of the translation task on bad input: every problem is one line naming the file
-(ValueError or OSError), fuzzed with arbitrary bytes (no TensorFlow work in the loop)."""
+"""The TSV reader of the sentence-pairs dataset on bad input: every problem is one line naming the
+file (ValueError or OSError), fuzzed with arbitrary bytes (no TensorFlow work in the loop); and
+the same lines from the translation task that reads it."""
 
 import errno
 import io
@@ -10,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines import translation as tr
+from pipelines import cli
+from pipelines.datasets import translation as tr
 
 FAST = settings(max_examples=200, deadline=None, database=None)
 # The bytes that matter to the reader: tabs, line ends, spaces, NUL, byte-order marks, bytes that
@@ -90,7 +92,7 @@ def test_bad_files_are_one_line_errors(tmp_path, data, message):
     path = tmp_path / "bad.tsv"
     path.write_bytes(data)
     with pytest.raises(ValueError) as error:
-        tr.load_pairs(str(path))
+        tr.read_tsv(str(path))
     assert one_line(error.value, path).endswith(message)
 
 
@@ -106,7 +108,7 @@ def test_a_few_bad_lines_are_skipped_with_one_warning(tmp_path):
 
 def test_paths_that_are_not_readable_files(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"missing.tsv: no such file$"):
-        tr.load_pairs(str(tmp_path / "missing.tsv"))
+        tr.read_tsv(str(tmp_path / "missing.tsv"))
     with pytest.raises(IsADirectoryError, match=r": a folder, not a TSV file$"):
         tr.read_tsv(tmp_path)
     os.mkfifo(tmp_path / "fifo")
@@ -132,3 +134,22 @@ def test_paths_that_are_not_readable_files(tmp_path, monkeypatch):
     with pytest.raises(OSError) as error:
         tr.read_tsv(path)
     assert one_line(error.value, path) == f"{path}: input/output error"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"no tab\n", "no valid source<TAB>target pair (UTF-8, both sides non-empty); line 1: no tab"),
+    ("a\tb\n".encode("utf-16"), "UTF-16 text (byte-order mark); save it as UTF-8"),
+    (b"a\tb\nc\td\n", "2 valid pair(s); a corpus needs at least 3, one each for train, "
+                       "validation and test"),
+])
+def test_the_task_reports_a_bad_file_in_one_line_and_writes_nothing(tmp_path, monkeypatch,
+                                                                      capsys, data, message):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(data)
+    code = cli.run(["train", "--task=translation", f"--data={path}",
+                    f"--run_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].endswith(f"{path}: {message}"), err
+    run = tmp_path / "run"
+    assert not run.exists() or set(os.listdir(run)) <= {".lock"}

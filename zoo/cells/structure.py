@@ -10,7 +10,7 @@ A zoo cell answers three questions for the sequence layer (`zoo.layers.Recurrent
 
 and one for the fast kernels and the TFLite fusion: `structure`, the canonical description
 of its arithmetic below (or None when it is neither an LSTM nor a GRU in these terms). Both
-`zoo.layers.recurrent` (cuDNN, TF's BlockLSTM) and `zoo.export.fused` (TFLite's fused LSTM
+`zoo.layers.recurrent` (cuDNN, TF's BlockLSTM) and `zoo.export.fusion` (TFLite's fused LSTM
 op) decide from it alone.
 """
 

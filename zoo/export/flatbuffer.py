@@ -7,6 +7,11 @@ import functools
 import flatbuffers
 from ai_edge_litert import schema_py_generated as schema
 
+# Builtin op code -> its name in the schema (e.g. "FULLY_CONNECTED").
+OP_NAMES = {
+    code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
+}
+
 
 def unpack(flatbuffer: bytes) -> schema.ModelT:
     """The .tflite `flatbuffer` as the schema's mutable object tree."""

@@ -1,4 +1,5 @@
-"""Running exported .tflite files in the LiteRT interpreter: streaming, sampling, latency.
+"""Running exported .tflite files in the LiteRT interpreter: streaming, sampling, translating,
+classifying, latency.
 
 Only NumPy and `ai_edge_litert` are used here, as on a device: no TensorFlow, no Keras.
 """
@@ -124,6 +125,91 @@ def latency(call: Callable, steps: int = 200, warmup: int = 20) -> dict:
             "p90_us": float(np.percentile(times, 90)), "steps": steps}
 
 
+class TFLiteTranslator:
+    """The `encode` and `decode_step` signatures of a .tflite file, in LiteRT (NumPy only).
+
+    Example:
+        translator = TFLiteTranslator("model.tflite")
+        ids = translator.greedy(source_ids, start_id=2, end_id=3)
+    """
+
+    def __init__(self, model, num_threads=2):
+        if isinstance(model, (str, os.PathLike)):
+            if not os.path.isfile(model):
+                raise FileNotFoundError(f"No .tflite file at model={str(model)!r}")
+            interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+        else:
+            interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        missing = {"encode", "decode_step"} - set(interpreter.get_signature_list())
+        if missing:
+            raise ValueError(f"The model lacks the signature(s) {sorted(missing)} of a "
+                             "translator export")
+        self.encode_runner = interpreter.get_signature_runner("encode")
+        self.step_runner = interpreter.get_signature_runner("decode_step")
+        self.max_source_len = int(self.encode_runner.get_input_details()["source"]["shape"][1])
+
+    def encode(self, source_ids):
+        """`encode` of one sentence's ids (unpadded): memory, keys, source_mask and states."""
+        return self.encode_runner(source=pad_source(source_ids, self.max_source_len))
+
+    def step(self, token, encoded):
+        """`decode_step` from `encode`'s (or the last step's) outputs: logits, attention and
+        new states; returns the outputs and the dict for the next step."""
+        outputs = self.step_runner(ids=np.array([token], np.int32), **encoded)
+        states = {name: outputs[name] for name in encoded if name.startswith("state_")}
+        return outputs, {**encoded, **states}
+
+    def greedy(self, source_ids, start_id, end_id, max_length=100, pad_id=0, on_step=None):
+        """Greedy translation: the ids after `start_id` up to and including `end_id`.
+        `on_step(token, outputs)`, if given, sees every step's input token and outputs."""
+        encoded, token, ids = self.encode(source_ids), start_id, []
+        while len(ids) < max_length and token != end_id:
+            outputs, encoded = self.step(token, encoded)
+            if on_step is not None:
+                on_step(token, outputs)
+            token = next_token(outputs["logits"], pad_id)
+            ids.append(token)
+        return ids
+
+
+def next_token(logits, pad_id=0):
+    """The most likely token other than padding, as `zoo.decoding.greedy_search` picks it."""
+    logits = np.array(logits, np.float64).reshape(-1)
+    logits[pad_id] = -np.inf
+    return int(np.argmax(logits))
+
+
+def pad_source(source_ids, max_source_len):
+    """Source ids as the (1, max_source_len) int32 input of `encode`, zero-padded; ValueError
+    if they do not fit."""
+    source_ids = np.asarray(source_ids, np.int32).reshape(-1)
+    if len(source_ids) > max_source_len:
+        raise ValueError(f"The source holds {len(source_ids)} tokens, more than the exported "
+                         f"max_source_len={max_source_len}")
+    padded = np.zeros((1, max_source_len), np.int32)
+    padded[0, :len(source_ids)] = source_ids
+    return padded
+
+
+
+def bench_translator(path, steps=200, warmup=20, num_threads=2, source_length=None) -> dict:
+    """Latency of a translator file in LiteRT, in microseconds: `encode` of one sentence of
+    `source_length` tokens (default the file's max_source_len: the encoder is unrolled over
+    all of them whatever the length), and `decode_step` with its states fed back."""
+    translator = TFLiteTranslator(path, num_threads)
+    source = np.full(source_length or translator.max_source_len, 4, np.int32)
+    encoded = translator.encode(source)
+
+    def step():
+        nonlocal encoded
+        encoded = translator.step(4, encoded)[1]
+
+    return {"encode": latency(lambda: translator.encode(source), max(1, steps // 10),
+                              max(1, warmup // 10)),
+            "decode_step": latency(step, steps, warmup),
+            "num_threads": num_threads, "bytes": os.path.getsize(path)}
+
+
 def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
                  num_threads: int = 2, signature: str = "step") -> dict:
     """Per-call latency of a signature of a .tflite file in LiteRT, in microseconds.
@@ -131,7 +217,7 @@ def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
     The inputs are zeros and the states are fed back, as in generation. Returns a dict with
     mean_us, p50_us, p90_us, steps, num_threads and the file size in bytes. A translator's
     file (`encode` and `decode_step` signatures) gets both timed instead, see
-    `zoo.export.translator.bench_translator`.
+    `bench_translator`.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No .tflite file at model={str(path)!r}")
@@ -140,10 +226,40 @@ def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
     except ValueError as error:
         raise ValueError(f"{path}: not a TFLite file ({str(error).strip()[:120]})") from None
     if {"encode", "decode_step"} <= set(signatures):
-        from zoo.export.translator import bench_translator  # (it imports this module)
-
         return bench_translator(path, steps, warmup, num_threads)
     stepper = TFLiteStepper(path, num_threads=num_threads, signature=signature)
     x = np.zeros(stepper.inputs["x"]["shape"], stepper.inputs["x"]["dtype"])
     return {"signature": signature, **latency(lambda: stepper(x), steps, warmup),
             "num_threads": num_threads, "bytes": os.path.getsize(path)}
+
+
+def window(x, seq_len) -> np.ndarray:
+    """The first seq_len steps of x (T, C), zero-padded to seq_len: a classifier's window."""
+    x = np.asarray(x, np.float32)[:seq_len]
+    return np.pad(x, [(0, seq_len - len(x)), (0, 0)])
+
+
+def classify_file(model, sequences, num_threads=1, signature=None) -> np.ndarray:
+    """Class probabilities (N, K) of a classifier .tflite file (a path or its bytes) over
+    (x (T, C), length) pairs: its `classify` signature on each window, or, for a streaming
+    file, `step` fed one sample at a time."""
+    interpreter = (Interpreter(model_content=bytes(model), num_threads=num_threads)
+                   if isinstance(model, (bytes, bytearray)) else
+                   Interpreter(model_path=str(model), num_threads=num_threads))
+    names = interpreter.get_signature_list()
+    signature = signature or ("classify" if "classify" in names else "step")
+    runner = interpreter.get_signature_runner(signature)
+    details = runner.get_input_details()
+    results = []
+    for x, length in sequences:
+        if signature == "classify":
+            seq_len = details["x"]["shape"][1]
+            results.append(runner(x=window(x, seq_len)[None], length=np.array(
+                [min(length, seq_len)], np.int32))["probabilities"][0])
+            continue
+        states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "x"}
+        for t in range(length):
+            outputs = runner(x=np.asarray(x[t:t + 1], np.float32), **states)
+            states = {n: outputs[n] for n in states}
+        results.append(outputs["probabilities"][0])
+    return np.array(results)

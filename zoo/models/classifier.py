@@ -8,6 +8,7 @@ from keras import ops
 from zoo import cells
 from zoo.cells.base import check_units
 from zoo.layers import sequence_layer
+from zoo.models.protocol import Classifier
 
 POOLINGS = ("last", "attention")
 # The convolutional branch of LSTM-FCN (Karim et al. 2017): filters and kernel sizes.
@@ -23,7 +24,7 @@ def _per_channel(values, channels, name, default):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class SequenceClassifier(keras.Model):
+class SequenceClassifier(keras.Model, Classifier):
     """Recurrent layers of any cell over a multivariate sequence -> class logits.
 
         x̂_t = (x_t - μ) / σ                                   per channel, training statistics
@@ -36,8 +37,9 @@ class SequenceClassifier(keras.Model):
 
     Inputs are {"features": (batch, time, channels), "lengths": (batch,)} (or the features
     alone: every step valid). Steps past a sequence's length never reach the output: they are
-    zeroed, the recurrent layers mask them, pooling and batch-norm statistics skip them, and the
-    convolutions are causal (a valid step reads only earlier ones), so padding cannot leak.
+    zeroed, the recurrent layers read only each sequence's own steps, pooling and batch-norm
+    statistics skip them, and the convolutions are causal (a valid step reads only earlier
+    ones), so padding cannot leak.
 
     A forward model also classifies as it reads (`step`): one sample in, the class logits of
     the prefix so far out, every running quantity (cell states, the attention's online softmax,
@@ -71,8 +73,6 @@ class SequenceClassifier(keras.Model):
     Attention Can Solve Some Long-Term Memory Problems", 2015 (attention pooling).
     """
 
-    runs_layers_in_order = False  # pooling and the convolutional branch: more than a chain
-
     def __init__(self, num_classes, channels, cell="lstm", units=64, layers=1,
                  bidirectional=False, pooling="last", conv_filters=(), conv_kernels=(),
                  dropout=0.0, mean=None, std=None, cell_kwargs=None, **kwargs):
@@ -89,10 +89,6 @@ class SequenceClassifier(keras.Model):
                              f"{list(conv_filters)}, conv_kernels={list(conv_kernels)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
-        if hasattr(cells.get(cell), "example_input_shape"):
-            raise ValueError(f"Cell {cell!r} takes inputs of shape "
-                             f"{cells.get(cell).example_input_shape} per step, not vectors of "
-                             f"readings. Received: cell={cell!r}")
         self.num_classes, self.channels, self.cell, self.units = num_classes, channels, cell, units
         self.num_layers, self.bidirectional, self.pooling = layers, bool(bidirectional), pooling
         self.conv_filters, self.conv_kernels = list(conv_filters), list(conv_kernels)
@@ -101,6 +97,10 @@ class SequenceClassifier(keras.Model):
         self.std = _per_channel(std, channels, "std", 1.0)
         if min(self.std) <= 0:
             raise ValueError(f"Argument `std` must be positive. Received: std={self.std}")
+        rank = cells.create(cell, units, **self.cell_kwargs).input_rank
+        if rank != 1:
+            raise ValueError(f"Cell {cell!r} takes inputs of rank {rank} per step, not vectors "
+                             f"of readings. Received: cell={cell!r}")
         self.recurrent = [
             sequence_layer(cells.create(cell, units, **self.cell_kwargs),
                            bidirectional=self.bidirectional, name=f"recurrent_{i}")
@@ -118,9 +118,14 @@ class SequenceClassifier(keras.Model):
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
 
     @property
-    def step_input_shape(self):
-        """(channels,): the readings of one step (what the export's input holds)."""
-        return (self.channels,)
+    def step_input(self):
+        """("float32", (channels,)): the readings of one step."""
+        return "float32", (self.channels,)
+
+    @property
+    def streams(self):
+        """A forward model classifies as it reads; a bidirectional one needs whole sequences."""
+        return not self.bidirectional
 
     @staticmethod
     def unpack(inputs):
@@ -139,18 +144,13 @@ class SequenceClassifier(keras.Model):
         x, lengths = self.unpack(inputs)
         return self.classify(x, lengths, training=training)
 
-    def classify(self, x, lengths, training=False, run_recurrent=None):
-        """Logits (batch, classes) of sequences x (batch, time, channels) of `lengths` steps.
-
-        `run_recurrent(index, layer, x, mask)` replaces how recurrent layer `index` reads its
-        input (the export runs a fused op there); by default the layer itself, masked."""
+    def classify(self, x, lengths, training=False):
+        """Logits (batch, classes) of sequences x (batch, time, channels) of `lengths` steps."""
         mask = ops.arange(ops.shape(x)[1])[None, :] < lengths[:, None]
         x = ops.where(mask[..., None], self.normalize(x), 0.0)  # padding never computes
         h = x
-        for index, layer in enumerate(self.recurrent):
-            h = (run_recurrent(index, layer, h, mask) if run_recurrent
-                 else layer(h, mask=mask, training=training))
-            h = self.dropout(h, training=training)
+        for layer in self.recurrent:
+            h = self.dropout(_read(layer, h, lengths, training), training=training)
         features = [self._pool(h, mask, lengths)]
         if self.convs:
             c, weights = x, ops.cast(mask, x.dtype)[..., None]
@@ -200,7 +200,7 @@ class SequenceClassifier(keras.Model):
         states, new = list(states), []
         h = x
         for layer in self.recurrent:
-            h, state = layer.cell(h, states.pop(0))
+            h, state = layer.step(h, states.pop(0))
             new.append(list(state))
         features = [h]
         if self.pooling == "attention":
@@ -240,6 +240,27 @@ class SequenceClassifier(keras.Model):
                 "pooling": self.pooling, "conv_filters": self.conv_filters,
                 "conv_kernels": self.conv_kernels, "dropout": self.dropout_rate,
                 "mean": self.mean, "std": self.std, "cell_kwargs": self.cell_kwargs}
+
+
+def _read(layer, h, lengths, training):
+    """A recurrent layer's outputs over h (batch, time, features) at each sequence's valid
+    steps. Padding trails, so a forward direction needs no mask: a valid step's output never
+    reads a later step. The backward one reads each sequence reversed within its own length,
+    forward, and its outputs are put back in place. Unmasked, every direction runs in its
+    fastest strategy (and in an export, as the fused LSTM op where the cell allows)."""
+    if not isinstance(layer, keras.layers.Bidirectional):
+        return layer(h, training=training)
+    forward = layer.forward_layer(h, training=training)
+    # The backward layer reverses its whole input: given it flipped, it reads it in order.
+    backward = layer.backward_layer(ops.flip(_reversed(h, lengths), 1), training=training)
+    return ops.concatenate([forward, _reversed(backward, lengths)], -1)
+
+
+def _reversed(h, lengths):
+    """h (batch, time, ...) with each sequence's first `lengths` steps in reverse order."""
+    t = ops.arange(ops.shape(h)[1])[None, :]
+    index = ops.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+    return ops.take_along_axis(h, ops.expand_dims(index, -1), axis=1)
 
 
 def _batch_norm(layer, x):

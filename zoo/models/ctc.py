@@ -14,6 +14,8 @@ from keras import ops
 from zoo import cells
 from zoo.cells.base import check_units
 from zoo.layers import sequence_layer
+from zoo.layers.recurrent import stack_initial_state, stack_sequence, stack_step
+from zoo.models.protocol import StepModel
 
 BLANK = 0  # class 0 of the logits is CTC's blank; labels are 1..num_labels, 0 pads them
 
@@ -65,7 +67,7 @@ def label_error_rate(references, hypotheses):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class CTCModel(keras.Model):
+class CTCModel(keras.Model, StepModel):
     """Stacked (by default bidirectional) recurrent layers of any cell -> per-frame logits, CTC.
 
         h_t = RNN(x_1..x_T)_t
@@ -105,11 +107,35 @@ class CTCModel(keras.Model):
         self.head = keras.layers.Dense(num_labels + 1, dtype="float32", name="logits")
 
     @property
-    def step_input_shape(self):
-        """(F,): the features of one frame, once built (what the export's input holds)."""
+    def streams(self):
+        """A bidirectional model reads the whole window: no streaming step."""
+        return not self.bidirectional
+
+    @property
+    def step_input(self):
+        """The features of one frame (F,), once built."""
         layer = self.recurrent[0]
         cell = layer.forward_layer.cell if self.bidirectional else layer.cell
-        return (int(cell.kernel.shape[0]),)
+        return "float32", (int(cell.kernel.shape[0]),)
+
+    def initial_state(self, batch_size):
+        """Zero states of every layer (none for a bidirectional model, which starts each
+        window from zero states both ways)."""
+        return [] if self.bidirectional else stack_initial_state(self.recurrent, batch_size)
+
+    def step(self, features, states):
+        """One frame (batch, F) -> per-label logits and new states (unidirectional only)."""
+        if self.bidirectional:
+            raise ValueError("A bidirectional CTCModel reads whole windows: it has no step")
+        x, states = stack_step(self.recurrent, features, states)
+        return self.head(x), states
+
+    def prefill(self, features, states):
+        """Frames (batch, time, F), all valid, -> per-frame logits and the final states."""
+        if self.bidirectional:
+            return self(features), []
+        x, states = stack_sequence(self.recurrent, features, states)
+        return self.head(x), states
 
     @staticmethod
     def unpack(inputs):

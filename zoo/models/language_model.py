@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import keras
 
-from zoo import cells
+from zoo import cells, metrics
 from zoo.cells.base import check_units
 from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
+from zoo.models.protocol import StepModel
 
 # Named sizes. Data, not code: a size is a dict of `LanguageModel` arguments.
 SIZES = {
@@ -23,7 +24,7 @@ def token_cells() -> list[str]:
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class LanguageModel(keras.Model):
+class LanguageModel(keras.Model, StepModel):
     """Embedding -> `layers` stacked recurrent layers of any cell -> Dense over the vocabulary.
 
         e_t = E[w_t],  h^1_t = cell_1(e_t, h^1_{t-1}),  ...,  h^L_t = cell_L(h^{L-1}_t, h^L_{t-1})
@@ -79,9 +80,7 @@ class LanguageModel(keras.Model):
         # float32 logits keep the softmax stable under mixed precision.
         self.head = keras.layers.Dense(vocab_size, dtype="float32", name="logits")
 
-    # Its forward pass is its layers in order: the export may rebuild it layer by layer (and
-    # fuse its LSTM layers); subclasses that add to it say False (zoo.export.module).
-    runs_layers_in_order = True
+    step_input = ("int32", ())  # a token id per step
 
     def call(self, ids, training=False):
         x = self.dropout(self.embedding(ids), training=training)
@@ -104,6 +103,10 @@ class LanguageModel(keras.Model):
         prompt read in one call, or a long text scored window by window with its state."""
         x, states = stack_sequence(self.recurrent, self.embedding(ids), states)
         return self.head(x), states
+
+    def quality(self, outputs, inputs, reference):
+        """Bits per token of the next-token `outputs` on the token windows `inputs`."""
+        return "bits_per_token", metrics.bits_per_token(outputs, inputs)
 
     def get_config(self):
         config = super().get_config()

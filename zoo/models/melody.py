@@ -102,8 +102,6 @@ class TimeAwareMelodyModel(LanguageModel):
         **kwargs: see `LanguageModel`.
     """
 
-    runs_layers_in_order = False  # Δt joins every layer's input: export through `step`
-
     def __init__(self, vocab_size, gaps, **kwargs):
         super().__init__(vocab_size, **kwargs)
         self.gaps = [float(g) for g in gaps]
@@ -133,7 +131,7 @@ class TimeAwareMelodyModel(LanguageModel):
         *states, (delta_t,) = states
         x, new_states = self.embedding(ids), []
         for layer, state in zip(self.recurrent, states):
-            x, state = layer.cell(ops.concatenate([x, delta_t], -1), state)
+            x, state = layer.step(ops.concatenate([x, delta_t], -1), state)
             new_states.append(list(state))
         return self.head(x), [*new_states, [self._gap(ids)]]
 

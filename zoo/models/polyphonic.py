@@ -7,9 +7,10 @@ import math
 import keras
 from keras import ops
 
-from zoo import cells
+from zoo import cells, metrics
 from zoo.cells.base import check_units
 from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
+from zoo.models.protocol import StepModel
 
 # Named sizes. Data, not code: a size is a dict of `PolyphonicModel` arguments.
 SIZES = {
@@ -77,7 +78,7 @@ class NLLPerStep(keras.metrics.Metric):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class PolyphonicModel(keras.Model):
+class PolyphonicModel(keras.Model, StepModel):
     """Piano roll -> `layers` stacked recurrent layers of any cell -> a sigmoid per pitch.
 
         h^1_t = cell_1(v_{t-1}, h^1_{t-1});  ...;  P(v_t[k] = 1 | v_{<t}) = sigmoid(W h^L_t + b)_k
@@ -130,11 +131,9 @@ class PolyphonicModel(keras.Model):
         self.head = keras.layers.Dense(pitches, dtype="float32", name="logits")
 
     @property
-    def step_input_shape(self):
-        """Shape of one step's input (a multi-hot frame), for export."""
-        return (self.pitches,)
-
-    runs_layers_in_order = True  # see `zoo.export.module.runs_its_layers_in_order`
+    def step_input(self):
+        """A multi-hot frame of the pitches per step."""
+        return "float32", (self.pitches,)
 
     def call(self, frames, training=False):
         x = self.noise(frames, training=training) if self.input_noise else frames
@@ -158,6 +157,10 @@ class PolyphonicModel(keras.Model):
         frames = ops.convert_to_tensor(frames, self.compute_dtype)
         x, states = stack_sequence(self.recurrent, frames, states)
         return self.head(x), states
+
+    def quality(self, outputs, inputs, reference):
+        """Nats per step of the next-frame `outputs` on the piano rolls `inputs`."""
+        return "nats_per_step", metrics.nats_per_step(outputs, inputs)
 
     def get_config(self):
         config = super().get_config()

@@ -8,6 +8,8 @@ from keras import ops
 from zoo import cells, decoding
 from zoo.cells.base import check_units
 from zoo.layers import sequence_layer
+from zoo.layers.recurrent import stack_step
+from zoo.models.protocol import EncoderDecoder
 from zoo.registry import ATTENTIONS
 
 # Named sizes. Data, not code: a size is a dict of `Seq2Seq` arguments.
@@ -19,7 +21,7 @@ SIZES = {
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class Seq2Seq(keras.Model):
+class Seq2Seq(keras.Model, EncoderDecoder):
     """Encoder-decoder with global attention (Luong et al. 2015), any cell in both halves.
 
         h_s = Encoder(x)_s                       embedding + stacked (bi)directional layers
@@ -121,23 +123,21 @@ class Seq2Seq(keras.Model):
         return {"memory": x, "keys": self.attention.keys(x), "mask": mask, "states": states}
 
     # -- decoder -------------------------------------------------------------------------------
-    def _readout(self, outputs, encoded, training=False):
+    def readout(self, outputs, encoded, training=False):
         """Logits and attention weights from decoder outputs (batch, [time,] units)."""
         context, weights = self.attention(outputs, encoded["memory"], encoded["mask"],
                                           keys=encoded["keys"])
         hidden = ops.concatenate([outputs, ops.cast(context, outputs.dtype)], -1)
         return self.head(self.dropout(hidden, training=training)), weights
 
-    def decode_step(self, ids, encoded):
+    def decode_step(self, ids, encoded, attention=False):
         """One decoding step: ids (batch,) and `encode`'s dict (with the current `states`)
-        -> logits (batch, vocab) and the dict with the new states."""
-        x = self.target_embedding(ids)
-        states = []
-        for layer, state in zip(self.decoder, encoded["states"]):
-            x, state = layer.cell(x, state)
-            states.append(list(state))
-        logits, _ = self._readout(x, encoded)
-        return logits, {**encoded, "states": states}
+        -> logits (batch, vocab) and the dict with the new states (and, with `attention`,
+        the attention weights over the source (batch, source_time))."""
+        x, states = stack_step(self.decoder, self.target_embedding(ids), encoded["states"])
+        logits, weights = self.readout(x, encoded)
+        encoded = {**encoded, "states": states}
+        return (logits, encoded, weights) if attention else (logits, encoded)
 
     def forward(self, source, target_in, training=False):
         """Teacher-forced logits (batch, target_time, vocab) and attention weights
@@ -149,7 +149,7 @@ class Seq2Seq(keras.Model):
             x = layer(x, initial_state=state, mask=mask, training=training)
             if i + 1 < len(self.decoder):
                 x = self.dropout(x, training=training)
-        return self._readout(x, encoded, training=training)
+        return self.readout(x, encoded, training=training)
 
     def call(self, inputs, training=False):
         source, target_in = inputs
@@ -170,7 +170,7 @@ class Seq2Seq(keras.Model):
             self.build()
         key = (int(start_id), int(end_id), max_length, beam_size, float(length_penalty))
         if key not in self._generators:
-            self._generators[key] = _compile(lambda source: self._search(source, *key))
+            self._generators[key] = _compile(lambda source: self.search(source, *key))
         ids, scores = self._generators[key](ops.convert_to_tensor(source, "int32"))
         return ops.convert_to_numpy(ids), ops.convert_to_numpy(scores)
 
@@ -180,7 +180,8 @@ class Seq2Seq(keras.Model):
             self.__dict__["_generator_cache"] = {}
         return self.__dict__["_generator_cache"]
 
-    def _search(self, source, start_id, end_id, max_length, beam_size, length_penalty):
+    def search(self, source, start_id, end_id, max_length, beam_size=1, length_penalty=0.0):
+        """`generate`'s search as a traceable function of source ids: (ids, scores)."""
         encoded = self.encode(source)
         start = ops.full((ops.shape(source)[0],), start_id, "int32")
         if beam_size == 1:

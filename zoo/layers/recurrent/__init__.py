@@ -5,6 +5,8 @@ whose time loop, on the TensorFlow backend, is the first of these strategies tha
 each is a module with `applies(layer, sequences, mask, training)` and `run(layer, sequences,
 initial_state, mask, training)`, and its measured reason in its docstring:
 
+0. `exported`: inside an export's scope (`exported.exporting`), the fused TFLite LSTM op
+   or the unrolled loop, as the scope asks.
 1. `cudnn`: Keras's cuDNN LSTM/GRU on a GPU, for a cell whose declared structure is cuDNN's.
 2. `block_lstm`: TF's fused BlockLSTM op, opt-in (`fused=True`), for the structures it computes.
 3. `parallel`: the cell's own whole-sequence form (mLSTM's chunk-wise form).
@@ -42,6 +44,7 @@ from keras import tree
 from zoo.layers.recurrent import (
     block_lstm,
     cudnn,
+    exported,
     own_gradient,
     parallel,
     step_loop,
@@ -49,7 +52,7 @@ from zoo.layers.recurrent import (
 )
 
 # In order of preference; a strategy's `run` may return None to decline at run time.
-STRATEGIES = (cudnn, block_lstm, parallel, own_gradient, tf_gradient, step_loop)
+STRATEGIES = (exported, cudnn, block_lstm, parallel, own_gradient, tf_gradient, step_loop)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -91,6 +94,11 @@ class Recurrent(keras.layers.RNN):
             return super().call(sequences, initial_state, mask, training)
         finally:
             self.return_state = kept
+
+    def step(self, x, states) -> tuple:
+        """One time step from explicit states: x (batch, features) -> (output, new states as
+        a list); inside an export scope, the step the export asks for (`exported.step`)."""
+        return exported.step(self.cell, x, states)
 
     def strategy(self, sequences, mask=None, training=False):
         """The first strategy module that applies to these inputs (see the module docstring)."""
@@ -142,6 +150,6 @@ def stack_step(layers, x, states) -> tuple:
     last layer and the new states of every layer (for generation with explicit state)."""
     new_states = []
     for layer, state in zip(layers, states):
-        x, state = layer.cell(x, state)
+        x, state = layer.step(x, state)
         new_states.append(list(state))
     return x, new_states

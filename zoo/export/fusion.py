@@ -49,6 +49,7 @@ from ai_edge_litert import schema_py_generated as schema
 from zoo.cells.base import LSTM_GATES
 from zoo.cells.structure import LSTMStructure, structure_of
 from zoo.export.flatbuffer import pack, unpack
+from zoo.layers.recurrent.exported import unrolled
 
 FUSED_OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 FUSED_CODE = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
@@ -86,7 +87,7 @@ class FusedLSTM:
 
 
 def _gate_blocks(gates, weight):
-    return dict(zip(gates, np.split(keras.ops.convert_to_numpy(weight), len(gates), axis=-1)))
+    return dict(zip(gates, np.split(weight, len(gates), axis=-1)))
 
 
 def fusible(structure) -> bool:
@@ -100,19 +101,19 @@ def fusible(structure) -> bool:
             and (structure.layer_norm_epsilon or 0.0) <= MAX_LAYER_NORM_EPSILON)
 
 
-def lstm_spec(cell) -> FusedLSTM | None:
+def lstm_spec(cell, value=keras.ops.convert_to_numpy) -> FusedLSTM | None:
     """The fused-op form of `cell`, read from its declared structure
-    (`zoo.cells.structure`), or None if the op cannot compute it exactly."""
+    (`zoo.cells.structure`), or None if the op cannot compute it exactly. `value(variable)`:
+    a weight's NumPy value (an export reads them from its snapshot while it traces)."""
     structure = structure_of(cell)
     if not fusible(structure):
         return None
     gates = structure.gates
-    kernel = _gate_blocks(gates, cell.kernel)
-    recurrent = _gate_blocks(gates, cell.recurrent_kernel)
-    bias = (_gate_blocks(gates, cell.bias) if cell.use_bias
+    kernel = _gate_blocks(gates, value(cell.kernel))
+    recurrent = _gate_blocks(gates, value(cell.recurrent_kernel))
+    bias = (_gate_blocks(gates, value(cell.bias)) if cell.use_bias
             else {g: np.zeros(cell.units, np.float32) for g in gates})
-    peep = {g: keras.ops.convert_to_numpy(getattr(cell, f"peephole_{g}"))
-            for g in structure.peepholes}
+    peep = {g: value(getattr(cell, f"peephole_{g}")) for g in structure.peepholes}
     spec = {}
     if structure.coupled:
         # f_ours = 1 - i_ours = σ(-z_i): the op's computed forget gate is the negated input gate.
@@ -124,9 +125,9 @@ def lstm_spec(cell) -> FusedLSTM | None:
     elif peep:
         spec["peepholes"] = tuple(peep.get(g) for g in "ifo")
     if structure.projection:
-        spec["projection"] = keras.ops.convert_to_numpy(cell.projection_kernel).T
+        spec["projection"] = value(cell.projection_kernel).T
     if structure.layer_norm_epsilon is not None:
-        spec["layer_norm"] = tuple(np.split(keras.ops.convert_to_numpy(cell.gate_gamma), 4))
+        spec["layer_norm"] = tuple(np.split(value(cell.gate_gamma), 4))
 
     def join(blocks):
         return np.concatenate([blocks[g] for g in "ifco"], axis=-1).astype(np.float32)
@@ -134,23 +135,22 @@ def lstm_spec(cell) -> FusedLSTM | None:
     return FusedLSTM(join(kernel), join(recurrent), join(bias), **spec)
 
 
-def fused_lstm_function(cell):
-    """A tf.function, annotated for fusion, that runs `cell` over a sequence.
+def fused_lstm_function(cell, value=keras.ops.convert_to_numpy):
+    """A tf.function, annotated for fusion, that runs `cell` over a sequence (`value`: as
+    in `lstm_spec`).
 
-    Its body runs `cell.step` with the cell's weights as constants (snapshotted now), so
-    it captures nothing and keeps the six arguments the converter expects.
+    Its body runs the cell unrolled (`zoo.layers.recurrent.exported.unrolled`) with the cell's
+    weights as constants (snapshotted now), so it captures nothing and keeps the six arguments
+    the converter expects.
     """
     variables = list(cell.variables)
-    values = [keras.ops.convert_to_numpy(v) for v in variables]
+    values = [value(v) for v in variables]
 
     def sequence(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
         mapping = [(v, tf.constant(value)) for v, value in zip(variables, values)]
         with keras.StatelessScope(state_mapping=mapping):
-            states, outputs = [init_h, init_c], []
-            for t in range(inputs.shape[1]):
-                output, states = cell.call(inputs[:, t], states, training=False)
-                outputs.append(output)
-        return output, tf.stack(outputs, axis=1), states[0], states[1], tf.constant(1.0)
+            output, outputs, states = unrolled(cell, inputs, [init_h, init_c])
+        return output, outputs, states[0], states[1], tf.constant(1.0)
 
     return tf.function(
         sequence,
@@ -164,9 +164,15 @@ def fused_lstm_function(cell):
     )
 
 
-def _private_copy(tensor):
-    """`tensor`, through an op the converter cannot fold away (max with the lowest float32)."""
-    return tf.maximum(tensor, np.finfo(np.float32).min)
+def _private_copy(tensor, inputs, index):
+    """`tensor`, through an op the converter cannot fold away (max with a float32 far below
+    any state, distinct per `index` so that two copies never merge). A constant `tensor`
+    (zero states the layer made itself) is first tied to the `inputs` (plus 0 · x): the
+    converter would fold any op of a constant alone into one more constant, and the op would
+    then keep the states it wrote into the next call."""
+    if tf.get_static_value(tensor) is not None:
+        tensor += 0.0 * tf.reshape(inputs[:, 0, 0], (-1, 1))
+    return tf.maximum(tensor, np.finfo(np.float32).min / (index + 1))
 
 
 def fused_sequence(function, spec, inputs, states):
@@ -174,10 +180,11 @@ def fused_sequence(function, spec, inputs, states):
 
     The op takes its initial states as variable tensors and overwrites them with its final
     ones, so it gets private copies: anything else reading `states` (`final_states`) would
-    otherwise read them after the op ran.
+    otherwise read them after the op ran, and the next call would start from them.
     """
-    return function(inputs, _private_copy(states[0]), _private_copy(states[1]), spec.kernel,
-                    spec.recurrent_kernel, spec.bias)[1]
+    return function(inputs, _private_copy(states[0], inputs, 0),
+                    _private_copy(states[1], inputs, 1), spec.kernel, spec.recurrent_kernel,
+                    spec.bias)[1]
 
 
 def _op_gates(spec, per_gate=True):

@@ -1,7 +1,8 @@
-"""The translator's (`zoo.models.seq2seq.Seq2Seq`) inference graphs: `encode` and `decode_step`.
+"""An encoder-decoder's inference graphs: `encode` and `decode_step`.
 
-An encoder-decoder is not a chain of layers, so it gets its own module with two signatures
-(B = batch_size, S = max_source_len, decoder states named `state_<layer>_<index>`):
+The model is a `zoo.models.protocol.EncoderDecoder` (the translator, `zoo.models.seq2seq`);
+its two stages become two signatures (B = batch_size, S = max_source_len, decoder states named
+`state_<layer>_<index>`):
 
     encode(source (B, S) int32, 0 = padding)
         -> {"memory": (B, S, M), "keys": (B, S, A), "source_mask": (B, S) float32 (1 = token),
@@ -10,78 +11,28 @@ An encoder-decoder is not a chain of layers, so it gets its own module with two 
         -> {"logits": (B, V), "attention": (B, S), "state_0_0": ..., ...}
 
 The source ids carry the mask (id 0 is padding), so a sentence is padded to S. `encode` runs
-the (bidirectional) encoder unrolled over the S steps and `decode_step` one decoder step with
-explicit states: the .tflite file holds builtin ops only, no loop and no variables. The
-SavedModel adds `translate(source) -> ids (B, max_length)`, `Seq2Seq.generate`'s greedy search
-in one graph loop.
+the (bidirectional) encoder unrolled over the S steps (an export scope,
+`zoo.layers.recurrent.exported`) and `decode_step` one decoder step with explicit states: the
+.tflite file holds builtin ops only, no loop and no variables. The SavedModel adds
+`translate(source) -> ids (B, max_length)`, the model's greedy `search` in one graph loop.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.export.module import state_shapes
-from zoo.layers.recurrent import stack_step
-
-
-def decode(model, ids, encoded):
-    """`Seq2Seq.decode_step` that also returns the attention weights:
-    (logits (B, V), new states [[...] per layer], attention (B, S))."""
-    x, states = stack_step(model.decoder, model.target_embedding(ids), encoded["states"])
-    logits, weights = model._readout(x, {**encoded, "states": states})
-    return logits, states, weights
-
-
-def _unrolled_loop(layer):
-    """`layer.inner_loop` as a Python loop over the static time steps: a graph with no loop op.
-
-    A masked step keeps the states and repeats the last output, as `keras.layers.RNN` does
-    (Keras's own `unroll=True` mishandles masks of backward layers in Keras 3.15).
-    """
-
-    def inner_loop(sequences, initial_state, mask, training=False):
-        mask = mask[0] if isinstance(mask, (list, tuple)) else mask
-        steps = range(sequences.shape[1])
-        states, output, outputs = list(initial_state), None, []
-        for t in reversed(steps) if layer.go_backwards else steps:
-            new_output, new_states = layer.cell(sequences[:, t], states, training=training)
-            new_states = tf.nest.flatten(new_states)
-            if mask is not None:
-                keep = mask[:, t, None]
-                new_states = [tf.where(keep, n, s) for n, s in zip(new_states, states)]
-                new_output = tf.where(keep, new_output,
-                                      tf.zeros_like(new_output) if output is None else output)
-            states, output = new_states, new_output
-            outputs.append(output)
-        return output, tf.stack(outputs, axis=1), states
-
-    return inner_loop
-
-
-@contextlib.contextmanager
-def _unrolled(layers):
-    """Run the recurrent (and bidirectional) `layers` unrolled (see `_unrolled_loop`)."""
-    rnns = [part for layer in layers for part in (
-        (layer.forward_layer, layer.backward_layer)
-        if isinstance(layer, keras.layers.Bidirectional) else (layer,))]
-    for rnn in rnns:
-        rnn.inner_loop = _unrolled_loop(rnn)
-    try:
-        yield
-    finally:
-        for rnn in rnns:
-            del rnn.inner_loop
+from zoo.export.runtime import pad_source
+from zoo.layers.recurrent.exported import exporting
+from zoo.models.protocol import EncoderDecoder
 
 
 class Seq2SeqModule(tf.Module):
-    """A `Seq2Seq`'s inference graphs over plain tf.Variable copies of its weights.
+    """An `EncoderDecoder`'s inference graphs over plain tf.Variable copies of its weights.
 
     Args:
-        model: a built `Seq2Seq`.
+        model: a built `EncoderDecoder` Keras model (e.g. `Seq2Seq`).
         max_source_len: S, the static source length of both signatures.
         batch_size: B, the static batch size (1 for on-device translation).
         start_id, end_id, max_length: the greedy search of the SavedModel's `translate`.
@@ -96,13 +47,17 @@ class Seq2SeqModule(tf.Module):
                 raise ValueError(
                     f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
                 )
+        if not isinstance(model, EncoderDecoder):
+            raise TypeError(f"{type(model).__name__} is not an EncoderDecoder "
+                            "(zoo.models.protocol): export it with `export_model`")
         if not model.built:
             model.build()
         keras_variables = list(model.variables)
         self.weights = [tf.Variable(v.value, trainable=False, name=v.name) for v in keras_variables]
         self.max_source_len, self.batch_size = max_source_len, batch_size
         self.start_id = start_id
-        shapes = [state_shapes(layer.cell, batch_size) for layer in model.decoder]
+        probe = model.encode(np.ones((batch_size, max_source_len), np.int32))["states"]
+        shapes = [[tuple(state.shape) for state in group] for group in probe]
         self.state_names = tuple(f"state_{i}_{j}" for i, layer in enumerate(shapes)
                                  for j in range(len(layer)))
 
@@ -121,7 +76,7 @@ class Seq2SeqModule(tf.Module):
             return dict(zip(self.state_names, tf.nest.flatten(states)))
 
         def encode(source):
-            with scope(), _unrolled(model.encoder):
+            with scope(), exporting(fuse="none"):
                 encoded = model.encode(source)
             return {"memory": encoded["memory"], "keys": encoded["keys"],
                     "source_mask": tf.cast(encoded["mask"], tf.float32),
@@ -131,12 +86,12 @@ class Seq2SeqModule(tf.Module):
             encoded = {"memory": memory, "keys": keys, "mask": source_mask,
                        "states": nested(states)}
             with scope():
-                logits, states, weights = decode(model, ids, encoded)
-            return {"logits": logits, "attention": weights, **named(states)}
+                logits, encoded, weights = model.decode_step(ids, encoded, attention=True)
+            return {"logits": logits, "attention": weights, **named(encoded["states"])}
 
         def translate(source):
             with scope():
-                ids, _ = model._search(source, start_id, end_id, max_length, 1, 0.0)
+                ids, _ = model.search(source, start_id, end_id, max_length)
             return {"ids": ids}
 
         source_spec = tf.TensorSpec((batch_size, max_source_len), tf.int32, name="source")
@@ -191,16 +146,4 @@ class Seq2SeqModule(tf.Module):
         return pad_source(source_ids, self.max_source_len)
 
 
-def pad_source(source_ids, max_source_len):
-    """Source ids as the (1, max_source_len) int32 input of `encode`, zero-padded; ValueError
-    if they do not fit."""
-    source_ids = np.asarray(source_ids, np.int32).reshape(-1)
-    if len(source_ids) > max_source_len:
-        raise ValueError(f"The source holds {len(source_ids)} tokens, more than the exported "
-                         f"max_source_len={max_source_len}")
-    padded = np.zeros((1, max_source_len), np.int32)
-    padded[0, :len(source_ids)] = source_ids
-    return padded
-
-
-__all__ = ["Seq2SeqModule", "decode", "pad_source"]
+__all__ = ["Seq2SeqModule"]

@@ -1,4 +1,5 @@
-"""TFLite conversion with builtin ops only, quantisation, and the list of ops a file uses."""
+"""TFLite conversion with builtin ops only (quantised as `quantization` says), and the ops a
+file uses."""
 
 from __future__ import annotations
 
@@ -7,26 +8,15 @@ import warnings
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-from zoo.export import fused
-from zoo.export.flatbuffer import pack, share_constants, unpack
+from zoo.export import fusion
+from zoo.export.flatbuffer import OP_NAMES, pack, share_constants, unpack
+from zoo.export.quantization import int8_file, widen_zero_ranges
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # Ops that must never appear: loops, resource variables, and TF kernels (Flex).
 FORBIDDEN_OPS = frozenset(
     {"WHILE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
 )
-_OP_NAMES = {
-    code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
-}
-
-
-# What "int8" computes in int8: the matmuls and the embedding lookup, on int8 weights and
-# calibrated int8 inputs. Every other op (the gates' nonlinearities, the cell update, the
-# states) stays float32: on a trained 2 x 512 character model, full-integer files lose 0.10
-# bits per character (unrolled) and 4.2 (the fused op's integer kernel); this loses 0.003.
-INTEGER_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL",
-                         "GATHER"})
-FLOAT_OPS = sorted(set(_OP_NAMES.values()) - INTEGER_OPS)
 
 
 def check_quantize(quantize: str) -> str:
@@ -39,18 +29,22 @@ def check_quantize(quantize: str) -> str:
     return quantize
 
 
-def convert(module, quantize="none", representative_data=None) -> bytes:
+def convert(module, quantize="none", representative_data=None, integer_lstm=False) -> bytes:
     """The flatbuffer of `module` with builtin TFLite ops only.
 
     Args:
         module: the `InferenceModule` (`step`, `predict`) or `Seq2SeqModule` (`encode`,
             `decode_step`) to convert; its fused LSTM layers are completed with
-            `fused.completed`.
+            `fusion.completed`.
         quantize: "none" (float32), "dynamic" (int8 weights, float activations),
             "float16" (float16 weights), or "int8" (int8 weights and int8 inputs of the
-            `INTEGER_OPS`, calibrated on `representative_data`; the rest in float32).
+            `quantization.INTEGER_OPS`, calibrated on `representative_data`; the rest in
+            float32).
         representative_data: real inputs for `module.calibration_samples` (int8 only):
             sequences shaped like `predict`'s `x`, or a translator's (source, target) pairs.
+        integer_lstm: int8 only: the fused LSTM ops run in the op's integer kernel (8-bit
+            weights and activations, 16-bit cell) rather than in float32, for a file whose
+            fused layers read whole windows (the caller's quality gate judges it).
     """
     check_quantize(quantize)
     if quantize in ("dynamic", "int8") and not all(s.standard for s in module.fused_specs):
@@ -87,68 +81,20 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
         warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
         logger.setLevel("WARNING")
         try:
-            flatbuffer = (_int8(converter, _float_ops(module)) if quantize == "int8"
+            flatbuffer = (int8_file(converter, integer_lstm) if quantize == "int8"
                           else converter.convert())
         finally:
             logger.setLevel(level)
     if quantize == "int8":  # XNNPACK-safe scales; one tensor per weight, not per step's read
         tree = unpack(flatbuffer)
-        _widen_zero_ranges(tree)
+        widen_zero_ranges(tree)
         share_constants(tree)
         flatbuffer = pack(tree, len(flatbuffer))
-    flatbuffer = fused.completed(flatbuffer, module.fused_specs)
+    flatbuffer = fusion.completed(flatbuffer, module.fused_specs)
     if len(signatures) == 1:  # the converter names a lone signature "serving_default"
         flatbuffer = _renamed_signature(flatbuffer, next(iter(signatures)))
     check_builtin_only(flatbuffer)
     return flatbuffer
-
-
-def _float_ops(module) -> list[str]:
-    """The ops an int8 file of `module` keeps in float32: `FLOAT_OPS`, less the fused LSTM op
-    when the module declares `integer_lstm` (the op's own integer kernel, 8-bit weights and
-    activations, 16-bit cell: judged by the caller's quality gate)."""
-    if getattr(module, "integer_lstm", False):
-        return [op for op in FLOAT_OPS if op != fused.FUSED_OP]
-    return FLOAT_OPS
-
-
-def _int8(converter, float_ops=FLOAT_OPS) -> bytes:
-    """The calibrated int8 file with `float_ops` left in float32 (the quantization
-    debugger's denylist: TFLite's public way to quantise part of a model)."""
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=converter.representative_dataset,
-        debug_options=options)
-    return debugger.get_nondebug_quantized_model()
-
-
-# Below this scale an int8 tensor was calibrated to the single value 0 (TFLite gives such a
-# range +-1e-6).
-_ZERO_RANGE_SCALE = 1e-7
-
-
-def _widen_zero_ranges(model) -> None:
-    """Give the int8 matmul outputs of `model` (from `unpack`) calibrated to the single value
-    0 the scale of one step of their inputs' product (input scale x largest weight scale).
-
-    A matmul of an all-zero initial state (the first step of an unrolled encoder, backward
-    ones after the padding too) always yields 0; calibration then gives its output a scale
-    of about 1e-8, and XNNPACK, LiteRT's default CPU delegate, refuses to run an int8 matmul
-    whose requantisation scale (input x weight / output scale) exceeds 256. 0 is exact at
-    any scale, so the wider one changes no value."""
-    codes = [_OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in
-             model.operatorCodes]
-    for subgraph in model.subgraphs:
-        for op in subgraph.operators:
-            if codes[op.opcodeIndex] not in INTEGER_OPS - {"GATHER"}:
-                continue
-            output = subgraph.tensors[op.outputs[0]].quantization
-            scales = [subgraph.tensors[i].quantization for i in op.inputs[:2]]
-            if (output is None or output.scale is None or len(output.scale) != 1
-                    or output.scale[0] >= _ZERO_RANGE_SCALE
-                    or any(q is None or q.scale is None or not len(q.scale) for q in scales)):
-                continue
-            output.scale = [float(scales[0].scale[0] * max(scales[1].scale))]
 
 
 def _renamed_signature(flatbuffer: bytes, name: str) -> bytes:
@@ -166,7 +112,7 @@ def ops_used(flatbuffer: bytes) -> list[str]:
         code = model.OperatorCodes(i)
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         custom = code.CustomCode()
-        codes.append(custom.decode() if custom else _OP_NAMES.get(builtin, str(builtin)))
+        codes.append(custom.decode() if custom else OP_NAMES.get(builtin, str(builtin)))
     used = set()
     for s in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(s)
