@@ -198,7 +198,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     export_dir = os.path.join(args.run_dir, "export")
-    export_run(args.run_dir, export_dir, quantize=["none", "float16", "dynamic", "int8"],
+    export_run(args.run_dir, export_dir, format="tflite",
+               quantize=["none", "float16", "dynamic", "int8"],
                allow_quality_loss=True)
     config = load_config(args.run_dir)
     test = sequences_of(ClassifyTask().prepare(config, args.run_dir).test)
