@@ -57,7 +57,7 @@ OPTIONS = {
     "max_quality_loss": (float, "Bits per token (nats per step for music and frames, bits "
                                 "per target token for a translator, bits per frame of KL "
                                 "divergence from Keras for speech) a quantised file may lose "
-                                "(default 0.05)."),
+                                "(default 0.05; a classifier: accuracy points, default 1)."),
     "allow_quality_loss": (bool, "Write quantised files that lose more than that anyway."),
     "input": (str, "File of sentences, one per line (default stdin)."),
     "batch_size": (int, "Sentences translated together."),

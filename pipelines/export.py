@@ -23,7 +23,7 @@ __all__ = ["EXPORT_DIR", "bench_tflite", "export_run"]
 
 
 def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=None,
-               calibration_windows=16, max_quality_loss=0.05, allow_quality_loss=False):
+               calibration_windows=16, max_quality_loss=None, allow_quality_loss=False):
     """Export the best checkpoint of `run_dir` with `zoo.export.export`; the manifest.
 
     Args:
@@ -35,7 +35,7 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         calibration_windows: examples of the run's data for int8 calibration and parity
             (`Task.export_options`).
         max_quality_loss, allow_quality_loss: the quality gate of quantised files, in the
-            task's unit (`zoo.export.export_model`).
+            task's unit (default the task's `max_quality_loss`; `zoo.export.export_model`).
     """
     with RunLock(run_dir, shared=True):
         config = load_config(run_dir)
@@ -44,6 +44,8 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         check_out_dir(out_dir, task.export_kind)  # before any work
         data = prepare_existing(task, config, run_dir)
         options = task.export_options(config, data, calibration_windows, seq_len)
+        if max_quality_loss is None:
+            max_quality_loss = task.max_quality_loss
         return export(load_checkpoint(run_dir), out_dir, format=format, quantize=quantize,
                       max_quality_loss=max_quality_loss, allow_quality_loss=allow_quality_loss,
                       **options)

@@ -28,7 +28,8 @@ from zoo.registry import Registry
 # Task name -> the module of `pipelines` that registers it (imported on first use).
 TASK_MODULES = {"text": "text", "chorales": "music.chorales", "melody": "music.melody",
                 "translation": "translation", "speech": "speech",
-                "moving_shapes": "moving_shapes", "forecast": "forecast"}
+                "moving_shapes": "moving_shapes", "forecast": "forecast",
+                "classify": "classify"}
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
 EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
           "sentencepiece": "translation", "ai_edge_litert": "export", "psycopg": "postgresql",
@@ -68,6 +69,9 @@ class Task:
     # The kind of export folder the task's models write ("model" or "seq2seq"): checked
     # before the run's data or model are loaded.
     export_kind: str = "model"
+    # The quality gate's default: what a quantised export may lose against Keras, in the
+    # unit of the score the model declares (`zoo.models.protocol`).
+    max_quality_loss: float = 0.05
 
     def prepare(self, config, run_dir, split=True) -> TaskData:
         """Datasets for `config`; saves (or reloads) artefacts such as a vocabulary in run_dir.

@@ -29,7 +29,7 @@ def check_quantize(quantize: str) -> str:
     return quantize
 
 
-def convert(module, quantize="none", representative_data=None) -> bytes:
+def convert(module, quantize="none", representative_data=None, integer_lstm=False) -> bytes:
     """The flatbuffer of `module` with builtin TFLite ops only.
 
     Args:
@@ -42,6 +42,9 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
             float32).
         representative_data: real inputs for `module.calibration_samples` (int8 only):
             sequences shaped like `predict`'s `x`, or a translator's (source, target) pairs.
+        integer_lstm: int8 only: the fused LSTM ops run in the op's integer kernel (8-bit
+            weights and activations, 16-bit cell) rather than in float32, for a file whose
+            fused layers read whole windows (the caller's quality gate judges it).
     """
     check_quantize(quantize)
     if quantize in ("dynamic", "int8") and not all(s.standard for s in module.fused_specs):
@@ -78,7 +81,8 @@ def convert(module, quantize="none", representative_data=None) -> bytes:
         warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
         logger.setLevel("WARNING")
         try:
-            flatbuffer = int8_file(converter) if quantize == "int8" else converter.convert()
+            flatbuffer = (int8_file(converter, integer_lstm) if quantize == "int8"
+                          else converter.convert())
         finally:
             logger.setLevel(level)
     if quantize == "int8":  # XNNPACK-safe scales; one tensor per weight, not per step's read

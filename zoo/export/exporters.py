@@ -5,7 +5,8 @@ LiteRT against Keras, and a manifest, written atomically into one folder.
 
 `export` asks the model what it is (`zoo.models.protocol`): a `StepModel` (or a plain Keras
 chain) gets `step` and `predict` signatures (`export_model`), an `EncoderDecoder` its `encode`
-and `decode_step` (`export_seq2seq`).
+and `decode_step` (`export_seq2seq`), a `Classifier` its `classify` and streaming `step`
+(`zoo.export.classification.export_classifier`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from zoo.export import conversion, saved_model
+from zoo.export.classification import export_classifier
 from zoo.export.encoder_decoder import Seq2SeqModule
 from zoo.export.manifest import (
     EXPORT_FORMAT,
@@ -41,7 +43,7 @@ from zoo.export.parity import (
     translator_parity,
 )
 from zoo.export.signatures import InferenceModule
-from zoo.models.protocol import EncoderDecoder
+from zoo.models.protocol import Classifier, EncoderDecoder
 
 # What of the manifest each .tflite file carries as metadata (`zoo.export.metadata`).
 DEVICE_KEYS = ("format", "kind", "model", "cells", "signatures", "metadata")
@@ -49,9 +51,12 @@ DEVICE_KEYS = ("format", "kind", "model", "cells", "signatures", "metadata")
 
 def export(model, out_dir, **options) -> dict:
     """Export `model` as what it declares itself (module docstring); `options` are those of
-    `export_seq2seq` for an `EncoderDecoder`, of `export_model` otherwise."""
+    `export_seq2seq` for an `EncoderDecoder`, of `export_classifier` for a `Classifier`, of
+    `export_model` otherwise."""
     if isinstance(model, EncoderDecoder):
         return export_seq2seq(model, out_dir, **options)
+    if isinstance(model, Classifier):
+        return export_classifier(model, out_dir, **options)
     return export_model(model, out_dir, **options)
 
 
@@ -275,18 +280,6 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
     if rejected and not allow_quality_loss:
         raise quality_error(rejected, max_quality_loss, out_dir)
     return manifest
-
-
-def _reload_check(module, path, sources, model, start_id, end_id, max_length):
-    """Reload the SavedModel as a user would: its `encode` against the module's, and its
-    `translate` against `Seq2Seq.generate`, on the first sentence."""
-    reloaded = tf.saved_model.load(path).signatures
-    source = tf.constant(module.pad(sources[0]))
-    memory = reloaded["encode"](source=source)["memory"]
-    ids = reloaded["translate"](source=source)["ids"].numpy()
-    expected, _ = model.generate(source, start_id, end_id, max_length=max_length)
-    return {"reload_max_abs_diff": float(np.abs(memory - module.encode(source)["memory"]).max()),
-            "translate_equal": bool(np.array_equal(ids, expected))}
 
 
 def _reload_check(module, path, sources, model, start_id, end_id, max_length):

@@ -164,9 +164,15 @@ def fused_lstm_function(cell, value=keras.ops.convert_to_numpy):
     )
 
 
-def _private_copy(tensor):
-    """`tensor`, through an op the converter cannot fold away (max with the lowest float32)."""
-    return tf.maximum(tensor, np.finfo(np.float32).min)
+def _private_copy(tensor, inputs, index):
+    """`tensor`, through an op the converter cannot fold away (max with a float32 far below
+    any state, distinct per `index` so that two copies never merge). A constant `tensor`
+    (zero states the layer made itself) is first tied to the `inputs` (plus 0 · x): the
+    converter would fold any op of a constant alone into one more constant, and the op would
+    then keep the states it wrote into the next call."""
+    if tf.get_static_value(tensor) is not None:
+        tensor += 0.0 * tf.reshape(inputs[:, 0, 0], (-1, 1))
+    return tf.maximum(tensor, np.finfo(np.float32).min / (index + 1))
 
 
 def fused_sequence(function, spec, inputs, states):
@@ -174,10 +180,11 @@ def fused_sequence(function, spec, inputs, states):
 
     The op takes its initial states as variable tensors and overwrites them with its final
     ones, so it gets private copies: anything else reading `states` (`final_states`) would
-    otherwise read them after the op ran.
+    otherwise read them after the op ran, and the next call would start from them.
     """
-    return function(inputs, _private_copy(states[0]), _private_copy(states[1]), spec.kernel,
-                    spec.recurrent_kernel, spec.bias)[1]
+    return function(inputs, _private_copy(states[0], inputs, 0),
+                    _private_copy(states[1], inputs, 1), spec.kernel, spec.recurrent_kernel,
+                    spec.bias)[1]
 
 
 def _op_gates(spec, per_gate=True):

@@ -166,12 +166,13 @@ def signature_shapes(function):
 
 
 def write_gated(staging, manifest, rejected, quantize, flatbuffer, report, max_quality_loss,
-                allow_quality_loss, **details) -> None:
-    """Write a converted file into `staging` and describe it in `manifest["files"]`, unless
-    it is quantised and loses more than `max_quality_loss` (its `parity` report's score):
-    then its score goes into `rejected`, and the file is written only with
-    `allow_quality_loss` (else it is described in `manifest["rejected"]`)."""
-    name = tflite_filename(quantize)
+                allow_quality_loss, name=None, **details) -> None:
+    """Write a converted file into `staging` (as `name`, default `tflite_filename`) and
+    describe it in `manifest["files"]`, unless it is quantised and loses more than
+    `max_quality_loss` (its `parity` report's score): then its score goes into `rejected`,
+    and the file is written only with `allow_quality_loss` (else it is described in
+    `manifest["rejected"]`)."""
+    name = name or tflite_filename(quantize)
     entry = {"quantize": quantize, "bytes": len(flatbuffer), "ops": conversion.ops_used(flatbuffer),
              **details, "parity": report,
              "quality_metric": report.get("score", {}).get("metric"),

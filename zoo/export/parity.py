@@ -90,7 +90,8 @@ def check_parity(report: dict, tolerance: float = 1e-4, name: str = "model.tflit
 
 
 UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step",
-         "kl_bits_per_step": "bits/step of KL divergence from Keras"}
+         "kl_bits_per_step": "bits/step of KL divergence from Keras",
+         "error_percent": "% misclassified"}
 
 
 def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityError:

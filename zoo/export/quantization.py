@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from zoo.export.flatbuffer import OP_NAMES
+from zoo.export.fusion import FUSED_OP
 
 # What "int8" computes in int8: the matmuls and the embedding lookup, on int8 weights and
 # calibrated int8 inputs. Every other op (the gates' nonlinearities, the cell update, the
@@ -15,10 +16,12 @@ INTEGER_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BAT
 FLOAT_OPS = sorted(set(OP_NAMES.values()) - INTEGER_OPS)
 
 
-def int8_file(converter) -> bytes:
+def int8_file(converter, integer_lstm=False) -> bytes:
     """The calibrated int8 file with the `FLOAT_OPS` left in float32 (the quantization
-    debugger's denylist: TFLite's public way to quantise part of a model)."""
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_OPS)
+    debugger's denylist: TFLite's public way to quantise part of a model), less the fused
+    LSTM op with `integer_lstm` (its own integer kernel)."""
+    float_ops = [op for op in FLOAT_OPS if not (integer_lstm and op == FUSED_OP)]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops)
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=converter.representative_dataset,
         debug_options=options)

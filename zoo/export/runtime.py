@@ -1,5 +1,5 @@
 """Running exported .tflite files in the LiteRT interpreter: streaming, sampling, translating,
-latency.
+classifying, latency.
 
 Only NumPy and `ai_edge_litert` are used here, as on a device: no TensorFlow, no Keras.
 """
@@ -231,3 +231,35 @@ def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
     x = np.zeros(stepper.inputs["x"]["shape"], stepper.inputs["x"]["dtype"])
     return {"signature": signature, **latency(lambda: stepper(x), steps, warmup),
             "num_threads": num_threads, "bytes": os.path.getsize(path)}
+
+
+def window(x, seq_len) -> np.ndarray:
+    """The first seq_len steps of x (T, C), zero-padded to seq_len: a classifier's window."""
+    x = np.asarray(x, np.float32)[:seq_len]
+    return np.pad(x, [(0, seq_len - len(x)), (0, 0)])
+
+
+def classify_file(model, sequences, num_threads=1, signature=None) -> np.ndarray:
+    """Class probabilities (N, K) of a classifier .tflite file (a path or its bytes) over
+    (x (T, C), length) pairs: its `classify` signature on each window, or, for a streaming
+    file, `step` fed one sample at a time."""
+    interpreter = (Interpreter(model_content=bytes(model), num_threads=num_threads)
+                   if isinstance(model, (bytes, bytearray)) else
+                   Interpreter(model_path=str(model), num_threads=num_threads))
+    names = interpreter.get_signature_list()
+    signature = signature or ("classify" if "classify" in names else "step")
+    runner = interpreter.get_signature_runner(signature)
+    details = runner.get_input_details()
+    results = []
+    for x, length in sequences:
+        if signature == "classify":
+            seq_len = details["x"]["shape"][1]
+            results.append(runner(x=window(x, seq_len)[None], length=np.array(
+                [min(length, seq_len)], np.int32))["probabilities"][0])
+            continue
+        states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "x"}
+        for t in range(length):
+            outputs = runner(x=np.asarray(x[t:t + 1], np.float32), **states)
+            states = {n: outputs[n] for n in states}
+        results.append(outputs["probabilities"][0])
+    return np.array(results)

@@ -5,11 +5,13 @@
     zoo.models.seq2seq.Seq2Seq                translation
     zoo.models.ctc.CTCModel                   sequence labelling (speech)
     zoo.models.forecaster.Forecaster          probabilistic forecasting (DeepAR-style)
+    zoo.models.classifier.SequenceClassifier  sequence classification (sensor windows)
 
 The models that generate share one step protocol (`zoo.models.protocol.StepModel`).
 """
 
 from zoo.models import (
+    classifier,
     ctc,
     distributions,
     forecaster,
@@ -21,5 +23,5 @@ from zoo.models import (
 )
 from zoo.models.protocol import StepModel
 
-__all__ = ["StepModel", "ctc", "distributions", "forecaster", "language_model", "melody",
-           "polyphonic", "protocol", "seq2seq"]
+__all__ = ["StepModel", "classifier", "ctc", "distributions", "forecaster", "language_model",
+           "melody", "polyphonic", "protocol", "seq2seq"]

@@ -13,7 +13,9 @@ for a model that reads a whole window both ways: `prefill` from zero states only
 `zoo.decoding` (sampling, beam search) runs `step` in a graph loop, and `zoo.export` exports
 `step` and `prefill` as the `step` and `predict` signatures, under a scope that chooses how
 recurrent layers run (`zoo.layers.recurrent.exported`). A model with more than one stage is an
-`EncoderDecoder`: its named stages, `encode` and `decode_step`, and its search.
+`EncoderDecoder`: its named stages, `encode` and `decode_step`, and its search. A model that
+reads a whole sequence to one class distribution is a `Classifier`: its stage
+`classify(x, lengths)`, and its step for streaming.
 
 A plain Keras model (a chain of step-wise and recurrent layers) becomes a `StepModel` through
 `as_step_model` (`zoo.models.layer_chain`), the one place that looks at a model's layers.
@@ -22,6 +24,8 @@ A plain Keras model (a chain of step-wise and recurrent layers) becomes a `StepM
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 
 class StepModel:
@@ -75,6 +79,31 @@ class EncoderDecoder:
     def search(self, source, start_id, end_id, max_length, beam_size=1, length_penalty=0.0):
         """Greedy (`beam_size` 1) or beam search in one graph: (ids, scores)."""
         raise NotImplementedError
+
+
+class Classifier(StepModel):
+    """A step model that reads a sequence to one class distribution:
+
+        logits = model.classify(x, lengths)        # x (batch, time, ...), lengths (batch,)
+        logits, states = model.step(x_t, states)   # the logits of the prefix read so far
+
+    `classify` reads the first `lengths` steps of each sequence (the rest is padding it never
+    reads); `step` (a model with `streams`) classifies as it reads. Its `quality` is the
+    share misclassified, in percent: a quantised export may lose `max_quality_loss` accuracy
+    points against the model.
+    """
+
+    num_classes: int
+
+    def classify(self, x, lengths):
+        """Class logits (batch, classes) of sequences x of `lengths` valid steps."""
+        raise NotImplementedError
+
+    def quality(self, outputs, labels, reference=None) -> tuple[str, float]:
+        """("error_percent", 100 · share of argmax(outputs) ≠ labels): outputs (N, classes)
+        are logits or probabilities, labels (N,) class ids; lower is better."""
+        wrong = np.argmax(np.asarray(outputs), -1) != np.asarray(labels)
+        return "error_percent", float(100.0 * wrong.mean())
 
 
 def as_step_model(model) -> StepModel:

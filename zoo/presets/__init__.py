@@ -10,6 +10,7 @@ A preset (keras-hub's meaning of the word) is a folder `zoo/presets/<name>/` hol
     weights.npz    its weights, float16 (the card's metrics are measured with them)
     vocab.json     the vocabulary of a language model, if the task has one
     subwords.model the SentencePiece model of a translator
+    classes.json   the class names of a classifier
 
 Use:
 
@@ -43,7 +44,8 @@ ROOT = Path(__file__).parent
 CARD, CONFIG, MODEL, WEIGHTS, VOCAB = ("card.json", "config.json", "model.json", "weights.npz",
                                       "vocab.json")
 SUBWORDS = "subwords.model"
-TOKENIZERS = (VOCAB, SUBWORDS)  # what a run directory holds besides the model and config
+CLASSES = "classes.json"  # a classifier's class names
+TOKENIZERS = (VOCAB, SUBWORDS, CLASSES)  # what a run holds besides the model and config
 
 
 def names() -> list[str]:

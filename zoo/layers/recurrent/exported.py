@@ -139,13 +139,15 @@ def sequence(layer, sequences, states) -> tuple:
 
 def _exported(cell, sequences, initial_state, mask, go_backwards):
     scope = current()
-    spec = scope.spec(cell) if mask is None and not go_backwards else None
+    spec = scope.spec(cell) if mask is None else None
     scope.layers.append(RunLayer(cell, spec, [tuple(s.shape) for s in initial_state]))
     if spec is None:
         _, outputs, states = unrolled(cell, sequences, initial_state, mask, go_backwards)
         return outputs, states
     from zoo.export import fusion  # the TFLite op's math: only for a fused layer
 
+    if go_backwards:  # the op reads forward; outputs come in processing order either way
+        sequences = tf.reverse(sequences, [1])
     outputs = fusion.fused_sequence(scope.function(cell), spec, sequences, initial_state)
     return outputs, fusion.final_states(spec, sequences, outputs, initial_state,
                                         scope.share_weights)
