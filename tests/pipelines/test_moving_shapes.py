@@ -72,12 +72,15 @@ def test_short_training_lowers_the_loss_and_draws_the_strip(tmp_path):
     config = moving_shapes.MovingShapesConfig(run_dir=str(tmp_path / "run"))
     with pytest.raises(ValueError, match="--seed=1000: the test split holds sequences 0 to 999"):
         moving_shapes.MovingShapesTask().sample(config, config.run_dir, None, seed=1000)
-    # predict over 4 frames; this toy loses about 0.1 nats per frame of 256 pixels in int8
-    # (the default run 0.04), so the gate is lifted to read the score
+    # predict over 4 frames; the gate is lifted to read the score: a toy trained for 24 steps
+    # says nothing about what int8 costs a trained model, so only the bookkeeping is checked
     manifest = export_run(str(tmp_path / "run"), format="tflite", quantize=["none", "int8"],
                           allow_quality_loss=True)
     assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 4, 16, 16, 1]
     parity = manifest["files"]["model.tflite"]["parity"]
     assert max(parity["max_abs_diff"].values()) < 1e-4
     int8 = manifest["files"]["model_int8.tflite"]  # scored by the next frame's NLL
-    assert int8["quality_metric"] == "nats_per_step" and abs(int8["quality_loss"]) <= 0.3
+    score = int8["parity"]["score"]
+    assert int8["quality_metric"] == score["metric"] == "nats_per_step"
+    assert np.isfinite(score["keras"]) and score["keras"] > 0
+    assert int8["quality_loss"] == pytest.approx(score["tflite"] - score["keras"])
