@@ -140,6 +140,11 @@ class SequenceClassifier(keras.Model, Classifier):
         return (ops.cast(x, self.compute_dtype) - ops.array(self.mean, self.compute_dtype)) \
             / ops.array(self.std, self.compute_dtype)
 
+    def build(self, input_shape=None):
+        """Create every weight by classifying a dummy sequence of two steps."""
+        self.classify(ops.zeros((1, 2, self.channels)), ops.full((1,), 2, "int32"))
+        self.built = True
+
     def call(self, inputs, training=False):
         x, lengths = self.unpack(inputs)
         return self.classify(x, lengths, training=training)
