@@ -15,6 +15,9 @@ for the fast paths and the export (`stochastic`, `input_rank`, `structure`) is d
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import keras
 from keras import ops
 
@@ -69,6 +72,30 @@ def get_activation(name: str, value):
         raise ValueError(
             f"Unknown activation for argument `{name}`. Received: {name}={value!r}"
         ) from None
+
+
+def accepts_old_names(**new_names):
+    """Decorate a cell's `__init__` to take each old argument name as its new one, so that
+    configs saved under the old name (`.keras` files, presets) load unchanged.
+
+    Example: `@accepts_old_names(proj_size="projection_units")`."""
+
+    def decorate(init):
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            for old, new in new_names.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{type(self).__name__}: got both `{old}` and `{new}`, "
+                                        f"two names of one argument; pass `{new}` only")
+                    kwargs[new] = kwargs.pop(old)
+            init(self, *args, **kwargs)
+
+        # Keras reads the signature to record a layer's arguments: show it the real one.
+        __init__.__signature__ = inspect.signature(init)
+        return __init__
+
+    return decorate
 
 
 class RecurrentCell(keras.layers.Layer):
