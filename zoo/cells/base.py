@@ -30,11 +30,11 @@ LSTM_GATES = ("i", "f", "c", "o")
 def add_bias(x, bias):
     """x + bias over the last axis, with a fast and exact bias gradient on TensorFlow.
 
-    For 3,200 x 2,048 rows on one core a broadcast add's gradient (a Sum) took 6.2 ms in
-    float32 and 4.5 ms in bfloat16. In float32 this is `tf.nn.bias_add` (BiasAddGrad: 0.6
-    ms); BiasAddGrad accumulates in the tensor's dtype, 7% off in bfloat16, so there the
-    gradient is a matmul of a row of ones with the output gradient (1.0 ms, float32
-    accumulation, as exact as the Sum)."""
+    A broadcast add's gradient is a Sum over the leading axes, slow on a CPU. In float32 this
+    is `tf.nn.bias_add`, whose gradient kernel (BiasAddGrad) is several times faster;
+    BiasAddGrad accumulates in the tensor's dtype, 6.5% off in bfloat16, so there the gradient
+    is a matmul of a row of ones with the output gradient (float32 accumulation, as exact as
+    the Sum and faster). The timings are in benchmarks/attempts.md."""
     if keras.backend.backend() != "tensorflow":
         return x + bias
     import tensorflow as tf  # the backend in use
