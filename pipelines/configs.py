@@ -208,14 +208,17 @@ _SETTINGS_NOW_DATA = {"translation": ("holdout",), "speech": ("cache_dir",)}
 
 
 def migrated(values: dict) -> dict:
-    """A saved config (or a study's settings) in today's terms: `preset` became `size`; the
-    `music` task with `music_format` became the `chorales` and `melody` tasks; settings that
-    the datasets took over (`_SETTINGS_NOW_DATA`) are dropped."""
+    """A saved config (or a study's settings) in today's terms: `preset` is read as `size` and
+    `peepholes` as `use_peepholes`; the `music` task with `music_format` is read as the
+    `chorales` or `melody` task; settings that the datasets hold (`_SETTINGS_NOW_DATA`) are
+    dropped."""
     values = dict(values)
     for name in _SETTINGS_NOW_DATA.get(values.get("task"), ()):
         values.pop(name, None)
     if "preset" in values and "size" not in values:
         values["size"] = values.pop("preset")
+    if "peepholes" in values and "use_peepholes" not in values:
+        values["use_peepholes"] = values.pop("peepholes")
     if values.get("task") == "music":
         values["task"] = values.pop("music_format", "chorales")
         for name in _OTHER_MUSIC_FIELDS.get(values["task"], ()):

@@ -56,7 +56,7 @@ class MovingShapesConfig(TrainConfig):
     filters: int = option(16, "Feature maps of each ConvLSTM layer.")
     kernel_size: int = option(3, "Convolution window of the ConvLSTM.")
     layers: int = option(1, "Stacked ConvLSTM layers.")
-    peepholes: bool = option(True, "Hadamard peepholes V ⊙ c in the gates.")
+    use_peepholes: bool = option(True, "Hadamard peepholes V ⊙ c in the gates.")
     eval_sequences: int = option(64, "Sequences read of the validation and test splits: the "
                                      f"first of their {SIZES['test']:,} each.")
 
@@ -97,13 +97,14 @@ def eval_dataset(sequences, batch_size) -> tf.data.Dataset:
             .map(_next_frames).prefetch(tf.data.AUTOTUNE))
 
 
-def build_model(frames=None, size=16, filters=16, kernel_size=3, layers=1, peepholes=True,
+def build_model(frames=None, size=16, filters=16, kernel_size=3, layers=1, use_peepholes=True,
                 cell_kwargs=None):
     """ConvLSTM layers -> a 1x1 convolution giving the next frame's logits, per step."""
     inputs = keras.Input((frames, size, size, 1), name="frames")
     x = inputs
     for i in range(layers):
-        cell = ConvLSTMCell(filters, kernel_size, peepholes=peepholes, **(cell_kwargs or {}))
+        cell = ConvLSTMCell(filters, kernel_size, use_peepholes=use_peepholes,
+                            **(cell_kwargs or {}))
         x = ConvRNN(cell, return_sequences=True, name=f"conv_lstm_{i}")(x)
     logits = keras.layers.TimeDistributed(keras.layers.Conv2D(1, 1), name="next_frame")(x)
     return keras.Model(inputs, logits, name="moving_shapes")
@@ -165,7 +166,7 @@ class MovingShapesTask(Task):
 
     def build_model(self, config, data):
         return build_model(config.frames - 1, config.size, config.filters, config.kernel_size,
-                           config.layers, config.peepholes)
+                           config.layers, config.use_peepholes)
 
     def loss(self, config):
         return keras.losses.BinaryCrossentropy(from_logits=True)

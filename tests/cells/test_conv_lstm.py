@@ -74,7 +74,7 @@ def test_matches_numpy_reference_with_peepholes_and_mask(rank):
 def test_equals_keras_conv_lstm2d_without_peepholes(padding):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 3, 6, 6, 2)).astype("float32")
-    ours = ConvRNN(ConvLSTMCell(4, 3, padding=padding, peepholes=False), return_sequences=True)
+    ours = ConvRNN(ConvLSTMCell(4, 3, padding=padding, use_peepholes=False), return_sequences=True)
     keras_layer = keras.layers.ConvLSTM2D(4, 3, padding=padding, return_sequences=True)
     ours(x)
     keras_layer(x)

@@ -30,13 +30,13 @@ def numpy_lstmp(use_peepholes):
 @pytest.mark.parametrize("use_peepholes", [False, True])
 def test_matches_numpy(use_peepholes):
     assert_matches_reference(
-        "projection_lstm", numpy_lstmp(use_peepholes), units=6, proj_size=3,
+        "projection_lstm", numpy_lstmp(use_peepholes), units=6, projection_units=3,
         use_peepholes=use_peepholes,
     )
 
 
 def test_states_and_output_sizes():
-    cell = cells.create("projection_lstm", 8, proj_size=3)
+    cell = cells.create("projection_lstm", 8, projection_units=3)
     assert cell.state_size == [3, 8] and cell.output_size == 3
-    with pytest.raises(ValueError, match="proj_size=0"):
-        cells.create("projection_lstm", 8, proj_size=0)
+    with pytest.raises(ValueError, match="projection_units=0"):
+        cells.create("projection_lstm", 8, projection_units=0)

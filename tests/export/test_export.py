@@ -54,7 +54,7 @@ def test_every_cell_converts_to_builtin_ops_with_float32_parity(name):
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    [("lstm", {}), ("projection_lstm", {"use_peepholes": True, "proj_size": 3}),
+    [("lstm", {}), ("projection_lstm", {"use_peepholes": True, "projection_units": 3}),
      ("layer_norm_lstm", {"cell_norm": False})],
 )
 def test_stacked_lstm_variants_fuse_with_float32_parity(name, kwargs):

@@ -137,7 +137,7 @@ def test_keras_cells_and_stacked_cells():
     for cell in (
         keras.layers.LSTMCell(5),
         keras.layers.LSTMCell(5, dropout=0.5),  # random only when training
-        [cells.create("gru", 5), cells.create("projection_lstm", 6, proj_size=3)],
+        [cells.create("gru", 5), cells.create("projection_lstm", 6, projection_units=3)],
     ):
         reference = keras.layers.RNN(cell, return_sequences=True, return_state=True)
         reference(x)

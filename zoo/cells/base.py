@@ -15,6 +15,9 @@ for the fast paths and the export (`stochastic`, `input_rank`, `structure`) is d
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import keras
 from keras import ops
 
@@ -27,11 +30,11 @@ LSTM_GATES = ("i", "f", "c", "o")
 def add_bias(x, bias):
     """x + bias over the last axis, with a fast and exact bias gradient on TensorFlow.
 
-    For 3,200 x 2,048 rows on one core a broadcast add's gradient (a Sum) took 6.2 ms in
-    float32 and 4.5 ms in bfloat16. In float32 this is `tf.nn.bias_add` (BiasAddGrad: 0.6
-    ms); BiasAddGrad accumulates in the tensor's dtype, 7% off in bfloat16, so there the
-    gradient is a matmul of a row of ones with the output gradient (1.0 ms, float32
-    accumulation, as exact as the Sum)."""
+    A broadcast add's gradient is a Sum over the leading axes, slow on a CPU. In float32 this
+    is `tf.nn.bias_add`, whose gradient kernel (BiasAddGrad) is several times faster;
+    BiasAddGrad accumulates in the tensor's dtype, 6.5% off in bfloat16, so there the gradient
+    is a matmul of a row of ones with the output gradient (float32 accumulation, as exact as
+    the Sum and faster). The timings are in benchmarks/attempts.md."""
     if keras.backend.backend() != "tensorflow":
         return x + bias
     import tensorflow as tf  # the backend in use
@@ -69,6 +72,30 @@ def get_activation(name: str, value):
         raise ValueError(
             f"Unknown activation for argument `{name}`. Received: {name}={value!r}"
         ) from None
+
+
+def accepts_old_names(**new_names):
+    """Decorate a cell's `__init__` to take each old argument name as its new one, so that
+    configs saved under the old name (`.keras` files, presets) load unchanged.
+
+    Example: `@accepts_old_names(proj_size="projection_units")`."""
+
+    def decorate(init):
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            for old, new in new_names.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{type(self).__name__}: got both `{old}` and `{new}`, "
+                                        f"two names of one argument; pass `{new}` only")
+                    kwargs[new] = kwargs.pop(old)
+            init(self, *args, **kwargs)
+
+        # Keras reads the signature to record a layer's arguments: show it the real one.
+        __init__.__signature__ = inspect.signature(init)
+        return __init__
+
+    return decorate
 
 
 class RecurrentCell(keras.layers.Layer):

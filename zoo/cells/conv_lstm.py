@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from zoo.cells.base import RecurrentCell, add_bias
+from zoo.cells.base import RecurrentCell, accepts_old_names, add_bias
 from zoo.registry import CELLS
 
 
@@ -56,9 +56,9 @@ class ConvLSTMCell(RecurrentCell):
 
     Weights (Keras's ConvLSTM layout, blocks i, f, c, o on the last axis): `kernel`
     (*kernel_size, channels, 4F), `recurrent_kernel` (*kernel_size, F, 4F), `bias` (4F);
-    with `peepholes`, `peephole_i`, `peephole_f`, `peephole_o`, each of the state's full
+    with `use_peepholes`, `peephole_i`, `peephole_f`, `peephole_o`, each of the state's full
     shape (*state_spatial, F), so the spatial input size must be known when building.
-    With `peepholes=False` the cell computes exactly `keras.layers.ConvLSTM{1,2,3}D`.
+    With `use_peepholes=False` the cell computes exactly `keras.layers.ConvLSTM{1,2,3}D`.
 
     `keras.layers.RNN` runs the cell eagerly; symbolic (functional) models need `ConvRNN`,
     which knows the spatial output shape.
@@ -68,7 +68,8 @@ class ConvLSTMCell(RecurrentCell):
         kernel_size: int or `rank` ints, the window of both convolutions.
         rank: 1, 2 or 3 spatial axes.
         strides, padding, dilation_rate: of the input convolution W * x.
-        peepholes: whether to use the V ⊙ c terms.
+        use_peepholes: whether to use the V ⊙ c terms (`peepholes` is accepted as the same
+            argument so that configs saved under that name load).
         unit_forget_bias: initialise the forget-gate bias to 1.
         **kwargs: see `RecurrentCell`.
 
@@ -84,6 +85,7 @@ class ConvLSTMCell(RecurrentCell):
     input_rank = 3  # (*spatial, channels) at the default rank 2; set for each cell's rank
     sequence_layer = ConvRNN  # its states are feature maps
 
+    @accepts_old_names(peepholes="use_peepholes")
     def __init__(
         self,
         filters,
@@ -92,7 +94,7 @@ class ConvLSTMCell(RecurrentCell):
         strides=1,
         padding="same",
         dilation_rate=1,
-        peepholes=True,
+        use_peepholes=True,
         unit_forget_bias=True,
         **kwargs,
     ):
@@ -108,7 +110,7 @@ class ConvLSTMCell(RecurrentCell):
         self.strides = _tuple("strides", strides, rank)
         self.dilation_rate = _tuple("dilation_rate", dilation_rate, rank)
         self.padding = str(padding).lower()
-        self.peepholes = bool(peepholes)
+        self.use_peepholes = bool(use_peepholes)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.example_input_shape = (8,) * rank + (2,)
         self.input_rank = rank + 1
@@ -170,7 +172,7 @@ class ConvLSTMCell(RecurrentCell):
             if self.use_bias
             else None
         )
-        if self.peepholes:
+        if self.use_peepholes:
             for gate in ("i", "f", "o"):
                 setattr(self, f"peephole_{gate}", self.add_cell_weight(
                     f"peephole_{gate}", self.state_shape, "recurrent", keras.initializers.Zeros()
@@ -203,11 +205,11 @@ class ConvLSTMCell(RecurrentCell):
         z = projected + recurrent
         z = dict(zip(self.gates, ops.split(z, 4, axis=-1)))
         sigma = self.recurrent_activation
-        if self.peepholes:
+        if self.use_peepholes:
             z["i"] = z["i"] + self.peephole_i * c_prev
             z["f"] = z["f"] + self.peephole_f * c_prev
         c = sigma(z["f"]) * c_prev + sigma(z["i"]) * self.activation(z["c"])
-        o = sigma(z["o"] + self.peephole_o * c if self.peepholes else z["o"])
+        o = sigma(z["o"] + self.peephole_o * c if self.use_peepholes else z["o"])
         h = o * self.activation(c)
         return h, [h, c]
 
@@ -215,7 +217,7 @@ class ConvLSTMCell(RecurrentCell):
     def parameter_formula(self):
         """X: input channels, H: filters, K: kernel volume, S: state map size (rows*cols*...)."""
         bias = " + 4*H" if self.use_bias else ""
-        peepholes = " + 3*S*H" if self.peepholes else ""
+        peepholes = " + 3*S*H" if self.use_peepholes else ""
         return f"4*K*X*H + 4*K*H*H{bias}{peepholes}"
 
     def parameter_symbols(self):
@@ -231,7 +233,7 @@ class ConvLSTMCell(RecurrentCell):
             strides=self.strides,
             padding=self.padding,
             dilation_rate=self.dilation_rate,
-            peepholes=self.peepholes,
+            use_peepholes=self.use_peepholes,
             unit_forget_bias=self.unit_forget_bias,
         )
         return config

@@ -43,7 +43,7 @@ class VanillaLSTMCell(RecurrentCell):
     input_gate = True
     forget_gate = "learned"  # or "none" (f = 1) or "coupled" (f = 1 - i)
     output_gate = True
-    peepholes = True
+    use_peepholes = True
     input_activation = True  # False: g = identity
     output_activation = True  # False: h = identity
     full_gate_recurrence = False
@@ -60,7 +60,7 @@ class VanillaLSTMCell(RecurrentCell):
 
     @property
     def peephole_gates(self):
-        return tuple(g for g in self.gates if g != "c") if self.peepholes else ()
+        return tuple(g for g in self.gates if g != "c") if self.use_peepholes else ()
 
     @property
     def state_size(self):
@@ -155,7 +155,7 @@ class NOAFLSTMCell(VanillaLSTMCell):
 class NPLSTMCell(VanillaLSTMCell):
     """Greff's NP variant: no peepholes. See `VanillaLSTMCell`."""
 
-    peepholes = False
+    use_peepholes = False
 
 
 @CELLS.register("cifg_lstm")

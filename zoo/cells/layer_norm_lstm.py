@@ -65,7 +65,7 @@ class LayerNormLSTMCell(RecurrentCell):
 
     @property
     def structure(self):
-        return LSTMStructure(layer_norm_epsilon=self.epsilon, cell_norm=self.cell_norm,
+        return LSTMStructure(epsilon=self.epsilon, cell_norm=self.cell_norm,
                              **self.activation_names())
 
     def step(self, projected, recurrent, states, training=False):

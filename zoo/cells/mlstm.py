@@ -106,8 +106,8 @@ class MLSTMCell(RecurrentCell):
 
         Equal to running the cell in `keras.layers.RNN(return_sequences=True,
         return_state=True)`; masked steps leave the state unchanged (their outputs are not
-        defined). Returns (outputs (batch, time, units), [C, n, m]). On 2 CPU cores this was
-        4.5-7x faster than the recurrent loop for training (B=16, T=256, H=128, 4 heads).
+        defined). Returns (outputs (batch, time, units), [C, n, m]). It trains several times
+        faster than the recurrent loop on a CPU (benchmarks/attempts.md).
         """
         heads, d = self.num_heads, self.head_size
         q, k, v, o, i_pre, log_f = self._split(self.project_inputs(inputs))

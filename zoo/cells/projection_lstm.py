@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from zoo.cells.base import RecurrentCell, check_units
+from zoo.cells.base import RecurrentCell, accepts_old_names, check_units
 from zoo.cells.structure import LSTMStructure
 from zoo.registry import CELLS
 
@@ -24,13 +24,15 @@ class ProjectionLSTMCell(RecurrentCell):
 
     Args:
         units: H, size of the cell state.
-        proj_size: P, size of the projected output and recurrent state.
+        projection_units: P, size of the projected output and recurrent state (`units` of
+            the projection, as Keras names a layer's output size; `proj_size` is accepted as
+            the same argument so that configs saved under that name load).
         use_peepholes: the diagonal peepholes of the paper (off by default, as in
             `tf.compat.v1.nn.rnn_cell.LSTMCell`).
         **kwargs: see `RecurrentCell`.
 
     Example:
-        keras.layers.RNN(ProjectionLSTMCell(1024, proj_size=256))
+        keras.layers.RNN(ProjectionLSTMCell(1024, projection_units=256))
 
     Paper: H. Sak, A. Senior, F. Beaufays, "Long Short-Term Memory Recurrent Neural Network
     Architectures for Large Scale Acoustic Modeling", Interspeech 2014.
@@ -38,18 +40,21 @@ class ProjectionLSTMCell(RecurrentCell):
 
     paper = "Sak, Senior & Beaufays 2014, LSTM RNN Architectures for Large Scale Acoustic Modeling"
 
-    def __init__(self, units, proj_size=None, use_peepholes=False, **kwargs):
+    @accepts_old_names(proj_size="projection_units")
+    def __init__(self, units, projection_units=None, use_peepholes=False, **kwargs):
         super().__init__(units, **kwargs)
-        self.proj_size = check_units("proj_size", units // 2 if proj_size is None else proj_size)
+        self.projection_units = check_units(
+            "projection_units", units // 2 if projection_units is None else projection_units
+        )
         self.use_peepholes = bool(use_peepholes)
 
     @property
     def recurrent_size(self):
-        return self.proj_size
+        return self.projection_units
 
     def build_extra_weights(self, input_dim):
         self.projection_kernel = self.add_cell_weight(
-            "projection_kernel", (self.units, self.proj_size), "kernel"
+            "projection_kernel", (self.units, self.projection_units), "kernel"
         )
         if self.use_peepholes:
             self.add_peepholes(("i", "f", "o"))
@@ -80,11 +85,11 @@ class ProjectionLSTMCell(RecurrentCell):
         return f"4*(X*H + P*H{bias}) + H*P{peepholes}"
 
     def parameter_symbols(self):
-        return {**super().parameter_symbols(), "P": self.proj_size}
+        return {**super().parameter_symbols(), "P": self.projection_units}
 
     def get_config(self):
         return {
             **super().get_config(),
-            "proj_size": self.proj_size,
+            "projection_units": self.projection_units,
             "use_peepholes": self.use_peepholes,
         }

@@ -31,7 +31,7 @@ class LSTMStructure:
         o_t = σ(z_o + p_o ⊙ c_t + b_o)               1 without an output gate
         h_t = o_t ⊙ h(c_t),  r_t = h_t P             h = activation, or identity; P optional
 
-    With `layer_norm_epsilon`, each gate's z is layer-normalised and scaled by its block of
+    With `epsilon` (ε of a layer norm), each gate's z is layer-normalised and scaled by its block of
     `gate_gamma` before the bias; `cell_norm` also normalises c_t before h.
 
     Weights, by name on the cell: `kernel`, `recurrent_kernel`, `bias` with the blocks of
@@ -46,7 +46,7 @@ class LSTMStructure:
     input_activation: bool = True
     output_activation: bool = True
     projection: bool = False
-    layer_norm_epsilon: float | None = None
+    epsilon: float | None = None
     cell_norm: bool = False
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
@@ -59,7 +59,7 @@ class LSTMStructure:
     @property
     def block_lstm(self) -> bool:
         """Whether TF's BlockLSTM op computes it (a missing gate held open by its bias)."""
-        return (not (self.coupled or self.projection or self.layer_norm_epsilon is not None)
+        return (not (self.coupled or self.projection or self.epsilon is not None)
                 and self.input_activation and self.output_activation
                 and "c" in self.gates and self._standard_activations)
 

@@ -98,7 +98,7 @@ def fusible(structure) -> bool:
             and structure.gates == (("i", "c", "o") if structure.coupled else LSTM_GATES)
             and structure.peepholes in ((), tuple(g for g in structure.gates if g != "c"))
             and not structure.cell_norm
-            and (structure.layer_norm_epsilon or 0.0) <= MAX_LAYER_NORM_EPSILON)
+            and (structure.epsilon or 0.0) <= MAX_LAYER_NORM_EPSILON)
 
 
 def lstm_spec(cell, value=keras.ops.convert_to_numpy) -> FusedLSTM | None:
@@ -126,7 +126,7 @@ def lstm_spec(cell, value=keras.ops.convert_to_numpy) -> FusedLSTM | None:
         spec["peepholes"] = tuple(peep.get(g) for g in "ifo")
     if structure.projection:
         spec["projection"] = value(cell.projection_kernel).T
-    if structure.layer_norm_epsilon is not None:
+    if structure.epsilon is not None:
         spec["layer_norm"] = tuple(np.split(value(cell.gate_gamma), 4))
 
     def join(blocks):

@@ -28,7 +28,7 @@ def int8_file(converter, integer_lstm=False) -> bytes:
     return debugger.get_nondebug_quantized_model()
 
 
-# Below this scale an int8 tensor was calibrated to the single value 0 (TFLite gives such a
+# Below this scale an int8 tensor is calibrated to the single value 0 (TFLite gives such a
 # range +-1e-6).
 _ZERO_RANGE_SCALE = 1e-7
 

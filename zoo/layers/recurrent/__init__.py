@@ -3,7 +3,7 @@
 It is `keras.layers.RNN` (same arguments, config, masking, states, `Bidirectional` support)
 whose time loop, on the TensorFlow backend, is the first of these strategies that applies;
 each is a module with `applies(layer, sequences, mask, training)` and `run(layer, sequences,
-initial_state, mask, training)`, and its measured reason in its docstring:
+initial_state, mask, training)`, and its reason in its docstring (the speeds are below):
 
 0. `exported`: inside an export's scope (`exported.exporting`), the fused TFLite LSTM op
    or the unrolled loop, as the scope asks.
@@ -28,12 +28,13 @@ training tokens/s at H=256 / H=512:
     torch nn.LSTM (oneDNN's fused RNN kernel) 109.0k / 34.0k
     torch nn.LSTM with oneDNN off             61.0k / 19.4k
 
+Against TF's loop gradient the own gradient trains lstm 1.49x / 1.49x, gru 1.05x / 1.32x and
+peephole_lstm 1.13x / 1.22x faster, for 1.0-1.5x the training memory (same rounds).
 With one TF thread per op and two side by side (benchmarks/results/tf-threads-1-2)
 Recurrent(lstm) is 1.16x / 1.29x torch's fused kernel. The loops are bound by the step-shaped
 matmul (at H=512 in bfloat16, 194 us of a loop step's ~270 us on one core); every speed-up
-tried, kept or rejected, is in benchmarks/attempts.md. XLA is not used: it made recurrent
-training slower on this CPU (0.67-0.87x); compiling only the step's element-wise part made the
-forward loop slower too (27.3 vs 24.8 ms).
+tried, kept or rejected, is in benchmarks/attempts.md. XLA is not used: it makes recurrent
+training slower on this CPU, and so does compiling only the step's element-wise part.
 """
 
 from __future__ import annotations

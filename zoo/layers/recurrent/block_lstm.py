@@ -3,9 +3,9 @@ one op forward and one backward.
 
 For a cell whose declared structure TF's op computes (`LSTMStructure.block_lstm`: sigmoid
 gates, tanh, optional diagonal peepholes; a gate the cell lacks is held at exactly 1 by a
-bias of 30), in float32, without a mask, outside XLA. Off by default: on this 2-core CPU
-TF's Eigen kernel loses to the hoisted loop's oneDNN matmuls (25.5k against 51.6k training
-tokens/s at H=256). We use `BlockLSTM` with `forget_bias=0, cell_clip=-1` rather than
+bias of 30), in float32, without a mask, outside XLA. Off by default: on a CPU TF's Eigen
+kernel trains slower than the hoisted loop's oneDNN matmuls (the table in
+`zoo.layers.recurrent`). We use `BlockLSTM` with `forget_bias=0, cell_clip=-1` rather than
 `BlockLSTMV2`: in TF 2.21 V2's registered gradient runs the V1 gradient kernel, whose gate
 layout (i, c, f, o) is not V2's forward layout (i, f, c, o), so V2's weight gradients are
 wrong (checked against autodiff of the same math).

@@ -13,8 +13,7 @@ def step_dtype(cell) -> str:
     """The dtype a loop runs `cell.step` and carries the states in: float32 under a mixed
     precision policy (bfloat16 or float16 compute), the cell's compute dtype otherwise. The
     matmuls stay in the compute dtype; the element-wise gate math and the cell state gain
-    precision and, on a CPU, speed: a 100-step LSTM loop at batch 64, H=512 with bfloat16
-    matmuls took 37 ms with float32 gate math against 52 ms all in bfloat16."""
+    precision and, on a CPU, speed (benchmarks/attempts.md)."""
     return "float32" if cell.compute_dtype in ("bfloat16", "float16") else cell.compute_dtype
 
 

@@ -12,19 +12,14 @@ pass, so a cell that declares its step `stochastic` keeps TF's loop gradient whe
 
 On a CPU, a batch of a static size of at least MIN_SPLIT_BATCH runs as two such loops over
 its halves, side by side on the CPU's threads, so that one loop's small element-wise ops
-overlap the other's matmul. Each half projects its own inputs, so the projections and their
-gradients run side by side too instead of one ahead of both loops: a Recurrent(lstm) layer's
-fwd+bwd went from 60.2 to 49.3 ms at H=256 and from 164.6 to 137.0 ms at H=512 (float32,
-one thread per op and two side by side; `benchmarks/attempts.md`).
+overlap the other's matmul (two loops beat one and four). Each half projects its own inputs,
+so the projections and their gradients run side by side too rather than one ahead of both
+loops. Both choices are measured in `benchmarks/attempts.md`.
 
 Under a mixed precision policy the step runs and the states are carried in float32, the
 product m_t in the compute dtype (`loop.step_dtype`).
 
-Measured (benchmarks/results/rounds, 2026-11-29, 2-core CPU, char-LM, batch 64, length 100):
-against TF's loop gradient lstm 1.49x / 1.49x training tokens/s at H=256 / 512, gru 1.05x /
-1.32x, peephole_lstm 1.13x / 1.22x, for 1.0-1.5x the training memory. Two half-batch loops took
-a Recurrent(lstm) layer's fwd+bwd from 86-87 to 71-74 ms at H=256 and from 200 to 183-195 ms at
-H=512 (a bare forward loop: 23.9 ms as one loop, 19.6 as two, 29.1 as four).
+Its speed against TF's loop gradient is the table in `zoo.layers.recurrent`.
 """
 
 from __future__ import annotations
