@@ -101,8 +101,7 @@ def check_parity(report: dict, tolerance: float = 1e-4, name: str = "model.tflit
 
 UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step",
          "kl_bits_per_step": "bits/step of KL divergence from Keras",
-         "error_percent": "% misclassified",
-         "weighted_quantile_loss": "weighted quantile loss (in the series' scale)"}
+         "error_percent": "% misclassified"}
 
 
 def unit_of(metric: str | None) -> str | None:
