@@ -40,10 +40,10 @@ def statistical(series, settings, freq):
     frame = long_frame(series)
     longest = max(len(row["y"]) for row in series)
     found = None
-    for model in (SeasonalNaive(season), AutoETS(season_length=season),
-                  AutoARIMA(season_length=season)):
-        fit_window = MAX_FIT if longest > MAX_FIT and not isinstance(model, SeasonalNaive) \
-            else None
+    # Each peer with whether its fit reads at most the last MAX_FIT observations.
+    for model, windowed in ((SeasonalNaive(season), False), (AutoETS(season_length=season), True),
+                            (AutoARIMA(season_length=season), True)):
+        fit_window = MAX_FIT if longest > MAX_FIT and windowed else None
         part = StatsForecast(models=[model], freq=freq, n_jobs=1).cross_validation(
             df=frame, h=settings["horizon"], n_windows=settings["windows"],
             step_size=settings["stride"], level=list(LEVELS), input_size=fit_window)

@@ -53,6 +53,8 @@ def test_a_damaged_quantised_file_is_not_written(trained, tmp_path, monkeypatch)
     assert written == ["manifest.json", "model.tflite", "model_float16.tflite"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["files"]["model_float16.tflite"]["quality_loss"] < 0.05
+    assert manifest["quality_gate"]["metric"] == "bits_per_token"  # the model's declaration
+    assert manifest["quality_gate"]["unit"] == "bits/token"
     rejected = manifest["rejected"]["model_dynamic.tflite"]
     assert rejected["quality_loss"] > 1.0
 

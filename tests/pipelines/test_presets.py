@@ -165,3 +165,5 @@ def test_the_forecaster_int8_file_is_refused_by_its_quality_gate(tmp_path, monke
                    format=["tflite"], seq_len=16, quantize=["none", "int8"])
     assert not (tmp_path / "export" / "model_int8.tflite").exists()
     assert (tmp_path / "export" / "model.tflite").is_file()
+    gate = json.loads((tmp_path / "export" / "manifest.json").read_text())["quality_gate"]
+    assert gate["metric"] == gate["unit"] == "weighted_quantile_loss"  # the model's own

@@ -167,7 +167,8 @@ def export_classifier(model, out_dir, sequences, labels, quantize="none", seq_le
                 "classes": int(model.num_classes), "seq_len": seq_len, "files": {},
                 "rejected": {}, "keras_accuracy": 1.0 - keras_score / 100.0,
                 "sequences": len(sequences),
-                "quality_gate": {"max_loss": max_quality_loss, "unit": "accuracy points",
+                "quality_gate": {"max_loss": max_quality_loss, "metric": metric,
+                                 "unit": "accuracy points",
                                  "allowed": bool(allow_quality_loss)},
                 "metadata": metadata or {}}
     rejected = {}

@@ -38,9 +38,11 @@ from zoo.export.metadata import JSON_ENTRY, with_metadata
 from zoo.export.parity import (
     check_parity,
     check_translator_parity,
+    gate_metric,
     parity,
     quality_error,
     translator_parity,
+    unit_of,
 )
 from zoo.export.signatures import InferenceModule
 from zoo.models.protocol import Classifier, EncoderDecoder
@@ -90,9 +92,10 @@ def export_model(
 
     Every .tflite file is run in LiteRT on `representative_data` and compared with
     `model(x)`; the float32 file must match within `tolerance` or the export fails. A quantised
-    file is scored on the same data (bits per token for a token model, nats per step for a
-    model that predicts its next binary frame, else the KL divergence from Keras's outputs in
-    bits per step, see `parity`): one that loses more than `max_quality_loss` against Keras
+    file is scored on the same data in the metric the model declares (`StepModel.quality`:
+    bits per token for a language model, weighted quantile loss for a forecaster, ...), else
+    the KL divergence from Keras's outputs in bits per step (see `parity`); the manifest's
+    `quality_gate` names that metric and its unit. One that loses more than `max_quality_loss`
     is not written (unless `allow_quality_loss`); the others are, and `QualityError` then
     names it, by how much, and what to try.
 
@@ -110,7 +113,8 @@ def export_model(
         metadata: JSON-serialisable extras for the device (vocabulary, task, decoding).
         fuse: "all", "standard" or "none": which LSTM layers become fused ops in the float
             files (see `InferenceModule`).
-        max_quality_loss: what a quantised file may lose against Keras, in its score's unit.
+        max_quality_loss: what a quantised file may lose against Keras, in the unit of the
+            metric the model declares.
         allow_quality_loss: write such files anyway (the manifest records their loss).
     """
     if isinstance(model, EncoderDecoder):
@@ -130,6 +134,7 @@ def export_model(
     module = module_for(fuse)
     sequences = parity_inputs(module, representative_data)
     calibration = None if representative_data is None else sequences  # a list, reusable
+    metric = gate_metric(model, sequences)
     manifest = {
         "format": EXPORT_FORMAT,
         "kind": "model",
@@ -143,8 +148,7 @@ def export_model(
         "files": {},
         "rejected": {},
         "quality_gate": {"max_loss": max_quality_loss, "allowed": bool(allow_quality_loss),
-                         "unit": "bits per token; nats per step for frame models; bits "
-                                 "per step of KL divergence from Keras for others"},
+                         "metric": metric, "unit": unit_of(metric)},
         "metadata": metadata or {},
     }
     rejected = {}

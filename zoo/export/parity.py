@@ -67,6 +67,16 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
     return report
 
 
+def gate_metric(model, sequences) -> str | None:
+    """The metric the quality gate scores `model`'s files in on `sequences` (as `parity`
+    does): the one its `quality` declares, else "kl_bits_per_step"; None for outputs that
+    are no distribution (no score, no gate)."""
+    sequences = [np.asarray(sequence) for sequence in sequences]
+    expected = np.concatenate([np.asarray(model(s, training=False)) for s in sequences])
+    score = _scorer(as_step_model(model), np.concatenate(sequences), expected)
+    return None if score is None else score[0]
+
+
 def _scorer(model, inputs, expected):
     """(metric, function of outputs) of the quality gate: the model's own `quality`, else the
     KL divergence from Keras's `expected` outputs; None for outputs that are no
@@ -94,11 +104,16 @@ UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step",
          "error_percent": "% misclassified"}
 
 
+def unit_of(metric: str | None) -> str | None:
+    """How a metric's unit reads: UNITS' words for the zoo's metrics; a model's own metric
+    (`StepModel.quality`) as it names it."""
+    return None if metric is None else UNITS.get(metric, metric)
+
+
 def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityError:
     """The `QualityError` for the quantised files in `rejected` (file name -> its report's
     `score`): which file, by how much, and what to try."""
-    # A model's own metric (`StepModel.quality`) without an entry in UNITS is named as is.
-    worst = ", ".join(f"{name} {s['tflite']:.3f} {UNITS.get(s['metric'], s['metric'])} against "
+    worst = ", ".join(f"{name} {s['tflite']:.3f} {unit_of(s['metric'])} against "
                       f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
                       for name, s in rejected.items())
     return QualityError(
@@ -108,9 +123,8 @@ def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityEr
 
 
 def quality_loss(report: dict) -> float | None:
-    """What a file loses against Keras on the parity data, in its score's unit (bits per
-    token, nats per step, or bits per step of KL divergence); None for a model without a
-    score."""
+    """What a file loses against Keras on the parity data, in its score's unit (`unit_of`
+    its metric); None for a model without a score."""
     score = report.get("score")
     return None if score is None else score["tflite"] - score["keras"]
 

@@ -74,9 +74,9 @@ class Forecaster(keras.Model, StepModel):
         if not 0 <= target_feature < features:
             raise ValueError(f"Argument `target_feature` must be a column of the {features} "
                              f"features. Received: target_feature={target_feature}")
-        if hasattr(cells.get(cell), "example_input_shape"):
-            raise ValueError(f"Cell {cell!r} takes spatial inputs, not feature vectors. "
-                             f"Received: cell={cell!r}")
+        if cells.get(cell).input_rank != 1:  # the cell's declaration, read before building
+            raise ValueError(f"Cell {cell!r} takes inputs of rank {cells.get(cell).input_rank} "
+                             f"per step, not feature vectors. Received: cell={cell!r}")
         self.features, self.cell, self.units, self.num_layers = features, cell, units, layers
         self.head, self.dropout_rate = check_head(head), dropout
         self.target_feature, self.cell_kwargs = target_feature, dict(cell_kwargs or {})
