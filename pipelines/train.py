@@ -34,13 +34,13 @@ from pipelines.rundir import (
 )
 from pipelines.tasks import (  # noqa: F401 (the task contract, re-exported)
     EXTRAS,
-    TASK_MODULES,
     TASKS,
     Task,
     TaskData,
     bits,
     get_task,
     register_task,
+    task_modules,
 )
 from pipelines.terminal import set_threads
 
