@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from pipelines.rundir import RunLock, prepare_existing
-from pipelines.train import get_task, load_checkpoint, load_config
+from pipelines.rundir import RunLock, load_checkpoint, load_config, prepare_existing
+from pipelines.tasks import get_task
 from zoo.export import FORMATS, bench_tflite, check_out_dir, export
 
 EXPORT_DIR = "export"

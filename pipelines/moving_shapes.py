@@ -28,9 +28,9 @@ from pipelines.datasets.moving_shapes import (  # noqa: F401 (the generator, for
     SIZES,
     render,
 )
+from pipelines.rundir import default_run_dir
 from pipelines.streams import shuffled_batches
 from pipelines.tasks import Task, TaskData, register_task
-from pipelines.train import train
 from zoo.cells.conv_lstm import ConvLSTMCell, ConvRNN
 from zoo.files import atomic_path
 
@@ -190,7 +190,10 @@ def train_demo(run_dir=None, verbose="auto", **overrides):
 
     Returns (metrics, path of the PNG strip); the run directory defaults to runs/<task>-<time>.
     """
+    from pipelines.train import train  # the loop imports the task contract, not the tasks
+
     config = dataclasses.replace(MovingShapesConfig(run_dir=run_dir), **overrides)
+    config = dataclasses.replace(config, run_dir=config.run_dir or default_run_dir(config))
     model, metrics = train(config, verbose=verbose)
     strip = MovingShapesTask().sample(config, config.run_dir, model)
     return metrics, strip

@@ -59,7 +59,7 @@ def run_dir(name: str) -> str:
 def dataset_of(config) -> dict | None:
     """{name, version} of the dataset a run of `config` reads (None for generated data)."""
     from pipelines import datasets
-    from pipelines.train import get_task
+    from pipelines.tasks import get_task
 
     name = get_task(config.task).dataset(config)
     if name is None:
@@ -151,7 +151,7 @@ def _versions() -> dict:
 def card_for(name: str, source: str, model, config, description: str) -> dict:
     """The model card of a preset made from run directory `source` (test metrics added by
     `make` once measured with the stored float16 weights)."""
-    from pipelines.train import get_task
+    from pipelines.tasks import get_task
 
     metrics = rundir.read_metrics(source)
     saved = read_json(os.path.join(source, rundir.CONFIG), expect=dict)

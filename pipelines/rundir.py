@@ -28,8 +28,9 @@ from pathlib import Path
 import keras
 
 from pipelines import datasets, locks
-from pipelines.configs import RESUMABLE
+from pipelines.configs import RESUMABLE, migrated
 from pipelines.locks import LOCK, RunLock, staging  # noqa: F401 (the run's own helpers)
+from pipelines.tasks import get_task
 from zoo.files import atomic_path, atomic_write, read_json
 
 CONFIG, LAST, BEST, METRICS = "config.json", "last.keras", "best.keras", "metrics.json"
@@ -41,6 +42,23 @@ def default_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME", "")  # relative paths are invalid (XDG spec)
     default = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "lstm-zoo"
     return Path(os.environ.get("LSTM_ZOO_CACHE") or default).expanduser()
+
+
+def default_run_dir(config) -> str:
+    """runs/<task>-<cell>-<date>-<time>: the run directory when --run_dir is not given."""
+    cell = getattr(config, "cell", "model")
+    return os.path.join("runs", f"{config.task}-{cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def load_config(run_dir):
+    """The config saved in `run_dir` (its class comes from the task it names)."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file; is --run_dir={run_dir} a run directory?")
+    task = migrated(read_json(path, expect=dict)).get("task")
+    if not isinstance(task, str):
+        raise ValueError(f"{path}: names no task")
+    return get_task(task).config_class.load(path)
 
 
 def check_new(run_dir):

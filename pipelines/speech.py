@@ -27,8 +27,8 @@ from pipelines.datasets.speech import (  # noqa: F401 (the generator, for notebo
     synthesize,
     utterance,
 )
+from pipelines.rundir import default_run_dir
 from pipelines.tasks import Task, TaskData, register_task
-from pipelines.train import default_run_dir, train
 from zoo.models.ctc import CTCModel, label_error_rate
 
 ALPHABET = " abcdefghijklmnopqrstuvwxyz"  # label k is ALPHABET[k - 1]; 0 is CTC's blank
@@ -191,6 +191,8 @@ def train_demo(run_dir=None, verbose="auto", **overrides):
 
     The metrics gain the test label error rates of greedy and beam-search decoding.
     """
+    from pipelines.train import train  # the loop imports the task contract, not the tasks
+
     config = dataclasses.replace(SpeechConfig(run_dir=run_dir), **overrides)
     config = dataclasses.replace(config, run_dir=config.run_dir or default_run_dir(config))
     model, metrics = train(config, verbose=verbose)

@@ -113,7 +113,7 @@ class Study:
 
     def __post_init__(self):
         from pipelines.configs import check_value
-        from pipelines.train import get_task
+        from pipelines.tasks import get_task
 
         kinds = {"task": str, "cells": list, "trials": int, "fixed": dict, "seed": int,
                  "baseline": (str, type(None)), "space": (list, type(None))}
@@ -160,7 +160,7 @@ class Study:
 
     def config(self, study_dir, cell: str, trial: int):
         """The training config of one trial."""
-        from pipelines.train import get_task
+        from pipelines.tasks import get_task
 
         return get_task(self.task).config_class(
             **self.fixed, **self.settings(trial), cell=cell, seed=self.seed + trial,
@@ -289,7 +289,7 @@ def _release_other_host(run_dir):
 
 def headline(study) -> tuple[str, bool]:
     """The study task's ranking metric and whether lower is better (`Task.headline`)."""
-    from pipelines.train import get_task
+    from pipelines.tasks import get_task
 
     task = get_task(study.task)
     return task.headline(study.config(".", study.cells[0], 0))

@@ -27,7 +27,7 @@ from pipelines.datasets.text import (  # noqa: F401 (the corpus readers, for not
     split_names,
 )
 from pipelines.streams import shuffled_batches
-from pipelines.train import Task, TaskData, bits, register_task
+from pipelines.tasks import Task, TaskData, bits, register_task
 from zoo import decoding
 from zoo.models.language_model import from_size
 from zoo.vocabulary import LEVELS, Vocabulary

@@ -21,14 +21,16 @@ import tensorflow as tf
 
 from pipelines import rundir
 from pipelines.callbacks import NaNGuard, RunCheckpoint
-from pipelines.configs import TrainConfig, migrated
+from pipelines.configs import TrainConfig
 from pipelines.optimizers import make_optimizer
 from pipelines.rundir import (
     BEST,
     CONFIG,
     LAST,
     METRICS,
+    default_run_dir,
     load_checkpoint,
+    load_config,
     read_metrics,
     write_metrics,
 )
@@ -73,23 +75,6 @@ def make_strategy(name):
 def is_chief(strategy) -> bool:
     """Whether this process writes the run directory (all but non-chief workers)."""
     return strategy.extended.should_checkpoint
-
-
-def default_run_dir(config) -> str:
-    """runs/<task>-<cell>-<date>-<time>: the run directory when --run_dir is not given."""
-    cell = getattr(config, "cell", "model")
-    return os.path.join("runs", f"{config.task}-{cell}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def load_config(run_dir):
-    """The config saved in `run_dir` (its class comes from the task it names)."""
-    path = os.path.join(run_dir, CONFIG)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file; is --run_dir={run_dir} a run directory?")
-    task = migrated(rundir.read_json(path, expect=dict)).get("task")
-    if not isinstance(task, str):
-        raise ValueError(f"{path}: names no task")
-    return get_task(task).config_class.load(path)
 
 
 @contextlib.contextmanager
