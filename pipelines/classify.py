@@ -56,15 +56,17 @@ class ClassifyConfig(TrainConfig):
     batch_size: int = option(16, "Global batch size (split over replicas).")
     learning_rate: float = option(3e-3, "Learning rate (the peak, with a schedule).")
     cell: str = option("lstm", "Registered cell name.")
-    units: int = option(64, "Hidden units per recurrent layer (per direction).")
-    layers: int = option(1, "Stacked recurrent layers.")
+    units: int = option(64, "Hidden units per recurrent layer (per direction).",
+                        between=(1, 65_536))
+    layers: int = option(1, "Stacked recurrent layers.", between=(1, 64))
     bidirectional: bool = option(False, "Read sequences both ways (no streaming export then).")
     pooling: str = option("last", "last (the state at the last step) or attention (weighted "
                           "over every step).", ("last", "attention"))
     fcn: bool = option(False, "LSTM-FCN: add a convolutional branch of three causal blocks "
                        "(filters f, 2f, f; kernels 8, 5, 3) beside the recurrent one.")
-    filters: int = option(64, "With --fcn: f, the first block's filters.")
-    dropout: float = option(0.2, "Dropout after the recurrent layers and before the output.")
+    filters: int = option(64, "With --fcn: f, the first block's filters.", between=(1, 16_384))
+    dropout: float = option(0.2, "Dropout after the recurrent layers and before the output.",
+                            between=(0.0, 0.95))
     class_weights: str = option("balanced", "balanced (n / (K n_c): rare classes count as "
                                 "much as common ones) or none.", ("balanced", "none"))
 

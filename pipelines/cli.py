@@ -34,46 +34,49 @@ COMMANDS = {
     "bench-tflite": "Per-step latency of a .tflite file in LiteRT.",
     "bench": "The speed benchmark suite (its own flags: lstm-zoo bench --help).",
 }
-# Flags of the commands other than train: name -> (type, help).
+# Flags of the commands other than train: name -> (type, help[, (lowest, highest) of a number,
+# None for no bound]); train's flags are its task's config fields, which declare their own.
 OPTIONS = {
     "run_dir": (str, "A run directory written by `lstm-zoo train`."),
     "preset": (str, "A trained preset (see `lstm-zoo presets`) instead of --run_dir."),
     "data": (str, "Evaluate on all of this corpus instead of the run's test split."),
     "seed": (int, "Seed of the sampling."),
     "prompt": (str, "Text, or a MIDI file (music), that the sample starts with."),
-    "length": (int, "Tokens or steps to generate."),
-    "temperature": (float, "Sampling temperature; 0 = greedy."),
-    "top_k": (int, "Sample among the k most likely tokens only."),
-    "top_p": (float, "Sample among the most likely tokens holding probability p."),
-    "beam_size": (int, "Beam search with this many beams."),
-    "length_penalty": (float, "Beam-search length penalty alpha."),
+    "length": (int, "Tokens or steps to generate.", (1, 100_000)),
+    "temperature": (float, "Sampling temperature; 0 = greedy.", (0.0, 100.0)),
+    "top_k": (int, "Sample among the k most likely tokens only.", (1, None)),
+    "top_p": (float, "Sample among the most likely tokens holding probability p.", (1e-6, 1.0)),
+    "beam_size": (int, "Beam search with this many beams.", (1, 1024)),
+    "length_penalty": (float, "Beam-search length penalty alpha.", (0.0, 10.0)),
     "output": (str, "Output path (sample: a path stem; translate: a file, default stdout)."),
     "text": (str, "Sentence to translate."),
-    "count": (int, "Utterances to transcribe."),
+    "count": (int, "Utterances to transcribe.", (1, 10_000)),
     "format": (list, "Export formats: saved_model, tflite (default both)."),
     "quantize": (list, "TFLite files: none, dynamic, float16, int8 (default none)."),
     "out_dir": (str, "Export directory (default <run_dir>/export)."),
-    "seq_len": (int, "Steps of the fixed-length `predict` signature (default the run's)."),
+    "seq_len": (int, "Steps of the fixed-length `predict` signature (default the run's).",
+                (1, 1 << 20)),
     "max_quality_loss": (float, "Bits per token (nats per step for music and frames, bits "
                                 "per target token for a translator, bits per frame of KL "
                                 "divergence from Keras for speech) a quantised file may lose "
-                                "(default 0.05; a classifier: accuracy points, default 1)."),
+                                "(default 0.05; a classifier: accuracy points, default 1).",
+                         (0.0, None)),
     "allow_quality_loss": (bool, "Write quantised files that lose more than that anyway."),
     "input": (str, "File of sentences, one per line (default stdin)."),
-    "batch_size": (int, "Sentences translated together."),
+    "batch_size": (int, "Sentences translated together.", (1, 1 << 20)),
     "model": (str, "A .tflite file to benchmark."),
-    "num_threads": (int, "LiteRT interpreter threads (default 2)."),
+    "num_threads": (int, "LiteRT interpreter threads (default 2).", (1, 256)),
     "study_dir": (str, "Study directory: study.json, a run per cell and trial, the results."),
     "cells": (list, "Cells to compare (registered names, comma-separated)."),
     "trials": (int, "Hyper-parameter draws; every cell trains once with each."),
     "baseline": (str, "Cell the others are tested against (default vanilla_lstm or the first)."),
     "workers": (int, "Worker processes on this machine, each training one trial at a time "
-                     "(default 1)."),
+                     "(default 1).", (1, 64)),
     "storage": (str, "Where the trials are coordinated and recorded: a journal file (default "
                      "DIR/trials.journal) or a database URL (postgresql://user@host/db); "
                      "workers on any machine given the same one share the study."),
     "heartbeat": (int, "Seconds between a running trial's heartbeats; a trial silent for 4 "
-                       "is retried by another worker (default 30)."),
+                       "is retried by another worker (default 30).", (1, 3600)),
 }
 STUDY_OPTIONS = ("study_dir", "cells", "trials", "baseline", "workers", "storage", "heartbeat")
 COMMAND_OPTIONS = {
@@ -139,7 +142,7 @@ def _specs(command, argv):
                  for f in dataclasses.fields(task.config_class)
                  if command == "train" or f.name not in ("cell", "run_dir", "resume")}
         if command == "study":
-            specs.update({n: (*OPTIONS[n], None) for n in STUDY_OPTIONS})
+            specs.update({n: (*OPTIONS[n][:2], None) for n in STUDY_OPTIONS})
     elif command == "sample":
         from pipelines import train as training
 
@@ -155,9 +158,9 @@ def _specs(command, argv):
             for name in training.task_modules():
                 with contextlib.suppress(ImportError):
                     names.update(dict.fromkeys(_sample_options(training.get_task(name))))
-        specs = {n: (*OPTIONS[n], None) for n in names}
+        specs = {n: (*OPTIONS[n][:2], None) for n in names}
     else:
-        specs = {n: (*OPTIONS[n], None) for n in COMMAND_OPTIONS[command]}
+        specs = {n: (*OPTIONS[n][:2], None) for n in COMMAND_OPTIONS[command]}
     return {**specs, **{n: (*spec, None) for n, spec in COMMON.items()}}
 
 
@@ -210,10 +213,13 @@ def _parse(command, argv):
         if isinstance(value, list) and not [v for v in value if v.strip()]:
             raise UsageError(f"--{name} is empty; give one or more values, comma-separated "
                              f"(see lstm-zoo {command} --help)")
-    from pipelines.configs import check_value
+    from pipelines.configs import check_range
 
-    for name, value in given.items():
-        check_value(name, value)
+    own = STUDY_OPTIONS if command == "study" else () if command == "train" else given
+    for name in own:  # a task's settings are checked by its config
+        declared = OPTIONS.get(name, ())
+        if name in given and len(declared) > 2:
+            check_range(name, given[name], declared[2])
     return given
 
 

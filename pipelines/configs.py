@@ -20,14 +20,40 @@ SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "muon")
 
 
-def option(default, help, choices=None):
+def option(default, help, choices=None, between=None):
     """A dataclass field with a default and its help line (shown by `lstm-zoo --help`).
 
     `choices`: the values the setting may take, as a tuple, or as "module:NAME" of a dict
     whose keys they are or a registry whose names they are (imported only when a config is
-    checked, e.g. a model's SIZES).
+    checked, e.g. a model's SIZES). `between`: (lowest, highest) of a numeric setting, None
+    for no bound; a subclass that only changes the default keeps the range it overrides.
     """
-    return field(default=default, metadata={"help": help, "choices": choices})
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            "between": between})
+
+
+def setting_range(config_class, name):
+    """The `between` of setting `name` of `config_class`, or of the class it overrides it
+    from; None when the setting has none."""
+    for cls in config_class.__mro__:
+        declared = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata.get("between") is not None:
+            return declared.metadata["between"]
+    return None
+
+
+def check_range(name, value, between):
+    """`value` if it is finite and within `between` ((lowest, highest), None for no bound);
+    a one-line ValueError naming `--name` otherwise. Non-numbers pass through."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"--{name}={value}: must be a finite number")
+    low, high = between or (None, None)
+    if low is not None and value < low or high is not None and value > high:
+        bounds = (f"between {low} and {high}" if high is not None else f"at least {low}")
+        raise ValueError(f"--{name}={value}: must be {bounds}")
+    return value
 
 
 def choices_of(spec) -> tuple:
@@ -41,48 +67,10 @@ def choices_of(spec) -> tuple:
     return tuple(spec)
 
 
-# Ranges of the numeric settings, by field name in every task's config: (lowest, highest).
-LIMITS = {
-    "epochs": (1, 100_000), "patience": (1, 100_000), "steps": (0, 10**9),
-    "validation_steps": (0, 10**9),
-    "batch_size": (1, 1 << 20), "learning_rate": (1e-12, None), "clipnorm": (0.0, None),
-    "seq_len": (1, 1 << 20), "max_tokens": (2, None), "units": (1, 1 << 16),
-    "layers": (1, 64), "embedding_dim": (1, 1 << 16), "encoder_layers": (1, 64),
-    "decoder_layers": (1, 64), "dropout": (0.0, 0.95), "vocab_size": (8, 1 << 20),
-    "max_len": (2, 1 << 16), "beam_size": (1, 1024),
-    "length_penalty": (0.0, 10.0), "bleu_sentences": (0, None), "limit": (1, None),
-    "transpositions": (0, 12), "utterances": (1, None), "eval_utterances": (1, None),
-    "max_words": (1, 100), "mel_bins": (1, 1024), "frame_ms": (1.0, 1000.0),
-    "frames": (2, 10_000), "size": (4, 4096), "shapes": (1, 100), "filters": (1, 1 << 14),
-    "kernel_size": (1, 99), "eval_sequences": (1, None), "steps_per_quarter": (1, 4),
-    "horizon": (1, 100_000), "windows": (1, 10_000), "stride": (1, 100_000),
-    "context": (1, 100_000), "season": (1, 100_000), "samples": (1, 100_000),
-    # sampling, export and benchmarking
-    "length": (1, 100_000), "temperature": (0.0, 100.0), "top_k": (1, None),
-    "top_p": (1e-6, 1.0), "count": (1, 10_000), "num_threads": (1, 256),
-    "max_quality_loss": (0.0, None), "input_noise": (0.0, 10.0),
-    "warmup_steps": (0, 10**9), "weight_decay": (0.0, 1.0), "adam_beta2": (0.0, 0.999999),
-    "intra_op_threads": (0, 1024), "inter_op_threads": (0, 1024),
-    # studies
-    "trials": (1, 10_000), "workers": (1, 64), "heartbeat": (1, 3600),
-}
 # Settings `--resume` may change: how long and how fast the run goes on, not what it is.
 RESUMABLE = frozenset({"epochs", "steps", "validation_steps", "learning_rate", "strategy",
                        "jit_compile", "intra_op_threads", "inter_op_threads", "patience",
                        "resume", "run_dir", "bleu_sentences", "beam_size", "length_penalty"})
-
-
-def check_value(name, value, kind=None):
-    """`value` if it is a valid setting `name` (see LIMITS); a one-line ValueError otherwise."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"--{name}={value}: must be a finite number")
-    low, high = LIMITS.get(name, (None, None))
-    if low is not None and value < low or high is not None and value > high:
-        bounds = (f"between {low} and {high}" if high is not None else f"at least {low}")
-        raise ValueError(f"--{name}={value}: must be {bounds}")
-    return value
 
 
 @dataclass
@@ -91,38 +79,45 @@ class TrainConfig:
 
     task: str = option("text", "Task to train (see `lstm-zoo list`).")
     run_dir: str | None = option(None, "Run directory; default runs/<task>-<cell>-<time>.")
-    epochs: int = option(5, "Number of epochs (an epoch is `steps` batches).")
-    steps: int | None = option(60, "Batches per epoch; 0 = one pass over the training data.")
-    validation_steps: int | None = option(20, "Validation batches per epoch; 0 = all.")
-    batch_size: int = option(64, "Global batch size (split over replicas).")
+    epochs: int = option(5, "Number of epochs (an epoch is `steps` batches).", between=(1, 100_000))
+    steps: int | None = option(60, "Batches per epoch; 0 = one pass over the training data.",
+                               between=(0, 1_000_000_000))
+    validation_steps: int | None = option(20, "Validation batches per epoch; 0 = all.",
+                                          between=(0, 1_000_000_000))
+    batch_size: int = option(64, "Global batch size (split over replicas).", between=(1, 1_048_576))
     optimizer: str = option("adam", "adam (AdamW with --weight_decay), or muon: orthogonalised "
                             "momentum for the hidden matrices, AdamW for the rest.", OPTIMIZERS)
-    learning_rate: float = option(2e-3, "Learning rate (the peak, with a schedule).")
+    learning_rate: float = option(2e-3, "Learning rate (the peak, with a schedule).",
+                                  between=(1e-12, None))
     schedule: str = option("constant", "Learning rate: constant, or cosine (warm-up, then a "
                            "cosine decay to 1% at the last step).", SCHEDULES)
-    warmup_steps: int = option(0, "Cosine schedule: steps of linear warm-up from 0.")
+    warmup_steps: int = option(0, "Cosine schedule: steps of linear warm-up from 0.",
+                               between=(0, 1_000_000_000))
     weight_decay: float = option(0.0, "Decoupled weight decay (AdamW, also under Muon); 0 = "
-                                 "none (plain Adam).")
+                                 "none (plain Adam).", between=(0.0, 1.0))
     adam_beta2: float = option(0.999, "Adam's decay rate of the squared-gradient average "
-                               "(0.99 forgets faster: short runs, small batches).")
-    clipnorm: float | None = option(1.0, "Clip each gradient to this norm; 0 turns it off.")
+                               "(0.99 forgets faster: short runs, small batches).",
+                               between=(0.0, 0.999999))
+    clipnorm: float | None = option(1.0, "Clip each gradient to this norm; 0 turns it off.",
+                                    between=(0.0, None))
     patience: int | None = option(None, "Stop after this many epochs without a better "
-                                  "validation loss (early stopping); default never.")
+                                  "validation loss (early stopping); default never.",
+                                  between=(1, 100_000))
     seed: int = option(0, "Seed of weights, data order, dropout and sampling.")
     strategy: str = option("default", "tf.distribute strategy: default, mirrored, multi_worker.",
                            STRATEGIES)
     mixed_precision: bool = option(False, "Train under the mixed_bfloat16 policy.")
     jit_compile: bool = option(False, "Compile the train step with XLA.")
     intra_op_threads: int = option(0, "Threads one TensorFlow op may use; 0 = TensorFlow's "
-                                   "default (every core).")
+                                   "default (every core).", between=(0, 1024))
     inter_op_threads: int = option(0, "TensorFlow ops that may run side by side; 0 = "
-                                   "TensorFlow's default.")
+                                   "TensorFlow's default.", between=(0, 1024))
     resume: bool = option(False, "Continue the run in run_dir from its last checkpoint.")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            check_value(f.name, value)
+            check_range(f.name, value, setting_range(type(self), f.name))
             allowed = f.metadata.get("choices")
             if allowed is not None and value is not None and value not in choices_of(allowed):
                 raise ValueError(f"--{f.name}={value}: expected one of "
@@ -233,15 +228,21 @@ class TextConfig(TrainConfig):
 
     data: str | None = option(None, "UTF-8 text file or folder; default the Shakespeare corpus.")
     level: str = option("char", "Tokens: char or word.", ("char", "word"))
-    max_tokens: int | None = option(None, "Largest vocabulary (most frequent tokens); default all.")
-    seq_len: int = option(100, "Tokens per training window (truncated BPTT length).")
+    max_tokens: int | None = option(None, "Largest vocabulary (most frequent tokens); default all.",
+                                    between=(2, None))
+    seq_len: int = option(100, "Tokens per training window (truncated BPTT length).",
+                          between=(1, 1_048_576))
     cell: str = option("lstm", "Registered cell name.")
     size: str = option("small", "Model size: a key of zoo.models.language_model.SIZES.",
                        "zoo.models.language_model:SIZES")
-    units: int | None = option(None, "Hidden units per layer; default the size's.")
-    layers: int | None = option(None, "Stacked recurrent layers; default the size's.")
-    embedding_dim: int | None = option(None, "Embedding width; default the size's.")
-    dropout: float = option(0.0, "Dropout on the embedding and between layers.")
+    units: int | None = option(None, "Hidden units per layer; default the size's.",
+                               between=(1, 65_536))
+    layers: int | None = option(None, "Stacked recurrent layers; default the size's.",
+                                between=(1, 64))
+    embedding_dim: int | None = option(None, "Embedding width; default the size's.",
+                                       between=(1, 65_536))
+    dropout: float = option(0.0, "Dropout on the embedding and between layers.",
+                            between=(0.0, 0.95))
     random_crops: bool = option(False, "Start each training window at a random offset into "
                                 "its slot of seq_len tokens, drawn afresh every batch (default: "
                                 "at the slot's start, the same windows every pass).")

@@ -44,23 +44,25 @@ class ForecastConfig(TrainConfig):
     cell: str = option("lstm", "Registered cell name.")
     size: str = option("small", "Model size: a key of zoo.models.forecaster.SIZES.",
                        "zoo.models.forecaster:SIZES")
-    units: int | None = option(None, "Hidden units per layer; default the size's.")
-    layers: int | None = option(None, "Stacked recurrent layers; default the size's.")
+    units: int | None = option(None, "Hidden units per layer; default the size's.",
+                               between=(1, 65_536))
+    layers: int | None = option(None, "Stacked recurrent layers; default the size's.",
+                                between=(1, 64))
     head: str = option("student_t", "Output distribution: student_t, normal, "
                        "negative_binomial (counts) or quantile (0.1..0.9).", tuple(HEADS))
-    dropout: float = option(0.1, "Dropout between the recurrent layers.")
+    dropout: float = option(0.1, "Dropout between the recurrent layers.", between=(0.0, 0.95))
     horizon: int | None = option(None, "Steps forecast from each origin; default the "
-                                 "dataset's (a season for a CSV).")
+                                 "dataset's (a season for a CSV).", between=(1, 100_000))
     windows: int | None = option(None, "Rolling origins of the backtest; default the "
-                                 "dataset's (1 for a CSV).")
+                                 "dataset's (1 for a CSV).", between=(1, 10_000))
     stride: int | None = option(None, "Steps between origins; default the dataset's (the "
-                                "horizon for a CSV).")
+                                "horizon for a CSV).", between=(1, 100_000))
     context: int | None = option(None, "Steps the model reads before forecasting (and "
                                  "trains on before the horizon); default max(2 horizon, "
-                                 "the first season).")
+                                 "the first season).", between=(1, 100_000))
     season: int | None = option(None, "Seasonal period of MASE and seasonal naive; default "
-                                "the dataset's (from the CSV's frequency).")
-    samples: int = option(100, "Sample paths per forecast.")
+                                "the dataset's (from the CSV's frequency).", between=(1, 100_000))
+    samples: int = option(100, "Sample paths per forecast.", between=(1, 100_000))
     epochs: int = option(30, "Number of epochs (an epoch is `steps` batches).")
     steps: int | None = option(50, "Batches per epoch; 0 = one pass over the training windows.")
     validation_steps: int | None = option(0, "Validation batches per epoch; 0 = all.")

@@ -49,16 +49,16 @@ class MovingShapesConfig(TrainConfig):
     batch_size: int = option(16, "Global batch size (split over replicas).")
     learning_rate: float = option(5e-3, "Adam learning rate.")
     frames: int = option(10, f"Frames per sequence, at most {FRAMES} (the model predicts "
-                             "frames 2..T).")
+                             "frames 2..T).", between=(2, 10_000))
     size: int = option(16, "Frame height and width in pixels (the dataset config "
                            "size<S>_shapes<N>).", FRAME_SIZES)
     shapes: int = option(2, "Shapes per sequence.", SHAPES)
-    filters: int = option(16, "Feature maps of each ConvLSTM layer.")
-    kernel_size: int = option(3, "Convolution window of the ConvLSTM.")
-    layers: int = option(1, "Stacked ConvLSTM layers.")
+    filters: int = option(16, "Feature maps of each ConvLSTM layer.", between=(1, 16_384))
+    kernel_size: int = option(3, "Convolution window of the ConvLSTM.", between=(1, 99))
+    layers: int = option(1, "Stacked ConvLSTM layers.", between=(1, 64))
     use_peepholes: bool = option(True, "Hadamard peepholes V ⊙ c in the gates.")
     eval_sequences: int = option(64, "Sequences read of the validation and test splits: the "
-                                     f"first of their {SIZES['test']:,} each.")
+                                     f"first of their {SIZES['test']:,} each.", between=(1, None))
 
     def __post_init__(self):
         super().__post_init__()

@@ -45,16 +45,17 @@ class SpeechConfig(TrainConfig):
     batch_size: int = option(32, "Global batch size (split over replicas).")
     learning_rate: float = option(3e-3, "Adam learning rate.")
     cell: str = option("lstm", "Registered cell name.")
-    units: int = option(96, "Hidden units per direction and layer.")
-    layers: int = option(2, "Stacked bidirectional recurrent layers.")
+    units: int = option(96, "Hidden units per direction and layer.", between=(1, 65_536))
+    layers: int = option(2, "Stacked bidirectional recurrent layers.", between=(1, 64))
     utterances: int = option(SIZES["train"], "Training utterances: the first of the dataset's "
-                             f"{SIZES['train']:,}.")
+                             f"{SIZES['train']:,}.", between=(1, None))
     eval_utterances: int = option(SIZES["test"], "Utterances of the validation and test splits "
-                                  f"read: the first of their {SIZES['test']} each.")
+                                  f"read: the first of their {SIZES['test']} each.",
+                                  between=(1, None))
     max_words: int = option(2, "Words per utterance (1 to max_words): the dataset config "
                                "wordsN.", MAX_WORDS)
-    mel_bins: int = option(40, "Log-mel channels per frame.")
-    frame_ms: float = option(20.0, "Hop between frames in milliseconds.")
+    mel_bins: int = option(40, "Log-mel channels per frame.", between=(1, 1024))
+    frame_ms: float = option(20.0, "Hop between frames in milliseconds.", between=(1.0, 1000.0))
 
     def __post_init__(self):
         super().__post_init__()

@@ -105,14 +105,14 @@ class Study:
 
     task: str
     cells: list[str]
-    trials: int
+    trials: int = field(metadata={"between": (1, 10_000)})
     fixed: dict = field(default_factory=dict)
     seed: int = 0
     baseline: str | None = None
     space: list[Dimension] | None = None
 
     def __post_init__(self):
-        from pipelines.configs import check_value
+        from pipelines.configs import check_range, setting_range
         from pipelines.tasks import get_task
 
         kinds = {"task": str, "cells": list, "trials": int, "fixed": dict, "seed": int,
@@ -126,7 +126,7 @@ class Study:
             raise ValueError(f"cells={self.cells!r}: expected a list of cell names")
         task = get_task(self.task)
         fields = {f.name for f in dataclasses.fields(task.config_class)}
-        check_value("trials", self.trials)
+        check_range("trials", self.trials, setting_range(Study, "trials"))
         if not self.cells or len(set(self.cells)) != len(self.cells):
             raise ValueError(f"--cells={','.join(self.cells)}: expected distinct cell names")
         for name in self.fixed:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from pipelines import train, translation
-from pipelines.configs import check_value
+from pipelines.configs import check_range, setting_range
 from pipelines.locks import RunLock
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def translate_lines(run_dir, lines: Iterable[str | bytes], *, batch_size: int = 
         raise TypeError("translate_lines: `lines` is one string; pass a list of lines or a file")
     for setting, value in (("batch_size", batch_size), ("beam_size", beam_size),
                            ("length_penalty", length_penalty)):
-        check_value(setting, value)
+        check_range(setting, value, setting_range(translation.TranslationConfig, setting))
     with RunLock(run_dir, shared=True):
         config = train.load_config(run_dir)
         if config.task != translation.TranslationTask.name:

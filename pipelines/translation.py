@@ -37,23 +37,32 @@ class TranslationConfig(TrainConfig):
     task: str = option("translation", "Task to train (see `lstm-zoo list`).")
     data: str | None = option(None, "TSV file of source<TAB>target lines; default the "
                                     "English-Spanish Bible verses (SWORD KJV and RV 1909).")
-    vocab_size: int = option(4000, "SentencePiece vocabulary shared by both languages.")
-    max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).")
+    vocab_size: int = option(4000, "SentencePiece vocabulary shared by both languages.",
+                             between=(8, 1_048_576))
+    max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).",
+                          between=(2, 65_536))
     cell: str = option("lstm", "Registered cell name.")
     size: str = option("small", "Model size: a key of zoo.models.seq2seq.SIZES.",
                        "zoo.models.seq2seq:SIZES")
-    units: int | None = option(None, "Hidden units per layer; default the size's.")
-    embedding_dim: int | None = option(None, "Embedding width; default the size's.")
-    encoder_layers: int | None = option(None, "Encoder layers; default the size's.")
-    decoder_layers: int | None = option(None, "Decoder layers; default the size's.")
+    units: int | None = option(None, "Hidden units per layer; default the size's.",
+                               between=(1, 65_536))
+    embedding_dim: int | None = option(None, "Embedding width; default the size's.",
+                                       between=(1, 65_536))
+    encoder_layers: int | None = option(None, "Encoder layers; default the size's.",
+                                        between=(1, 64))
+    decoder_layers: int | None = option(None, "Decoder layers; default the size's.",
+                                        between=(1, 64))
     bidirectional: bool = option(True, "Bidirectional encoder layers.")
     attention: str = option("luong", "Attention score: luong, scaled_luong or bahdanau.",
                             "zoo.registry:ATTENTIONS")
-    dropout: float = option(0.2, "Dropout on embeddings, between layers and before the output.")
-    beam_size: int = option(4, "Beam size of the test-set evaluation and of `sample`.")
-    length_penalty: float = option(0.6, "GNMT length penalty alpha of beam search.")
+    dropout: float = option(0.2, "Dropout on embeddings, between layers and before the output.",
+                            between=(0.0, 0.95))
+    beam_size: int = option(4, "Beam size of the test-set evaluation and of `sample`.",
+                            between=(1, 1024))
+    length_penalty: float = option(0.6, "GNMT length penalty alpha of beam search.",
+                                   between=(0.0, 10.0))
     bleu_sentences: int | None = option(500, "Test pairs translated for BLEU/chrF; 0 = none, "
-                                             "default 500.")
+                                             "default 500.", between=(0, None))
 
 
 def pair_splits(dataset, data=None, split=True) -> dict[str, list[tuple[str, str]]]:

@@ -116,9 +116,9 @@ class ChoralesConfig(MusicConfig):
     task: str = option("chorales", "Task to train (see `lstm-zoo list`).")
     size: str = option("small", "Model size: a key of zoo.models.polyphonic.SIZES.",
                        "zoo.models.polyphonic:SIZES")
-    steps_per_quarter: int = option(4, "Time steps per quarter note: 4, 2 or 1.")
+    steps_per_quarter: int = option(4, "Time steps per quarter note: 4, 2 or 1.", between=(1, 4))
     input_noise: float = option(0.0, "Std of Gaussian noise added to the input frames in "
-                                "training.")
+                                "training.", between=(0.0, 10.0))
 
 
 @register_task

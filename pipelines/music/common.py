@@ -43,15 +43,18 @@ class MusicConfig(TrainConfig):
     validation_steps: int | None = option(0, "Validation batches per epoch; 0 = all.")
     data: str | None = option(None, "Folder of MIDI files; default the music21 corpus.")
     limit: int | None = option(None, "Read only the pieces of the first N chorales / ABC files / "
-                               "MIDI files (quick runs).")
-    seq_len: int = option(64, "Steps (chorales) or events (melody) per training window.")
+                               "MIDI files (quick runs).", between=(1, None))
+    seq_len: int = option(64, "Steps (chorales) or events (melody) per training window.",
+                          between=(1, 1_048_576))
     transpositions: int = option(0, "Augmentation: also train on the training pieces "
-                                 "transposed by -N..N semitones.")
+                                 "transposed by -N..N semitones.", between=(0, 12))
     cell: str = option("lstm", "Registered cell name.")
     size: str = option("small", "Model size: a key of the model's SIZES.")
-    units: int | None = option(None, "Hidden units per layer; default the size's.")
-    layers: int | None = option(None, "Stacked recurrent layers; default the size's.")
-    dropout: float = option(0.0, "Dropout after every recurrent layer.")
+    units: int | None = option(None, "Hidden units per layer; default the size's.",
+                               between=(1, 65_536))
+    layers: int | None = option(None, "Stacked recurrent layers; default the size's.",
+                                between=(1, 64))
+    dropout: float = option(0.0, "Dropout after every recurrent layer.", between=(0.0, 0.95))
 
 
 class MusicTask(Task):

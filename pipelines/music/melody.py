@@ -59,7 +59,8 @@ class MelodyConfig(MusicConfig):
     task: str = option("melody", "Task to train (see `lstm-zoo list`).")
     size: str = option("small", "Model size: a key of zoo.models.melody.SIZES.",
                        "zoo.models.melody:SIZES")
-    embedding_dim: int | None = option(None, "Event embedding width; default the size's.")
+    embedding_dim: int | None = option(None, "Event embedding width; default the size's.",
+                                       between=(1, 65_536))
     time_aware: bool = option(False, "Every layer also reads the time since the previous "
                               "event (quarters) as its last feature; automatic for tlstm.")
 

@@ -171,3 +171,15 @@ def test_patience_stops_after_epochs_without_a_better_validation_loss(tmp_path):
     assert not exhausted([3, 2, 2.5, 2.1, 1.9], 2)
     assert not exhausted([3, 2, 2.5, 2.1], None)
     assert not exhausted([], 2)
+
+
+def test_a_setting_keeps_its_range_where_a_task_changes_its_default():
+    from pipelines.configs import setting_range
+    from pipelines.moving_shapes import MovingShapesConfig
+
+    assert setting_range(MovingShapesConfig, "epochs") == (1, 100_000)  # declared by TrainConfig
+    assert setting_range(MovingShapesConfig, "filters") == (1, 1 << 14)  # its own setting
+    with pytest.raises(ValueError, match=r"^--epochs=0: must be between 1 and 100000$"):
+        MovingShapesConfig(epochs=0)
+    with pytest.raises(ValueError, match=r"^--learning_rate=inf: must be a finite number$"):
+        MovingShapesConfig(learning_rate=float("inf"))
