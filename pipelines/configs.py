@@ -1,8 +1,9 @@
 """Experiment configs: dataclasses with defaults and one help line per field.
 
 `TrainConfig` holds what the training loop needs for any task; each task extends it with its
-own fields (`TextConfig`). The command line builds its flags from these fields, and the final
-config is saved as JSON in the run directory, so a run is rebuilt from its directory alone.
+own fields, in the task's module (`pipelines.text.TextConfig`). The command line builds its
+flags from these fields, and the final config is saved as JSON in the run directory, so a run
+is rebuilt from its directory alone.
 """
 
 from __future__ import annotations
@@ -220,29 +221,3 @@ def migrated(values: dict) -> dict:
             values.pop(name, None)
         values.pop("config", None)
     return values
-
-
-@dataclass
-class TextConfig(TrainConfig):
-    """A language model on a text corpus (character or word level)."""
-
-    data: str | None = option(None, "UTF-8 text file or folder; default the Shakespeare corpus.")
-    level: str = option("char", "Tokens: char or word.", ("char", "word"))
-    max_tokens: int | None = option(None, "Largest vocabulary (most frequent tokens); default all.",
-                                    between=(2, None))
-    seq_len: int = option(100, "Tokens per training window (truncated BPTT length).",
-                          between=(1, 1_048_576))
-    cell: str = option("lstm", "Registered cell name.")
-    size: str = option("small", "Model size: a key of zoo.models.language_model.SIZES.",
-                       "zoo.models.language_model:SIZES")
-    units: int | None = option(None, "Hidden units per layer; default the size's.",
-                               between=(1, 65_536))
-    layers: int | None = option(None, "Stacked recurrent layers; default the size's.",
-                                between=(1, 64))
-    embedding_dim: int | None = option(None, "Embedding width; default the size's.",
-                                       between=(1, 65_536))
-    dropout: float = option(0.0, "Dropout on the embedding and between layers.",
-                            between=(0.0, 0.95))
-    random_crops: bool = option(False, "Start each training window at a random offset into "
-                                "its slot of seq_len tokens, drawn afresh every batch (default: "
-                                "at the slot's start, the same windows every pass).")

@@ -1,5 +1,6 @@
-"""Endless, seeded training streams whose batch n never depends on where the stream started;
-and windows drawn from a finite dataset (an export's representative data)."""
+"""Endless, seeded training streams whose batch n never depends on where the stream started
+(indices, and windows of a token sequence: text, melodies); and windows drawn from a finite
+dataset (an export's representative data)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,57 @@ def shuffled_batches(count: int, batch_size: int, seed: int, start_step: int = 0
     batch `start_step` on: batch n is the same whether the stream starts at 0 or at n, which is
     what makes a resumed run see the batches of an uninterrupted one."""
     return shuffled_order(count, seed).batch(batch_size, drop_remainder=True).skip(start_step)
+
+
+def window_starts(ids, seq_len):
+    """Start offsets of the non-overlapping windows of seq_len + 1 tokens."""
+    return np.arange(0, len(ids) - seq_len, seq_len, dtype=np.int64)
+
+
+def _to_examples(ids, seq_len):
+    ids = tf.constant(ids)
+    offsets = tf.range(seq_len + 1, dtype=tf.int64)
+
+    def gather(starts):
+        window = tf.gather(ids, starts[:, None] + offsets)
+        return window[:, :-1], window[:, 1:]
+
+    return gather
+
+
+def token_window_stream(ids, seq_len, batch_size, seed, start_step=0, random_crops=False):
+    """Endless (inputs, targets) batches of shuffled windows of the token sequence `ids`,
+    (batch, seq_len) each, in the order of `shuffled_batches` (batch n is the same from any
+    `start_step`).
+
+    The text is cut into slots of seq_len tokens. A window starts at the start of its slot, or
+    with `random_crops` at a uniform offset into it drawn afresh for each batch (seeded by
+    (seed, n)): every pass then sees other windows and other first tokens read from zero
+    states, which the model cannot memorise as easily.
+    """
+    if not random_crops:
+        starts, span = window_starts(ids, seq_len), 1
+    else:  # the last slot must still hold a whole window at its largest offset
+        starts = np.arange(0, max(1, len(ids) - 2 * seq_len + 1), seq_len, dtype=np.int64)
+        span = min(seq_len, len(ids) - seq_len - int(starts[-1]))
+    starts, examples = tf.constant(starts), _to_examples(ids, seq_len)
+
+    def batch(n, slots):
+        offsets = tf.random.stateless_uniform(
+            [batch_size], seed=tf.stack([tf.cast(seed, tf.int64), n]), minval=0, maxval=span,
+            dtype=tf.int64)
+        return examples(tf.gather(starts, slots) + offsets)
+
+    return (shuffled_batches(len(starts), batch_size, seed, start_step).enumerate(start_step)
+            .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def token_windows(ids, seq_len, batch_size) -> tf.data.Dataset:
+    """Every window once, in order, batched (a gather per batch: cheaper than a cache that
+    `validation_steps` would leave half-read)."""
+    return (tf.data.Dataset.from_tensor_slices(window_starts(ids, seq_len)).batch(batch_size)
+            .map(_to_examples(ids, seq_len)).prefetch(tf.data.AUTOTUNE))
 
 
 def representative_windows(dataset, count, seq_len):

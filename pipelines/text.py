@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from pipelines import datasets, rundir
-from pipelines.configs import TextConfig
+from pipelines.configs import TrainConfig, option
 from pipelines.datasets.text import (  # noqa: F401 (the corpus readers, for notebooks)
     SPLITS,
     corpus_files,
@@ -26,16 +27,42 @@ from pipelines.datasets.text import (  # noqa: F401 (the corpus readers, for not
     shakespeare_dir,
     split_names,
 )
-from pipelines.streams import shuffled_batches
+from pipelines.streams import token_window_stream, token_windows, window_starts
 from pipelines.tasks import Task, TaskData, bits, register_task
 from zoo import decoding
 from zoo.models.language_model import from_size
 from zoo.vocabulary import LEVELS, Vocabulary
 
-__all__ = ["LEVELS", "VOCAB", "TextTask", "Vocabulary", "corpus_splits", "eval_dataset",
-           "load_documents", "shakespeare_dir", "split_names", "stream_loss", "train_stream"]
+__all__ = ["LEVELS", "VOCAB", "TextConfig", "TextTask", "Vocabulary", "corpus_splits",
+           "load_documents", "shakespeare_dir", "split_names", "stream_loss"]
 
 VOCAB = "vocab.json"
+
+
+@dataclass
+class TextConfig(TrainConfig):
+    """A language model on a text corpus (character or word level)."""
+
+    data: str | None = option(None, "UTF-8 text file or folder; default the Shakespeare corpus.")
+    level: str = option("char", "Tokens: char or word.", ("char", "word"))
+    max_tokens: int | None = option(None, "Largest vocabulary (most frequent tokens); default all.",
+                                    between=(2, None))
+    seq_len: int = option(100, "Tokens per training window (truncated BPTT length).",
+                          between=(1, 1_048_576))
+    cell: str = option("lstm", "Registered cell name.")
+    size: str = option("small", "Model size: a key of zoo.models.language_model.SIZES.",
+                       "zoo.models.language_model:SIZES")
+    units: int | None = option(None, "Hidden units per layer; default the size's.",
+                               between=(1, 65_536))
+    layers: int | None = option(None, "Stacked recurrent layers; default the size's.",
+                                between=(1, 64))
+    embedding_dim: int | None = option(None, "Embedding width; default the size's.",
+                                       between=(1, 65_536))
+    dropout: float = option(0.0, "Dropout on the embedding and between layers.",
+                            between=(0.0, 0.95))
+    random_crops: bool = option(False, "Start each training window at a random offset into "
+                                "its slot of seq_len tokens, drawn afresh every batch (default: "
+                                "at the slot's start, the same windows every pass).")
 
 
 def corpus_splits(dataset, data=None, split=True) -> dict[str, list[str]]:
@@ -48,56 +75,6 @@ def corpus_splits(dataset, data=None, split=True) -> dict[str, list[str]]:
     if rows and rows[0]["cut"]:
         return {"test": ["".join(row["text"] for row in rows)]}
     return {"test": [row["text"] for row in sorted(rows, key=lambda row: row["name"])]}
-
-
-def _windows(ids, seq_len):
-    """Start offsets of the non-overlapping windows of seq_len + 1 tokens."""
-    return np.arange(0, len(ids) - seq_len, seq_len, dtype=np.int64)
-
-
-def _to_examples(ids, seq_len):
-    ids = tf.constant(ids)
-    offsets = tf.range(seq_len + 1, dtype=tf.int64)
-
-    def gather(starts):
-        window = tf.gather(ids, starts[:, None] + offsets)
-        return window[:, :-1], window[:, 1:]
-
-    return gather
-
-
-def train_stream(ids, seq_len, batch_size, seed, start_step=0, random_crops=False):
-    """Endless (inputs, targets) batches of shuffled windows, (batch, seq_len) each, in the
-    order of `streams.shuffled_batches` (batch n is the same from any `start_step`).
-
-    The text is cut into slots of seq_len tokens. A window starts at the start of its slot, or
-    with `random_crops` at a uniform offset into it drawn afresh for each batch (seeded by
-    (seed, n)): every pass then sees other windows and other first tokens read from zero
-    states, which the model cannot memorise as easily.
-    """
-    if not random_crops:
-        starts, span = _windows(ids, seq_len), 1
-    else:  # the last slot must still hold a whole window at its largest offset
-        starts = np.arange(0, max(1, len(ids) - 2 * seq_len + 1), seq_len, dtype=np.int64)
-        span = min(seq_len, len(ids) - seq_len - int(starts[-1]))
-    starts, examples = tf.constant(starts), _to_examples(ids, seq_len)
-
-    def batch(n, slots):
-        offsets = tf.random.stateless_uniform(
-            [batch_size], seed=tf.stack([tf.cast(seed, tf.int64), n]), minval=0, maxval=span,
-            dtype=tf.int64)
-        return examples(tf.gather(starts, slots) + offsets)
-
-    return (shuffled_batches(len(starts), batch_size, seed, start_step).enumerate(start_step)
-            .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
-
-
-def eval_dataset(ids, seq_len, batch_size) -> tf.data.Dataset:
-    """Every window once, in order, batched (a gather per batch: cheaper than a cache that
-    `validation_steps` would leave half-read)."""
-    return (tf.data.Dataset.from_tensor_slices(_windows(ids, seq_len)).batch(batch_size)
-            .map(_to_examples(ids, seq_len)).prefetch(tf.data.AUTOTUNE))
 
 
 def _measure(config):
@@ -158,12 +135,13 @@ class TextTask(Task):
                     f"of seq_len+1={config.seq_len + 1}; use a smaller --seq_len or more text")
         batch = config.batch_size
         return TaskData(
-            train=(lambda step: train_stream(ids["train"], config.seq_len, batch, config.seed,
-                                             step, config.random_crops)) if split else None,
-            validation=eval_dataset(ids["validation"], config.seq_len, batch) if split else None,
-            test=eval_dataset(ids["test"], config.seq_len, batch),
-            examples=len(_windows(ids["train"], config.seq_len)) if split else None,
-            steps_per_pass=max(1, len(_windows(ids.get("train", ids["test"]), config.seq_len))
+            train=(lambda step: token_window_stream(ids["train"], config.seq_len, batch,
+                                                    config.seed, step, config.random_crops))
+            if split else None,
+            validation=token_windows(ids["validation"], config.seq_len, batch) if split else None,
+            test=token_windows(ids["test"], config.seq_len, batch),
+            examples=len(window_starts(ids["train"], config.seq_len)) if split else None,
+            steps_per_pass=max(1, len(window_starts(ids.get("train", ids["test"]), config.seq_len))
                                // batch),
             info={"vocab": vocab, "tokens": {k: len(v) for k, v in ids.items()},
                   "test_ids": ids["test"]},

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines import text
 from pipelines.configs import option
 from pipelines.music.common import MusicConfig, MusicTask
 from pipelines.music.midi import (
@@ -20,6 +19,7 @@ from pipelines.music.midi import (
     midi_to_roll,
     read_midi,
 )
+from pipelines.streams import token_window_stream, token_windows
 from pipelines.tasks import TaskData, bits, register_task
 from zoo import decoding
 from zoo.models import melody as melody_models
@@ -82,10 +82,10 @@ class MelodyTask(MusicTask):
             if len(ids) <= window:
                 raise ValueError(f"The {name} split has {len(ids)} events, fewer than one "
                                  f"window of --seq_len={window}")
-        evaluation = {n: text.eval_dataset(ids, window, batch) for n, ids in tokens.items()}
+        evaluation = {n: token_windows(ids, window, batch) for n, ids in tokens.items()}
         return TaskData(
-            train=(lambda step: text.train_stream(tokens["train"], window, batch, config.seed,
-                                                  step)) if split else None,
+            train=(lambda step: token_window_stream(tokens["train"], window, batch, config.seed,
+                                                    step)) if split else None,
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
             steps_per_pass=max(1, len(tokens.get("train", [])) // window // batch),

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pipelines import text, train
-from pipelines.configs import TextConfig
 from pipelines.export import EXPORT_DIR, export_run
+from pipelines.text import TextConfig
 from zoo.export import TFLiteStepper, generate, read_metadata
 from zoo.export.fusion import FUSED_OP
 

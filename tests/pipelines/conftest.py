@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.configs import TextConfig
+from pipelines.text import TextConfig
 
 LINES = [
     "To be, or not to be, that is the question.",

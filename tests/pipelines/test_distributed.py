@@ -18,7 +18,7 @@ if logical_devices > 1:
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * logical_devices)
 from pipelines import train
-from pipelines.configs import TextConfig
+from pipelines.text import TextConfig
 model, metrics = train.train(TextConfig(**config), verbose=0)
 replicas = train.make_strategy(config["strategy"]).num_replicas_in_sync
 weights = sum(float(abs(w).sum()) for w in model.get_weights())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipelines import callbacks, cli, rundir, train
-from pipelines.configs import TextConfig
+from pipelines.text import TextConfig
 
 
 def weights(path):

@@ -3,8 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from pipelines import text
-from pipelines.configs import TextConfig
+from pipelines import streams, text
+from pipelines.text import TextConfig
 
 
 def test_default_corpus_is_the_shakespeare_works_split_by_document():
@@ -39,7 +39,7 @@ def test_vocabulary_round_trip_and_unknown_tokens(tmp_path, level, sample):
 
 def test_windows_are_shifted_pairs_and_resume_exactly():
     ids = np.arange(200, dtype=np.int32)
-    stream = text.train_stream(ids, seq_len=10, batch_size=4, seed=3)
+    stream = streams.token_window_stream(ids, seq_len=10, batch_size=4, seed=3)
     batches = [(x.numpy(), y.numpy()) for x, y in stream.take(8)]
     x, y = batches[0]
     assert x.shape == y.shape == (4, 10)
@@ -47,14 +47,15 @@ def test_windows_are_shifted_pairs_and_resume_exactly():
     assert np.all(x[:, 0] % 10 == 0)
     seen = np.concatenate([b[0][:, 0] for b in batches[:4]])  # one pass = 19 windows // 4
     assert len(set(seen)) == 16
-    resumed = [x.numpy() for x, _ in text.train_stream(ids, 10, 4, seed=3, start_step=5).take(3)]
+    resumed = [x.numpy() for x, _ in
+               streams.token_window_stream(ids, 10, 4, seed=3, start_step=5).take(3)]
     for a, (b, _) in zip(resumed, batches[5:]):
         np.testing.assert_array_equal(a, b)
 
 
 def test_random_crops_vary_every_pass_stay_in_the_text_and_resume_exactly():
     ids = np.arange(205, dtype=np.int32)
-    stream = text.train_stream(ids, seq_len=10, batch_size=4, seed=3, random_crops=True)
+    stream = streams.token_window_stream(ids, seq_len=10, batch_size=4, seed=3, random_crops=True)
     batches = [(x.numpy(), y.numpy()) for x, y in stream.take(40)]
     x = np.concatenate([b[0] for b in batches])
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), x + 1)
@@ -65,16 +66,16 @@ def test_random_crops_vary_every_pass_stay_in_the_text_and_resume_exactly():
     for start in starts:
         slot_of.setdefault(start // 10, set()).add(start)
     assert max(len(s) for s in slot_of.values()) > 1  # a slot is cropped anew when revisited
-    resumed = text.train_stream(ids, 10, 4, seed=3, start_step=7, random_crops=True)
+    resumed = streams.token_window_stream(ids, 10, 4, seed=3, start_step=7, random_crops=True)
     for a, (b, _) in zip(resumed.take(3), batches[7:]):
         np.testing.assert_array_equal(a[0].numpy(), b)
-    other = text.train_stream(ids, 10, 4, seed=4, random_crops=True)
+    other = streams.token_window_stream(ids, 10, 4, seed=4, random_crops=True)
     assert not np.array_equal(next(iter(other))[0].numpy(), batches[0][0])
 
 
 def test_eval_dataset_covers_every_window_once():
     ids = np.arange(95, dtype=np.int32)
-    batches = list(text.eval_dataset(ids, seq_len=10, batch_size=4))
+    batches = list(streams.token_windows(ids, seq_len=10, batch_size=4))
     starts = np.concatenate([x.numpy()[:, 0] for x, _ in batches])
     np.testing.assert_array_equal(starts, np.arange(0, 90, 10))
 

@@ -115,7 +115,7 @@ def test_command_line(tiny, tmp_path, capsys):
 
 
 def test_cosine_schedule_warms_up_and_decays_and_weight_decay_means_adamw():
-    from pipelines.configs import TextConfig
+    from pipelines.text import TextConfig
 
     config = TextConfig(learning_rate=1e-2, schedule="cosine", warmup_steps=10)
     schedule = optimizers.learning_rate(config, 110)

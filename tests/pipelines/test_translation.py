@@ -12,8 +12,8 @@ import pytest
 
 from pipelines import cli, datasets, train
 from pipelines import translation as tr
-from pipelines.configs import TextConfig
 from pipelines.datasets import translation as pairs_data
+from pipelines.text import TextConfig
 from pipelines.translate import translate_lines
 
 NUMBERS = {"one": "uno", "two": "dos", "three": "tres", "four": "cuatro", "five": "cinco"}
