@@ -45,7 +45,7 @@ notebooks: venv
 	$(BIN)/pip install -q -e ".[all,notebooks]" && $(BIN)/jupyter lab notebooks/
 
 notebooks-execute: venv
-	$(BIN)/jupyter execute --inplace notebooks/*.ipynb && $(BIN)/python -m pipelines.terminal notebooks/*.ipynb
+	$(BIN)/jupyter execute --inplace notebooks/*.ipynb && $(BIN)/python -m pipelines.notebook_outputs notebooks/*.ipynb
 
 lint: venv
 	$(BIN)/ruff check .

@@ -41,7 +41,7 @@ def main(argv=None):
     args = parse(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks.run import parse_threads
-    from pipelines.terminal import set_threads
+    from pipelines.threads import set_threads
 
     set_threads(*parse_threads(args.tf_threads))  # before TensorFlow's first op
     import keras

@@ -114,7 +114,7 @@ def train_keras(case, settings):
     _quiet()
     import keras
 
-    from pipelines.terminal import set_threads
+    from pipelines.threads import set_threads
 
     set_threads(*settings.tf_threads)  # before TensorFlow's first op
 

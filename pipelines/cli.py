@@ -19,7 +19,7 @@ import sys
 
 from absl import flags
 
-from pipelines import terminal
+from pipelines import terminal, threads
 from pipelines.commands import UsageError, run_command
 
 COMMANDS = {
@@ -278,8 +278,8 @@ def run(argv=None) -> int:
             return 0 if argv else 2
         with terminal.quiet_native_logs(verbose):
             values = _parse(command, rest)
-            terminal.import_tensorflow(values.get("intra_op_threads"),
-                                       values.get("inter_op_threads"))
+            threads.import_tensorflow(values.get("intra_op_threads"),
+                                      values.get("inter_op_threads"))
             from absl import logging
 
             flags.FLAGS.mark_as_parsed()

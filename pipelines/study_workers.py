@@ -111,13 +111,14 @@ def _start_worker(threads):
     import signal
 
     from pipelines import terminal
+    from pipelines.threads import import_tensorflow
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
     with terminal.quiet_native_logs():
-        terminal.import_tensorflow(threads, threads)
+        import_tensorflow(threads, threads)
 
 
 def _worker_process(study_dir, storage, heartbeat, threads, lines):

@@ -94,40 +94,6 @@ def _repoint_log_handlers(old, new):
                 handler.setStream(new)
 
 
-def set_threads(intra_op=0, inter_op=0):
-    """Size TensorFlow's thread pools (0 leaves one as it is). They are fixed once TensorFlow
-    has run its first op (the command line sizes them before that); a different size asked
-    for later is logged and not applied: it changes the speed, not the run."""
-    import tensorflow as tf
-    from absl import logging
-
-    pools = (("intra_op_threads", intra_op, tf.config.threading.get_intra_op_parallelism_threads,
-              tf.config.threading.set_intra_op_parallelism_threads),
-             ("inter_op_threads", inter_op, tf.config.threading.get_inter_op_parallelism_threads,
-              tf.config.threading.set_inter_op_parallelism_threads))
-    for name, threads, get, put in pools:
-        if threads and threads != get():
-            try:
-                put(threads)
-            except RuntimeError:
-                logging.warning("--%s=%d not applied: TensorFlow has already started with %s "
-                                "(give the flag to a new process)", name, threads,
-                                get() or "its default")
-
-
-def import_tensorflow(intra_op=None, inter_op=None):
-    """Import TensorFlow and Keras and start the runtime (its start-up lines come now), its
-    thread pools sized first: `intra_op` threads per op, `inter_op` ops side by side (None or
-    0: TensorFlow's default)."""
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras  # noqa: F401
-    import tensorflow as tf
-
-    set_threads(intra_op, inter_op)
-    tf.config.list_physical_devices()
-    tf.constant(0) + 0
-
-
 def duration(seconds: float) -> str:
     """`seconds` as "42 s", "3 min 12 s" or "2 h 05 min"."""
     seconds = round(seconds)
@@ -156,30 +122,3 @@ def training_summary(config, metrics) -> str:
     if headline != test_name and headline in test:  # e.g. text's stream_bits_per_char
         parts.append(f"{headline} {test[headline]:.4g}")
     return "; ".join(parts)
-
-
-def clean_notebook_outputs(paths):
-    """Drop TensorFlow's C++ log lines from the stderr outputs of executed notebooks."""
-    import json
-
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            notebook = json.load(f)
-        for cell in notebook["cells"]:
-            kept = []
-            for output in cell.get("outputs", []):
-                if output["output_type"] == "stream" and output["name"] == "stderr":
-                    lines = [line for line in output["text"] if not is_noise(line)]
-                    if not "".join(lines).strip():
-                        continue
-                    output["text"] = lines
-                kept.append(output)
-            if "outputs" in cell:
-                cell["outputs"] = kept
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(notebook, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-
-
-if __name__ == "__main__":  # python -m pipelines.terminal notebooks/*.ipynb
-    clean_notebook_outputs(sys.argv[1:])

@@ -44,7 +44,7 @@ from pipelines.tasks import (  # noqa: F401 (the task contract, re-exported)
     register_task,
     task_modules,
 )
-from pipelines.terminal import set_threads
+from pipelines.threads import set_threads
 
 __all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
            "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
