@@ -1,10 +1,12 @@
 """Training speed, memory and generation latency of every zoo cell, side by side with
 keras.layers.LSTM/GRU and PyTorch nn.LSTM/GRU, in one run.
 
-    python -m benchmarks.run                          # the full suite (about half an hour)
-    python -m benchmarks.run --cells lstm,gru --sizes 256 --repeats 3
-    python -m benchmarks.run --cells lstm,gru --rounds 3   # 3 interleaved passes, merged
-    python -m benchmarks.run --quick                  # a smoke run with tiny sizes
+    lstm-zoo bench                                    # the full suite (about half an hour)
+    lstm-zoo bench --cells=lstm,gru --sizes=256 --repeats=3
+    lstm-zoo bench --cells=lstm,gru --rounds=3        # 3 interleaved passes, merged
+    lstm-zoo bench --quick                            # a smoke run with tiny sizes
+
+(`python -m benchmarks.run` takes the same flags.)
 
 Task: a character LM (Embedding 96 -> 64, recurrent layer, Dense 96) learning to repeat the
 previous token, batch 64, length 100, forward + backward + Adam; tokens/s over `--steps` steps,
@@ -19,7 +21,6 @@ PyTorch is optional (`pip install -e .[bench]`); without it those rows are left 
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import dataclasses
 import datetime
@@ -33,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 from benchmarks import pipelines
 from benchmarks.report import EMBED, VOCAB, save
@@ -356,35 +358,50 @@ def machine():
 
 
 def parse(argv, prog="python -m benchmarks.run"):
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cells", default="*",
-                        help="comma-separated cell names or patterns (default: all)")
-    parser.add_argument("--sizes", default="256,512", help="hidden sizes H (default: 256,512)")
-    parser.add_argument("--steps", type=int, default=Settings.steps,
-                        help="training steps per repetition")
-    parser.add_argument("--repeats", type=int, default=Settings.repeats,
-                        help="timed repetitions")
-    parser.add_argument("--rounds", type=int, default=Settings.rounds,
-                        help="passes over all cases (fresh processes, interleaved)")
-    parser.add_argument("--out", default=RESULTS, help="results folder")
-    parser.add_argument("--tf-threads", default="0,0", metavar="INTRA,INTER",
-                        help="TensorFlow's intra- and inter-op threads for the Keras and zoo "
-                             "cases (default 0,0: TensorFlow's own choice)")
-    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: H=32, batch 8, length 10, 1 step x 2, no bf16 rows")
-    return parser.parse_args(argv)
+    """The suite's flags from `argv`, in the style of every `lstm-zoo` command (absl flags,
+    `--name=value`): a namespace of their values. `--help` prints them and exits 0; a bad
+    flag exits with one line."""
+    from absl import flags
+
+    values = flags.FlagValues()
+    flags.DEFINE_list("cells", ["*"], "Cell names or patterns (default: all).",
+                      flag_values=values)
+    flags.DEFINE_list("sizes", ["256", "512"], "Hidden sizes H.", flag_values=values)
+    flags.DEFINE_integer("steps", Settings.steps, "Training steps per repetition.",
+                         lower_bound=1, flag_values=values)
+    flags.DEFINE_integer("repeats", Settings.repeats, "Timed repetitions.", lower_bound=1,
+                         flag_values=values)
+    flags.DEFINE_integer("rounds", Settings.rounds, "Passes over all cases (fresh processes, "
+                         "interleaved).", lower_bound=1, flag_values=values)
+    flags.DEFINE_string("out", RESULTS, "Results folder.", flag_values=values)
+    flags.DEFINE_string("tf_threads", "0,0", "TensorFlow's intra- and inter-op threads "
+                        "(INTRA,INTER) for the Keras and zoo cases; 0,0: TensorFlow's own "
+                        "choice.", flag_values=values)
+    flags.DEFINE_boolean("torch", True, "Include PyTorch's rows (--notorch leaves them out).",
+                         flag_values=values)
+    flags.DEFINE_boolean("quick", False, "Smoke run: H=32, batch 8, length 10, 1 step x 2, no "
+                         "bfloat16 rows.", flag_values=values)
+    if any(arg in ("-h", "--help", "--helpfull") for arg in argv):
+        print(f"Usage: {prog} [--flags]\n\n{__doc__}\nFlags:\n"
+              f"{values.get_help(include_special_flags=False)}")
+        raise SystemExit(0)
+    try:
+        rest = values([prog, *argv])
+    except flags.Error as error:
+        raise SystemExit(f"{prog}: error: {error}") from None
+    if len(rest) > 1:
+        raise SystemExit(f"{prog}: error: takes flags only; received {' '.join(rest[1:])}")
+    return SimpleNamespace(**{name: values[name].value for name in values})
 
 
-def parse_threads(text):
-    """--tf-threads INTRA,INTER as two non-negative ints, or SystemExit with one line."""
+def parse_threads(text, flag="--tf_threads"):
+    """`flag` INTRA,INTER as two non-negative ints, or SystemExit with one line."""
     try:
         threads = tuple(int(n) for n in text.split(","))
     except ValueError:
         threads = ()
     if len(threads) != 2 or min(threads) < 0:
-        raise SystemExit(f"--tf-threads {text!r}: expected INTRA,INTER, e.g. 1,2")
+        raise SystemExit(f"{flag}={text}: expected INTRA,INTER, e.g. 1,2")
     return threads
 
 
@@ -393,13 +410,17 @@ def main(argv=None, prog="python -m benchmarks.run"):
     _quiet()
     import zoo
 
-    patterns = args.cells.split(",")
+    patterns = args.cells
     cell_names = [n for n in zoo.cells.names() if any(fnmatch.fnmatch(n, p) for p in patterns)
                   and zoo.cells.get(n).input_rank == 1]  # vectors only
     if not cell_names:
-        raise SystemExit(f"--cells {args.cells!r} matches no cell; known: {zoo.cells.names()}")
-    sizes = [int(s) for s in args.sizes.split(",")]
-    with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+        raise SystemExit(f"--cells={','.join(args.cells)} matches no cell; known: "
+                         f"{', '.join(zoo.cells.names())}")
+    try:
+        sizes = [int(s) for s in args.sizes]
+    except ValueError:
+        raise SystemExit(f"--sizes={','.join(args.sizes)}: expected whole numbers") from None
+    with_torch = args.torch and importlib.util.find_spec("torch") is not None
     tf_threads = parse_threads(args.tf_threads)
     settings = Settings(steps=args.steps, repeats=args.repeats, rounds=args.rounds,
                         tf_threads=tf_threads)

@@ -32,7 +32,7 @@ COMMANDS = {
     "translate": "Translate lines of a file or stdin with a translation run or preset.",
     "study": "Compare cells over random hyper-parameter draws (Greff et al.); resumable.",
     "bench-tflite": "Per-step latency of a .tflite file in LiteRT.",
-    "bench": "The speed benchmark suite (its own flags: lstm-zoo bench --help).",
+    "bench": "The speed benchmark suite (lstm-zoo bench --help lists its flags).",
 }
 # Flags of the commands other than train: name -> (type, help[, (lowest, highest) of a number,
 # None for no bound]); train's flags are its task's config fields, which declare their own.
@@ -259,10 +259,11 @@ def _one_line(error) -> str:
 def run(argv=None) -> int:
     """Entry point of the `lstm-zoo` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # the benchmark suite parses its own flags
+    if argv[:1] == ["bench"]:  # the benchmark suite defines its flags beside its settings
         from benchmarks import run as benchmarks
 
-        return benchmarks.main(argv[1:], prog="lstm-zoo bench") or 0
+        benchmarks.main(argv[1:], prog="lstm-zoo bench")  # the report is written to --out
+        return 0
     command = argv[0] if argv and not argv[0].startswith("-") else None
     rest = argv[1:] if command else argv
     debug = "--debug" in rest

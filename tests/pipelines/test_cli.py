@@ -34,7 +34,10 @@ def test_bench_hands_its_flags_to_the_benchmark_suite(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.run(["bench", "--help"])
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.startswith("usage: lstm-zoo bench [-h] [--cells CELLS]")
+    shown = capsys.readouterr().out
+    assert shown.startswith("Usage: lstm-zoo bench [--flags]") and "--tf_threads" in shown
+    with pytest.raises(SystemExit, match="^lstm-zoo bench: error: .*'tf-threads'"):
+        cli.run(["bench", "--tf-threads=1,2"])
 
 
 @pytest.mark.parametrize("command", [c for c in cli.COMMANDS if c != "bench"])
