@@ -41,6 +41,8 @@ OPTIONS = {
     "data": (str, "Evaluate on all of this corpus instead of the run's test split."),
     "seed": (int, "Seed of the sampling."),
     "prompt": (str, "Text, or a MIDI file (music), that the sample starts with."),
+    "melody": (str, "A melody to harmonise: a MIDI file or a Bach chorale of the corpus "
+                     "(bach/bwv269); its highest line is the soprano, kept exactly."),
     "length": (int, "Tokens or steps to generate."),
     "temperature": (float, "Sampling temperature; 0 = greedy."),
     "top_k": (int, "Sample among the k most likely tokens only."),

@@ -29,7 +29,7 @@ from zoo.registry import Registry
 TASK_MODULES = {"text": "text", "chorales": "music.chorales", "melody": "music.melody",
                 "translation": "translation", "speech": "speech",
                 "moving_shapes": "moving_shapes", "forecast": "forecast",
-                "classify": "classify"}
+                "classify": "classify", "harmony": "music.harmony"}
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
 EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
           "sentencepiece": "translation", "ai_edge_litert": "export", "psycopg": "postgresql",
