@@ -1,8 +1,11 @@
 """Serialised SATB chorales: the encoding, the grammar, the exact NLL per step, harmonising."""
 
 import numpy as np
+import pytest
 
-from pipelines.music.harmony import chorale_frames, harmonize
+from pipelines import cli
+from pipelines.music.harmony import chorale_frames, harmonize, read_line
+from pipelines.music.midi import LOWEST, midi_to_roll, read_midi
 from zoo.models import harmony
 from zoo.models.harmony import SATBVocabulary, nll_per_step
 
@@ -50,3 +53,19 @@ def test_model_masks_and_harmonizes_keeping_the_soprano():
     np.testing.assert_array_equal(grid[:, 0], melody)
     frames, _ = chorale_frames(grid)
     assert grid.shape == (len(melody), 4) and frames.shape == (6, 4)
+
+
+@pytest.mark.slow
+def test_cli_trains_then_harmonises_a_corpus_chorale_keeping_its_soprano(tmp_path):
+    run_dir, output = tmp_path / "run", tmp_path / "bwv269"
+    assert cli.run(["train", "--task=harmony", "--units=16", "--layers=1", "--embedding_dim=8",
+                    "--epochs=1", "--steps=2", "--seq_len=16", "--batch_size=4",
+                    f"--run_dir={run_dir}"]) == 0
+    assert cli.run(["sample", f"--run_dir={run_dir}", "--melody=bach/bwv269",
+                    f"--output={output}"]) == 0
+    soprano = read_line("bach/bwv269")[0][:, 0]
+    roll = midi_to_roll(read_midi(f"{output}.mid"))
+    steps = np.flatnonzero(soprano[: len(roll)] > 0)
+    assert len(steps) > 0.9 * np.count_nonzero(soprano)
+    assert roll[steps, soprano[steps] - LOWEST].all()
+    assert (tmp_path / "bwv269.png").stat().st_size > 0
