@@ -42,6 +42,8 @@ OPTIONS = {
     "data": (str, "Evaluate on all of this corpus instead of the run's test split."),
     "seed": (int, "Seed of the sampling."),
     "prompt": (str, "Text, or a MIDI file (music), that the sample starts with."),
+    "melody": (str, "A melody to harmonise: a MIDI file or a Bach chorale of the corpus "
+                     "(bach/bwv269); its highest line is the soprano, kept exactly."),
     "length": (int, "Tokens or steps to generate.", (1, 100_000)),
     "temperature": (float, "Sampling temperature; 0 = greedy.", (0.0, 100.0)),
     "top_k": (int, "Sample among the k most likely tokens only.", (1, None)),

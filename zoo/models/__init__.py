@@ -2,6 +2,7 @@
 
     zoo.models.language_model.LanguageModel   text (and melodies: `melody`)
     zoo.models.polyphonic.PolyphonicModel     piano rolls
+    zoo.models.harmony.SerialChoraleModel     four-part chorales as SATB tokens
     zoo.models.seq2seq.Seq2Seq                translation
     zoo.models.ctc.CTCModel                   sequence labelling (speech)
     zoo.models.forecaster.Forecaster          probabilistic forecasting (DeepAR-style)
@@ -15,6 +16,7 @@ from zoo.models import (
     ctc,
     distributions,
     forecaster,
+    harmony,
     language_model,
     melody,
     polyphonic,
@@ -23,5 +25,5 @@ from zoo.models import (
 )
 from zoo.models.protocol import StepModel
 
-__all__ = ["StepModel", "classifier", "ctc", "distributions", "forecaster", "language_model",
-           "melody", "polyphonic", "protocol", "seq2seq"]
+__all__ = ["StepModel", "classifier", "ctc", "distributions", "forecaster", "harmony",
+           "language_model", "melody", "polyphonic", "protocol", "seq2seq"]
