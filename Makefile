@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 DEBIAN_PACKAGES := abcmidi espeak-ng sword-text-kjv sword-text-sparv postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv system-packages demo test docs docs-serve bench notebooks notebooks-execute lint
+.PHONY: venv system-packages demo test docs docs-serve bench notebooks notebooks-execute lint format
 
 venv: $(VENV)/.installed system-packages
 
@@ -48,4 +48,7 @@ notebooks-execute: venv
 	$(BIN)/jupyter execute --inplace notebooks/*.ipynb && $(BIN)/python -m pipelines.notebook_outputs notebooks/*.ipynb
 
 lint: venv
-	$(BIN)/ruff check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -39,8 +39,15 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "c
 DATASETS = ("basic_motions", "pickup_gesture_wiimote_z", "japanese_vowels")
 PEERS = ("minirocket", "rocket", "dtw", "inception_time")
 # The zoo's settings (ClassifyConfig fields) for the benchmark, and the tiny ones of --quick.
-ZOO_SETTINGS = {"fcn": True, "pooling": "attention", "units": 64, "filters": 64,
-                "epochs": 40, "steps": 10, "batch_size": 16}
+ZOO_SETTINGS = {
+    "fcn": True,
+    "pooling": "attention",
+    "units": 64,
+    "filters": 64,
+    "epochs": 40,
+    "steps": 10,
+    "batch_size": 16,
+}
 # InceptionTime's epochs per network (its paper: 1500; 5 networks): what fits this CPU.
 INCEPTION_EPOCHS = 200
 QUICK = {"epochs": 2, "steps": 2, "units": 8, "filters": 4, "batch_size": 8}
@@ -74,8 +81,9 @@ def _peer(name, inception_epochs, seed):
     if name == "inception_time":
         from aeon.classification.deep_learning import InceptionTimeClassifier
 
-        return InceptionTimeClassifier(n_epochs=inception_epochs, random_state=seed,
-                                       file_path=tempfile.mkdtemp()), True
+        return InceptionTimeClassifier(
+            n_epochs=inception_epochs, random_state=seed, file_path=tempfile.mkdtemp()
+        ), True
     raise ValueError(f"Unknown peer {name!r}; expected some of {', '.join(PEERS)}")
 
 
@@ -98,9 +106,13 @@ def run_peer(name, train, test, inception_epochs=INCEPTION_EPOCHS, seed=0) -> di
     classes = sorted(set(y_train))
     index = {c: i for i, c in enumerate(classes)}
     truth = np.array([index[r["label"]] for r in test])
-    return {"model": name, **scores(truth, np.array([index[p] for p in predicted]), len(classes)),
-            "train_seconds": wall, "train_cpu_seconds": cpu,
-            "inference_us_per_sequence": per_sequence * 1e6}
+    return {
+        "model": name,
+        **scores(truth, np.array([index[p] for p in predicted]), len(classes)),
+        "train_seconds": wall,
+        "train_cpu_seconds": cpu,
+        "inference_us_per_sequence": per_sequence * 1e6,
+    }
 
 
 def run_zoo(dataset, runs, settings, rounds) -> tuple[dict, list[dict]]:
@@ -122,23 +134,29 @@ def run_zoo(dataset, runs, settings, rounds) -> tuple[dict, list[dict]]:
     start = time.monotonic()
     truth, _ = predict(model, data.test)
     per_sequence = (time.monotonic() - start) / len(truth)
-    row = {"model": "zoo " + _describe(config), **{k: metrics["test"][k] for k in
-                                                   ("accuracy", "macro_f1", "balanced_accuracy")},
-           "train_seconds": wall, "train_cpu_seconds": cpu,
-           "inference_us_per_sequence": per_sequence * 1e6,
-           "parameters": int(model.count_params()), "best_epoch": metrics["best"]["epoch"]}
+    row = {
+        "model": "zoo " + _describe(config),
+        **{k: metrics["test"][k] for k in ("accuracy", "macro_f1", "balanced_accuracy")},
+        "train_seconds": wall,
+        "train_cpu_seconds": cpu,
+        "inference_us_per_sequence": per_sequence * 1e6,
+        "parameters": int(model.count_params()),
+        "best_epoch": metrics["best"]["epoch"],
+    }
     export_dir = os.path.join(run_dir, "export")
-    export_run(run_dir, export_dir, quantize=["none", "float16", "int8"],
-               allow_quality_loss=True)
+    export_run(run_dir, export_dir, quantize=["none", "float16", "int8"], allow_quality_loss=True)
     test = sequences_of(data.test)
-    device = device_figures(model, export_dir, [t[:2] for t in test], [t[2] for t in test],
-                            rounds)
+    device = device_figures(model, export_dir, [t[:2] for t in test], [t[2] for t in test], rounds)
     return row, device
 
 
 def _describe(config) -> str:
-    parts = [f"{config.cell} {config.units}", "bidirectional" if config.bidirectional else "",
-             f"FCN {config.filters}" if config.fcn else "", f"{config.pooling} pooling"]
+    parts = [
+        f"{config.cell} {config.units}",
+        "bidirectional" if config.bidirectional else "",
+        f"FCN {config.filters}" if config.fcn else "",
+        f"{config.pooling} pooling",
+    ]
     return ", ".join(p for p in parts if p)
 
 
@@ -146,16 +164,21 @@ def markdown(report) -> str:
     """The report as Markdown tables: accuracy and time, then the device figures."""
     lines = [f"Machine: {report['machine']}; {report['date']}.", ""]
     for dataset, result in report["datasets"].items():
-        lines += [f"### {dataset}", "", "| model | accuracy | macro-F1 | train wall s | "
-                  "train CPU s | inference µs/sequence |", "| --- | ---: | ---: | ---: | ---: | "
-                  "---: |"]
+        lines += [
+            f"### {dataset}",
+            "",
+            "| model | accuracy | macro-F1 | train wall s | train CPU s | inference µs/sequence |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for row in result["models"]:
             if "error" in row:
                 lines.append(f"| {row['model']} | failed: {row['error'][:80]} | | | | |")
                 continue
-            lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
-                         f"{row['train_seconds']:.1f} | {row['train_cpu_seconds']:.1f} | "
-                         f"{row['inference_us_per_sequence']:.0f} |")
+            lines.append(
+                f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | "
+                f"{row['train_seconds']:.1f} | {row['train_cpu_seconds']:.1f} | "
+                f"{row['inference_us_per_sequence']:.0f} |"
+            )
         lines += ["", table(result["device"])]
         lines.append("")
     return "\n".join(lines)
@@ -166,8 +189,12 @@ def save(report, out):
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "classify.json"), "w") as f:
         json.dump(report, f, indent=2)
-    rows = [{"dataset": d, "kind": kind, **row} for d, result in report["datasets"].items()
-            for kind in ("models", "device") for row in result[kind]]
+    rows = [
+        {"dataset": d, "kind": kind, **row}
+        for d, result in report["datasets"].items()
+        for kind in ("models", "device")
+        for row in result[kind]
+    ]
     fields = sorted({key for row in rows for key in row}, key=lambda k: (k != "dataset", k))
     with open(os.path.join(out, "classify.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fields)
@@ -186,15 +213,21 @@ def main(argv=None):
     parser.add_argument("--inception_epochs", type=int, default=INCEPTION_EPOCHS)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     parser.add_argument("--out", default=RESULTS)
-    parser.add_argument("--runs", default=os.path.join("runs", "classify-benchmark"),
-                        help="where the zoo's runs and their exports go")
+    parser.add_argument(
+        "--runs",
+        default=os.path.join("runs", "classify-benchmark"),
+        help="where the zoo's runs and their exports go",
+    )
     args = parser.parse_args(argv)
     from pipelines import datasets
 
     settings = {**ZOO_SETTINGS, **(QUICK if args.quick else {})}
-    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} "
-                         "cores", "date": time.strftime("%Y-%m-%d"), "settings": settings,
-              "datasets": {}}
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+        "settings": settings,
+        "datasets": {},
+    }
     for dataset in args.datasets.split(","):
         name = f"zoo_{dataset}"
         train = datasets.examples(name, "train") + datasets.examples(name, "validation")
@@ -203,8 +236,9 @@ def main(argv=None):
         models = [zoo]
         for peer in args.peers.split(","):
             try:
-                models.append(run_peer(peer, train, test, 2 if args.quick else
-                                       args.inception_epochs))
+                models.append(
+                    run_peer(peer, train, test, 2 if args.quick else args.inception_epochs)
+                )
             except Exception as error:  # noqa: BLE001 - a peer that fails is reported, not fatal
                 models.append({"model": peer, "error": f"{type(error).__name__}: {error}"})
             print(dataset, json.dumps(models[-1]), flush=True)

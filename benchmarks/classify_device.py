@@ -62,8 +62,8 @@ def onnx_model(model, seq_len, path) -> str:
 
     module = ClassifierModule(model, seq_len, "classify", fuse="none")
     proto, _ = tf2onnx.convert.from_function(
-        module.classify, input_signature=module.classify.input_signature, opset=17,
-        output_path=path)
+        module.classify, input_signature=module.classify.input_signature, opset=17, output_path=path
+    )
     return path
 
 
@@ -73,8 +73,12 @@ def peak_memory(kind, path, x, length) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         array = os.path.join(tmp, "x.npy")
         np.save(array, x)
-        done = subprocess.run([sys.executable, "-c", _PEAK, kind, path, array, str(length)],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK, kind, path, array, str(length)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return int(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -94,8 +98,7 @@ class _LiteRTClassifier:
     def __init__(self, path):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.runner = Interpreter(model_path=path, num_threads=1).get_signature_runner(
-            "classify")
+        self.runner = Interpreter(model_path=path, num_threads=1).get_signature_runner("classify")
 
     def __call__(self, x, length):
         return self.runner(x=x, length=np.array([length], np.int32))["probabilities"][0]
@@ -132,12 +135,17 @@ def device_figures(model, export_dir, sequences, labels, rounds=5) -> list[dict]
     seq_len = manifest["seq_len"]
     windows = [(window(x, seq_len)[None], min(n, seq_len)) for x, n in sequences]
     # beside the export folder: anything else in there would stop the next export
-    onnx_path = onnx_model(model, seq_len, os.path.join(os.path.dirname(
-        os.path.abspath(export_dir)), "model.onnx"))
+    onnx_path = onnx_model(
+        model, seq_len, os.path.join(os.path.dirname(os.path.abspath(export_dir)), "model.onnx")
+    )
     runners = {"onnxruntime": _OnnxClassifier(onnx_path)}
-    runners.update({name: _LiteRTClassifier(os.path.join(export_dir, name))
-                    for name, entry in manifest["files"].items()
-                    if entry["signature"] == "classify"})
+    runners.update(
+        {
+            name: _LiteRTClassifier(os.path.join(export_dir, name))
+            for name, entry in manifest["files"].items()
+            if entry["signature"] == "classify"
+        }
+    )
     latencies = {name: [] for name in runners}
     for _ in range(rounds):  # interleaved: every runtime sees the same machine load
         for name, classifier in runners.items():
@@ -146,39 +154,58 @@ def device_figures(model, export_dir, sequences, labels, rounds=5) -> list[dict]
     for name, classifier in runners.items():
         probabilities = np.array([classifier(x, n) for x, n in windows])
         path = onnx_path if name == "onnxruntime" else os.path.join(export_dir, name)
-        rows.append({
-            "file": os.path.basename(path), "runtime": "ONNX Runtime" if name == "onnxruntime"
-            else "LiteRT", "quantize": "none" if name == "onnxruntime"
-            else manifest["files"][name]["quantize"],
-            "accuracy": float(np.mean(probabilities.argmax(-1) == np.asarray(labels))),
-            "bytes": os.path.getsize(path),
-            "peak_memory_bytes": peak_memory("onnx" if name == "onnxruntime" else "tflite",
-                                             path, *windows[0]),
-            "latency_us": statistics.median(latencies[name]),
-            "fused_lstm_layers": manifest["files"].get(name, {}).get("fused_lstm_layers")})
+        rows.append(
+            {
+                "file": os.path.basename(path),
+                "runtime": "ONNX Runtime" if name == "onnxruntime" else "LiteRT",
+                "quantize": "none"
+                if name == "onnxruntime"
+                else manifest["files"][name]["quantize"],
+                "accuracy": float(np.mean(probabilities.argmax(-1) == np.asarray(labels))),
+                "bytes": os.path.getsize(path),
+                "peak_memory_bytes": peak_memory(
+                    "onnx" if name == "onnxruntime" else "tflite", path, *windows[0]
+                ),
+                "latency_us": statistics.median(latencies[name]),
+                "fused_lstm_layers": manifest["files"].get(name, {}).get("fused_lstm_layers"),
+            }
+        )
     for name, entry in manifest["files"].items():
         if entry["signature"] != "step":
             continue
         path = os.path.join(export_dir, name)
         probabilities = classify_file(path, sequences, num_threads=1, signature="step")
-        rows.append({"file": name, "runtime": "LiteRT (streaming)", "quantize": entry["quantize"],
-                     "accuracy": float(np.mean(probabilities.argmax(-1) == np.asarray(labels))),
-                     "bytes": os.path.getsize(path), "peak_memory_bytes": None,
-                     "latency_us": _streaming_step_us(path, sequences[0][0].shape[1]),
-                     "fused_lstm_layers": 0, "per": "sample"})
+        rows.append(
+            {
+                "file": name,
+                "runtime": "LiteRT (streaming)",
+                "quantize": entry["quantize"],
+                "accuracy": float(np.mean(probabilities.argmax(-1) == np.asarray(labels))),
+                "bytes": os.path.getsize(path),
+                "peak_memory_bytes": None,
+                "latency_us": _streaming_step_us(path, sequences[0][0].shape[1]),
+                "fused_lstm_layers": 0,
+                "per": "sample",
+            }
+        )
     return rows
 
 
 def table(rows) -> str:
     """Device rows as a Markdown table."""
-    lines = ["| file | runtime | accuracy | size KiB | peak memory KiB | latency µs (1 thread) |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| file | runtime | accuracy | size KiB | peak memory KiB | latency µs (1 thread) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
-        memory = "" if row["peak_memory_bytes"] is None else \
-            f"{row['peak_memory_bytes'] / 1024:.0f}"
+        memory = (
+            "" if row["peak_memory_bytes"] is None else f"{row['peak_memory_bytes'] / 1024:.0f}"
+        )
         per = " per sample" if row.get("per") == "sample" else " per sequence"
-        lines.append(f"| {row['file']} | {row['runtime']} | {row['accuracy']:.4f} | "
-                     f"{row['bytes'] / 1024:.0f} | {memory} | {row['latency_us']:.0f}{per} |")
+        lines.append(
+            f"| {row['file']} | {row['runtime']} | {row['accuracy']:.4f} | "
+            f"{row['bytes'] / 1024:.0f} | {memory} | {row['latency_us']:.0f}{per} |"
+        )
     return "\n".join(lines)
 
 
@@ -198,13 +225,22 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     export_dir = os.path.join(args.run_dir, "export")
-    export_run(args.run_dir, export_dir, format="tflite",
-               quantize=["none", "float16", "dynamic", "int8"],
-               allow_quality_loss=True)
+    export_run(
+        args.run_dir,
+        export_dir,
+        format="tflite",
+        quantize=["none", "float16", "dynamic", "int8"],
+        allow_quality_loss=True,
+    )
     config = load_config(args.run_dir)
     test = sequences_of(ClassifyTask().prepare(config, args.run_dir).test)
-    rows = device_figures(load_checkpoint(args.run_dir), export_dir, [t[:2] for t in test],
-                          [t[2] for t in test], args.rounds)
+    rows = device_figures(
+        load_checkpoint(args.run_dir),
+        export_dir,
+        [t[:2] for t in test],
+        [t[2] for t in test],
+        args.rounds,
+    )
     print(table(rows))
     return rows
 

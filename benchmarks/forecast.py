@@ -30,10 +30,17 @@ import time
 import numpy as np
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "forecast")
-COLUMNS = {"mase": "MASE", "relative_mase": "rel. MASE", "smape": "sMAPE %",
-           "mape": "MAPE %", "wql": "wQL", "relative_wql": "rel. wQL",
-           "coverage_80": "80% cov.", "coverage_90": "90% cov.",
-           "mape_last_step": "MAPE % (h-th step)"}
+COLUMNS = {
+    "mase": "MASE",
+    "relative_mase": "rel. MASE",
+    "smape": "sMAPE %",
+    "mape": "MAPE %",
+    "wql": "wQL",
+    "relative_wql": "rel. wQL",
+    "coverage_80": "80% cov.",
+    "coverage_90": "90% cov.",
+    "mape_last_step": "MAPE % (h-th step)",
+}
 
 
 def _timed(function, *args, **kwargs):
@@ -48,8 +55,9 @@ def train_zoo(dataset, out, cell, overrides):
     from pipelines.forecast import ForecastConfig
     from pipelines.train import get_task, load_checkpoint, train
 
-    config = ForecastConfig(dataset=dataset, cell=cell,
-                            run_dir=os.path.join(out, "runs", dataset), **overrides)
+    config = ForecastConfig(
+        dataset=dataset, cell=cell, run_dir=os.path.join(out, "runs", dataset), **overrides
+    )
     _, wall, cpu = _timed(train, config, verbose=0)
     data = rundir.prepare_existing(get_task("forecast"), config, config.run_dir)
     return load_checkpoint(config.run_dir), data, config, wall, cpu
@@ -64,31 +72,53 @@ def benchmark(dataset, out, cell="lstm", neural=True, **overrides) -> dict:
     series, settings = data.info["test_series"], data.info["settings"]
     name, freq = f"zoo_{cell}", series[0]["freq"]
     seconds = {name: (wall, cpu)}
-    frame, *took = _timed(backtest.run, model, data.info["layout"], series, settings,
-                          config.samples, config.seed, config.head, name)
+    frame, *took = _timed(
+        backtest.run,
+        model,
+        data.info["layout"],
+        series,
+        settings,
+        config.samples,
+        config.seed,
+        config.head,
+        name,
+    )
     seconds["zoo backtest"] = tuple(took)
     stats, *took = _timed(forecast_peers.statistical, series, settings, freq)
     seconds["statsforecast (3 models, every origin)"] = tuple(took)
-    frame = frame.merge(stats.drop(columns=[c for c in stats.columns if c == "y"
-                                            or c.startswith(backtest.NAIVE)]),
-                        on=["unique_id", "ds", "cutoff"])
+    frame = frame.merge(
+        stats.drop(columns=[c for c in stats.columns if c == "y" or c.startswith(backtest.NAIVE)]),
+        on=["unique_id", "ds", "cutoff"],
+    )
     models = [backtest.NAIVE, name, "AutoETS", "AutoARIMA"]
     if neural:
         peers, *took = _timed(forecast_peers.neural, series, settings, freq, wall, config.seed)
         peers, trained = peers
-        seconds.update({f"neuralforecast {k} (train + forecast)": (v, None)
-                        for k, v in trained.items()})
-        frame = frame.merge(peers.drop(columns=["y"], errors="ignore"),
-                            on=["unique_id", "ds", "cutoff"])
+        seconds.update(
+            {f"neuralforecast {k} (train + forecast)": (v, None) for k, v in trained.items()}
+        )
+        frame = frame.merge(
+            peers.drop(columns=["y"], errors="ignore"), on=["unique_id", "ds", "cutoff"]
+        )
         models += ["LSTM", "DeepAR"]
-    table = backtest.evaluate(frame, series, settings["season"], models,
-                              point_only=["LSTM"] if neural else ())
-    rows = [{"dataset": dataset, "model": model_name,
-             **{k: float(v) for k, v in table.loc[model_name].items()}}
-            for model_name in models]
-    return {"rows": rows, "seconds": seconds,
-            "settings": {k: v for k, v in settings.items() if k != "seasons"},
-            "series": len(series), "config": dataclasses.asdict(config)}
+    table = backtest.evaluate(
+        frame, series, settings["season"], models, point_only=["LSTM"] if neural else ()
+    )
+    rows = [
+        {
+            "dataset": dataset,
+            "model": model_name,
+            **{k: float(v) for k, v in table.loc[model_name].items()},
+        }
+        for model_name in models
+    ]
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "settings": {k: v for k, v in settings.items() if k != "seasons"},
+        "series": len(series),
+        "config": dataclasses.asdict(config),
+    }
 
 
 def geometric_means(rows) -> dict:
@@ -97,8 +127,10 @@ def geometric_means(rows) -> dict:
     for row in rows:
         for metric in ("relative_mase", "relative_wql", "relative_smape"):
             found.setdefault(row["model"], {}).setdefault(metric, []).append(row[metric])
-    return {model: {m: float(np.exp(np.mean(np.log(v)))) for m, v in metrics.items()}
-            for model, metrics in found.items()}
+    return {
+        model: {m: float(np.exp(np.mean(np.log(v)))) for m, v in metrics.items()}
+        for model, metrics in found.items()
+    }
 
 
 def _cell(value):
@@ -107,23 +139,40 @@ def _cell(value):
 
 def markdown(results) -> str:
     """The results as Markdown tables: one per dataset, then the geometric means."""
-    lines = [f"Run {results['date']} on {results['machine']}; command: `{results['command']}`",
-             ""]
+    lines = [f"Run {results['date']} on {results['machine']}; command: `{results['command']}`", ""]
     for name, found in results["datasets"].items():
         s = found["settings"]
-        lines += [f"### {name} ({found['series']} series; horizon {s['horizon']}, "
-                  f"{s['windows']} windows, stride {s['stride']}, season {s['season']})", "",
-                  "| model | " + " | ".join(COLUMNS.values()) + " |",
-                  "|---" * (len(COLUMNS) + 1) + "|"]
-        lines += ["| " + row["model"] + " | " + " | ".join(_cell(row[k]) for k in COLUMNS)
-                  + " |" for row in found["rows"]]
-        lines += ["", "Time (wall s / process CPU s): " + "; ".join(
-            f"{k} {w:.0f}" + ("" if c is None else f" / {c:.0f}")
-            for k, (w, c) in found["seconds"].items()), ""]
-    lines += ["### Geometric means over the datasets (relative to seasonal naive)", "",
-              "| model | rel. MASE | rel. sMAPE | rel. wQL |", "|---|---|---|---|"]
-    lines += [f"| {model} | {_cell(m['relative_mase'])} | {_cell(m['relative_smape'])} | "
-              f"{_cell(m['relative_wql'])} |" for model, m in results["overall"].items()]
+        lines += [
+            f"### {name} ({found['series']} series; horizon {s['horizon']}, "
+            f"{s['windows']} windows, stride {s['stride']}, season {s['season']})",
+            "",
+            "| model | " + " | ".join(COLUMNS.values()) + " |",
+            "|---" * (len(COLUMNS) + 1) + "|",
+        ]
+        lines += [
+            "| " + row["model"] + " | " + " | ".join(_cell(row[k]) for k in COLUMNS) + " |"
+            for row in found["rows"]
+        ]
+        lines += [
+            "",
+            "Time (wall s / process CPU s): "
+            + "; ".join(
+                f"{k} {w:.0f}" + ("" if c is None else f" / {c:.0f}")
+                for k, (w, c) in found["seconds"].items()
+            ),
+            "",
+        ]
+    lines += [
+        "### Geometric means over the datasets (relative to seasonal naive)",
+        "",
+        "| model | rel. MASE | rel. sMAPE | rel. wQL |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {model} | {_cell(m['relative_mase'])} | {_cell(m['relative_smape'])} | "
+        f"{_cell(m['relative_wql'])} |"
+        for model, m in results["overall"].items()
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -147,18 +196,21 @@ def main(argv=None):
     parser.add_argument("--no-neural", action="store_true")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
-    overrides = {k: getattr(args, k) for k in ("epochs", "steps", "samples", "batch_size",
-                                          "patience", "context", "windows")
-                 if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("epochs", "steps", "samples", "batch_size", "patience", "context", "windows")
+        if getattr(args, k) is not None
+    }
     neural = not args.no_neural and importlib.util.find_spec("neuralforecast") is not None
-    results = {"date": datetime.date.today().isoformat(),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-               "command": "python -m benchmarks.forecast " + " ".join(argv or []),
-               "datasets": {}}
+    results = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "command": "python -m benchmarks.forecast " + " ".join(argv or []),
+        "datasets": {},
+    }
     for dataset in args.datasets.split(","):
         print(f"{dataset}: training and backtesting", flush=True)
-        results["datasets"][dataset] = benchmark(dataset, args.out, args.cell, neural,
-                                                 **overrides)
+        results["datasets"][dataset] = benchmark(dataset, args.out, args.cell, neural, **overrides)
     rows = [row for found in results["datasets"].values() for row in found["rows"]]
     results["overall"] = geometric_means(rows)
     os.makedirs(args.out, exist_ok=True)

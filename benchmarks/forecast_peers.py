@@ -41,15 +41,26 @@ def statistical(series, settings, freq):
     longest = max(len(row["y"]) for row in series)
     found = None
     # Each peer with whether its fit reads at most the last MAX_FIT observations.
-    for model, windowed in ((SeasonalNaive(season), False), (AutoETS(season_length=season), True),
-                            (AutoARIMA(season_length=season), True)):
+    for model, windowed in (
+        (SeasonalNaive(season), False),
+        (AutoETS(season_length=season), True),
+        (AutoARIMA(season_length=season), True),
+    ):
         fit_window = MAX_FIT if longest > MAX_FIT and windowed else None
         part = StatsForecast(models=[model], freq=freq, n_jobs=1).cross_validation(
-            df=frame, h=settings["horizon"], n_windows=settings["windows"],
-            step_size=settings["stride"], level=list(LEVELS), input_size=fit_window)
+            df=frame,
+            h=settings["horizon"],
+            n_windows=settings["windows"],
+            step_size=settings["stride"],
+            level=list(LEVELS),
+            input_size=fit_window,
+        )
         part = part.reset_index() if "unique_id" not in part.columns else part
-        found = part if found is None else found.merge(
-            part.drop(columns="y"), on=["unique_id", "ds", "cutoff"])
+        found = (
+            part
+            if found is None
+            else found.merge(part.drop(columns="y"), on=["unique_id", "ds", "cutoff"])
+        )
     return found
 
 
@@ -69,22 +80,29 @@ def neural(series, settings, freq, seconds, seed=0):
     os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
     frame, names = frame_of(series)
     horizon = settings["horizon"]
-    trainer = {"max_time": {"seconds": max(1, int(seconds))}, "enable_progress_bar": False,
-               "enable_model_summary": False, "logger": False, "accelerator": "cpu",
-               "random_seed": seed}  # the models' own argument, the rest Lightning's
+    trainer = {
+        "max_time": {"seconds": max(1, int(seconds))},
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "accelerator": "cpu",
+        "random_seed": seed,
+    }  # the models' own argument, the rest Lightning's
     exog = {"futr_exog_list": names} if names else {}
     found, times = None, {}
-    for model in (LSTM(h=horizon, **exog, **trainer),
-                  DeepAR(h=horizon, loss=DistributionLoss("StudentT", level=list(LEVELS)),
-                         **exog, **trainer)):
+    for model in (
+        LSTM(h=horizon, **exog, **trainer),
+        DeepAR(h=horizon, loss=DistributionLoss("StudentT", level=list(LEVELS)), **exog, **trainer),
+    ):
         start = time.monotonic()
         part = NeuralForecast(models=[model], freq=freq).cross_validation(
-            df=frame, n_windows=settings["windows"], step_size=settings["stride"],
-            refit=False)
+            df=frame, n_windows=settings["windows"], step_size=settings["stride"], refit=False
+        )
         times[type(model).__name__] = time.monotonic() - start
         part = part.reset_index() if "unique_id" not in part.columns else part
-        keep = ["unique_id", "ds", "cutoff"] + [c for c in part.columns
-                                                 if c.startswith(type(model).__name__)]
+        keep = ["unique_id", "ds", "cutoff"] + [
+            c for c in part.columns if c.startswith(type(model).__name__)
+        ]
         part = part[keep + (["y"] if found is None else [])]
         found = part if found is None else found.merge(part, on=["unique_id", "ds", "cutoff"])
     return found, times

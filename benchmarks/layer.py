@@ -20,20 +20,31 @@ import time
 
 
 def parse(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.layer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.layer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--cell", default="lstm", help="zoo cell name (default: lstm)")
     parser.add_argument("--units", type=int, nargs="+", default=[256, 512], help="sizes H")
-    parser.add_argument("--precision", default="float32",
-                        help="Keras dtype policy, e.g. mixed_bfloat16 (default: float32)")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        help="Keras dtype policy, e.g. mixed_bfloat16 (default: float32)",
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--calls", type=int, default=15, help="timed calls (default: 15)")
-    parser.add_argument("--tf-threads", default="0,0", metavar="INTRA,INTER",
-                        help="TensorFlow's intra- and inter-op threads (0 = its default)")
-    parser.add_argument("--keras", action="store_true",
-                        help="time keras.layers.LSTM/GRU instead (cell lstm or gru)")
+    parser.add_argument(
+        "--tf-threads",
+        default="0,0",
+        metavar="INTRA,INTER",
+        help="TensorFlow's intra- and inter-op threads (0 = its default)",
+    )
+    parser.add_argument(
+        "--keras", action="store_true", help="time keras.layers.LSTM/GRU instead (cell lstm or gru)"
+    )
     return parser.parse_args(argv)
 
 
@@ -55,7 +66,8 @@ def main(argv=None):
         keras.utils.set_random_seed(0)
         if args.keras:
             layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[args.cell](
-                units, return_sequences=True)
+                units, return_sequences=True
+            )
         else:
             layer = Recurrent(zoo.cells.create(args.cell, units), return_sequences=True)
         x = tf.random.normal((args.batch, args.length, args.features), seed=0)
@@ -74,8 +86,11 @@ def main(argv=None):
 
         forward_ms, both_ms = (_median_ms(fn, x, args.calls) for fn in (forward, forward_backward))
         name = f"keras.layers.{args.cell.upper()}" if args.keras else f"Recurrent({args.cell})"
-        print(f"{name} H={units} {args.precision} threads {args.tf_threads}: forward "
-              f"{forward_ms:.1f} ms, forward+backward {both_ms:.1f} ms", flush=True)
+        print(
+            f"{name} H={units} {args.precision} threads {args.tf_threads}: forward "
+            f"{forward_ms:.1f} ms, forward+backward {both_ms:.1f} ms",
+            flush=True,
+        )
 
 
 def _median_ms(fn, x, calls):

@@ -75,14 +75,19 @@ def _first_verses(work_dir, count=1000):
 
 TINY_LM = {"size": "tiny", "seq_len": 32, "batch_size": 8}
 CASES = {
-    "text": Case("text", "characters", _tokens,
-                 quick=lambda work_dir: {**TINY_LM, **_one_play(work_dir)}),
-    "chorales": Case("chorales", "frames (time steps)", _frames,
-                     quick=lambda work_dir: {**TINY_LM, "limit": 16}),
+    "text": Case(
+        "text", "characters", _tokens, quick=lambda work_dir: {**TINY_LM, **_one_play(work_dir)}
+    ),
+    "chorales": Case(
+        "chorales", "frames (time steps)", _frames, quick=lambda work_dir: {**TINY_LM, "limit": 16}
+    ),
     "melody": Case("melody", "events", _tokens, quick=lambda work_dir: {**TINY_LM, "limit": 1}),
-    "translation": Case("translation", "target tokens", _target_tokens,
-                        quick=lambda work_dir: {"size": "tiny", "batch_size": 8,
-                                                **_first_verses(work_dir)}),
+    "translation": Case(
+        "translation",
+        "target tokens",
+        _target_tokens,
+        quick=lambda work_dir: {"size": "tiny", "batch_size": 8, **_first_verses(work_dir)},
+    ),
 }
 
 
@@ -102,8 +107,12 @@ def measure_case(case, quick=False, batches=None, steps=None, warmup=None):
     warmup = warmup or (1 if quick else 3)
     task = get_task(case.task)
     with tempfile.TemporaryDirectory(prefix="lstm-zoo-bench-") as work_dir:
-        config = task.config_class(task=case.task, run_dir=work_dir, **case.config,
-                                   **(case.quick(work_dir) if quick else {}))
+        config = task.config_class(
+            task=case.task,
+            run_dir=work_dir,
+            **case.config,
+            **(case.quick(work_dir) if quick else {}),
+        )
         keras.utils.set_random_seed(config.seed)
         data = task.prepare(config, work_dir)
         stream = iter(data.train(0))
@@ -113,10 +122,12 @@ def measure_case(case, quick=False, batches=None, steps=None, warmup=None):
         pipeline_seconds = time.perf_counter() - start
 
         model = task.build_model(config, data)
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate,
-                                                      clipnorm=config.clipnorm or None),
-                      loss=task.loss(config), metrics=task.metrics(config),
-                      jit_compile=config.jit_compile)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None),
+            loss=task.loss(config),
+            metrics=task.metrics(config),
+            jit_compile=config.jit_compile,
+        )
         for batch in first:
             model.train_on_batch(*batch)
         rates = []
@@ -127,9 +138,15 @@ def measure_case(case, quick=False, batches=None, steps=None, warmup=None):
 
     pipeline = sum(case.count(*batch) for batch in timed) / pipeline_seconds
     model = float(np.median(rates))
-    return {"unit": case.unit, "pipeline_per_s": pipeline, "model_per_s": model,
-            "ratio": pipeline / model, "batch_size": config.batch_size,
-            "batches": batches, "model_steps": steps}
+    return {
+        "unit": case.unit,
+        "pipeline_per_s": pipeline,
+        "model_per_s": model,
+        "ratio": pipeline / model,
+        "batch_size": config.batch_size,
+        "batches": batches,
+        "model_steps": steps,
+    }
 
 
 def measure(quick=False) -> dict:
@@ -142,8 +159,11 @@ def measure(quick=False) -> dict:
 def markdown(results) -> str:
     """The results as a Markdown table."""
     lines = ["| task | unit | pipeline /s | model /s | ratio |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {name} | {r['unit']} | {r['pipeline_per_s']:,.0f} | {r['model_per_s']:,.0f} "
-              f"| {r['ratio']:,.1f}x |" for name, r in results.items()]
+    lines += [
+        f"| {name} | {r['unit']} | {r['pipeline_per_s']:,.0f} | {r['model_per_s']:,.0f} "
+        f"| {r['ratio']:,.1f}x |"
+        for name, r in results.items()
+    ]
     return "\n".join(lines)
 
 

@@ -50,16 +50,22 @@ def markdown(report):
             )
         lines += _best_precision(find, units)
         lines.append("")
-    for title, key, unit in (("Matmul", "matmul", "GFLOP/s"),
-                             ("Generation step, batch 1", "latency", "µs")):
+    for title, key, unit in (
+        ("Matmul", "matmul", "GFLOP/s"),
+        ("Generation step, batch 1", "latency", "µs"),
+    ):
         if report.get(key):
             lines += [f"{title} | {unit}", "---|---"]
             lines += [f"{name} | {value:,.1f}" for name, value in report[key].items()]
             lines.append("")
     if report.get("pipelines"):
-        lines += ["tf.data: each task's training stream against its model's training rate "
-                  "(default configs; ratio = stream / model, aim 10x)", "",
-                  pipelines.markdown(report["pipelines"]), ""]
+        lines += [
+            "tf.data: each task's training stream against its model's training rate "
+            "(default configs; ratio = stream / model, aim 10x)",
+            "",
+            pipelines.markdown(report["pipelines"]),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -67,14 +73,21 @@ def _best_precision(find, units):
     """One line per cell: the zoo's and torch's fastest precision, and their ratio."""
     lines = []
     for cell in ("lstm", "gru"):
-        best = {model: max((find[k] for k in find if k[0] == model and k[1] == cell),
-                           key=lambda r: r["tokens_per_s"]["median"], default=None)
-                for model in ("zoo", "torch")}
+        best = {
+            model: max(
+                (find[k] for k in find if k[0] == model and k[1] == cell),
+                key=lambda r: r["tokens_per_s"]["median"],
+                default=None,
+            )
+            for model in ("zoo", "torch")
+        }
         if best["zoo"] and best["torch"]:
             zoo_rate, torch_rate = (best[m]["tokens_per_s"]["median"] for m in ("zoo", "torch"))
-            lines.append(f"best precision, H={units}: zoo {cell} {best['zoo']['precision']} "
-                         f"{zoo_rate:,.0f} against torch {best['torch']['precision']} "
-                         f"{torch_rate:,.0f} tokens/s: {zoo_rate / torch_rate:.2f}x")
+            lines.append(
+                f"best precision, H={units}: zoo {cell} {best['zoo']['precision']} "
+                f"{zoo_rate:,.0f} against torch {best['torch']['precision']} "
+                f"{torch_rate:,.0f} tokens/s: {zoo_rate / torch_rate:.2f}x"
+            )
     return lines
 
 
@@ -86,17 +99,19 @@ def chart(report, path):
 
     sizes = sorted({r["units"] for r in report["training"]})
     labels = list(dict.fromkeys(r["label"] for r in report["training"]))
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 0.3 * len(labels) + 1.5),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(6 * len(sizes), 0.3 * len(labels) + 1.5), squeeze=False, sharey=True
+    )
     for ax, units in zip(axes[0], sizes):
         rows = {r["label"]: r["tokens_per_s"] for r in report["training"] if r["units"] == units}
         medians = [rows[label]["median"] if label in rows else 0 for label in labels]
-        errors = [[m - rows[label]["min"] if label in rows else 0 for label, m in
-                   zip(labels, medians)],
-                  [rows[label]["max"] - m if label in rows else 0 for label, m in
-                   zip(labels, medians)]]
-        colors = ["tab:gray" if label.startswith(("keras.", "torch.")) else "tab:blue"
-                  for label in labels]
+        errors = [
+            [m - rows[label]["min"] if label in rows else 0 for label, m in zip(labels, medians)],
+            [rows[label]["max"] - m if label in rows else 0 for label, m in zip(labels, medians)],
+        ]
+        colors = [
+            "tab:gray" if label.startswith(("keras.", "torch.")) else "tab:blue" for label in labels
+        ]
         ax.barh(labels, medians, xerr=errors, color=colors)
         ax.set_title(f"training tokens/s, H={units}")
     axes[0][0].invert_yaxis()  # shared: once for all

@@ -70,10 +70,11 @@ class Case:
 
     @property
     def label(self):
-        name = {"keras": f"keras.{self.cell}", "torch": f"torch.{self.cell}",
-                "torch-loop": f"torch.{self.cell} (no oneDNN)"}.get(
-            self.model, self.cell if self.model == "zoo" else f"{self.cell} ({self.model})"
-        )
+        name = {
+            "keras": f"keras.{self.cell}",
+            "torch": f"torch.{self.cell}",
+            "torch-loop": f"torch.{self.cell} (no oneDNN)",
+        }.get(self.model, self.cell if self.model == "zoo" else f"{self.cell} ({self.model})")
         return name + (" bf16" if self.precision != "float32" else "")
 
 
@@ -105,8 +106,9 @@ def _timed(step, settings):
         start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(settings.steps):
             loss = step()
-        rates.append(settings.batch * settings.length * settings.steps
-                     / (time.perf_counter() - start))
+        rates.append(
+            settings.batch * settings.length * settings.steps / (time.perf_counter() - start)
+        )
         cpu_seconds += time.process_time() - start_cpu
     tokens = settings.batch * settings.length * settings.steps * settings.repeats
     return rates, tokens / cpu_seconds, float(loss)
@@ -136,15 +138,19 @@ def train_keras(case, settings):
             "fused": lambda: Recurrent(cell, return_sequences=True, fused=True),
             "rnn": lambda: keras.layers.RNN(cell, return_sequences=True),
         }[case.model]()
-    model = keras.Sequential([
-        keras.Input(batch_shape=(settings.batch, settings.length), dtype="int32"),
-        keras.layers.Embedding(VOCAB, EMBED),
-        layer,
-        keras.layers.Dense(VOCAB),
-    ])
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=False)
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(settings.batch, settings.length), dtype="int32"),
+            keras.layers.Embedding(VOCAB, EMBED),
+            layer,
+            keras.layers.Dense(VOCAB),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
     x, y = _data(settings)
     timing = _timed(lambda: model.train_on_batch(x, y), settings)
     embedding = model.layers[0].embeddings
@@ -189,8 +195,7 @@ def train_torch(case, settings):
         optimizer.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = dense(rnn(embedding(x))[0])
-        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, VOCAB),
-                                                 y.reshape(-1))
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, VOCAB), y.reshape(-1))
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -232,14 +237,17 @@ def matmul_peak(units):
             times.append(time.perf_counter() - start)
         return round(flops / statistics.median(times) / 1e9, 1)
 
-    shapes = {"2048x2048x2048": (2048, 2048, 2048), f"step 64x{units}x{4 * units}":
-              (64, units, 4 * units)}
+    shapes = {
+        "2048x2048x2048": (2048, 2048, 2048),
+        f"step 64x{units}x{4 * units}": (64, units, 4 * units),
+    }
     out = {}
     for name, (m, k, n) in shapes.items():
         for dtype in ("float32", "bfloat16"):
             a, b = tf.ones((m, k), dtype), tf.ones((k, n), dtype)
-            out[f"tf {dtype} {name}"] = rate(lambda a=a, b=b: tf.matmul(a, b).numpy(),
-                                             2 * m * k * n)
+            out[f"tf {dtype} {name}"] = rate(
+                lambda a=a, b=b: tf.matmul(a, b).numpy(), 2 * m * k * n
+            )
         if importlib.util.find_spec("torch"):
             import torch
 
@@ -268,8 +276,10 @@ def step_latency(units, with_torch, calls=300):
 
     out = {}
     x = tf.ones((1, EMBED))
-    for name, cell in (("zoo lstm (tf.function)", zoo.cells.create("lstm", units)),
-                       ("keras LSTMCell (tf.function)", keras.layers.LSTMCell(units))):
+    for name, cell in (
+        ("zoo lstm (tf.function)", zoo.cells.create("lstm", units)),
+        ("keras LSTMCell (tf.function)", keras.layers.LSTMCell(units)),
+    ):
         states = [tf.zeros((1, units))] * 2
         step = tf.function(lambda x, h, c, cell=cell: cell(x, [h, c]))
         out[name] = median_us(lambda step=step, states=states: step(x, *states)[0].numpy())
@@ -292,12 +302,14 @@ def tflite_latency(units):
     import zoo.export
     from zoo.layers import Recurrent
 
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int32"),
-        keras.layers.Embedding(VOCAB, EMBED),
-        Recurrent(zoo.cells.create("lstm", units), return_sequences=True),
-        keras.layers.Dense(VOCAB),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(VOCAB, EMBED),
+            Recurrent(zoo.cells.create("lstm", units), return_sequences=True),
+            keras.layers.Dense(VOCAB),
+        ]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         zoo.export.export_model(model, tmp, format="tflite", seq_len=8)
         result = zoo.export.bench_tflite(os.path.join(tmp, "model.tflite"))
@@ -318,14 +330,20 @@ def cases(cell_names, sizes, with_torch):
     for units in sizes:
         out += [Case("keras", "lstm", units), Case("keras", "gru", units)]
         if with_torch:
-            out += [Case("torch", "lstm", units), Case("torch", "gru", units),
-                    Case("torch-loop", "lstm", units)]
+            out += [
+                Case("torch", "lstm", units),
+                Case("torch", "gru", units),
+                Case("torch-loop", "lstm", units),
+            ]
         out += [Case("zoo", name, units) for name in cell_names]
         if "lstm" in cell_names:  # the alternatives to Recurrent's loop, same cell
             out += [Case("fused", "lstm", units)]
         # keras.layers.RNN (TF's loop gradient) against Recurrent's own backward pass.
-        out += [Case("rnn", n, units) for n in ("lstm", "gru", "peephole_lstm", "slstm")
-                if n in cell_names]
+        out += [
+            Case("rnn", n, units)
+            for n in ("lstm", "gru", "peephole_lstm", "slstm")
+            if n in cell_names
+        ]
         out += [Case("keras", "lstm", units, "mixed_bfloat16")]
         out += [Case("zoo", n, units, "mixed_bfloat16") for n in ("lstm", "gru") if n in cell_names]
         if with_torch:
@@ -364,26 +382,44 @@ def parse(argv, prog="python -m benchmarks.run"):
     from absl import flags
 
     values = flags.FlagValues()
-    flags.DEFINE_list("cells", ["*"], "Cell names or patterns (default: all).",
-                      flag_values=values)
+    flags.DEFINE_list("cells", ["*"], "Cell names or patterns (default: all).", flag_values=values)
     flags.DEFINE_list("sizes", ["256", "512"], "Hidden sizes H.", flag_values=values)
-    flags.DEFINE_integer("steps", Settings.steps, "Training steps per repetition.",
-                         lower_bound=1, flag_values=values)
-    flags.DEFINE_integer("repeats", Settings.repeats, "Timed repetitions.", lower_bound=1,
-                         flag_values=values)
-    flags.DEFINE_integer("rounds", Settings.rounds, "Passes over all cases (fresh processes, "
-                         "interleaved).", lower_bound=1, flag_values=values)
+    flags.DEFINE_integer(
+        "steps", Settings.steps, "Training steps per repetition.", lower_bound=1, flag_values=values
+    )
+    flags.DEFINE_integer(
+        "repeats", Settings.repeats, "Timed repetitions.", lower_bound=1, flag_values=values
+    )
+    flags.DEFINE_integer(
+        "rounds",
+        Settings.rounds,
+        "Passes over all cases (fresh processes, interleaved).",
+        lower_bound=1,
+        flag_values=values,
+    )
     flags.DEFINE_string("out", RESULTS, "Results folder.", flag_values=values)
-    flags.DEFINE_string("tf_threads", "0,0", "TensorFlow's intra- and inter-op threads "
-                        "(INTRA,INTER) for the Keras and zoo cases; 0,0: TensorFlow's own "
-                        "choice.", flag_values=values)
-    flags.DEFINE_boolean("torch", True, "Include PyTorch's rows (--notorch leaves them out).",
-                         flag_values=values)
-    flags.DEFINE_boolean("quick", False, "Smoke run: H=32, batch 8, length 10, 1 step x 2, no "
-                         "bfloat16 rows.", flag_values=values)
+    flags.DEFINE_string(
+        "tf_threads",
+        "0,0",
+        "TensorFlow's intra- and inter-op threads "
+        "(INTRA,INTER) for the Keras and zoo cases; 0,0: TensorFlow's own "
+        "choice.",
+        flag_values=values,
+    )
+    flags.DEFINE_boolean(
+        "torch", True, "Include PyTorch's rows (--notorch leaves them out).", flag_values=values
+    )
+    flags.DEFINE_boolean(
+        "quick",
+        False,
+        "Smoke run: H=32, batch 8, length 10, 1 step x 2, no bfloat16 rows.",
+        flag_values=values,
+    )
     if any(arg in ("-h", "--help", "--helpfull") for arg in argv):
-        print(f"Usage: {prog} [--flags]\n\n{__doc__}\nFlags:\n"
-              f"{values.get_help(include_special_flags=False)}")
+        print(
+            f"Usage: {prog} [--flags]\n\n{__doc__}\nFlags:\n"
+            f"{values.get_help(include_special_flags=False)}"
+        )
         raise SystemExit(0)
     try:
         rest = values([prog, *argv])
@@ -411,23 +447,27 @@ def main(argv=None, prog="python -m benchmarks.run"):
     import zoo
 
     patterns = args.cells
-    cell_names = [n for n in zoo.cells.names() if any(fnmatch.fnmatch(n, p) for p in patterns)
-                  and zoo.cells.get(n).input_rank == 1]  # vectors only
+    cell_names = [
+        n
+        for n in zoo.cells.names()
+        if any(fnmatch.fnmatch(n, p) for p in patterns) and zoo.cells.get(n).input_rank == 1
+    ]  # vectors only
     if not cell_names:
-        raise SystemExit(f"--cells={','.join(args.cells)} matches no cell; known: "
-                         f"{', '.join(zoo.cells.names())}")
+        raise SystemExit(
+            f"--cells={','.join(args.cells)} matches no cell; known: {', '.join(zoo.cells.names())}"
+        )
     try:
         sizes = [int(s) for s in args.sizes]
     except ValueError:
         raise SystemExit(f"--sizes={','.join(args.sizes)}: expected whole numbers") from None
     with_torch = args.torch and importlib.util.find_spec("torch") is not None
     tf_threads = parse_threads(args.tf_threads)
-    settings = Settings(steps=args.steps, repeats=args.repeats, rounds=args.rounds,
-                        tf_threads=tf_threads)
+    settings = Settings(
+        steps=args.steps, repeats=args.repeats, rounds=args.rounds, tf_threads=tf_threads
+    )
     todo = cases(cell_names, sizes, with_torch)
     if args.quick:
-        settings = Settings(batch=8, length=10, warmup=1, steps=1, repeats=2,
-                            tf_threads=tf_threads)
+        settings = Settings(batch=8, length=10, warmup=1, steps=1, repeats=2, tf_threads=tf_threads)
         sizes = [32]
         todo = [c for c in cases(cell_names, sizes, with_torch) if c.precision == "float32"]
     os.makedirs(args.out, exist_ok=True)
@@ -447,9 +487,11 @@ def main(argv=None, prog="python -m benchmarks.run"):
             rounds[i].append(_in_child(train, case, settings))
             report["training"] = [merge(rows) for rows in rounds if rows]
             save(report, args.out)  # partial results survive an interrupted run
-            print(f"[round {r + 1}/{settings.rounds}, {i + 1}/{len(todo)}] {case.label} "
-                  f"H={case.units}: {rounds[i][-1]['tokens_per_s']['median']:,.0f} tokens/s",
-                  flush=True)
+            print(
+                f"[round {r + 1}/{settings.rounds}, {i + 1}/{len(todo)}] {case.label} "
+                f"H={case.units}: {rounds[i][-1]['tokens_per_s']['median']:,.0f} tokens/s",
+                flush=True,
+            )
     print(save(report, args.out))
     return report
 

@@ -40,7 +40,7 @@ def period_of(values, longest=1000) -> int:
     autocorrelation first turns negative: a heartbeat's length, a day's."""
     x = np.asarray(values, np.float64) - np.mean(values)
     spectrum = np.fft.rfft(x, 2 * len(x))
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:min(longest, len(x) // 2)]
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: min(longest, len(x) // 2)]
     negative = np.flatnonzero(acf < 0)
     first = int(negative[0]) if negative.size else 4
     return first + int(np.argmax(acf[first:]))
@@ -48,13 +48,18 @@ def period_of(values, longest=1000) -> int:
 
 def as_series(values, name="series") -> dict:
     """`values` as an example dict of `pipelines.datasets.series` (integer steps)."""
-    return {"unique_id": name, "start": "0", "freq": "1", "y": np.asarray(values, np.float64),
-            "covariates": np.zeros((len(values), 0), np.float32), "covariate_names": "",
-            "first_row": -1}
+    return {
+        "unique_id": name,
+        "start": "0",
+        "freq": "1",
+        "y": np.asarray(values, np.float64),
+        "covariates": np.zeros((len(values), 0), np.float32),
+        "covariate_names": "",
+        "first_row": -1,
+    }
 
 
-def train_detector(values, cell="lstm", context=64, epochs=10, steps=100, batch_size=64,
-                   seed=0):
+def train_detector(values, cell="lstm", context=64, epochs=10, steps=100, batch_size=64, seed=0):
     """(model, layout) trained one step ahead on the normal `values`."""
     import keras
 
@@ -66,11 +71,17 @@ def train_detector(values, cell="lstm", context=64, epochs=10, steps=100, batch_
     layout = fit_layout(series, "1", [1], lags=default_lags([period_of(values)]))
     keras.utils.set_random_seed(seed)
     model = from_size("small", layout.width, cell=cell)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0),
-                  loss=ForecastLoss("student_t"))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3, clipnorm=1.0), loss=ForecastLoss("student_t")
+    )
     stream, _ = windows_stream(layout, series, context + 1, context, 1, batch_size, seed, 0)
-    model.fit(stream, epochs=epochs, steps_per_epoch=steps, shuffle=False,  # seeded stream
-              verbose=0)
+    model.fit(
+        stream,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        shuffle=False,  # seeded stream
+        verbose=0,
+    )
     return model, layout
 
 
@@ -84,8 +95,14 @@ def residuals(model, layout, values, context=64, batch=512) -> np.ndarray:
     for start in range(first, values.shape[1], batch):
         targets = np.arange(start, min(start + batch, values.shape[1]))
         rows = len(targets)
-        x, y = window(layout, np.repeat(values, rows, 0), np.repeat(known, rows, 0),
-                      targets - context, context, 1)
+        x, y = window(
+            layout,
+            np.repeat(values, rows, 0),
+            np.repeat(known, rows, 0),
+            targets - context,
+            context,
+            1,
+        )
         params = np.asarray(model(x))[:, -1]
         scores[targets] = np.abs(y[:, -1, 0] - params[:, 0]) / params[:, 1]
     return scores
@@ -112,7 +129,8 @@ def dynamic_threshold(errors, z_values=Z_VALUES, prune=0.13) -> np.ndarray:
             continue
         kept = e[~above]
         gain = ((mean - kept.mean()) / mean + (std - kept.std()) / std) / (
-            above.sum() + len(_stretches(above)) ** 2)
+            above.sum() + len(_stretches(above)) ** 2
+        )
         if gain > best:
             best, flags = gain, above
     stretches = _stretches(flags)
@@ -123,10 +141,10 @@ def dynamic_threshold(errors, z_values=Z_VALUES, prune=0.13) -> np.ndarray:
     ladder = np.concatenate([peaks[order], [e[~flags].max()]])
     drops = (ladder[:-1] - ladder[1:]) / ladder[:-1]
     keep = np.flatnonzero(drops > prune)
-    kept = set(order[:keep.max() + 1]) if keep.size else set()
+    kept = set(order[: keep.max() + 1]) if keep.size else set()
     result = np.zeros(len(e), bool)
     for i in kept:
-        result[stretches[i][0]:stretches[i][1]] = True
+        result[stretches[i][0] : stretches[i][1]] = True
     return result
 
 
@@ -152,11 +170,17 @@ def evaluate(name, cell="lstm", epochs=10, steps=100, seed=0) -> dict:
     model, layout = train_detector(train["y"], cell, epochs=epochs, steps=steps, seed=seed)
     flags = detect(residuals(model, layout, test["y"]))
     labels = test["is_anomaly"].astype(bool)
-    return {"dataset": name, "cell": cell, "points": int(len(labels)),
-            "labelled": int(labels.sum()), "flagged": int(flags.sum()),
-            "point_f1": float(f1_score(labels, flags, zero_division=0)),
-            "range_f1": float(range_f_score(labels.astype(int), flags.astype(int))),
-            "wall_s": time.monotonic() - wall, "cpu_s": time.process_time() - cpu}
+    return {
+        "dataset": name,
+        "cell": cell,
+        "points": int(len(labels)),
+        "labelled": int(labels.sum()),
+        "flagged": int(flags.sum()),
+        "point_f1": float(f1_score(labels, flags, zero_division=0)),
+        "range_f1": float(range_f_score(labels.astype(int), flags.astype(int))),
+        "wall_s": time.monotonic() - wall,
+        "cpu_s": time.process_time() - cpu,
+    }
 
 
 def main(argv=None):
@@ -168,13 +192,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--out", help="Write the results as JSON to this file.")
     args = parser.parse_args(argv)
-    results = [evaluate(name, args.cell, args.epochs, args.steps)
-               for name in args.datasets.split(",")]
-    lines = ["| series | points | labelled | flagged | point F1 | range F1 | wall s | CPU s |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['dataset']} | {r['points']} | {r['labelled']} | {r['flagged']} | "
-              f"{r['point_f1']:.3f} | {r['range_f1']:.3f} | {r['wall_s']:.0f} | "
-              f"{r['cpu_s']:.0f} |" for r in results]
+    results = [
+        evaluate(name, args.cell, args.epochs, args.steps) for name in args.datasets.split(",")
+    ]
+    lines = [
+        "| series | points | labelled | flagged | point F1 | range F1 | wall s | CPU s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['dataset']} | {r['points']} | {r['labelled']} | {r['flagged']} | "
+        f"{r['point_f1']:.3f} | {r['range_f1']:.3f} | {r['wall_s']:.0f} | "
+        f"{r['cpu_s']:.0f} |"
+        for r in results
+    ]
     print("\n".join(lines))
     if args.out:
         from zoo.files import atomic_write

@@ -47,12 +47,16 @@ def level_quantiles() -> list[float]:
 
 def quantile_columns(model) -> list[str]:
     """The columns of `model` holding the quantiles 0.1..0.9 (the median is the point)."""
-    return ([f"{model}-lo-{level}" for level in (80, 60, 40, 20)] + [model]
-            + [f"{model}-hi-{level}" for level in (20, 40, 60, 80)])
+    return (
+        [f"{model}-lo-{level}" for level in (80, 60, 40, 20)]
+        + [model]
+        + [f"{model}-hi-{level}" for level in (20, 40, 60, 80)]
+    )
 
 
-def forecast_quantiles(model, layout, rows, cutoffs, context, horizon, samples, seed, head,
-                       progress=None):
+def forecast_quantiles(
+    model, layout, rows, cutoffs, context, horizon, samples, seed, head, progress=None
+):
     """Quantiles (N, horizon, len(level_quantiles())) in units of y of the forecasts from
     `cutoffs[i]` of series rows[i] (example dicts holding the steps of the horizon, at least
     their known covariates): DeepAR's ancestral sampling, `samples` paths per forecast (the
@@ -64,8 +68,10 @@ def forecast_quantiles(model, layout, rows, cutoffs, context, horizon, samples, 
     for v, k, c in zip(values, known, cutoffs):
         start = c - context
         if start < layout.reach:
-            raise ValueError(f"an origin at step {c} needs {layout.reach + context} steps of "
-                             f"history (lag {layout.reach} + context {context})")
+            raise ValueError(
+                f"an origin at step {c} needs {layout.reach + context} steps of "
+                f"history (lag {layout.reach} + context {context})"
+            )
         x.append(window(layout, v[None], k[None], [start], context, 0)[0])
         scale.append(context_scale(v[None, start:c])[0])
     scale = np.repeat(np.asarray(scale), samples)
@@ -73,12 +79,13 @@ def forecast_quantiles(model, layout, rows, cutoffs, context, horizon, samples, 
     _, states = tf.function(model.prefill)(np.concatenate(x), model.initial_state(len(rows)))
     states = [[tf.repeat(s, samples, axis=0) for s in group] for group in states]
     buffer = np.zeros((len(rows) * samples, layout.reach + horizon))
-    buffer[:, :layout.reach] = np.repeat(
-        np.stack([v[c - layout.reach:c] for v, c in zip(values, cutoffs)]), samples, 0)
-    future = np.repeat(np.stack([k[c:c + horizon] for k, c in zip(known, cutoffs)]), samples, 0)
+    buffer[:, : layout.reach] = np.repeat(
+        np.stack([v[c - layout.reach : c] for v, c in zip(values, cutoffs)]), samples, 0
+    )
+    future = np.repeat(np.stack([k[c : c + horizon] for k, c in zip(known, cutoffs)]), samples, 0)
     rng, found = np.random.default_rng(seed), []
     for h in range(horizon):
-        x_h = inputs(layout, buffer[:, h:layout.reach + h], future[:, h:h + 1], scale)
+        x_h = inputs(layout, buffer[:, h : layout.reach + h], future[:, h : h + 1], scale)
         params, states = step(x_h[:, 0], states)
         params = np.asarray(params)
         if head == "quantile":
@@ -88,7 +95,7 @@ def forecast_quantiles(model, layout, rows, cutoffs, context, horizon, samples, 
             progress.update()
     if head == "quantile":
         return np.stack(found, 1)
-    paths = buffer[:, layout.reach:].reshape(len(rows), samples, horizon)
+    paths = buffer[:, layout.reach :].reshape(len(rows), samples, horizon)
     return np.moveaxis(np.quantile(paths, level_quantiles(), axis=1), 0, -1)
 
 
@@ -107,15 +114,18 @@ def as_frame(name, rows, cutoffs, quantiles):
     import pandas as pd
 
     horizon = quantiles.shape[1]
-    names = ([f"{name}-lo-{level}" for level in reversed(LEVELS)] + [name]
-             + [f"{name}-hi-{level}" for level in LEVELS])
+    names = (
+        [f"{name}-lo-{level}" for level in reversed(LEVELS)]
+        + [name]
+        + [f"{name}-hi-{level}" for level in LEVELS]
+    )
     parts = []
     for row, cutoff, q in zip(rows, cutoffs, quantiles):
         part = pd.DataFrame(q, columns=names)
         part.insert(0, "unique_id", row["unique_id"])
         part.insert(1, "ds", timestamps(row, cutoff, horizon))
         part.insert(2, "cutoff", timestamps(row, cutoff - 1, 1)[0])
-        part.insert(3, "y", np.asarray(row["y"])[cutoff:cutoff + horizon])
+        part.insert(3, "y", np.asarray(row["y"])[cutoff : cutoff + horizon])
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
@@ -124,9 +134,19 @@ def long_frame(series):
     """The series as one statsforecast frame (unique_id, ds, y)."""
     import pandas as pd
 
-    return pd.concat([pd.DataFrame({"unique_id": row["unique_id"],
-                                    "ds": timestamps(row, 0, len(row["y"])), "y": row["y"]})
-                      for row in series], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "unique_id": row["unique_id"],
+                    "ds": timestamps(row, 0, len(row["y"])),
+                    "y": row["y"],
+                }
+            )
+            for row in series
+        ],
+        ignore_index=True,
+    )
 
 
 def naive_frame(series, settings):
@@ -134,10 +154,15 @@ def naive_frame(series, settings):
     from statsforecast import StatsForecast
     from statsforecast.models import SeasonalNaive
 
-    frame = StatsForecast(models=[SeasonalNaive(settings["season"])],
-                          freq=_freq(series), n_jobs=1).cross_validation(
-        df=long_frame(series), h=settings["horizon"], n_windows=settings["windows"],
-        step_size=settings["stride"], level=list(LEVELS))
+    frame = StatsForecast(
+        models=[SeasonalNaive(settings["season"])], freq=_freq(series), n_jobs=1
+    ).cross_validation(
+        df=long_frame(series),
+        h=settings["horizon"],
+        n_windows=settings["windows"],
+        step_size=settings["stride"],
+        level=list(LEVELS),
+    )
     return frame.reset_index() if "unique_id" not in frame.columns else frame
 
 
@@ -149,19 +174,35 @@ def run(model, layout, series, settings, samples=100, seed=0, head="student_t", 
     """The backtest frame of `model` and seasonal naive on the series' held-out ends."""
     rows, cutoffs = [], []
     for row in series:
-        for cutoff in origins(len(row["y"]), settings["horizon"], settings["windows"],
-                              settings["stride"]):
+        for cutoff in origins(
+            len(row["y"]), settings["horizon"], settings["windows"], settings["stride"]
+        ):
             rows.append(row)
             cutoffs.append(cutoff)
     batch = max(1, 20_000 // samples)  # rows x samples per call: bounded memory
     parts = []
-    with tqdm(total=settings["horizon"] * -(-len(rows) // batch), desc="backtest", unit="step",
-              disable=None, leave=False) as progress:
+    with tqdm(
+        total=settings["horizon"] * -(-len(rows) // batch),
+        desc="backtest",
+        unit="step",
+        disable=None,
+        leave=False,
+    ) as progress:
         for first in range(0, len(rows), batch):
-            parts.append(forecast_quantiles(
-                model, layout, rows[first:first + batch], cutoffs[first:first + batch],
-                settings["context"], settings["horizon"], samples, seed + first, head,
-                progress))
+            parts.append(
+                forecast_quantiles(
+                    model,
+                    layout,
+                    rows[first : first + batch],
+                    cutoffs[first : first + batch],
+                    settings["context"],
+                    settings["horizon"],
+                    samples,
+                    seed + first,
+                    head,
+                    progress,
+                )
+            )
     ours = as_frame(name, rows, cutoffs, np.concatenate(parts))
     naive = naive_frame(series, settings)
     return naive.merge(ours.drop(columns="y"), on=["unique_id", "ds", "cutoff"], how="inner")
@@ -192,15 +233,17 @@ def evaluate(frame, series, season, models, point_only=()):
 
     frame = frame.copy()
     for model in point_only:
-        for column in {c for level in LEVELS for c in (f"{model}-lo-{level}",
-                                                       f"{model}-hi-{level}")}:
+        for column in {
+            c for level in LEVELS for c in (f"{model}-lo-{level}", f"{model}-hi-{level}")
+        }:
             frame[column] = frame[model]
     per_window = {
         "mase": losses.mase(frame, models, season, long_frame(series)),
         "smape": _times(losses.smape(frame, models), models, 200),
         "mape": _times(losses.mape(frame, models), models, 100),
-        "wql": losses.scaled_crps(frame, {m: quantile_columns(m) for m in models},
-                                  np.asarray(QUANTILES)),
+        "wql": losses.scaled_crps(
+            frame, {m: quantile_columns(m) for m in models}, np.asarray(QUANTILES)
+        ),
         "coverage_80": losses.coverage(frame, models, 80),
         "coverage_90": losses.coverage(frame, models, 90),
     }

@@ -36,8 +36,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     process) holds those of the batches before the interruption.
     """
 
-    def __init__(self, directory, summarize, history=None, patience=None, partial=None,
-                 steps=None):
+    def __init__(self, directory, summarize, history=None, patience=None, partial=None, steps=None):
         super().__init__()
         self.directory, self.summarize = directory, summarize
         self.history, self.patience = list(history or []), patience
@@ -60,8 +59,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         """`record` of the batches since the resume, with `partial`'s earlier ones: means
         weighted by their batch counts."""
         before, after = self.partial["steps"], record["steps"] - self.partial["steps"]
-        logs = {k: (before * self.partial["logs"][k] + after * v) / record["steps"]
-                if k in self.partial["logs"] else v for k, v in record["logs"].items()}
+        logs = {
+            k: (before * self.partial["logs"][k] + after * v) / record["steps"]
+            if k in self.partial["logs"]
+            else v
+            for k, v in record["logs"].items()
+        }
         return {**record, "logs": logs}
 
     @property
@@ -73,8 +76,12 @@ class RunCheckpoint(keras.callbacks.Callback):
     def exhausted(self) -> bool:
         """Whether the last `patience` epochs brought no better validation loss."""
         best = self.best
-        return bool(self.patience and best and "val_loss" in best
-                    and self.history[-1]["epoch"] - best["epoch"] >= self.patience)
+        return bool(
+            self.patience
+            and best
+            and "val_loss" in best
+            and self.history[-1]["epoch"] - best["epoch"] >= self.patience
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -88,7 +95,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         previous_best = self.best
         self.history.append({"epoch": epoch + 1, **logs, **self.summarize(logs)})
         rundir.save_checkpoint(self.model, self.directory, best=self.best is not previous_best)
-        rundir.write_metrics(self.directory, history=self.history, best=self.best,
-                             interrupted=None)
+        rundir.write_metrics(self.directory, history=self.history, best=self.best, interrupted=None)
         if self.exhausted:
             self.model.stop_training = True

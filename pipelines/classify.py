@@ -35,9 +35,11 @@ CLASSES = "classes.json"
 CONFUSION = "confusion.png"
 SPLITS = ("train", "validation", "test")
 # --dataset -> the packaged dataset (pipelines.datasets.sensors).
-DATASETS = {"basic_motions": "zoo_basic_motions",
-            "pickup_gesture_wiimote_z": "zoo_pickup_gesture_wiimote_z",
-            "japanese_vowels": "zoo_japanese_vowels"}
+DATASETS = {
+    "basic_motions": "zoo_basic_motions",
+    "pickup_gesture_wiimote_z": "zoo_pickup_gesture_wiimote_z",
+    "japanese_vowels": "zoo_japanese_vowels",
+}
 
 
 @dataclass
@@ -45,30 +47,47 @@ class ClassifyConfig(TrainConfig):
     """A classifier of multivariate, variable-length sequences (sensor windows)."""
 
     task: str = option("classify", "Task to train (see `lstm-zoo list`).")
-    dataset: str = option("basic_motions", "Packaged set: basic_motions, "
-                          "pickup_gesture_wiimote_z or japanese_vowels.", tuple(DATASETS))
-    data: str | None = option(None, "A .ts or long-format CSV file (sequence_id, t, "
-                              "channels..., label), or a folder of one *_TRAIN and one *_TEST "
-                              "such file; default the packaged --dataset.")
+    dataset: str = option(
+        "basic_motions",
+        "Packaged set: basic_motions, pickup_gesture_wiimote_z or japanese_vowels.",
+        tuple(DATASETS),
+    )
+    data: str | None = option(
+        None,
+        "A .ts or long-format CSV file (sequence_id, t, "
+        "channels..., label), or a folder of one *_TRAIN and one *_TEST "
+        "such file; default the packaged --dataset.",
+    )
     epochs: int = option(40, "Number of epochs (an epoch is `steps` batches).")
     steps: int | None = option(10, "Batches per epoch; 0 = one pass over the training data.")
     validation_steps: int | None = option(0, "Validation batches per epoch; 0 = all.")
     batch_size: int = option(16, "Global batch size (split over replicas).")
     learning_rate: float = option(3e-3, "Learning rate (the peak, with a schedule).")
     cell: str = option("lstm", "Registered cell name.")
-    units: int = option(64, "Hidden units per recurrent layer (per direction).",
-                        between=(1, 65_536))
+    units: int = option(
+        64, "Hidden units per recurrent layer (per direction).", between=(1, 65_536)
+    )
     layers: int = option(1, "Stacked recurrent layers.", between=(1, 64))
     bidirectional: bool = option(False, "Read sequences both ways (no streaming export then).")
-    pooling: str = option("last", "last (the state at the last step) or attention (weighted "
-                          "over every step).", ("last", "attention"))
-    fcn: bool = option(False, "LSTM-FCN: add a convolutional branch of three causal blocks "
-                       "(filters f, 2f, f; kernels 8, 5, 3) beside the recurrent one.")
+    pooling: str = option(
+        "last",
+        "last (the state at the last step) or attention (weighted over every step).",
+        ("last", "attention"),
+    )
+    fcn: bool = option(
+        False,
+        "LSTM-FCN: add a convolutional branch of three causal blocks "
+        "(filters f, 2f, f; kernels 8, 5, 3) beside the recurrent one.",
+    )
     filters: int = option(64, "With --fcn: f, the first block's filters.", between=(1, 16_384))
-    dropout: float = option(0.2, "Dropout after the recurrent layers and before the output.",
-                            between=(0.0, 0.95))
-    class_weights: str = option("balanced", "balanced (n / (K n_c): rare classes count as "
-                                "much as common ones) or none.", ("balanced", "none"))
+    dropout: float = option(
+        0.2, "Dropout after the recurrent layers and before the output.", between=(0.0, 0.95)
+    )
+    class_weights: str = option(
+        "balanced",
+        "balanced (n / (K n_c): rare classes count as much as common ones) or none.",
+        ("balanced", "none"),
+    )
 
 
 def padded(sequences, multiple=1):
@@ -78,7 +97,7 @@ def padded(sequences, multiple=1):
     steps = -(-int(lengths.max()) // multiple) * multiple
     features = np.zeros((len(sequences), steps, sequences[0].shape[1]), np.float32)
     for row, sequence in zip(features, sequences):
-        row[:len(sequence)] = sequence
+        row[: len(sequence)] = sequence
     return features, lengths
 
 
@@ -99,15 +118,24 @@ def _trimmed(features, lengths, labels, *rest):
 def train_stream(features, lengths, labels, weights, batch_size, seed, start_step=0):
     """Endless (inputs, labels, class weights) batches in `streams.shuffled_batches` order."""
     tensors = [tf.constant(a) for a in (features, lengths, labels, weights)]
-    return (shuffled_batches(len(labels), batch_size, seed, start_step)
-            .map(lambda index: _trimmed(*(tf.gather(t, index) for t in tensors)),
-                 num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    return (
+        shuffled_batches(len(labels), batch_size, seed, start_step)
+        .map(
+            lambda index: _trimmed(*(tf.gather(t, index) for t in tensors)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def eval_dataset(features, lengths, labels, batch_size) -> tf.data.Dataset:
     """Every sequence once, in order: (inputs, labels) batches."""
-    return (tf.data.Dataset.from_tensor_slices((features, lengths, labels)).batch(batch_size)
-            .map(_trimmed).prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices((features, lengths, labels))
+        .batch(batch_size)
+        .map(_trimmed)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def class_weights(labels, classes: int) -> np.ndarray:
@@ -132,8 +160,9 @@ def sequences_of(dataset, limit=None) -> list[tuple]:
     """(features (T, C), length, label) of every sequence of a dataset of batches."""
     found = []
     for inputs, labels, *_ in dataset:
-        for x, n, y in zip(np.asarray(inputs["features"]), np.asarray(inputs["lengths"]),
-                           np.asarray(labels)):
+        for x, n, y in zip(
+            np.asarray(inputs["features"]), np.asarray(inputs["lengths"]), np.asarray(labels)
+        ):
             found.append((x[:n], int(n), int(y)))
     return found[:limit]
 
@@ -151,10 +180,13 @@ def scores(truth, predicted, classes: int) -> dict:
     """Accuracy, macro-F1 and balanced accuracy of predicted labels."""
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    return {"accuracy": float(np.mean(truth == predicted)),
-            "macro_f1": float(f1_score(truth, predicted, labels=range(classes), average="macro",
-                                       zero_division=0)),
-            "balanced_accuracy": float(balanced_accuracy_score(truth, predicted))}
+    return {
+        "accuracy": float(np.mean(truth == predicted)),
+        "macro_f1": float(
+            f1_score(truth, predicted, labels=range(classes), average="macro", zero_division=0)
+        ),
+        "balanced_accuracy": float(balanced_accuracy_score(truth, predicted)),
+    }
 
 
 def save_confusion(truth, predicted, names, path, title=None):
@@ -169,8 +201,15 @@ def save_confusion(truth, predicted, names, path, title=None):
     figure, axes = plt.subplots(figsize=(size, size))
     try:
         ConfusionMatrixDisplay.from_predictions(
-            truth, predicted, labels=range(len(names)), display_labels=names, ax=axes,
-            colorbar=False, cmap="Blues", xticks_rotation="vertical")
+            truth,
+            predicted,
+            labels=range(len(names)),
+            display_labels=names,
+            ax=axes,
+            colorbar=False,
+            cmap="Blues",
+            xticks_rotation="vertical",
+        )
         if title:
             axes.set_title(title, fontsize=9)
         with atomic_path(path) as tmp:
@@ -206,12 +245,18 @@ class ClassifyTask(Task):
         if split:
             for part in SPLITS:
                 if part not in present:
-                    raise ValueError(f"{self.source(config)}: no sequence for a {part} split; "
-                                     "each class needs at least 3 sequences (or pass a folder "
-                                     "of *_TRAIN and *_TEST files)")
+                    raise ValueError(
+                        f"{self.source(config)}: no sequence for a {part} split; "
+                        "each class needs at least 3 sequences (or pass a folder "
+                        "of *_TRAIN and *_TEST files)"
+                    )
             return {part: datasets.examples(name, part, config.data) for part in SPLITS}
-        rows = [row for part in SPLITS if part in present
-                for row in datasets.examples(name, part, config.data)]
+        rows = [
+            row
+            for part in SPLITS
+            if part in present
+            for row in datasets.examples(name, part, config.data)
+        ]
         return {"test": sorted(rows, key=lambda row: row["row"])}
 
     def classes(self, config, run_dir, rows) -> list[str]:
@@ -232,41 +277,70 @@ class ClassifyTask(Task):
             check_known_labels(self.source(config), rows, index)
             channels = {row["series"].shape[1] for row in rows}
             if len(channels) > 1:
-                raise ValueError(f"{self.source(config)}: sequences of {sorted(channels)} "
-                                 "channels in one dataset (ragged channels)")
-            arrays[part] = (*padded([row["series"] for row in rows], BUCKET),
-                            np.array([index[row["label"]] for row in rows], np.int32))
+                raise ValueError(
+                    f"{self.source(config)}: sequences of {sorted(channels)} "
+                    "channels in one dataset (ragged channels)"
+                )
+            arrays[part] = (
+                *padded([row["series"] for row in rows], BUCKET),
+                np.array([index[row["label"]] for row in rows], np.int32),
+            )
         batch = config.batch_size
-        data = TaskData(train=None, validation=None, test=eval_dataset(*arrays["test"], batch),
-                        info={"classes": names, "split": split, "channels":
-                              arrays["test"][0].shape[2], "ids": [r["id"] for r in
-                                                                  splits["test"]]})
+        data = TaskData(
+            train=None,
+            validation=None,
+            test=eval_dataset(*arrays["test"], batch),
+            info={
+                "classes": names,
+                "split": split,
+                "channels": arrays["test"][0].shape[2],
+                "ids": [r["id"] for r in splits["test"]],
+            },
+        )
         if split:
             features, lengths, labels = arrays["train"]
             valid = np.arange(features.shape[1])[None, :] < lengths[:, None]
             readings = features[valid]
-            weights = (class_weights(labels, len(names)) if config.class_weights == "balanced"
-                       else np.ones(len(names)))[labels].astype(np.float32)
-            data.train = lambda step: train_stream(features, lengths, labels, weights, batch,
-                                                   config.seed, step)
+            weights = (
+                class_weights(labels, len(names))
+                if config.class_weights == "balanced"
+                else np.ones(len(names))
+            )[labels].astype(np.float32)
+            data.train = lambda step: train_stream(
+                features, lengths, labels, weights, batch, config.seed, step
+            )
             data.validation = eval_dataset(*arrays["validation"], batch)
             data.examples = len(labels)
             data.steps_per_pass = max(1, len(labels) // batch)
-            data.info.update(mean=readings.mean(0).tolist(),
-                             std=np.maximum(readings.std(0), 1e-6).tolist(),
-                             max_length=int(max(lengths.max(), arrays["validation"][1].max())))
+            data.info.update(
+                mean=readings.mean(0).tolist(),
+                std=np.maximum(readings.std(0), 1e-6).tolist(),
+                max_length=int(max(lengths.max(), arrays["validation"][1].max())),
+            )
         return data
 
     def build_model(self, config, data):
         filters = (config.filters, 2 * config.filters, config.filters) if config.fcn else ()
         model = SequenceClassifier(
-            len(data.info["classes"]), data.info["channels"], cell=config.cell,
-            units=config.units, layers=config.layers, bidirectional=config.bidirectional,
-            pooling=config.pooling, conv_filters=filters,
-            conv_kernels=FCN_KERNELS if config.fcn else (), dropout=config.dropout,
-            mean=data.info.get("mean"), std=data.info.get("std"))
-        model({"features": np.zeros((1, 4, data.info["channels"]), "float32"),
-               "lengths": np.array([4], "int32")})
+            len(data.info["classes"]),
+            data.info["channels"],
+            cell=config.cell,
+            units=config.units,
+            layers=config.layers,
+            bidirectional=config.bidirectional,
+            pooling=config.pooling,
+            conv_filters=filters,
+            conv_kernels=FCN_KERNELS if config.fcn else (),
+            dropout=config.dropout,
+            mean=data.info.get("mean"),
+            std=data.info.get("std"),
+        )
+        model(
+            {
+                "features": np.zeros((1, 4, data.info["channels"]), "float32"),
+                "lengths": np.array([4], "int32"),
+            }
+        )
         return model
 
     def metrics(self, config):
@@ -282,8 +356,13 @@ class ClassifyTask(Task):
         truth, probabilities = predict(model, data.test)
         predicted = probabilities.argmax(-1)
         if data.info["split"] and config.run_dir and os.path.isdir(config.run_dir):
-            save_confusion(truth, predicted, names, os.path.join(config.run_dir, CONFUSION),
-                           f"{self.source(config)}: test split")
+            save_confusion(
+                truth,
+                predicted,
+                names,
+                os.path.join(config.run_dir, CONFUSION),
+                f"{self.source(config)}: test split",
+            )
         return scores(truth, predicted, len(names))
 
     def sequence_length(self, config):
@@ -300,16 +379,21 @@ class ClassifyTask(Task):
         names = prepared.info["classes"]
         truth, probabilities = predict(model, prepared.test)
         predicted = probabilities.argmax(-1)
-        lines = [f"{sequence_id}: {names[p]} (p={probabilities[i, p]:.2f}), true {names[t]}"
-                 f"{'' if p == t else '  <- wrong'}"
-                 for i, (sequence_id, p, t) in enumerate(zip(prepared.info["ids"], predicted,
-                                                              truth)) if i < (count or 0)]
+        lines = [
+            f"{sequence_id}: {names[p]} (p={probabilities[i, p]:.2f}), true {names[t]}"
+            f"{'' if p == t else '  <- wrong'}"
+            for i, (sequence_id, p, t) in enumerate(zip(prepared.info["ids"], predicted, truth))
+            if i < (count or 0)
+        ]
         result = scores(truth, predicted, len(names))
-        lines.append(f"{len(truth)} sequences: accuracy {result['accuracy']:.4f}, macro-F1 "
-                     f"{result['macro_f1']:.4f}")
+        lines.append(
+            f"{len(truth)} sequences: accuracy {result['accuracy']:.4f}, macro-F1 "
+            f"{result['macro_f1']:.4f}"
+        )
         if output:
-            lines.append(save_confusion(truth, predicted, names, f"{output}.png",
-                                        self.source(config)))
+            lines.append(
+                save_confusion(truth, predicted, names, f"{output}.png", self.source(config))
+            )
         return "\n".join(lines)
 
     def export_options(self, config, data, count, seq_len=None):
@@ -319,18 +403,27 @@ class ClassifyTask(Task):
         sequence of the training file, train and validation splits) and the metadata."""
         test = sequences_of(data.test)
         count = max(count, CALIBRATION_SEQUENCES)
-        calibration = sequences_of(data.train(0).take(max(1, count // config.batch_size)),
-                                   limit=count)
-        return {"sequences": [s[:2] for s in test], "labels": [s[2] for s in test],
-                "seq_len": seq_len or data.info["max_length"],
-                "calibration": [s[:2] for s in calibration],
-                "metadata": {"task": self.name, "classes": data.info["classes"],
-                             "config": dataclasses.asdict(config)}}
+        calibration = sequences_of(
+            data.train(0).take(max(1, count // config.batch_size)), limit=count
+        )
+        return {
+            "sequences": [s[:2] for s in test],
+            "labels": [s[2] for s in test],
+            "seq_len": seq_len or data.info["max_length"],
+            "calibration": [s[:2] for s in calibration],
+            "metadata": {
+                "task": self.name,
+                "classes": data.info["classes"],
+                "config": dataclasses.asdict(config),
+            },
+        }
 
     def _check_channels(self, config, model, data):
         if data.info["channels"] != model.channels:
-            raise ValueError(f"{self.source(config)}: sequences of {data.info['channels']} "
-                             f"channels; the model reads {model.channels}")
+            raise ValueError(
+                f"{self.source(config)}: sequences of {data.info['channels']} "
+                f"channels; the model reads {model.channels}"
+            )
 
 
 def train_demo(run_dir=None, verbose="auto", **overrides):

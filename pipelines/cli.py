@@ -42,8 +42,11 @@ OPTIONS = {
     "data": (str, "Evaluate on all of this corpus instead of the run's test split."),
     "seed": (int, "Seed of the sampling."),
     "prompt": (str, "Text, or a MIDI file (music), that the sample starts with."),
-    "melody": (str, "A melody to harmonise: a MIDI file or a Bach chorale of the corpus "
-                     "(bach/bwv269); its highest line is the soprano, kept exactly."),
+    "melody": (
+        str,
+        "A melody to harmonise: a MIDI file or a Bach chorale of the corpus "
+        "(bach/bwv269); its highest line is the soprano, kept exactly.",
+    ),
     "length": (int, "Tokens or steps to generate.", (1, 100_000)),
     "temperature": (float, "Sampling temperature; 0 = greedy.", (0.0, 100.0)),
     "top_k": (int, "Sample among the k most likely tokens only.", (1, None)),
@@ -56,13 +59,19 @@ OPTIONS = {
     "format": (list, "Export formats: saved_model, tflite (default both)."),
     "quantize": (list, "TFLite files: none, dynamic, float16, int8 (default none)."),
     "out_dir": (str, "Export directory (default <run_dir>/export)."),
-    "seq_len": (int, "Steps of the fixed-length `predict` signature (default the run's).",
-                (1, 1 << 20)),
-    "max_quality_loss": (float, "Bits per token (nats per step for music and frames, bits "
-                                "per target token for a translator, bits per frame of KL "
-                                "divergence from Keras for speech) a quantised file may lose "
-                                "(default 0.05; a classifier: accuracy points, default 1).",
-                         (0.0, None)),
+    "seq_len": (
+        int,
+        "Steps of the fixed-length `predict` signature (default the run's).",
+        (1, 1 << 20),
+    ),
+    "max_quality_loss": (
+        float,
+        "Bits per token (nats per step for music and frames, bits "
+        "per target token for a translator, bits per frame of KL "
+        "divergence from Keras for speech) a quantised file may lose "
+        "(default 0.05; a classifier: accuracy points, default 1).",
+        (0.0, None),
+    ),
     "allow_quality_loss": (bool, "Write quantised files that lose more than that anyway."),
     "input": (str, "File of sentences, one per line (default stdin)."),
     "batch_size": (int, "Sentences translated together.", (1, 1 << 20)),
@@ -72,27 +81,61 @@ OPTIONS = {
     "cells": (list, "Cells to compare (registered names, comma-separated)."),
     "trials": (int, "Hyper-parameter draws; every cell trains once with each."),
     "baseline": (str, "Cell the others are tested against (default vanilla_lstm or the first)."),
-    "workers": (int, "Worker processes on this machine, each training one trial at a time "
-                     "(default 1).", (1, 64)),
-    "storage": (str, "Where the trials are coordinated and recorded: a journal file (default "
-                     "DIR/trials.journal) or a database URL (postgresql://user@host/db); "
-                     "workers on any machine given the same one share the study."),
-    "heartbeat": (int, "Seconds between a running trial's heartbeats; a trial silent for 4 "
-                       "is retried by another worker (default 30).", (1, 3600)),
+    "workers": (
+        int,
+        "Worker processes on this machine, each training one trial at a time (default 1).",
+        (1, 64),
+    ),
+    "storage": (
+        str,
+        "Where the trials are coordinated and recorded: a journal file (default "
+        "DIR/trials.journal) or a database URL (postgresql://user@host/db); "
+        "workers on any machine given the same one share the study.",
+    ),
+    "heartbeat": (
+        int,
+        "Seconds between a running trial's heartbeats; a trial silent for 4 "
+        "is retried by another worker (default 30).",
+        (1, 3600),
+    ),
 }
 STUDY_OPTIONS = ("study_dir", "cells", "trials", "baseline", "workers", "storage", "heartbeat")
 COMMAND_OPTIONS = {
-    "list": (), "presets": (), "evaluate": ("run_dir", "preset", "data"),
-    "export": ("run_dir", "preset", "format", "quantize", "out_dir", "seq_len", "max_quality_loss",
-               "allow_quality_loss"),
-    "translate": ("run_dir", "preset", "input", "output", "batch_size", "beam_size",
-                  "length_penalty"),
+    "list": (),
+    "presets": (),
+    "evaluate": ("run_dir", "preset", "data"),
+    "export": (
+        "run_dir",
+        "preset",
+        "format",
+        "quantize",
+        "out_dir",
+        "seq_len",
+        "max_quality_loss",
+        "allow_quality_loss",
+    ),
+    "translate": (
+        "run_dir",
+        "preset",
+        "input",
+        "output",
+        "batch_size",
+        "beam_size",
+        "length_penalty",
+    ),
     "bench-tflite": ("model", "num_threads"),
 }
-COMMON = {"debug": (bool, "Show the Python traceback of an error."),
-          "verbosity": (int, "1 or more: also TensorFlow's start-up and INFO lines.")}
-_DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-           str: flags.DEFINE_string, list: flags.DEFINE_list}
+COMMON = {
+    "debug": (bool, "Show the Python traceback of an error."),
+    "verbosity": (int, "1 or more: also TensorFlow's start-up and INFO lines."),
+}
+_DEFINE = {
+    bool: flags.DEFINE_boolean,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+    list: flags.DEFINE_list,
+}
 
 
 def _flag_value(argv, name):
@@ -107,8 +150,7 @@ def _flag_value(argv, name):
 
 def _field_type(field):
     kind = str(field.type)
-    return (bool if "bool" in kind else int if "int" in kind else float if "float" in kind
-            else str)
+    return bool if "bool" in kind else int if "int" in kind else float if "float" in kind else str
 
 
 def _train_task(argv, command="train"):
@@ -131,8 +173,11 @@ def _train_task(argv, command="train"):
 
 
 def _sample_options(task):
-    names = [p.name for p in inspect.signature(task.sample).parameters.values()
-             if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in ("config", "run_dir", "model")]
+    names = [
+        p.name
+        for p in inspect.signature(task.sample).parameters.values()
+        if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in ("config", "run_dir", "model")
+    ]
     return ["run_dir", "preset", *names]
 
 
@@ -140,9 +185,11 @@ def _specs(command, argv):
     """{flag: (type, help, default)} of `command` given its arguments (task-specific ones)."""
     if command in ("train", "study"):
         task = _train_task(argv, command)
-        specs = {f.name: (_field_type(f), f.metadata.get("help", ""), f.default)
-                 for f in dataclasses.fields(task.config_class)
-                 if command == "train" or f.name not in ("cell", "run_dir", "resume")}
+        specs = {
+            f.name: (_field_type(f), f.metadata.get("help", ""), f.default)
+            for f in dataclasses.fields(task.config_class)
+            if command == "train" or f.name not in ("cell", "run_dir", "resume")
+        }
         if command == "study":
             specs.update({n: (*OPTIONS[n][:2], None) for n in STUDY_OPTIONS})
     elif command == "sample":
@@ -152,8 +199,9 @@ def _specs(command, argv):
         if run_dir or preset:
             import zoo.presets
 
-            task = zoo.presets.card(preset)["task"] if preset else training.load_config(
-                run_dir).task
+            task = (
+                zoo.presets.card(preset)["task"] if preset else training.load_config(run_dir).task
+            )
             names = _sample_options(training.get_task(task))
         else:  # every task's options
             names = {}
@@ -169,23 +217,29 @@ def _specs(command, argv):
 def _help(command, argv) -> str:
     if command is None:
         width = max(map(len, COMMANDS))
-        return "\n".join(["Usage: lstm-zoo COMMAND [--flags]   (lstm-zoo COMMAND --help)", "",
-                          "Commands:"] +
-                         [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()])
+        return "\n".join(
+            ["Usage: lstm-zoo COMMAND [--flags]   (lstm-zoo COMMAND --help)", "", "Commands:"]
+            + [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+        )
     specs = _specs(command, argv)
     lines = [f"Usage: lstm-zoo {command} [--flags]", "", COMMANDS[command], ""]
     if command == "study":
         from pipelines.study import SPACE
 
-        lines += ["Each trial draws " + ", ".join(d.name for d in SPACE) + " (those the task "
-                  "has and the command does not fix) from pipelines.study.SPACE.", ""]
+        lines += [
+            "Each trial draws " + ", ".join(d.name for d in SPACE) + " (those the task "
+            "has and the command does not fix) from pipelines.study.SPACE.",
+            "",
+        ]
     if command in ("train", "study"):
         task = _train_task(argv, command)
-        lines += [f"Flags of the {task.name} task (another task: lstm-zoo {command} "
-                  "--task=TASK --help)" + (", fixed for every trial; the study's own flags "
-                                          "last" if command == "study" else "") + ":"]
-    elif command == "sample" and not (_flag_value(argv, "run_dir") or
-                                      _flag_value(argv, "preset")):
+        lines += [
+            f"Flags of the {task.name} task (another task: lstm-zoo {command} "
+            "--task=TASK --help)"
+            + (", fixed for every trial; the study's own flags last" if command == "study" else "")
+            + ":"
+        ]
+    elif command == "sample" and not (_flag_value(argv, "run_dir") or _flag_value(argv, "preset")):
         lines += ["Flags (each task takes some; --run_dir=DIR --help shows that run's):"]
     else:
         lines += ["Flags:"]
@@ -198,8 +252,10 @@ def _help(command, argv) -> str:
 def _parse(command, argv):
     """{flag: value} of the flags given on the command line, checked."""
     if command in ("train", "study") and _flag_value(argv, "preset") is not None:
-        raise UsageError("--preset names a trained preset (for sample, evaluate and export); "
-                         "the model size of a new run is --size (tiny, small, medium, large)")
+        raise UsageError(
+            "--preset names a trained preset (for sample, evaluate and export); "
+            "the model size of a new run is --size (tiny, small, medium, large)"
+        )
     specs = _specs(command, argv)
     values = flags.FlagValues()
     for name, (kind, text, _) in specs.items():
@@ -213,8 +269,10 @@ def _parse(command, argv):
     given = {name: values[name].value for name in specs if values[name].present}
     for name, value in given.items():
         if isinstance(value, list) and not [v for v in value if v.strip()]:
-            raise UsageError(f"--{name} is empty; give one or more values, comma-separated "
-                             f"(see lstm-zoo {command} --help)")
+            raise UsageError(
+                f"--{name} is empty; give one or more values, comma-separated "
+                f"(see lstm-zoo {command} --help)"
+            )
     from pipelines.configs import check_range
 
     own = STUDY_OPTIONS if command == "study" else () if command == "train" else given
@@ -230,8 +288,16 @@ def _expected_errors():
     import tensorflow as tf
 
     parity = sys.modules.get("zoo.export.parity")  # loaded only if an export ran
-    return (ValueError, KeyError, OSError, ImportError, FloatingPointError, MemoryError,
-            tf.errors.OpError, *([parity.ParityError] if parity else []))
+    return (
+        ValueError,
+        KeyError,
+        OSError,
+        ImportError,
+        FloatingPointError,
+        MemoryError,
+        tf.errors.OpError,
+        *([parity.ParityError] if parity else []),
+    )
 
 
 def _one_line(error) -> str:
@@ -241,16 +307,22 @@ def _one_line(error) -> str:
 
     if isinstance(error, tf.errors.OpError) and "No space left on device" in error.message:
         written = error.message.split(";")[0].strip()
-        return (f"no space left on device writing {re.sub(r'[.]tmp[0-9a-f]{32}$', '', written)}"
-                "; free some space or write elsewhere")
+        return (
+            f"no space left on device writing {re.sub(r'[.]tmp[0-9a-f]{32}$', '', written)}"
+            "; free some space or write elsewhere"
+        )
     if isinstance(error, tf.errors.ResourceExhaustedError):
-        return ("out of memory: " + error.message.splitlines()[0][:200] +
-                "; try a smaller --batch_size or --units")
+        return (
+            "out of memory: "
+            + error.message.splitlines()[0][:200]
+            + "; try a smaller --batch_size or --units"
+        )
     if isinstance(error, tf.errors.OpError):
         return error.message.strip().splitlines()[0][:300]
     if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in EXTRAS:
-        return (f"this needs {error.name}: pip install "
-                f"'lstm-zoo[{EXTRAS[error.name.split('.')[0]]}]'")
+        return (
+            f"this needs {error.name}: pip install 'lstm-zoo[{EXTRAS[error.name.split('.')[0]]}]'"
+        )
     if isinstance(error, KeyError) and error.args:
         return str(error.args[0])
     if isinstance(error, OSError) and error.filename and error.strerror:
@@ -270,19 +342,20 @@ def run(argv=None) -> int:
     rest = argv[1:] if command else argv
     debug = "--debug" in rest
     verbose = bool(os.environ.get("LSTM_ZOO_VERBOSE")) or any(
-        a.startswith("--verbosity") and not a.endswith("=0") for a in rest)
+        a.startswith("--verbosity") and not a.endswith("=0") for a in rest
+    )
     try:
         if command is not None and command not in COMMANDS:
             raise UsageError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
         if command is None or any(a in ("--help", "-h", "--helpfull") for a in rest):
             with terminal.quiet_native_logs(verbose or command is None):
-                print(_help(command, [a for a in rest if a not in ("--help", "-h",
-                                                                    "--helpfull")]))
+                print(_help(command, [a for a in rest if a not in ("--help", "-h", "--helpfull")]))
             return 0 if argv else 2
         with terminal.quiet_native_logs(verbose):
             values = _parse(command, rest)
-            threads.import_tensorflow(values.get("intra_op_threads"),
-                                      values.get("inter_op_threads"))
+            threads.import_tensorflow(
+                values.get("intra_op_threads"), values.get("inter_op_threads")
+            )
             from absl import logging
 
             flags.FLAGS.mark_as_parsed()
@@ -310,8 +383,11 @@ def run(argv=None) -> int:
         if debug:
             raise
         if not isinstance(error, _expected_errors()):
-            print(f"lstm-zoo: internal error: {type(error).__name__}: {_one_line(error)} "
-                  "(rerun with --debug for the traceback)", file=sys.stderr)
+            print(
+                f"lstm-zoo: internal error: {type(error).__name__}: {_one_line(error)} "
+                "(rerun with --debug for the traceback)",
+                file=sys.stderr,
+            )
             return 1
         print(f"lstm-zoo: error: {_one_line(error)}", file=sys.stderr)
         return 1

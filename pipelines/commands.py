@@ -31,8 +31,7 @@ def list_all() -> str:
     from pipelines import train as training
     from zoo.models import language_model
 
-    lines = ["Cells:"] + [f"  {name:<18} {zoo.cells.get(name).paper}"
-                          for name in zoo.cells.names()]
+    lines = ["Cells:"] + [f"  {name:<18} {zoo.cells.get(name).paper}" for name in zoo.cells.names()]
     lines += ["Tasks:"]
     for name in training.task_modules():
         try:
@@ -41,8 +40,10 @@ def list_all() -> str:
             lines.append(f"  {name:<18} (not installed: {error})")
     lines += [f"Trained presets: {', '.join(zoo.presets.names()) or 'none'} (lstm-zoo presets)"]
     lines += ["Language model sizes (--size):"]
-    lines += [f"  {name:<18} {', '.join(f'{k}={v}' for k, v in size.items())}"
-              for name, size in language_model.SIZES.items()]
+    lines += [
+        f"  {name:<18} {', '.join(f'{k}={v}' for k, v in size.items())}"
+        for name, size in language_model.SIZES.items()
+    ]
     return "\n".join(lines)
 
 
@@ -62,8 +63,11 @@ def _train(values):
     with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bar; stdout is the JSON
         _, metrics = training.train(config, command=command)
     print(terminal.training_summary(config, metrics), file=sys.stderr, flush=True)
-    print(json.dumps({k: metrics[k] for k in ("run_dir", "parameters", "seconds", "best",
-                                                "test")}, indent=2))
+    print(
+        json.dumps(
+            {k: metrics[k] for k in ("run_dir", "parameters", "seconds", "best", "test")}, indent=2
+        )
+    )
 
 
 def _study(values):
@@ -75,8 +79,7 @@ def _study(values):
         raise UsageError(f"--study_dir={study_dir}: a file, not a folder")
     workers = values.pop("workers", 1)
     storage, heartbeat = values.pop("storage", None), values.pop("heartbeat", None)
-    own = {k: values.pop(k) for k in ("task", "cells", "trials", "baseline", "seed")
-           if k in values}
+    own = {k: values.pop(k) for k in ("task", "cells", "trials", "baseline", "seed") if k in values}
     saved = studies.saved_study(study_dir, storage)
     if saved is None and not {"cells", "trials"} <= set(own):
         raise UsageError("a new study needs --cells=A,B,... and --trials=N")
@@ -87,12 +90,22 @@ def _study(values):
             cells=own.get("cells", saved.cells if saved else []),
             trials=own.get("trials", saved.trials if saved else 1),
             fixed=values if values or saved is None else saved.fixed,
-            seed=own.get("seed", saved.seed if saved else 0), baseline=own.get("baseline"))
-    results = studies.run_study(study_dir, study, workers=workers, storage=storage,
-                                heartbeat=heartbeat)
+            seed=own.get("seed", saved.seed if saved else 0),
+            baseline=own.get("baseline"),
+        )
+    results = studies.run_study(
+        study_dir, study, workers=workers, storage=storage, heartbeat=heartbeat
+    )
     print(markdown(results), file=sys.stderr)
-    print(json.dumps({cell: {k: v for k, v in summary.items() if k != "records"}
-                      for cell, summary in results["cells"].items()}, indent=2))
+    print(
+        json.dumps(
+            {
+                cell: {k: v for k, v in summary.items() if k != "records"}
+                for cell, summary in results["cells"].items()
+            },
+            indent=2,
+        )
+    )
 
 
 def _sample(values):
@@ -106,16 +119,19 @@ def _translate(values):
     from pipelines.translate import translate_lines
     from zoo.files import atomic_path, same_file
 
-    run_dir = _needs(values, "run_dir", "translate",
-                     "DIR (a translation run) or --preset=NAME (e.g. en_es_gru)")
+    run_dir = _needs(
+        values, "run_dir", "translate", "DIR (a translation run) or --preset=NAME (e.g. en_es_gru)"
+    )
     source, target = values.pop("input", None), values.pop("output", None)
     if source and target and same_file(source, target):
-        raise UsageError(f"--output={target} is the --input file; write the translations to "
-                         "another file")
+        raise UsageError(
+            f"--output={target} is the --input file; write the translations to another file"
+        )
     # The run is loaded before the input is opened (a FIFO would wait for its writer) and the
     # output is written beside its target, replacing it only once every line is translated.
-    translations = translate_lines(run_dir, _file_lines(source) if source else sys.stdin,
-                                   name=source or "<stdin>", **values)
+    translations = translate_lines(
+        run_dir, _file_lines(source) if source else sys.stdin, name=source or "<stdin>", **values
+    )
     if target is None:
         for line in translations:
             print(line, flush=True)
@@ -160,8 +176,15 @@ def _export(values):
 
     run_dir = _needs(values, "run_dir", "export", "DIR (a run directory) or --preset=NAME")
     manifest = export_run(run_dir, **values)
-    print(json.dumps({name: {k: v for k, v in info.items() if k != "ops"}
-                      for name, info in manifest["files"].items()}, indent=2))
+    print(
+        json.dumps(
+            {
+                name: {k: v for k, v in info.items() if k != "ops"}
+                for name, info in manifest["files"].items()
+            },
+            indent=2,
+        )
+    )
 
 
 def _bench_tflite(values):
@@ -177,9 +200,17 @@ def _presets(values):
     print(listing())
 
 
-RUNNERS = {"list": lambda values: print(list_all()), "presets": _presets, "train": _train,
-           "sample": _sample, "evaluate": _evaluate, "export": _export,
-           "translate": _translate, "study": _study, "bench-tflite": _bench_tflite}
+RUNNERS = {
+    "list": lambda values: print(list_all()),
+    "presets": _presets,
+    "train": _train,
+    "sample": _sample,
+    "evaluate": _evaluate,
+    "export": _export,
+    "translate": _translate,
+    "study": _study,
+    "bench-tflite": _bench_tflite,
+}
 
 
 def run_command(command, values):

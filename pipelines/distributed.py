@@ -7,8 +7,19 @@ import numpy as np
 import tensorflow as tf
 
 
-def fit_multi_worker(model, strategy, loss_fn, dataset, validation, *, epochs, initial_epoch,
-                     steps_per_epoch, validation_steps, callbacks):
+def fit_multi_worker(
+    model,
+    strategy,
+    loss_fn,
+    dataset,
+    validation,
+    *,
+    epochs,
+    initial_epoch,
+    steps_per_epoch,
+    validation_steps,
+    callbacks,
+):
     """`model.fit` for MultiWorkerMirroredStrategy, which Keras 3.15's fit cannot run.
 
     (keras-team/keras#20585: fit reduces the step results along an axis that scalars lack.)
@@ -28,8 +39,9 @@ def fit_multi_worker(model, strategy, loss_fn, dataset, validation, *, epochs, i
         return loss
 
     def distributed(step):
-        return tf.function(lambda batch: strategy.reduce(
-            "SUM", strategy.run(step, args=batch), axis=None))
+        return tf.function(
+            lambda batch: strategy.reduce("SUM", strategy.run(step, args=batch), axis=None)
+        )
 
     train_step = distributed(train_step)
     test_step = distributed(lambda inputs, targets: loss_of(inputs, targets, False))
@@ -40,10 +52,12 @@ def fit_multi_worker(model, strategy, loss_fn, dataset, validation, *, epochs, i
     if validation is not None:
         batch_size = next(iter(validation))[0].shape[0]
         validation = validation.unbatch().batch(batch_size, drop_remainder=True)
-        validation = strategy.experimental_distribute_dataset(validation.take(
-            validation_steps or -1))
-    callbacks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs,
-                                             steps=steps_per_epoch)
+        validation = strategy.experimental_distribute_dataset(
+            validation.take(validation_steps or -1)
+        )
+    callbacks = keras.callbacks.CallbackList(
+        callbacks, model=model, epochs=epochs, steps=steps_per_epoch
+    )
     callbacks.on_train_begin()
     for epoch in range(initial_epoch, epochs):
         callbacks.on_epoch_begin(epoch)

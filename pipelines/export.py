@@ -22,8 +22,16 @@ EXPORT_DIR = "export"
 __all__ = ["EXPORT_DIR", "bench_tflite", "export_run"]
 
 
-def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=None,
-               calibration_windows=16, max_quality_loss=None, allow_quality_loss=False):
+def export_run(
+    run_dir,
+    out_dir=None,
+    format=FORMATS,
+    quantize="none",
+    seq_len=None,
+    calibration_windows=16,
+    max_quality_loss=None,
+    allow_quality_loss=False,
+):
     """Export the best checkpoint of `run_dir` with `zoo.export.export`; the manifest.
 
     Args:
@@ -46,6 +54,12 @@ def export_run(run_dir, out_dir=None, format=FORMATS, quantize="none", seq_len=N
         options = task.export_options(config, data, calibration_windows, seq_len)
         if max_quality_loss is None:
             max_quality_loss = task.max_quality_loss
-        return export(load_checkpoint(run_dir), out_dir, format=format, quantize=quantize,
-                      max_quality_loss=max_quality_loss, allow_quality_loss=allow_quality_loss,
-                      **options)
+        return export(
+            load_checkpoint(run_dir),
+            out_dir,
+            format=format,
+            quantize=quantize,
+            max_quality_loss=max_quality_loss,
+            allow_quality_loss=allow_quality_loss,
+            **options,
+        )

@@ -29,8 +29,11 @@ from zoo.models.distributions import HEADS, ForecastLoss
 from zoo.models.forecaster import from_size
 
 # Packaged datasets by their --dataset name.
-DATASETS = {"air_passengers": "zoo_air_passengers", "elecdemand": "zoo_elecdemand",
-            "us_employment": "zoo_us_employment"}
+DATASETS = {
+    "air_passengers": "zoo_air_passengers",
+    "elecdemand": "zoo_elecdemand",
+    "us_employment": "zoo_us_employment",
+}
 
 
 @dataclass
@@ -38,37 +41,61 @@ class ForecastConfig(TrainConfig):
     """A probabilistic forecaster (DeepAR-style) of one or many series."""
 
     task: str = option("forecast", "Task to train (see `lstm-zoo list`).")
-    dataset: str = option("air_passengers", "Packaged series (without --data).",
-                          tuple(DATASETS))
+    dataset: str = option("air_passengers", "Packaged series (without --data).", tuple(DATASETS))
     data: str | None = option(None, "Long-format CSV: unique_id, ds, y and covariate columns.")
     cell: str = option("lstm", "Registered cell name.")
-    size: str = option("small", "Model size: a key of zoo.models.forecaster.SIZES.",
-                       "zoo.models.forecaster:SIZES")
-    units: int | None = option(None, "Hidden units per layer; default the size's.",
-                               between=(1, 65_536))
-    layers: int | None = option(None, "Stacked recurrent layers; default the size's.",
-                                between=(1, 64))
-    head: str = option("student_t", "Output distribution: student_t, normal, "
-                       "negative_binomial (counts) or quantile (0.1..0.9).", tuple(HEADS))
+    size: str = option(
+        "small", "Model size: a key of zoo.models.forecaster.SIZES.", "zoo.models.forecaster:SIZES"
+    )
+    units: int | None = option(
+        None, "Hidden units per layer; default the size's.", between=(1, 65_536)
+    )
+    layers: int | None = option(
+        None, "Stacked recurrent layers; default the size's.", between=(1, 64)
+    )
+    head: str = option(
+        "student_t",
+        "Output distribution: student_t, normal, "
+        "negative_binomial (counts) or quantile (0.1..0.9).",
+        tuple(HEADS),
+    )
     dropout: float = option(0.1, "Dropout between the recurrent layers.", between=(0.0, 0.95))
-    horizon: int | None = option(None, "Steps forecast from each origin; default the "
-                                 "dataset's (a season for a CSV).", between=(1, 100_000))
-    windows: int | None = option(None, "Rolling origins of the backtest; default the "
-                                 "dataset's (1 for a CSV).", between=(1, 10_000))
-    stride: int | None = option(None, "Steps between origins; default the dataset's (the "
-                                "horizon for a CSV).", between=(1, 100_000))
-    context: int | None = option(None, "Steps the model reads before forecasting (and "
-                                 "trains on before the horizon); default max(2 horizon, "
-                                 "the first season).", between=(1, 100_000))
-    season: int | None = option(None, "Seasonal period of MASE and seasonal naive; default "
-                                "the dataset's (from the CSV's frequency).", between=(1, 100_000))
+    horizon: int | None = option(
+        None,
+        "Steps forecast from each origin; default the dataset's (a season for a CSV).",
+        between=(1, 100_000),
+    )
+    windows: int | None = option(
+        None,
+        "Rolling origins of the backtest; default the dataset's (1 for a CSV).",
+        between=(1, 10_000),
+    )
+    stride: int | None = option(
+        None,
+        "Steps between origins; default the dataset's (the horizon for a CSV).",
+        between=(1, 100_000),
+    )
+    context: int | None = option(
+        None,
+        "Steps the model reads before forecasting (and "
+        "trains on before the horizon); default max(2 horizon, "
+        "the first season).",
+        between=(1, 100_000),
+    )
+    season: int | None = option(
+        None,
+        "Seasonal period of MASE and seasonal naive; default "
+        "the dataset's (from the CSV's frequency).",
+        between=(1, 100_000),
+    )
     samples: int = option(100, "Sample paths per forecast.", between=(1, 100_000))
     epochs: int = option(30, "Number of epochs (an epoch is `steps` batches).")
     steps: int | None = option(50, "Batches per epoch; 0 = one pass over the training windows.")
     validation_steps: int | None = option(0, "Validation batches per epoch; 0 = all.")
     batch_size: int = option(64, "Global batch size (split over replicas).")
-    patience: int | None = option(8, "Stop after this many epochs without a better "
-                                  "validation loss (early stopping).")
+    patience: int | None = option(
+        8, "Stop after this many epochs without a better validation loss (early stopping)."
+    )
     learning_rate: float = option(1e-3, "Learning rate (the peak, with a schedule).")
 
 
@@ -94,9 +121,15 @@ def protocol(config, series) -> dict:
     if config.season:
         seasons = sorted({config.season, *seasons} - {1}) or [1]
     context = config.context or max(2 * horizon, seasons[0])
-    return {"horizon": horizon, "windows": config.windows or defaults[1],
-            "stride": config.stride or (horizon if config.data else defaults[2]),
-            "context": context, "seasons": seasons, "season": season, "held_out": held_out}
+    return {
+        "horizon": horizon,
+        "windows": config.windows or defaults[1],
+        "stride": config.stride or (horizon if config.data else defaults[2]),
+        "context": context,
+        "seasons": seasons,
+        "season": season,
+        "held_out": held_out,
+    }
 
 
 def check_protocol(config, series, settings):
@@ -104,16 +137,20 @@ def check_protocol(config, series, settings):
     source = config.data or dataset_name(config)
     span = settings["horizon"] + (settings["windows"] - 1) * settings["stride"]
     if span > settings["held_out"]:
-        raise ValueError(f"{source}: --horizon={settings['horizon']}, --windows="
-                         f"{settings['windows']} and --stride={settings['stride']} span {span} "
-                         f"steps, more than the {settings['held_out']} held out at the end of "
-                         "each series")
+        raise ValueError(
+            f"{source}: --horizon={settings['horizon']}, --windows="
+            f"{settings['windows']} and --stride={settings['stride']} span {span} "
+            f"steps, more than the {settings['held_out']} held out at the end of "
+            "each series"
+        )
     for row in series:
         if len(row["y"]) < settings["horizon"]:
             where = f"line {row['first_row']}, column y: " if row["first_row"] >= 0 else ""
-            raise ValueError(f"{source}: {where}series {row['unique_id']!r} has "
-                             f"{len(row['y'])} training points, fewer than --horizon="
-                             f"{settings['horizon']}")
+            raise ValueError(
+                f"{source}: {where}series {row['unique_id']!r} has "
+                f"{len(row['y'])} training points, fewer than --horizon="
+                f"{settings['horizon']}"
+            )
 
 
 def check_history(config, series, train, layout, settings):
@@ -126,29 +163,40 @@ def check_history(config, series, train, layout, settings):
     for row in series:
         if len(row["y"]) < need:
             where = f"line {row['first_row']}, column y: " if row["first_row"] >= 0 else ""
-            raise ValueError(f"{source}: {where}series {row['unique_id']!r} has "
-                             f"{len(row['y'])} points, fewer than the {need} its longest lag "
-                             f"({layout.reach}), --context={settings['context']} and the "
-                             f"backtest ({held_out} steps) need; {advice}")
+            raise ValueError(
+                f"{source}: {where}series {row['unique_id']!r} has "
+                f"{len(row['y'])} points, fewer than the {need} its longest lag "
+                f"({layout.reach}), --context={settings['context']} and the "
+                f"backtest ({held_out} steps) need; {advice}"
+            )
     window = layout.reach + settings["context"] + settings["horizon"]
     if not any(len(row["y"]) >= window for row in train):
-        raise ValueError(f"{source}: no series has the {window} training points one window "
-                         f"needs (its longest lag, --context and --horizon); {advice}")
+        raise ValueError(
+            f"{source}: no series has the {window} training points one window "
+            f"needs (its longest lag, --context and --horizon); {advice}"
+        )
 
 
 def windows_stream(layout, series, length, context, horizon, batch_size, seed, start_step):
     """Endless (x, targets) training batches of windows drawn uniformly from every series'
     positions (`streams.shuffled_batches`: batch n is the same from any start_step)."""
-    starts = [(i, s) for i, row in enumerate(series)
-              for s in range(layout.reach, len(row["y"]) - length + 1)]
+    starts = [
+        (i, s)
+        for i, row in enumerate(series)
+        for s in range(layout.reach, len(row["y"]) - length + 1)
+    ]
     index = np.asarray(starts, np.int64)
     values = [np.asarray(row["y"], np.float64) for row in series]
     known = [known_inputs(layout, row) for row in series]
 
     def build(slots):
         pairs = index[slots]
-        x, y = zip(*(window(layout, values[i][None], known[i][None], [s], context, horizon)
-                     for i, s in pairs))
+        x, y = zip(
+            *(
+                window(layout, values[i][None], known[i][None], [s], context, horizon)
+                for i, s in pairs
+            )
+        )
         return np.concatenate(x), np.concatenate(y)
 
     width = layout.width
@@ -156,10 +204,14 @@ def windows_stream(layout, series, length, context, horizon, batch_size, seed, s
     def batch(slots):
         x, y = tf.numpy_function(build, [slots], (tf.float32, tf.float32))
         return tf.ensure_shape(x, (batch_size, length, width)), tf.ensure_shape(
-            y, (batch_size, length, 2))
+            y, (batch_size, length, 2)
+        )
 
-    return (shuffled_batches(len(index), batch_size, seed, start_step)
-            .map(batch).prefetch(tf.data.AUTOTUNE)), len(index)
+    return (
+        shuffled_batches(len(index), batch_size, seed, start_step)
+        .map(batch)
+        .prefetch(tf.data.AUTOTUNE)
+    ), len(index)
 
 
 def held_out_dataset(layout, series, region, context, horizon, stride, batch_size):
@@ -176,7 +228,8 @@ def held_out_dataset(layout, series, region, context, horizon, stride, batch_siz
     weights = np.concatenate([np.zeros(context), np.ones(horizon)]).astype(np.float32)
     weights = np.broadcast_to(weights, (len(xs), context + horizon))
     return tf.data.Dataset.from_tensor_slices(
-        (np.concatenate(xs), np.concatenate(ys), weights)).batch(batch_size)
+        (np.concatenate(xs), np.concatenate(ys), weights)
+    ).batch(batch_size)
 
 
 def export_metadata(config, layout, settings) -> dict:
@@ -184,11 +237,15 @@ def export_metadata(config, layout, settings) -> dict:
     they are scaled, the head and its parameters (see `pipelines.forecast_features`)."""
     from zoo.models.distributions import QUANTILES
 
-    return {"features": layout.names(), "layout": asdict(layout),
-            "head": config.head, "quantiles": list(QUANTILES) if config.head == "quantile"
-            else None, "context": settings["context"], "horizon": settings["horizon"],
-            "scale": "mean |y| over the context steps (1 where 0); outputs are in units of "
-                     "y / scale"}
+    return {
+        "features": layout.names(),
+        "layout": asdict(layout),
+        "head": config.head,
+        "quantiles": list(QUANTILES) if config.head == "quantile" else None,
+        "context": settings["context"],
+        "horizon": settings["horizon"],
+        "scale": "mean |y| over the context steps (1 where 0); outputs are in units of y / scale",
+    }
 
 
 @register_task
@@ -210,8 +267,9 @@ class ForecastTask(Task):
 
     def read(self, config, split):
         """The series of `split` (example dicts of `pipelines.datasets.series`)."""
-        return [unflatten(row) for row in datasets.examples(self.dataset(config), split,
-                                                            config.data)]
+        return [
+            unflatten(row) for row in datasets.examples(self.dataset(config), split, config.data)
+        ]
 
     def prepare(self, config, run_dir, split=True):
         test, train = self.read(config, "test"), self.read(config, "train")
@@ -232,12 +290,21 @@ class ForecastTask(Task):
         held_out = len(validation[0]["y"]) - len(self.read(config, "train")[0]["y"])
         test_region = horizon + (settings["windows"] - 1) * settings["stride"]
         return TaskData(
-            train=(lambda step: windows_stream(layout, train, length, context, horizon, batch,
-                                               config.seed, step)[0]) if split else None,
-            validation=held_out_dataset(layout, validation, held_out, context, horizon,
-                                        horizon, batch) if split else None,
-            test=held_out_dataset(layout, test, test_region, context, horizon,
-                                  settings["stride"], batch),
+            train=(
+                lambda step: windows_stream(
+                    layout, train, length, context, horizon, batch, config.seed, step
+                )[0]
+            )
+            if split
+            else None,
+            validation=held_out_dataset(
+                layout, validation, held_out, context, horizon, horizon, batch
+            )
+            if split
+            else None,
+            test=held_out_dataset(
+                layout, test, test_region, context, horizon, settings["stride"], batch
+            ),
             steps_per_pass=max(1, count // batch),
             examples=count,
             info={"layout": layout, "settings": settings, "test_series": test},
@@ -245,8 +312,14 @@ class ForecastTask(Task):
 
     def build_model(self, config, data):
         sizes = {k: getattr(config, k) for k in ("units", "layers") if getattr(config, k)}
-        return from_size(config.size, data.info["layout"].width, cell=config.cell,
-                         head=config.head, dropout=config.dropout, **sizes)
+        return from_size(
+            config.size,
+            data.info["layout"].width,
+            cell=config.cell,
+            head=config.head,
+            dropout=config.dropout,
+            **sizes,
+        )
 
     def loss(self, config):
         return ForecastLoss(config.head)
@@ -259,9 +332,15 @@ class ForecastTask(Task):
         `pipelines.backtest`): MASE, sMAPE, MAPE, wQL, coverage, and each relative."""
         from pipelines import backtest
 
-        frame = backtest.run(model, data.info["layout"], data.info["test_series"],
-                             data.info["settings"], config.samples, config.seed,
-                             head=config.head)
+        frame = backtest.run(
+            model,
+            data.info["layout"],
+            data.info["test_series"],
+            data.info["settings"],
+            config.samples,
+            config.seed,
+            head=config.head,
+        )
         return backtest.summary(frame, data.info["test_series"], data.info["settings"])
 
     def export_options(self, config, data, count, seq_len=None):
@@ -269,15 +348,17 @@ class ForecastTask(Task):
         int8 calibration, parity and the quality gate, the task and settings), drawn from the
         (features, targets) of the held-out windows without their loss weights, and
         `export_metadata`: what a device needs to build the step's features."""
-        def pairs(dataset):
-            return None if dataset is None else dataset.map(lambda x, targets, weights: (
-                x, targets))
 
-        windows = replace(data, validation=pairs(data.validation),
-                                      test=pairs(data.test))
+        def pairs(dataset):
+            return (
+                None if dataset is None else dataset.map(lambda x, targets, weights: (x, targets))
+            )
+
+        windows = replace(data, validation=pairs(data.validation), test=pairs(data.test))
         options = super().export_options(config, windows, count, seq_len)
-        options["metadata"].update(export_metadata(config, data.info["layout"],
-                                                   data.info["settings"]))
+        options["metadata"].update(
+            export_metadata(config, data.info["layout"], data.info["settings"])
+        )
         return options
 
     def sample(self, config, run_dir, model, output=None, seed=None):

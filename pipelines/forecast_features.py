@@ -59,8 +59,15 @@ def positions(start: str, freq: str, length: int) -> np.ndarray:
     else:
         months = first.year * 12 + first.month - 1
         name = offset.name.upper()
-        base = (months // 3 if name.startswith("Q") else first.year if name.startswith(("Y", "A"))
-                else (first - pd.Timestamp(0)).days // 7 if name.startswith("W") else months)
+        base = (
+            months // 3
+            if name.startswith("Q")
+            else first.year
+            if name.startswith(("Y", "A"))
+            else (first - pd.Timestamp(0)).days // 7
+            if name.startswith("W")
+            else months
+        )
     return int(base) + np.arange(length, dtype=np.int64)
 
 
@@ -89,9 +96,12 @@ class Layout:
 
     def names(self) -> list[str]:
         """The name of every feature column, in order (for the export's metadata)."""
-        return ([f"y_lag_{lag}/scale" for lag in self.lags] + list(self.covariates)
-                + [f"{f}(season_{m})" for m in self.seasons for f in ("sin", "cos")]
-                + ["log1p(scale)"])
+        return (
+            [f"y_lag_{lag}/scale" for lag in self.lags]
+            + list(self.covariates)
+            + [f"{f}(season_{m})" for m in self.seasons for f in ("sin", "cos")]
+            + ["log1p(scale)"]
+        )
 
     def save(self, path):
         """Write the layout as JSON, atomically."""
@@ -119,11 +129,16 @@ def fit_layout(series, freq, seasons, lags=None) -> Layout:
     covariates = np.concatenate([row["covariates"] for row in series]).astype(np.float64)
     scales = np.log1p([np.abs(row["y"]).mean() for row in series])
     spread = covariates.std(0) if len(names) else np.zeros(0)
-    return Layout(lags=list(lags or default_lags(seasons)), seasons=list(seasons),
-                  covariates=names, covariate_mean=covariates.mean(0).tolist() if names else [],
-                  covariate_std=np.where(spread > 0, spread, 1.0).tolist(),
-                  log_scale_mean=float(scales.mean()),
-                  log_scale_std=float(scales.std()) if scales.std() > 0 else 1.0, freq=freq)
+    return Layout(
+        lags=list(lags or default_lags(seasons)),
+        seasons=list(seasons),
+        covariates=names,
+        covariate_mean=covariates.mean(0).tolist() if names else [],
+        covariate_std=np.where(spread > 0, spread, 1.0).tolist(),
+        log_scale_mean=float(scales.mean()),
+        log_scale_std=float(scales.std()) if scales.std() > 0 else 1.0,
+        freq=freq,
+    )
 
 
 def known_inputs(layout: Layout, row, length=None) -> np.ndarray:
@@ -153,13 +168,17 @@ def inputs(layout: Layout, history, known, scale) -> np.ndarray:
     count = known.shape[1]
     end = history.shape[1] + 1  # the position of the step after the history
     first = end - count
-    lagged = np.stack([history[:, first - lag:end - lag] for lag in layout.lags], -1)
+    lagged = np.stack([history[:, first - lag : end - lag] for lag in layout.lags], -1)
     scale = np.asarray(scale, np.float64)
     log_scale = (np.log1p(scale) - layout.log_scale_mean) / layout.log_scale_std
-    return np.concatenate([
-        lagged / scale[:, None, None], known,
-        np.broadcast_to(log_scale[:, None, None], (len(scale), count, 1))],
-        -1).astype(np.float32)
+    return np.concatenate(
+        [
+            lagged / scale[:, None, None],
+            known,
+            np.broadcast_to(log_scale[:, None, None], (len(scale), count, 1)),
+        ],
+        -1,
+    ).astype(np.float32)
 
 
 def window(layout: Layout, values, known, start, context, horizon):
@@ -171,6 +190,7 @@ def window(layout: Layout, values, known, start, context, horizon):
     scale = context_scale(values[rows, span[:, :context]])
     reach = np.asarray(start)[:, None] - layout.reach + np.arange(layout.reach + length - 1)
     x = inputs(layout, values[rows, reach], known[rows, span], scale)
-    targets = np.stack([values[rows, span] / scale[:, None],
-                        np.broadcast_to(scale[:, None], span.shape)], -1)
+    targets = np.stack(
+        [values[rows, span] / scale[:, None], np.broadcast_to(scale[:, None], span.shape)], -1
+    )
     return x, targets.astype(np.float32)

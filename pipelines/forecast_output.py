@@ -38,20 +38,31 @@ def forecast(task, config, run_dir, model, seed=0):
     for row in series:
         length = len(row["y"])
         if ahead:  # the future has no covariates to know: the calendar is all it needs
-            row = {**row, "y": np.concatenate([row["y"], np.full(horizon, np.nan)]),
-                   "covariates": np.zeros((length + horizon, 0), np.float32)}
+            row = {
+                **row,
+                "y": np.concatenate([row["y"], np.full(horizon, np.nan)]),
+                "covariates": np.zeros((length + horizon, 0), np.float32),
+            }
         rows.append(row)
         cutoffs.append(length if ahead else length - horizon)
     quantiles = backtest.forecast_quantiles(
-        model, layout, rows, cutoffs, settings["context"], horizon, config.samples,
-        config.seed if seed is None else seed, config.head)
+        model,
+        layout,
+        rows,
+        cutoffs,
+        settings["context"],
+        horizon,
+        config.samples,
+        config.seed if seed is None else seed,
+        config.head,
+    )
     names = [f"q{q:g}" for q in backtest.level_quantiles()]
     parts = []
     for row, cutoff, q in zip(rows, cutoffs, quantiles):
         part = pd.DataFrame(q, columns=names)
         part.insert(0, "unique_id", row["unique_id"])
         part.insert(1, "ds", backtest.timestamps(row, cutoff, horizon))
-        part.insert(2, "y", np.asarray(row["y"])[cutoff:cutoff + horizon])
+        part.insert(2, "y", np.asarray(row["y"])[cutoff : cutoff + horizon])
         parts.append(part)
     return pd.concat(parts, ignore_index=True), rows, cutoffs
 
@@ -71,12 +82,19 @@ def plot(frame, rows, cutoffs, path, history):
         first = max(0, cutoff - history)
         known = np.isfinite(np.asarray(row["y"], np.float64))
         steps = backtest.timestamps(row, first, len(row["y"]) - first)
-        axis.plot(steps[known[first:]], np.asarray(row["y"])[first:][known[first:]],
-                  color="black", lw=1, label="actual")
-        axis.fill_between(part["ds"], part["q0.05"], part["q0.95"], color="C0", alpha=0.2,
-                          label="90% interval")
-        axis.fill_between(part["ds"], part["q0.1"], part["q0.9"], color="C0", alpha=0.35,
-                          label="80% interval")
+        axis.plot(
+            steps[known[first:]],
+            np.asarray(row["y"])[first:][known[first:]],
+            color="black",
+            lw=1,
+            label="actual",
+        )
+        axis.fill_between(
+            part["ds"], part["q0.05"], part["q0.95"], color="C0", alpha=0.2, label="90% interval"
+        )
+        axis.fill_between(
+            part["ds"], part["q0.1"], part["q0.9"], color="C0", alpha=0.35, label="80% interval"
+        )
         axis.plot(part["ds"], part["q0.5"], color="C0", lw=1.5, label="median")
         axis.set_title(row["unique_id"], fontsize=9)
         axis.tick_params(labelsize=8)

@@ -49,8 +49,9 @@ class RunLock:
 
     def __enter__(self):
         if os.path.exists(self.run_dir) and not os.path.isdir(self.run_dir):
-            raise NotADirectoryError(f"{self.run_dir}: not a folder; a run directory is one "
-                                     "(choose another path)")
+            raise NotADirectoryError(
+                f"{self.run_dir}: not a folder; a run directory is one (choose another path)"
+            )
         if not self.shared:
             folder = os.path.abspath(self.run_dir)
             while not os.path.isdir(folder):
@@ -73,8 +74,10 @@ class RunLock:
                 fd, created = os.open(self.path, os.O_RDWR), False
             except FileNotFoundError:
                 try:
-                    fd, created = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL,
-                                          0o644), True
+                    fd, created = (
+                        os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644),
+                        True,
+                    )
                 except FileExistsError:
                     continue  # another command created it first: open theirs
             except OSError as error:
@@ -98,14 +101,17 @@ class RunLock:
                 time.sleep(0.02)
                 return False  # being created: its holder writes it next
             if not text.startswith(LOCK_MARKER):
-                raise ValueError(f"{self.path}: not an lstm-zoo lock file, so {self.run_dir} is "
-                                 "not an lstm-zoo run; the file is left as it is")
+                raise ValueError(
+                    f"{self.path}: not an lstm-zoo lock file, so {self.run_dir} is "
+                    "not an lstm-zoo run; the file is left as it is"
+                )
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise FileExistsError(
                 f"{self.run_dir}: in use by {holder(self.path)} (another lstm-zoo command); "
-                "wait for it to finish or choose another --run_dir") from None
+                "wait for it to finish or choose another --run_dir"
+            ) from None
         try:
             if not os.path.samestat(os.fstat(fd), os.stat(self.path)):
                 return False  # its holder removed it on leaving: take the new one
@@ -143,7 +149,7 @@ def holder(path) -> str:
     """'process PID' (on HOST when it is another host) named in lock file `path`."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
-            host, pid = f.readline()[len(LOCK_MARKER) + 1:].split()
+            host, pid = f.readline()[len(LOCK_MARKER) + 1 :].split()
     except (OSError, ValueError):
         return "another process"
     return f"process {pid}" + ("" if host == socket.gethostname() else f" on {host}")
@@ -151,8 +157,9 @@ def holder(path) -> str:
 
 def is_staging(path) -> bool:
     """Whether `path` is a staging folder the tool made (it holds the marker file)."""
-    return (os.path.basename(path).startswith(STAGING_PREFIX)
-            and os.path.isfile(os.path.join(path, STAGING_MARKER)))
+    return os.path.basename(path).startswith(STAGING_PREFIX) and os.path.isfile(
+        os.path.join(path, STAGING_MARKER)
+    )
 
 
 def remove_stale_staging(run_dir):

@@ -43,31 +43,43 @@ class MovingShapesConfig(TrainConfig):
 
     task: str = option("moving_shapes", "Task to train (see `lstm-zoo list`).")
     epochs: int = option(3, "Number of epochs (an epoch is `steps` batches).")
-    steps: int | None = option(50, "Batches per epoch; 0 = one pass over the 10,000 training "
-                                   "sequences.")
+    steps: int | None = option(
+        50, "Batches per epoch; 0 = one pass over the 10,000 training sequences."
+    )
     validation_steps: int | None = option(4, "Validation batches per epoch.")
     batch_size: int = option(16, "Global batch size (split over replicas).")
     learning_rate: float = option(5e-3, "Adam learning rate.")
-    frames: int = option(10, f"Frames per sequence, at most {FRAMES} (the model predicts "
-                             "frames 2..T).", between=(2, 10_000))
-    size: int = option(16, "Frame height and width in pixels (the dataset config "
-                           "size<S>_shapes<N>).", FRAME_SIZES)
+    frames: int = option(
+        10,
+        f"Frames per sequence, at most {FRAMES} (the model predicts frames 2..T).",
+        between=(2, 10_000),
+    )
+    size: int = option(
+        16, "Frame height and width in pixels (the dataset config size<S>_shapes<N>).", FRAME_SIZES
+    )
     shapes: int = option(2, "Shapes per sequence.", SHAPES)
     filters: int = option(16, "Feature maps of each ConvLSTM layer.", between=(1, 16_384))
     kernel_size: int = option(3, "Convolution window of the ConvLSTM.", between=(1, 99))
     layers: int = option(1, "Stacked ConvLSTM layers.", between=(1, 64))
     use_peepholes: bool = option(True, "Hadamard peepholes V ⊙ c in the gates.")
-    eval_sequences: int = option(64, "Sequences read of the validation and test splits: the "
-                                     f"first of their {SIZES['test']:,} each.", between=(1, None))
+    eval_sequences: int = option(
+        64,
+        "Sequences read of the validation and test splits: the "
+        f"first of their {SIZES['test']:,} each.",
+        between=(1, None),
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.frames > FRAMES:
-            raise ValueError(f"--frames={self.frames}: the zoo_moving_shapes sequences hold "
-                             f"{FRAMES} frames")
+            raise ValueError(
+                f"--frames={self.frames}: the zoo_moving_shapes sequences hold {FRAMES} frames"
+            )
         if self.eval_sequences > SIZES["test"]:
-            raise ValueError(f"--eval_sequences={self.eval_sequences}: the zoo_moving_shapes "
-                             f"dataset holds {SIZES['test']:,} sequences per evaluation split")
+            raise ValueError(
+                f"--eval_sequences={self.eval_sequences}: the zoo_moving_shapes "
+                f"dataset holds {SIZES['test']:,} sequences per evaluation split"
+            )
 
 
 def videos(rows, frames=10) -> np.ndarray:
@@ -86,25 +98,33 @@ def train_stream(sequences, batch_size, seed, start_step=0) -> tf.data.Dataset:
     """Endless batches of (inputs, targets) of `sequences` (uint8) in the order of
     `streams.shuffled_batches`: batch n is the same from any `start_step`."""
     sequences = tf.constant(sequences)
-    return (shuffled_batches(int(sequences.shape[0]), batch_size, seed, start_step)
-            .map(lambda indices: _next_frames(tf.gather(sequences, indices)))
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        shuffled_batches(int(sequences.shape[0]), batch_size, seed, start_step)
+        .map(lambda indices: _next_frames(tf.gather(sequences, indices)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def eval_dataset(sequences, batch_size) -> tf.data.Dataset:
     """Every sequence once, in order, as batches of (inputs, targets)."""
-    return (tf.data.Dataset.from_tensor_slices(sequences).batch(batch_size)
-            .map(_next_frames).prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices(sequences)
+        .batch(batch_size)
+        .map(_next_frames)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def build_model(frames=None, size=16, filters=16, kernel_size=3, layers=1, use_peepholes=True,
-                cell_kwargs=None):
+def build_model(
+    frames=None, size=16, filters=16, kernel_size=3, layers=1, use_peepholes=True, cell_kwargs=None
+):
     """ConvLSTM layers -> a 1x1 convolution giving the next frame's logits, per step."""
     inputs = keras.Input((frames, size, size, 1), name="frames")
     x = inputs
     for i in range(layers):
-        cell = ConvLSTMCell(filters, kernel_size, use_peepholes=use_peepholes,
-                            **(cell_kwargs or {}))
+        cell = ConvLSTMCell(
+            filters, kernel_size, use_peepholes=use_peepholes, **(cell_kwargs or {})
+        )
         x = ConvRNN(cell, return_sequences=True, name=f"conv_lstm_{i}")(x)
     logits = keras.layers.TimeDistributed(keras.layers.Conv2D(1, 1), name="next_frame")(x)
     return keras.Model(inputs, logits, name="moving_shapes")
@@ -159,14 +179,23 @@ class MovingShapesTask(Task):
         training = self._videos(config, "train")
         return TaskData(
             train=lambda step: train_stream(training, config.batch_size, config.seed, step),
-            validation=eval_dataset(self._videos(config, "validation" + evaluated),
-                                    config.batch_size),
-            test=test, steps_per_pass=max(1, len(training) // config.batch_size),
-            examples=len(training))
+            validation=eval_dataset(
+                self._videos(config, "validation" + evaluated), config.batch_size
+            ),
+            test=test,
+            steps_per_pass=max(1, len(training) // config.batch_size),
+            examples=len(training),
+        )
 
     def build_model(self, config, data):
-        return build_model(config.frames - 1, config.size, config.filters, config.kernel_size,
-                           config.layers, config.use_peepholes)
+        return build_model(
+            config.frames - 1,
+            config.size,
+            config.filters,
+            config.kernel_size,
+            config.layers,
+            config.use_peepholes,
+        )
 
     def loss(self, config):
         return keras.losses.BinaryCrossentropy(from_logits=True)
@@ -176,13 +205,18 @@ class MovingShapesTask(Task):
         (a path stem; default run_dir/strip); returns the PNG's path."""
         number = seed or 0
         if not 0 <= number < SIZES["test"]:
-            raise ValueError(f"--seed={number}: the test split holds sequences 0 to "
-                             f"{SIZES['test'] - 1}")
+            raise ValueError(
+                f"--seed={number}: the test split holds sequences 0 to {SIZES['test'] - 1}"
+            )
         video = self._videos(config, f"test[{number}:{number + 1}]")[0].astype("float32") / 255
         predicted = keras.ops.sigmoid(model(video[None, :-1]))[0]
         path = f"{output}.png" if output else os.path.join(run_dir, STRIP)
-        return save_strip(video[1:], np.asarray(predicted), path,
-                          title="next-frame prediction: true (top) vs ConvLSTM (bottom)")
+        return save_strip(
+            video[1:],
+            np.asarray(predicted),
+            path,
+            title="next-frame prediction: true (top) vs ConvLSTM (bottom)",
+        )
 
 
 def train_demo(run_dir=None, verbose="auto", **overrides):

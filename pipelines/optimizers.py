@@ -26,8 +26,12 @@ def learning_rate(config, total_steps):
         return config.learning_rate
     warmup = min(config.warmup_steps, total_steps - 1)
     return keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
-        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+        0.0 if warmup else config.learning_rate,
+        max(1, total_steps - warmup),
+        alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
 
 
 def make_optimizer(config, total_steps):
@@ -38,9 +42,15 @@ def make_optimizer(config, total_steps):
     if config.optimizer == "muon":
         decay = config.weight_decay or None
         return keras.optimizers.Muon(
-            rate, weight_decay=decay, adam_weight_decay=decay, adam_beta_2=config.adam_beta2,
-            clipnorm=clipnorm, exclude_layers=list(MUON_EXCLUDED))
+            rate,
+            weight_decay=decay,
+            adam_weight_decay=decay,
+            adam_beta_2=config.adam_beta2,
+            clipnorm=clipnorm,
+            exclude_layers=list(MUON_EXCLUDED),
+        )
     if config.weight_decay:
-        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay,
-                                      beta_2=config.adam_beta2, clipnorm=clipnorm)
+        return keras.optimizers.AdamW(
+            rate, weight_decay=config.weight_decay, beta_2=config.adam_beta2, clipnorm=clipnorm
+        )
     return keras.optimizers.Adam(rate, beta_2=config.adam_beta2, clipnorm=clipnorm)

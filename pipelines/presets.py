@@ -82,10 +82,12 @@ def check_dataset(name: str) -> None:
     installed = builders.get(measured["name"].split("/")[0])
     version = None if installed is None else str(installed.VERSION)
     if version != measured["version"]:
-        raise ValueError(f"preset {name} was measured on {measured['name']} "
-                         f"{measured['version']}, and this installation has "
-                         f"{version or 'no such dataset'}: its splits may differ, so the card's "
-                         "test metrics cannot be re-measured here")
+        raise ValueError(
+            f"preset {name} was measured on {measured['name']} "
+            f"{measured['version']}, and this installation has "
+            f"{version or 'no such dataset'}: its splits may differ, so the card's "
+            "test metrics cannot be re-measured here"
+        )
     pinned = json.loads(datasets.FINGERPRINTS.read_text()).get(measured["name"], {})
     if pinned.get("version") != version or installed.LOCAL:
         return  # a local corpus, or a dataset this installation does not pin
@@ -93,11 +95,13 @@ def check_dataset(name: str) -> None:
     found = {"examples": len(rows), "sha256": datasets.split_fingerprint(rows)}
     if found != pinned["splits"]["test"]:
         folder = datasets.builder(measured["name"]).data_dir
-        raise ValueError(f"{folder}: its test split ({found['examples']} examples, sha256 "
-                         f"{found['sha256']}) is not the one preset {name} was measured on "
-                         f"(sha256 {pinned['splits']['test']['sha256']}): it was prepared from "
-                         "another version of the corpus; with this release's corpus installed, "
-                         f"remove that folder (rm -r {folder}) to prepare it anew")
+        raise ValueError(
+            f"{folder}: its test split ({found['examples']} examples, sha256 "
+            f"{found['sha256']}) is not the one preset {name} was measured on "
+            f"(sha256 {pinned['splits']['test']['sha256']}): it was prepared from "
+            "another version of the corpus; with this release's corpus installed, "
+            f"remove that folder (rm -r {folder}) to prepare it anew"
+        )
 
 
 def listing() -> str:
@@ -118,22 +122,30 @@ def listing() -> str:
 def _listed(name, card) -> str:
     """One line of `listing` (KeyError or TypeError for a card without the fields)."""
     metric = card.get("headline", {})
-    score = (f"test {metric['metric']} {metric['value']:.3f}" if "value" in metric
-             else "not evaluated")
-    return (f"  {name:<20} {card['task']:<12} {card['cell']:<10} "
-            f"{card['parameters']:>10,} params  {score}  {card.get('description', '')}")
+    score = (
+        f"test {metric['metric']} {metric['value']:.3f}" if "value" in metric else "not evaluated"
+    )
+    return (
+        f"  {name:<20} {card['task']:<12} {card['cell']:<10} "
+        f"{card['parameters']:>10,} params  {score}  {card.get('description', '')}"
+    )
 
 
 def table() -> str:
     """The README's table of the shipped presets (`python -m pipelines.presets --table`)."""
-    lines = ["| preset | task | cell | parameters | test (float16 weights) | steps | "
-             "CPU-minutes | trained with |", "| --- | --- | --- | ---: | --- | ---: | ---: | --- |"]
+    lines = [
+        "| preset | task | cell | parameters | test (float16 weights) | steps | "
+        "CPU-minutes | trained with |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | --- |",
+    ]
     for name in presets.names():
         card = presets.card(name)
         metric = card["headline"]
-        lines.append(f"| `{name}` | {card['task']} | `{card['cell']}` | "
-                     f"{card['parameters']:,} | {metric['metric']} {metric['value']:.3f} | "
-                     f"{card['steps']:,} | {card['cpu_minutes']:.0f} | `{card['command']}` |")
+        lines.append(
+            f"| `{name}` | {card['task']} | `{card['cell']}` | "
+            f"{card['parameters']:,} | {metric['metric']} {metric['value']:.3f} | "
+            f"{card['steps']:,} | {card['cpu_minutes']:.0f} | `{card['command']}` |"
+        )
     return "\n".join(lines)
 
 
@@ -144,8 +156,13 @@ def _versions() -> dict:
 
     import zoo
 
-    return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
-            "keras": keras.__version__, "numpy": numpy.__version__, "lstm_zoo": zoo.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tensorflow.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "lstm_zoo": zoo.__version__,
+    }
 
 
 def card_for(name: str, source: str, model, config, description: str) -> dict:
@@ -159,20 +176,25 @@ def card_for(name: str, source: str, model, config, description: str) -> dict:
     history = metrics.get("history", [])
     metric, lower = get_task(config.task).headline(config)
     return {
-        "name": name, "description": description, "task": config.task,
-        "cell": getattr(config, "cell", None), "parameters": int(model.count_params()),
+        "name": name,
+        "description": description,
+        "task": config.task,
+        "cell": getattr(config, "cell", None),
+        "parameters": int(model.count_params()),
         "data": getattr(config, "data", None) or "the task's default corpus",
         "split": "held-out test split of the run (see the task's documentation)",
         "command": invocations[0]["command"] if invocations else None,
         "resumed_with": [i["command"] for i in invocations[1:]],
-        "epochs": len(history), "best_epoch": (metrics.get("best") or {}).get("epoch"),
+        "epochs": len(history),
+        "best_epoch": (metrics.get("best") or {}).get("epoch"),
         "steps": len(history) * (config.steps or 0) or None,
         "cpu_minutes": round(metrics.get("cpu_seconds", 0) / 60, 1),
         "wall_minutes": round(metrics.get("seconds", 0) / 60, 1),
         "test_float32": metrics.get("test", {}),
         "headline": {"metric": metric, "lower_is_better": lower},
         "dataset": dataset_of(config),
-        "weights": "float16", "versions": _versions(),
+        "weights": "float16",
+        "versions": _versions(),
         "created": datetime.date.today().isoformat(),
     }
 
@@ -213,12 +235,15 @@ def main(argv=None):
     from absl import flags
 
     values = flags.FlagValues()
-    flags.DEFINE_string("run_dir", None, "The finished run to make the preset from.",
-                        flag_values=values)
-    flags.DEFINE_string("description", "", "One line shown by `lstm-zoo presets`.",
-                        flag_values=values)
-    flags.DEFINE_boolean("table", False, "Print the README's table of the presets.",
-                         flag_values=values)
+    flags.DEFINE_string(
+        "run_dir", None, "The finished run to make the preset from.", flag_values=values
+    )
+    flags.DEFINE_string(
+        "description", "", "One line shown by `lstm-zoo presets`.", flag_values=values
+    )
+    flags.DEFINE_boolean(
+        "table", False, "Print the README's table of the presets.", flag_values=values
+    )
     rest = values(list(sys.argv if argv is None else argv))
     if values.table:
         print(table())

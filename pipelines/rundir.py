@@ -65,19 +65,28 @@ def check_new(run_dir):
     """Refuse a run directory that holds a run or files that are not the tool's; then remove
     the marked staging folders of killed attempts. Call it holding the run's lock: nothing is
     removed from a folder that is refused."""
-    entries = {e for e in os.listdir(run_dir)
-               if e != LOCK and not locks.is_staging(os.path.join(run_dir, e))}
+    entries = {
+        e
+        for e in os.listdir(run_dir)
+        if e != LOCK and not locks.is_staging(os.path.join(run_dir, e))
+    }
     if LAST in entries:
-        raise FileExistsError(f"{run_dir}: already holds a run; pass --resume to continue it "
-                              "or choose another --run_dir")
+        raise FileExistsError(
+            f"{run_dir}: already holds a run; pass --resume to continue it "
+            "or choose another --run_dir"
+        )
     if CONFIG in entries:
-        raise FileExistsError(f"{run_dir}: already holds a run that stopped before its first "
-                              "checkpoint; pass --resume to start it again as saved, or choose "
-                              "another --run_dir")
+        raise FileExistsError(
+            f"{run_dir}: already holds a run that stopped before its first "
+            "checkpoint; pass --resume to start it again as saved, or choose "
+            "another --run_dir"
+        )
     if entries:
         shown = ", ".join(sorted(entries)[:3])
-        raise FileExistsError(f"{run_dir}: holds files that are not an lstm-zoo run ({shown}); "
-                              "choose an empty or new --run_dir")
+        raise FileExistsError(
+            f"{run_dir}: holds files that are not an lstm-zoo run ({shown}); "
+            "choose an empty or new --run_dir"
+        )
     locks.remove_stale_staging(run_dir)
 
 
@@ -99,11 +108,15 @@ def save_config(config, run_dir, fingerprint, command=None):
     edited by hand is caught on `--resume` (`check_unedited`).
     """
     path = os.path.join(run_dir, CONFIG)
-    invocations = read_json(path, expect=dict).get("invocations", []) if os.path.isfile(
-        path) else []
+    invocations = (
+        read_json(path, expect=dict).get("invocations", []) if os.path.isfile(path) else []
+    )
     values = json.loads(config.to_json())
-    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resume": config.resume,
-             "command": command or " ".join(sys.argv)}
+    entry = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "resume": config.resume,
+        "command": command or " ".join(sys.argv),
+    }
     if not invocations:
         entry["started_with"] = {k: v for k, v in values.items() if k not in RESUMABLE}
     values.update(data_fingerprint=fingerprint, invocations=[*invocations, entry])
@@ -119,16 +132,22 @@ def check_unedited(run_dir, saved):
     if not isinstance(started, dict):
         return  # written before runs recorded their start
     now = json.loads(saved.to_json())
-    edited = [f"{k}={now.get(k)!r} (the run started with {v!r})" for k, v in started.items()
-              if k in now and now[k] != v]
+    edited = [
+        f"{k}={now.get(k)!r} (the run started with {v!r})"
+        for k, v in started.items()
+        if k in now and now[k] != v
+    ]
     if edited:
-        raise ValueError(f"{path}: edited by hand: {', '.join(edited[:3])}; the checkpoints "
-                         "were trained with the settings the run started with. Restore them, "
-                         "or start a new --run_dir")
+        raise ValueError(
+            f"{path}: edited by hand: {', '.join(edited[:3])}; the checkpoints "
+            "were trained with the settings the run started with. Restore them, "
+            "or start a new --run_dir"
+        )
 
 
 def _architecture(model) -> dict:
     """A model's serialized config without names (which Keras numbers per process)."""
+
     def strip(value):
         if isinstance(value, dict):
             return {k: strip(v) for k, v in value.items() if k not in ("name", "dtype")}
@@ -144,13 +163,20 @@ def check_checkpoint(model, expected, path):
     builds (`expected`): other cell, sizes or vocabulary."""
     held, wanted = _architecture(model), _architecture(expected)
     shapes = [tuple(w.shape) for w in model.weights]
-    if held == wanted and (not expected.built  # a subclassed model builds on its first call
-                           or shapes == [tuple(w.shape) for w in expected.weights]):
+    if held == wanted and (
+        not expected.built  # a subclassed model builds on its first call
+        or shapes == [tuple(w.shape) for w in expected.weights]
+    ):
         return
-    differ = [f"{k}={held.get(k)!r} (config.json gives {wanted.get(k)!r})" for k in wanted
-              if held.get(k) != wanted.get(k)] or [f"{len(shapes)} weight arrays of other shapes"]
-    raise ValueError(f"{path}: holds another model than config.json describes: "
-                     f"{', '.join(differ[:3])}; restore config.json or start a new --run_dir")
+    differ = [
+        f"{k}={held.get(k)!r} (config.json gives {wanted.get(k)!r})"
+        for k in wanted
+        if held.get(k) != wanted.get(k)
+    ] or [f"{len(shapes)} weight arrays of other shapes"]
+    raise ValueError(
+        f"{path}: holds another model than config.json describes: "
+        f"{', '.join(differ[:3])}; restore config.json or start a new --run_dir"
+    )
 
 
 def save_checkpoint(model, run_dir, best=False):
@@ -179,8 +205,10 @@ def load_checkpoint(run_dir, which=BEST):
         if not os.path.isfile(path):
             continue
         if not zipfile.is_zipfile(path):
-            errors.append(f"{path}: unreadable checkpoint (not a whole .keras file: "
-                          f"{os.path.getsize(path):,} bytes, truncated or overwritten)")
+            errors.append(
+                f"{path}: unreadable checkpoint (not a whole .keras file: "
+                f"{os.path.getsize(path):,} bytes, truncated or overwritten)"
+            )
             continue
         try:
             model = keras.models.load_model(path)
@@ -214,8 +242,11 @@ def add_time(run_dir, seconds, cpu_seconds):
     has one), as `seconds` and `cpu_seconds`."""
     metrics = read_metrics(run_dir) if os.path.isdir(run_dir) else {}
     if metrics:
-        write_metrics(run_dir, seconds=round(metrics.get("seconds", 0.0) + seconds, 1),
-                      cpu_seconds=round(metrics.get("cpu_seconds", 0.0) + cpu_seconds, 1))
+        write_metrics(
+            run_dir,
+            seconds=round(metrics.get("seconds", 0.0) + seconds, 1),
+            cpu_seconds=round(metrics.get("cpu_seconds", 0.0) + cpu_seconds, 1),
+        )
 
 
 def prepare_existing(task, config, run_dir, split=True):
@@ -230,14 +261,17 @@ def prepare_existing(task, config, run_dir, split=True):
         saved = saved_fingerprint(run_dir)
         current = data_fingerprint(config.data)
         if saved is not None and current != saved:
-            raise ValueError(f"{config.data}: changed since {run_dir} was trained, so its test "
-                             "split is not the held-out one; pass --data=PATH to score all of "
-                             "a corpus")
+            raise ValueError(
+                f"{config.data}: changed since {run_dir} was trained, so its test "
+                "split is not the held-out one; pass --data=PATH to score all of "
+                "a corpus"
+            )
     for name in task.inputs(config, split):
         path = os.path.join(run_dir, name)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: missing from the run directory; the run cannot "
-                                    "be used without it")
+            raise FileNotFoundError(
+                f"{path}: missing from the run directory; the run cannot be used without it"
+            )
     return task.prepare(config, run_dir, split=split)
 
 
@@ -245,5 +279,7 @@ def check_vocabulary(run_dir, model, vocabulary):
     """Refuse a saved vocabulary whose size is not the one the model was trained with."""
     expected = getattr(model, "vocab_size", None)
     if vocabulary is not None and expected is not None and len(vocabulary) != expected:
-        raise ValueError(f"{run_dir}: the saved vocabulary holds {len(vocabulary)} tokens but "
-                         f"the model was trained with {expected}")
+        raise ValueError(
+            f"{run_dir}: the saved vocabulary holds {len(vocabulary)} tokens but "
+            f"the model was trained with {expected}"
+        )

@@ -36,21 +36,24 @@ def _read_table(path):
     if not os.path.isfile(path):
         raise ValueError(f"{path}: not a regular file, expected a CSV")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                            encoding="utf-8")
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8"
+        )
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: file is empty") from None
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") \
-            from None
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except (pd.errors.ParserError, csv.Error) as error:
-        raise ValueError(f"{path}: not a valid CSV ({str(error).strip().splitlines()[-1]})") \
-            from None
+        raise ValueError(
+            f"{path}: not a valid CSV ({str(error).strip().splitlines()[-1]})"
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: line 1: missing column {missing[0]!r} (the long format "
-                         f"needs {', '.join(REQUIRED)}; found {', '.join(frame.columns)})")
+        raise ValueError(
+            f"{path}: line 1: missing column {missing[0]!r} (the long format "
+            f"needs {', '.join(REQUIRED)}; found {', '.join(frame.columns)})"
+        )
     if frame.empty:
         raise ValueError(f"{path}: holds a header but no rows")
     return frame
@@ -80,8 +83,9 @@ def _timestamps(path, frame):
     stamps = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if bad.size:
-        raise ValueError(f"{_where(path, bad[0] + 2, 'ds')} not a timestamp: "
-                         f"{text.iloc[bad[0]][:40]!r}")
+        raise ValueError(
+            f"{_where(path, bad[0] + 2, 'ds')} not a timestamp: {text.iloc[bad[0]][:40]!r}"
+        )
     return pd.DatetimeIndex(stamps), False
 
 
@@ -94,27 +98,33 @@ def _frequency(path, name, stamps, lines, integer) -> str:
     for kind, bad in (("duplicate", steps == 0), ("unsorted", steps < 0)):
         if bad.any():
             line = lines[np.flatnonzero(bad)[0] + 1]
-            raise ValueError(f"{_where(path, line, 'ds')} {kind} timestamp "
-                             f"{str(stamps[np.flatnonzero(bad)[0] + 1])!r} in series {name!r} "
-                             "(rows of a series must be sorted by time, each time once)")
+            raise ValueError(
+                f"{_where(path, line, 'ds')} {kind} timestamp "
+                f"{str(stamps[np.flatnonzero(bad)[0] + 1])!r} in series {name!r} "
+                "(rows of a series must be sorted by time, each time once)"
+            )
     if integer:
         freq, expected = "1", stamps[0] + np.arange(len(stamps))
     else:
         freq = pd.infer_freq(stamps) if len(stamps) >= 3 else None
         for first in range(len(stamps) - 2) if not freq else ():  # the first regular triple
-            freq = pd.infer_freq(stamps[first:first + 3])
+            freq = pd.infer_freq(stamps[first : first + 3])
             if freq:
                 break
         if not freq:
-            raise ValueError(f"{_where(path, lines[0], 'ds')} series {name!r}: cannot tell "
-                             "its frequency (fewer than 3 points, or irregular steps)")
+            raise ValueError(
+                f"{_where(path, lines[0], 'ds')} series {name!r}: cannot tell "
+                "its frequency (fewer than 3 points, or irregular steps)"
+            )
         expected = pd.date_range(stamps[0], periods=len(stamps), freq=freq)
     wrong = np.flatnonzero(np.asarray(expected) != np.asarray(stamps))
     if wrong.size:
         i = wrong[0]
-        raise ValueError(f"{_where(path, lines[i], 'ds')} gap in series {name!r}: "
-                         f"{str(stamps[i])!r} follows {str(stamps[i - 1])!r}, expected "
-                         f"{str(expected[i])!r} (steps of {freq})")
+        raise ValueError(
+            f"{_where(path, lines[i], 'ds')} gap in series {name!r}: "
+            f"{str(stamps[i])!r} follows {str(stamps[i - 1])!r}, expected "
+            f"{str(expected[i])!r} (steps of {freq})"
+        )
     return freq
 
 
@@ -137,13 +147,23 @@ def read_series_csv(path) -> list[dict]:
         freq = _frequency(path, name, stamps[rows], lines, integer)
         first, first_freq = freqs.setdefault("first", (name, freq))
         if freq != first_freq:
-            raise ValueError(f"{_where(path, lines[0], 'ds')} series {name!r} has steps of "
-                             f"{freq}, series {first!r} of {first_freq}: every series needs "
-                             "the same frequency")
+            raise ValueError(
+                f"{_where(path, lines[0], 'ds')} series {name!r} has steps of "
+                f"{freq}, series {first!r} of {first_freq}: every series needs "
+                "the same frequency"
+            )
         start = str(stamps[rows[0]]) if integer else stamps[rows[0]].isoformat()
-        series.append({
-            "unique_id": name, "start": start, "freq": freq, "y": values["y"][rows],
-            "covariates": np.stack([values[c][rows] for c in covariates], -1).astype(np.float32)
-            if covariates else np.zeros((len(rows), 0), np.float32),
-            "covariate_names": "\n".join(covariates), "first_row": int(lines[0])})
+        series.append(
+            {
+                "unique_id": name,
+                "start": start,
+                "freq": freq,
+                "y": values["y"][rows],
+                "covariates": np.stack([values[c][rows] for c in covariates], -1).astype(np.float32)
+                if covariates
+                else np.zeros((len(rows), 0), np.float32),
+                "covariate_names": "\n".join(covariates),
+                "first_row": int(lines[0]),
+            }
+        )
     return series

@@ -47,13 +47,20 @@ class SpeechConfig(TrainConfig):
     cell: str = option("lstm", "Registered cell name.")
     units: int = option(96, "Hidden units per direction and layer.", between=(1, 65_536))
     layers: int = option(2, "Stacked bidirectional recurrent layers.", between=(1, 64))
-    utterances: int = option(SIZES["train"], "Training utterances: the first of the dataset's "
-                             f"{SIZES['train']:,}.", between=(1, None))
-    eval_utterances: int = option(SIZES["test"], "Utterances of the validation and test splits "
-                                  f"read: the first of their {SIZES['test']} each.",
-                                  between=(1, None))
-    max_words: int = option(2, "Words per utterance (1 to max_words): the dataset config "
-                               "wordsN.", MAX_WORDS)
+    utterances: int = option(
+        SIZES["train"],
+        f"Training utterances: the first of the dataset's {SIZES['train']:,}.",
+        between=(1, None),
+    )
+    eval_utterances: int = option(
+        SIZES["test"],
+        "Utterances of the validation and test splits "
+        f"read: the first of their {SIZES['test']} each.",
+        between=(1, None),
+    )
+    max_words: int = option(
+        2, "Words per utterance (1 to max_words): the dataset config wordsN.", MAX_WORDS
+    )
     mel_bins: int = option(40, "Log-mel channels per frame.", between=(1, 1024))
     frame_ms: float = option(20.0, "Hop between frames in milliseconds.", between=(1.0, 1000.0))
 
@@ -61,8 +68,10 @@ class SpeechConfig(TrainConfig):
         super().__post_init__()
         for name, split in (("utterances", "train"), ("eval_utterances", "test")):
             if getattr(self, name) > SIZES[split]:
-                raise ValueError(f"--{name}={getattr(self, name)}: the zoo_speech_words dataset "
-                                 f"holds {SIZES[split]:,} utterances per {split} split")
+                raise ValueError(
+                    f"--{name}={getattr(self, name)}: the zoo_speech_words dataset "
+                    f"holds {SIZES[split]:,} utterances per {split} split"
+                )
 
 
 def log_mel(waveform, mel_bins=40, frame_ms=20.0, sample_rate=SAMPLE_RATE):
@@ -73,9 +82,15 @@ def log_mel(waveform, mel_bins=40, frame_ms=20.0, sample_rate=SAMPLE_RATE):
     """
     step = int(sample_rate * frame_ms / 1000)
     mel = tf.signal.linear_to_mel_weight_matrix(
-        mel_bins, step + 1, sample_rate, lower_edge_hertz=60.0, upper_edge_hertz=7600.0)
-    stft = tf.signal.stft(tf.convert_to_tensor(waveform, tf.float32), frame_length=2 * step,
-                          frame_step=step, fft_length=2 * step, pad_end=True)
+        mel_bins, step + 1, sample_rate, lower_edge_hertz=60.0, upper_edge_hertz=7600.0
+    )
+    stft = tf.signal.stft(
+        tf.convert_to_tensor(waveform, tf.float32),
+        frame_length=2 * step,
+        frame_step=step,
+        fft_length=2 * step,
+        pad_end=True,
+    )
     features = tf.math.log(tf.abs(stft) @ mel + 1e-6)
     mean, variance = tf.nn.moments(features, axes=[0])
     return (features - mean) / (tf.sqrt(variance) + 1e-5)
@@ -97,9 +112,11 @@ def decode(labels) -> str:
 def utterances(rows, mel_bins=40, frame_ms=20.0) -> tf.data.Dataset:
     """({"features", "lengths"}, labels) of dataset rows (`zoo_speech_words` examples), the
     log-mel features computed once by tf.signal and cached."""
+
     def ragged(arrays, dtype):
         return tf.RaggedTensor.from_row_lengths(
-            np.concatenate(arrays).astype(dtype), [len(a) for a in arrays])
+            np.concatenate(arrays).astype(dtype), [len(a) for a in arrays]
+        )
 
     waves = ragged([row["audio"] for row in rows], np.int16)
     labels = ragged([encode(row["text"]) for row in rows], np.int32)
@@ -155,8 +172,12 @@ class SpeechTask(Task):
 
     def prepare(self, config, run_dir, split=True):
         test = self._utterances(config, "test", config.eval_utterances)
-        data = TaskData(train=None, validation=None, test=dataset(test, config.batch_size),
-                        info={"mel_bins": config.mel_bins})
+        data = TaskData(
+            train=None,
+            validation=None,
+            test=dataset(test, config.batch_size),
+            info={"mel_bins": config.mel_bins},
+        )
         if split:
             training = self._utterances(config, "train", config.utterances)
             validation = self._utterances(config, "validation", config.eval_utterances)
@@ -167,10 +188,13 @@ class SpeechTask(Task):
         return data
 
     def build_model(self, config, data):
-        model = CTCModel(len(ALPHABET), cell=config.cell, units=config.units,
-                         layers=config.layers)
-        model({"features": np.zeros((1, 4, config.mel_bins), "float32"),
-               "lengths": np.array([4], "int32")})
+        model = CTCModel(len(ALPHABET), cell=config.cell, units=config.units, layers=config.layers)
+        model(
+            {
+                "features": np.zeros((1, 4, config.mel_bins), "float32"),
+                "lengths": np.array([4], "int32"),
+            }
+        )
         return model
 
     def loss(self, config):
@@ -200,5 +224,6 @@ def train_demo(run_dir=None, verbose="auto", **overrides):
     test = SpeechTask().prepare(config, config.run_dir, split=False).test
     for strategy in ("greedy", "beam_search"):
         metrics["test"][f"label_error_rate_{strategy}"] = character_error_rate(
-            model, test, strategy)
+            model, test, strategy
+        )
     return metrics, model

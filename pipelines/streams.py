@@ -12,9 +12,13 @@ def shuffled_order(count: int, seed: int) -> tf.data.Dataset:
     """Endless int64 indices into `count` items: pass p visits every item once, in the order
     `stateless_shuffle(range(count), (seed, p))`, so element n depends on nothing else."""
     items = tf.range(count, dtype=tf.int64)
-    return tf.data.Dataset.counter().flat_map(lambda p: tf.data.Dataset.from_tensor_slices(
-        tf.random.experimental.stateless_shuffle(items, seed=tf.stack(
-            [tf.cast(seed, tf.int64), p]))))
+    return tf.data.Dataset.counter().flat_map(
+        lambda p: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(
+                items, seed=tf.stack([tf.cast(seed, tf.int64), p])
+            )
+        )
+    )
 
 
 def shuffled_batches(count: int, batch_size: int, seed: int, start_step: int = 0):
@@ -59,20 +63,31 @@ def token_window_stream(ids, seq_len, batch_size, seed, start_step=0, random_cro
 
     def batch(n, slots):
         offsets = tf.random.stateless_uniform(
-            [batch_size], seed=tf.stack([tf.cast(seed, tf.int64), n]), minval=0, maxval=span,
-            dtype=tf.int64)
+            [batch_size],
+            seed=tf.stack([tf.cast(seed, tf.int64), n]),
+            minval=0,
+            maxval=span,
+            dtype=tf.int64,
+        )
         return examples(tf.gather(starts, slots) + offsets)
 
-    return (shuffled_batches(len(starts), batch_size, seed, start_step).enumerate(start_step)
-            .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        shuffled_batches(len(starts), batch_size, seed, start_step)
+        .enumerate(start_step)
+        .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def token_windows(ids, seq_len, batch_size) -> tf.data.Dataset:
     """Every window once, in order, batched (a gather per batch: cheaper than a cache that
     `validation_steps` would leave half-read)."""
-    return (tf.data.Dataset.from_tensor_slices(window_starts(ids, seq_len)).batch(batch_size)
-            .map(_to_examples(ids, seq_len)).prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices(window_starts(ids, seq_len))
+        .batch(batch_size)
+        .map(_to_examples(ids, seq_len))
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def representative_windows(dataset, count, seq_len):

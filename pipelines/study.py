@@ -58,19 +58,27 @@ class Dimension:
 
     def __post_init__(self):
         bounds = (self.low, self.high)
-        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
-                   for b in bounds) or self.low > self.high:
-            raise ValueError(f"search dimension {self.name}: bounds {list(bounds)} are not two "
-                             "finite numbers, low <= high")
+        if (
+            not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+                for b in bounds
+            )
+            or self.low > self.high
+        ):
+            raise ValueError(
+                f"search dimension {self.name}: bounds {list(bounds)} are not two "
+                "finite numbers, low <= high"
+            )
         if self.log and self.low <= 0:
-            raise ValueError(f"search dimension {self.name}: a log scale needs bounds above 0, "
-                             f"got {list(bounds)}")
+            raise ValueError(
+                f"search dimension {self.name}: a log scale needs bounds above 0, "
+                f"got {list(bounds)}"
+            )
 
     def draw(self, seed: int, trial: int) -> float | int:
         """This setting's value in trial `trial`: a stream of its own (seed, trial, name)."""
         rng = np.random.default_rng([seed, trial, zlib.crc32(self.name.encode())])
-        low, high = (math.log(self.low), math.log(self.high)) if self.log else (self.low,
-                                                                                self.high)
+        low, high = (math.log(self.low), math.log(self.high)) if self.log else (self.low, self.high)
         value = float(rng.uniform(low, high))
         value = math.exp(value) if self.log else value
         return int(round(value)) if self.integer else round(value, 6)
@@ -115,13 +123,21 @@ class Study:
         from pipelines.configs import check_range, setting_range
         from pipelines.tasks import get_task
 
-        kinds = {"task": str, "cells": list, "trials": int, "fixed": dict, "seed": int,
-                 "baseline": (str, type(None)), "space": (list, type(None))}
+        kinds = {
+            "task": str,
+            "cells": list,
+            "trials": int,
+            "fixed": dict,
+            "seed": int,
+            "baseline": (str, type(None)),
+            "space": (list, type(None)),
+        }
         for name, kind in kinds.items():
             value = getattr(self, name)
             if not isinstance(value, kind) or isinstance(value, bool):
-                raise ValueError(f"{name}={value!r}: expected "
-                                 f"{getattr(kind, '__name__', 'text or nothing')}")
+                raise ValueError(
+                    f"{name}={value!r}: expected {getattr(kind, '__name__', 'text or nothing')}"
+                )
         if not all(isinstance(c, str) for c in self.cells):
             raise ValueError(f"cells={self.cells!r}: expected a list of cell names")
         task = get_task(self.task)
@@ -131,24 +147,27 @@ class Study:
             raise ValueError(f"--cells={','.join(self.cells)}: expected distinct cell names")
         for name in self.fixed:
             if name in OWN_SETTINGS or name not in fields:
-                raise ValueError(f"--{name}: not a setting a {self.task} study can fix (the "
-                                 "study sets cell, seed and run_dir itself)")
+                raise ValueError(
+                    f"--{name}: not a setting a {self.task} study can fix (the "
+                    "study sets cell, seed and run_dir itself)"
+                )
         if self.space is None:
             self.space = [d for d in SPACE if d.name in fields and d.name not in self.fixed]
         if not all(isinstance(d, (Dimension, dict)) for d in self.space):
             raise ValueError(f"space={self.space!r}: expected a list of search dimensions")
         self.space = [d if isinstance(d, Dimension) else Dimension(**d) for d in self.space]
         if self.reference not in self.cells:
-            raise ValueError(f"--baseline={self.baseline}: not one of the studied cells "
-                             f"({', '.join(self.cells)})")
+            raise ValueError(
+                f"--baseline={self.baseline}: not one of the studied cells "
+                f"({', '.join(self.cells)})"
+            )
         for cell in self.cells:  # every setting checked before anything trains
             self.config(".", cell, 0)
 
     @property
     def reference(self) -> str:
         """The baseline cell: `baseline`, else vanilla_lstm if studied, else the first cell."""
-        return self.baseline or ("vanilla_lstm" if "vanilla_lstm" in self.cells
-                                 else self.cells[0])
+        return self.baseline or ("vanilla_lstm" if "vanilla_lstm" in self.cells else self.cells[0])
 
     def settings(self, trial: int) -> dict:
         """The drawn settings of trial `trial` (the same for every cell)."""
@@ -163,8 +182,12 @@ class Study:
         from pipelines.tasks import get_task
 
         return get_task(self.task).config_class(
-            **self.fixed, **self.settings(trial), cell=cell, seed=self.seed + trial,
-            run_dir=self.run_dir(study_dir, cell, trial))
+            **self.fixed,
+            **self.settings(trial),
+            cell=cell,
+            seed=self.seed + trial,
+            run_dir=self.run_dir(study_dir, cell, trial),
+        )
 
     def grid(self) -> list[tuple[str, int]]:
         """(cell, trial) pairs, trial by trial, so a partial study has every cell alike."""
@@ -208,14 +231,18 @@ def open_study(study_dir, study: Study | None = None, storage: str | None = None
                 raise ValueError(
                     f"{study_dir}: the study has {name}={_shown(saved, name)}, this command "
                     f"{_shown(study, name)}; a study grows by --trials and --cells only: give "
-                    "the same settings, or another --study_dir")
+                    "the same settings, or another --study_dir"
+                )
         grown = dataclasses.replace(
-            saved, trials=max(saved.trials, study.trials),
+            saved,
+            trials=max(saved.trials, study.trials),
             baseline=study.baseline or saved.baseline,
-            cells=saved.cells + [c for c in study.cells if c not in saved.cells])
+            cells=saved.cells + [c for c in study.cells if c not in saved.cells],
+        )
     _, lower_is_better = headline(grown)
-    trials = study_storage.connect(study_dir, storage, direction="minimize"
-                                   if lower_is_better else "maximize")
+    trials = study_storage.connect(
+        study_dir, storage, direction="minimize" if lower_is_better else "maximize"
+    )
     definition = json.loads(grown.to_json())
     if trials.user_attrs.get("study") != definition:
         trials.set_user_attr("study", definition)
@@ -295,9 +322,14 @@ def headline(study) -> tuple[str, bool]:
     return task.headline(study.config(".", study.cells[0], 0))
 
 
-def run_study(study_dir, study: Study | None = None, workers: int = 1,
-              progress: Callable[[str], None] | None = None, storage: str | None = None,
-              heartbeat: int | None = None) -> dict:
+def run_study(
+    study_dir,
+    study: Study | None = None,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+    storage: str | None = None,
+    heartbeat: int | None = None,
+) -> dict:
     """Create, grow or continue the study in `study_dir` (in `storage`, default a journal file
     there), train what is missing, and write its analysis; returns the analysis (see
     `pipelines.study_report.analyze`)."""

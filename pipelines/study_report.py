@@ -29,10 +29,14 @@ from pipelines.study import Study, headline
 from zoo.files import atomic_path, atomic_write
 
 ALPHA = 0.05  # significance level of the tests
-VARIANCE_METHOD = ("the zoo's estimator: cell and trial means, polynomial main effects by "
-                   "adjusted R^2 (see variance_fractions)")
-FANOVA_METHOD = ("fANOVA (Hutter et al. 2014) by optuna.importance.FanovaImportanceEvaluator "
-                 "(64 trees, seed 0): main-effect fractions of the variance")
+VARIANCE_METHOD = (
+    "the zoo's estimator: cell and trial means, polynomial main effects by "
+    "adjusted R^2 (see variance_fractions)"
+)
+FANOVA_METHOD = (
+    "fANOVA (Hutter et al. 2014) by optuna.importance.FanovaImportanceEvaluator "
+    "(64 trees, seed 0): main-effect fractions of the variance"
+)
 
 
 def collect(study_dir, storage: str | None = None) -> tuple[Study, list[dict], dict]:
@@ -44,8 +48,10 @@ def collect(study_dir, storage: str | None = None) -> tuple[Study, list[dict], d
 
     trials = study_storage.connect(study_dir, storage)
     if trials is None or "study" not in trials.user_attrs:
-        raise FileNotFoundError(f"{study_storage.storage_url(study_dir, storage)}: holds no "
-                                f"study {os.path.basename(os.path.abspath(study_dir))!r}")
+        raise FileNotFoundError(
+            f"{study_storage.storage_url(study_dir, storage)}: holds no "
+            f"study {os.path.basename(os.path.abspath(study_dir))!r}"
+        )
     study = Study(**trials.user_attrs["study"])
     metric, _ = headline(study)
     found = study_storage.results(trials)
@@ -55,14 +61,25 @@ def collect(study_dir, storage: str | None = None) -> tuple[Study, list[dict], d
             continue
         attrs = found[cell, trial].user_attrs
         value = (attrs.get("test") or {}).get(metric)
-        records.append({
-            "cell": cell, "trial": trial, "settings": study.settings(trial),
-            "value": value if value is not None and math.isfinite(value) else None,
-            "failure": attrs.get("failure"), "seconds": attrs.get("seconds"),
-            "cpu_seconds": attrs.get("cpu_seconds"), "epochs": attrs.get("epochs"),
-            "best_epoch": attrs.get("best_epoch"), "host": attrs.get("host")})
-    return study, records, study_storage.summary(trials, storage_url=study_storage.storage_url(
-        study_dir, storage))
+        records.append(
+            {
+                "cell": cell,
+                "trial": trial,
+                "settings": study.settings(trial),
+                "value": value if value is not None and math.isfinite(value) else None,
+                "failure": attrs.get("failure"),
+                "seconds": attrs.get("seconds"),
+                "cpu_seconds": attrs.get("cpu_seconds"),
+                "epochs": attrs.get("epochs"),
+                "best_epoch": attrs.get("best_epoch"),
+                "host": attrs.get("host"),
+            }
+        )
+    return (
+        study,
+        records,
+        study_storage.summary(trials, storage_url=study_storage.storage_url(study_dir, storage)),
+    )
 
 
 def _p_values(values: dict, baseline: dict) -> tuple[float | None, float | None]:
@@ -76,8 +93,9 @@ def _p_values(values: dict, baseline: dict) -> tuple[float | None, float | None]
     common = sorted(set(values) & set(baseline))
     differences = [values[t] - baseline[t] for t in common]
     if len(common) >= 2 and np.std(differences) > 0:
-        paired = float(stats.ttest_rel([values[t] for t in common],
-                                       [baseline[t] for t in common]).pvalue)
+        paired = float(
+            stats.ttest_rel([values[t] for t in common], [baseline[t] for t in common]).pvalue
+        )
     return welch, paired
 
 
@@ -114,7 +132,7 @@ def variance_fractions(records: list[dict], study: Study) -> dict:
     weights = np.array([len(centred[t]) for t in trials], dtype=float)
     trial_means = np.array([np.mean(centred[t]) for t in trials])
     between_cells = float(np.var([cell_mean[r["cell"]] for r in finished])) / total
-    between_trials = float(np.average(trial_means ** 2, weights=weights)) / total
+    between_trials = float(np.average(trial_means**2, weights=weights)) / total
     fractions = {"cell": between_cells, "trial": between_trials}
     degree = 2 if len(trials) >= 8 else 1 if len(trials) >= 4 else 0
     main = 0.0
@@ -124,7 +142,7 @@ def variance_fractions(records: list[dict], study: Study) -> dict:
         if len(np.unique(x)) <= degree:
             continue
         fit = np.polyval(np.polyfit(x, trial_means, degree, w=np.sqrt(weights)), x)
-        spread = np.average(trial_means ** 2, weights=weights)
+        spread = np.average(trial_means**2, weights=weights)
         r2 = 1 - np.average((trial_means - fit) ** 2, weights=weights) / spread if spread else 0
         adjusted = max(0.0, 1 - (1 - r2) * (len(trials) - 1) / (len(trials) - degree - 1))
         fractions[dimension.name] = adjusted * between_trials
@@ -156,31 +174,39 @@ def fanova(records: list[dict], study: Study, min_trials: int = 5) -> dict:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     finished = [r for r in records if r["value"] is not None]
-    space = {d.name: (IntDistribution(int(d.low), int(d.high), log=d.log) if d.integer
-                      else FloatDistribution(d.low, d.high, log=d.log)) for d in study.space}
-    cells = [c for c in study.cells
-             if sum(r["cell"] == c for r in finished) >= min_trials]
+    space = {
+        d.name: (
+            IntDistribution(int(d.low), int(d.high), log=d.log)
+            if d.integer
+            else FloatDistribution(d.low, d.high, log=d.log)
+        )
+        for d in study.space
+    }
+    cells = [c for c in study.cells if sum(r["cell"] == c for r in finished) >= min_trials]
 
     def importances(rows, with_cell):
-        distributions = {**space, **({"cell": CategoricalDistribution(cells)} if with_cell
-                                     else {})}
+        distributions = {**space, **({"cell": CategoricalDistribution(cells)} if with_cell else {})}
         trials = optuna.create_study()
         for r in rows:
             params = {**r["settings"], **({"cell": r["cell"]} if with_cell else {})}
-            trials.add_trial(optuna.trial.create_trial(
-                params=params, distributions=distributions, value=r["value"]))
+            trials.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions=distributions, value=r["value"]
+                )
+            )
         fractions = optuna.importance.get_param_importances(
-            trials, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0),
-            normalize=False)
+            trials, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), normalize=False
+        )
         return {name: round(float(fractions[name]), 4) for name in distributions}
 
     if not cells or not space:
         return {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return {"method": FANOVA_METHOD,
-            "pooled": importances([r for r in finished if r["cell"] in cells], True),
-            "cells": {c: importances([r for r in finished if r["cell"] == c], False)
-                      for c in cells}}
+    return {
+        "method": FANOVA_METHOD,
+        "pooled": importances([r for r in finished if r["cell"] in cells], True),
+        "cells": {c: importances([r for r in finished if r["cell"] == c], False) for c in cells},
+    }
 
 
 def analyze(study_dir, storage: str | None = None) -> dict:
@@ -189,19 +215,26 @@ def analyze(study_dir, storage: str | None = None) -> dict:
     boxplot.png and hyperparameters.png there."""
     study, records, trials = collect(study_dir, storage)
     metric, lower_is_better = headline(study)
-    by_cell = {c: {r["trial"]: r["value"] for r in records
-                   if r["cell"] == c and r["value"] is not None} for c in study.cells}
+    by_cell = {
+        c: {r["trial"]: r["value"] for r in records if r["cell"] == c and r["value"] is not None}
+        for c in study.cells
+    }
     cells = {}
     for cell in study.cells:
         values = np.array(list(by_cell[cell].values()), dtype=float)
         mine = [r for r in records if r["cell"] == cell]
-        summary = {"trials": len(mine), "finished": len(values),
-                   "failed": sum(r["value"] is None for r in mine)}
+        summary = {
+            "trials": len(mine),
+            "finished": len(values),
+            "failed": sum(r["value"] is None for r in mine),
+        }
         if len(values):
             summary.update(
-                mean=float(values.mean()), std=float(values.std(ddof=1)) if len(values) > 1
-                else None, median=float(np.median(values)),
-                best=float(values.min() if lower_is_better else values.max()))
+                mean=float(values.mean()),
+                std=float(values.std(ddof=1)) if len(values) > 1 else None,
+                median=float(np.median(values)),
+                best=float(values.min() if lower_is_better else values.max()),
+            )
         if cell != study.reference:
             welch, paired = _p_values(by_cell[cell], by_cell[study.reference])
             summary.update(p_value=welch, paired_p_value=paired)
@@ -210,13 +243,19 @@ def analyze(study_dir, storage: str | None = None) -> dict:
                 summary["significant"] = "better" if lower == lower_is_better else "worse"
         summary["records"] = mine
         cells[cell] = summary
-    results = {"study": json.loads(study.to_json()), "baseline": study.reference,
-               "metric": metric,
-               "lower_is_better": lower_is_better, "alpha": ALPHA,
-               "cells": cells, "variance": variance_fractions(records, study),
-               "variance_method": VARIANCE_METHOD, "fanova": fanova(records, study),
-               "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1),
-               "trials": trials}
+    results = {
+        "study": json.loads(study.to_json()),
+        "baseline": study.reference,
+        "metric": metric,
+        "lower_is_better": lower_is_better,
+        "alpha": ALPHA,
+        "cells": cells,
+        "variance": variance_fractions(records, study),
+        "variance_method": VARIANCE_METHOD,
+        "fanova": fanova(records, study),
+        "cpu_minutes": round(sum(r["cpu_seconds"] or 0 for r in records) / 60, 1),
+        "trials": trials,
+    }
     atomic_write(os.path.join(study_dir, "results.json"), json.dumps(results, indent=2))
     atomic_write(os.path.join(study_dir, "results.md"), markdown(results))
     if any(r["value"] is not None for r in records):
@@ -234,13 +273,16 @@ def _p(value):
 
 
 def _done(results) -> str:
-    """"30", or "19-20 of 30" for a study not trained to the end yet."""
+    """ "30", or "19-20 of 30" for a study not trained to the end yet."""
     done = [s["trials"] for s in results["cells"].values()]
     planned = results["study"]["trials"]
     if min(done) == planned:
         return str(planned)
-    return f"{min(done)}-{max(done)} of {planned}" if min(done) != max(done) else \
-        f"{min(done)} of {planned}"
+    return (
+        f"{min(done)}-{max(done)} of {planned}"
+        if min(done) != max(done)
+        else f"{min(done)} of {planned}"
+    )
 
 
 def markdown(results: dict) -> str:
@@ -248,38 +290,56 @@ def markdown(results: dict) -> str:
     study, metric = results["study"], results["metric"]
     direction = "lower" if results["lower_is_better"] else "higher"
     fixed = " ".join(f"--{k}={v}" for k, v in study["fixed"].items())
-    space = ", ".join(f"{d['name']} in [{d['low']:g}, {d['high']:g}]"
-                      f"{' (log)' if d['log'] else ''}" for d in study["space"])
-    lines = [f"# Variant study: {study['task']}, test {metric} ({direction} is better)", "",
-             f"Fixed settings: `{fixed or 'the task defaults'}`; searched: {space}; "
-             f"{_done(results)} trials per cell (seed {study['seed']}), "
-             f"{results['cpu_minutes']} CPU-minutes in all.", "",
-             f"p: Welch's t-test against `{results['baseline']}`; paired: paired t-test over "
-             f"the same trials; **bold** = significant (p < {results['alpha']}).", "",
-             "| cell | trials | mean | std | median | best | p | paired p |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    space = ", ".join(
+        f"{d['name']} in [{d['low']:g}, {d['high']:g}]{' (log)' if d['log'] else ''}"
+        for d in study["space"]
+    )
+    lines = [
+        f"# Variant study: {study['task']}, test {metric} ({direction} is better)",
+        "",
+        f"Fixed settings: `{fixed or 'the task defaults'}`; searched: {space}; "
+        f"{_done(results)} trials per cell (seed {study['seed']}), "
+        f"{results['cpu_minutes']} CPU-minutes in all.",
+        "",
+        f"p: Welch's t-test against `{results['baseline']}`; paired: paired t-test over "
+        f"the same trials; **bold** = significant (p < {results['alpha']}).",
+        "",
+        "| cell | trials | mean | std | median | best | p | paired p |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for cell, s in results["cells"].items():
         name = f"`{cell}`" + (" (baseline)" if cell == results["baseline"] else "")
         mean = _number(s.get("mean"))
         if s.get("significant"):
             mean = f"**{mean}** ({s['significant']})"
         failed = f" ({s['failed']} failed)" if s["failed"] else ""
-        lines.append(f"| {name} | {s['finished']}{failed} | {mean} | {_number(s.get('std'))} | "
-                     f"{_number(s.get('median'))} | {_number(s.get('best'))} | "
-                     f"{_p(s.get('p_value'))} | {_p(s.get('paired_p_value'))} |")
+        lines.append(
+            f"| {name} | {s['finished']}{failed} | {mean} | {_number(s.get('std'))} | "
+            f"{_number(s.get('median'))} | {_number(s.get('best'))} | "
+            f"{_p(s.get('p_value'))} | {_p(s.get('paired_p_value'))} |"
+        )
     if results["variance"]:
-        lines += ["", "Fraction of the variance of the test metric explained by the cell, by "
-                  "the trial (its drawn settings and seed), by each setting's main effect "
-                  "(part of the trial's), by their interactions, and by a setting acting "
-                  "differently on different cells or seed noise (cell_x_trial):", "",
-                  "| factor | fraction |", "| --- | ---: |"]
-        lines += [f"| {k} | {v:.2f} |" for k, v in results["variance"].items()
-                  if k != "overlap_scaled"]
+        lines += [
+            "",
+            "Fraction of the variance of the test metric explained by the cell, by "
+            "the trial (its drawn settings and seed), by each setting's main effect "
+            "(part of the trial's), by their interactions, and by a setting acting "
+            "differently on different cells or seed noise (cell_x_trial):",
+            "",
+            "| factor | fraction |",
+            "| --- | ---: |",
+        ]
+        lines += [
+            f"| {k} | {v:.2f} |" for k, v in results["variance"].items() if k != "overlap_scaled"
+        ]
         if "overlap_scaled" in results["variance"]:
-            lines += ["", "With this few draws the settings are correlated: their separate "
-                      "fits overlapped (by a factor of "
-                      f"{results['variance']['overlap_scaled']:.2f}) and were scaled down to "
-                      "the trial's share."]
+            lines += [
+                "",
+                "With this few draws the settings are correlated: their separate "
+                "fits overlapped (by a factor of "
+                f"{results['variance']['overlap_scaled']:.2f}) and were scaled down to "
+                "the trial's share.",
+            ]
     if results.get("fanova"):
         lines += fanova_table(results["fanova"])
     return "\n".join(lines) + "\n"
@@ -289,15 +349,21 @@ def fanova_table(fanova: dict) -> list[str]:
     """results.md's fANOVA rows: pooled (with the cell as a factor), then one per cell."""
     names = list(fanova["pooled"])
     rows = [("pooled", fanova["pooled"])] + [(f"`{c}`", v) for c, v in fanova["cells"].items()]
-    return ["", "fANOVA (Hutter et al. 2014, as Greff et al.; "
-            "`optuna.importance.FanovaImportanceEvaluator`): the fraction of the test metric's "
-            "variance each setting's main effect explains, over all cells (the cell one more "
-            "factor) and within each cell; the rest is interactions and noise:", "",
-            "| trials of | " + " | ".join(names) + " | rest |",
-            "| --- |" + " ---: |" * (len(names) + 1)] + [
-        f"| {name} | " + " | ".join(f"{shares.get(n, 0):.2f}" if n in shares else "-"
-                                   for n in names)
-        + f" | {max(0.0, 1 - sum(shares.values())):.2f} |" for name, shares in rows]
+    return [
+        "",
+        "fANOVA (Hutter et al. 2014, as Greff et al.; "
+        "`optuna.importance.FanovaImportanceEvaluator`): the fraction of the test metric's "
+        "variance each setting's main effect explains, over all cells (the cell one more "
+        "factor) and within each cell; the rest is interactions and noise:",
+        "",
+        "| trials of | " + " | ".join(names) + " | rest |",
+        "| --- |" + " ---: |" * (len(names) + 1),
+    ] + [
+        f"| {name} | "
+        + " | ".join(f"{shares.get(n, 0):.2f}" if n in shares else "-" for n in names)
+        + f" | {max(0.0, 1 - sum(shares.values())):.2f} |"
+        for name, shares in rows
+    ]
 
 
 def _figure(*args, **kwargs):
@@ -330,8 +396,10 @@ def _upper_limit(values, lower_is_better):
 def plot_boxes(results: dict, path):
     """Box plot of the test metric per cell; significantly better/worse cells coloured."""
     cells = [c for c, s in results["cells"].items() if s["finished"]]
-    values = [[r["value"] for r in results["cells"][c]["records"] if r["value"] is not None]
-              for c in cells]
+    values = [
+        [r["value"] for r in results["cells"][c]["records"] if r["value"] is not None]
+        for c in cells
+    ]
     figure, ax = _figure(figsize=(max(6, 0.8 * len(cells) + 2), 4.5))
     boxes = ax.boxplot(values, patch_artist=True, showfliers=False)
     colours = {"better": "#7fbf7f", "worse": "#e08080"}
@@ -341,16 +409,29 @@ def plot_boxes(results: dict, path):
     rng = np.random.default_rng(0)
     for i, v in enumerate(values, 1):
         v = np.asarray(v)
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), np.minimum(v, top), s=12,
-                   color="black", zorder=3, marker="o")
+        ax.scatter(
+            i + rng.uniform(-0.15, 0.15, len(v)),
+            np.minimum(v, top),
+            s=12,
+            color="black",
+            zorder=3,
+            marker="o",
+        )
     ax.set_ylim(bottom, top)
     ax.set_xticks(range(1, len(cells) + 1), cells, rotation=45, ha="right")
-    ax.axhline(np.median(values[cells.index(results["baseline"])])
-               if results["baseline"] in cells else np.nan, ls="--", color="grey")
+    ax.axhline(
+        np.median(values[cells.index(results["baseline"])])
+        if results["baseline"] in cells
+        else np.nan,
+        ls="--",
+        color="grey",
+    )
     ax.set_ylabel(f"test {results['metric']}")
-    ax.set_title(f"{results['study']['task']}: test {results['metric']} per cell "
-                 f"(green/red: p < {results['alpha']} against {results['baseline']})",
-                 fontsize=9)
+    ax.set_title(
+        f"{results['study']['task']}: test {results['metric']} per cell "
+        f"(green/red: p < {results['alpha']} against {results['baseline']})",
+        fontsize=9,
+    )
     _save(figure, path)
 
 
@@ -359,18 +440,22 @@ def plot_settings(results: dict, path):
     space = results["study"]["space"]
     if not space:
         return
-    records = [r for s in results["cells"].values() for r in s["records"]
-               if r["value"] is not None]
-    figure, axes = _figure(1, len(space), figsize=(3.6 * len(space), 3.6), sharey=True,
-                           squeeze=False)
+    records = [r for s in results["cells"].values() for r in s["records"] if r["value"] is not None]
+    figure, axes = _figure(
+        1, len(space), figsize=(3.6 * len(space), 3.6), sharey=True, squeeze=False
+    )
     bottom, top = _upper_limit([r["value"] for r in records], results["lower_is_better"])
     colours = dict(zip(results["cells"], __import__("matplotlib").colormaps["tab20"].colors))
     for ax, dimension in zip(axes[0], space):
         for cell in results["cells"]:
             mine = [r for r in records if r["cell"] == cell]
-            ax.scatter([r["settings"][dimension["name"]] for r in mine],
-                       [min(r["value"], top) for r in mine], s=12, color=colours[cell],
-                       label=cell)
+            ax.scatter(
+                [r["settings"][dimension["name"]] for r in mine],
+                [min(r["value"], top) for r in mine],
+                s=12,
+                color=colours[cell],
+                label=cell,
+            )
         if dimension["log"]:
             ticks = np.geomspace(dimension["low"], dimension["high"], 4)
             ax.set_xscale("log")

@@ -53,9 +53,12 @@ class BeatingJournalStorage(JournalStorage, BaseHeartbeat):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         now = time.time()
-        return [t._trial_id for t in self.get_all_trials(study_id, states=(TrialState.RUNNING,))
-                if now - t.system_attrs.get("heartbeat", t.datetime_start.timestamp())
-                > GRACE * self.heartbeat]
+        return [
+            t._trial_id
+            for t in self.get_all_trials(study_id, states=(TrialState.RUNNING,))
+            if now - t.system_attrs.get("heartbeat", t.datetime_start.timestamp())
+            > GRACE * self.heartbeat
+        ]
 
     def get_heartbeat_interval(self) -> int:
         """Seconds between a running trial's beats."""
@@ -87,12 +90,13 @@ def _password(url):
 
 
 def kind(url: str) -> str:
-    """"journal" for a journal file, else the database's name ("postgresql", "sqlite", ...)."""
+    """ "journal" for a journal file, else the database's name ("postgresql", "sqlite", ...)."""
     return url.split("://", 1)[0].split("+")[0] if "://" in url else "journal"
 
 
-def connect(study_dir, storage: str | None = None, heartbeat: int = HEARTBEAT,
-            direction: str | None = None) -> optuna.Study:
+def connect(
+    study_dir, storage: str | None = None, heartbeat: int = HEARTBEAT, direction: str | None = None
+) -> optuna.Study:
     """The Optuna study of `study_dir` (named after its folder) in its storage. A missing one
     is created given its `direction` ("minimize" or "maximize"), else None is returned."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -111,8 +115,9 @@ def connect(study_dir, storage: str | None = None, heartbeat: int = HEARTBEAT,
     except KeyError:  # no such study yet
         if direction is None:
             return None
-    return optuna.create_study(study_name=name, storage=backend, direction=direction,
-                               load_if_exists=True)
+    return optuna.create_study(
+        study_name=name, storage=backend, direction=direction, load_if_exists=True
+    )
 
 
 def _database(url, heartbeat):
@@ -121,16 +126,16 @@ def _database(url, heartbeat):
 
     for attempt in range(3):  # workers started together may race to create the tables
         try:
-            return RDBStorage(url, heartbeat_interval=heartbeat,
-                              grace_period=GRACE * heartbeat)
+            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=GRACE * heartbeat)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             if attempt == 2:
                 raise
             time.sleep(1)
         except sqlalchemy.exc.OperationalError as error:
             reason = str(error.orig).strip().splitlines()[-1] if error.orig else str(error)
-            raise ConnectionError(f"--storage={make_url(url).render_as_string()}: cannot reach "
-                                  f"the database: {reason}") from None
+            raise ConnectionError(
+                f"--storage={make_url(url).render_as_string()}: cannot reach the database: {reason}"
+            ) from None
     return None
 
 
@@ -143,7 +148,8 @@ def pair(trial) -> tuple[str, int] | None:
 def is_result(trial) -> bool:
     """A finished pair: a test metric, or a diverged run (a result too: `failure` says how)."""
     return trial.state == TrialState.COMPLETE or (
-        trial.state == TrialState.FAIL and "failure" in trial.user_attrs)
+        trial.state == TrialState.FAIL and "failure" in trial.user_attrs
+    )
 
 
 def by_pair(trials: optuna.Study) -> dict[tuple[str, int], list]:
@@ -157,16 +163,22 @@ def by_pair(trials: optuna.Study) -> dict[tuple[str, int], list]:
 
 def results(trials: optuna.Study) -> dict[tuple[str, int], optuna.trial.FrozenTrial]:
     """{(cell, trial): the Optuna trial holding its result}."""
-    return {key: next(t for t in found if is_result(t))
-            for key, found in by_pair(trials).items() if any(map(is_result, found))}
+    return {
+        key: next(t for t in found if is_result(t))
+        for key, found in by_pair(trials).items()
+        if any(map(is_result, found))
+    }
 
 
 def enqueue_missing(trials: optuna.Study, grid, settings) -> int:
     """Enqueue each (cell, trial) of `grid` that has neither a result nor a waiting or running
     trial, with `settings(trial)` as its params; returns how many."""
     found = by_pair(trials)
-    missing = [(cell, k) for cell, k in grid
-               if not any(is_result(t) or t.state in ACTIVE for t in found.get((cell, k), []))]
+    missing = [
+        (cell, k)
+        for cell, k in grid
+        if not any(is_result(t) or t.state in ACTIVE for t in found.get((cell, k), []))
+    ]
     for cell, k in missing:
         trials.enqueue_trial(settings(k), user_attrs={"cell": cell, "trial": k})
     return len(missing)
@@ -177,8 +189,7 @@ def claim(trials: optuna.Study):
     hands each waiting trial to one process; `worker` records which."""
     for waiting in trials.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
-            if not trials._storage.set_trial_state_values(waiting._trial_id,
-                                                          TrialState.RUNNING):
+            if not trials._storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -195,7 +206,8 @@ def duplicate_of(trials: optuna.Study, trial) -> int | None:
     me = trials._storage.get_trial(trial._trial_id)
     for other in by_pair(trials).get(pair(me), []):
         if other.number != me.number and (
-                is_result(other) or (other.state in ACTIVE and other.number < me.number)):
+            is_result(other) or (other.state in ACTIVE and other.number < me.number)
+        ):
             return other.number
     return None
 
@@ -231,9 +243,17 @@ def summary(trials: optuna.Study, storage_url: str) -> dict:
     duplicates skipped, and trials still waiting or running."""
     counts = {}
     for trial in trials.get_trials(deepcopy=False):
-        what = ("results" if is_result(trial) else "duplicates" if "skipped" in trial.user_attrs
-                else trial.state.name.lower() if trial.state in ACTIVE else "stopped")
+        what = (
+            "results"
+            if is_result(trial)
+            else "duplicates"
+            if "skipped" in trial.user_attrs
+            else trial.state.name.lower()
+            if trial.state in ACTIVE
+            else "stopped"
+        )
         counts[what] = counts.get(what, 0) + 1
-    hosts = {t.user_attrs["host"] for t in trials.get_trials(deepcopy=False)
-             if "host" in t.user_attrs}
+    hosts = {
+        t.user_attrs["host"] for t in trials.get_trials(deepcopy=False) if "host" in t.user_attrs
+    }
     return {"storage": kind(storage_url), "optuna_trials": counts, "hosts": len(hosts)}

@@ -20,8 +20,12 @@ from collections.abc import Callable
 from pipelines.study import Study, headline, run_trial
 
 
-def work(study_dir, storage: str | None = None, heartbeat: int | None = None,
-         progress: Callable[[str], None] | None = None):
+def work(
+    study_dir,
+    storage: str | None = None,
+    heartbeat: int | None = None,
+    progress: Callable[[str], None] | None = None,
+):
     """One worker: train the study's waiting trials until every pair has its outcome.
 
     Runs beside any number of workers on this and other machines that share the storage.
@@ -38,8 +42,10 @@ def work(study_dir, storage: str | None = None, heartbeat: int | None = None,
     heartbeat = heartbeat or ss.HEARTBEAT
     trials = ss.connect(study_dir, storage, heartbeat)
     if trials is None:
-        raise FileNotFoundError(f"{ss.storage_url(study_dir, storage)}: holds no study "
-                                f"{os.path.basename(os.path.abspath(study_dir))!r}")
+        raise FileNotFoundError(
+            f"{ss.storage_url(study_dir, storage)}: holds no study "
+            f"{os.path.basename(os.path.abspath(study_dir))!r}"
+        )
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.monotonic()
     while True:
@@ -72,8 +78,7 @@ def work(study_dir, storage: str | None = None, heartbeat: int | None = None,
                     trials.tell(trial, state=TrialState.FAIL)
                 raise
         record = _record(trials, trial, study, outcome)
-        progress(progress_line(study, record, len(ss.results(trials)),
-                               time.monotonic() - started))
+        progress(progress_line(study, record, len(ss.results(trials)), time.monotonic() - started))
 
 
 def _record(trials, trial, study, outcome) -> dict:
@@ -84,16 +89,21 @@ def _record(trials, trial, study, outcome) -> dict:
     metric, _ = headline(study)
     value = outcome.get("test", {}).get(metric)
     failure = outcome.get("failure") or (
-        None if value is not None and math.isfinite(value) else f"test {metric} is {value}")
-    record = {"cell": trial.user_attrs["cell"], "trial": trial.user_attrs["trial"],
-              "test": outcome.get("test"), "failure": failure,
-              "seconds": outcome.get("seconds"), "cpu_seconds": outcome.get("cpu_seconds"),
-              "epochs": len(outcome.get("history", [])),
-              "best_epoch": (outcome.get("best") or {}).get("epoch"),
-              "host": socket.gethostname()}
+        None if value is not None and math.isfinite(value) else f"test {metric} is {value}"
+    )
+    record = {
+        "cell": trial.user_attrs["cell"],
+        "trial": trial.user_attrs["trial"],
+        "test": outcome.get("test"),
+        "failure": failure,
+        "seconds": outcome.get("seconds"),
+        "cpu_seconds": outcome.get("cpu_seconds"),
+        "epochs": len(outcome.get("history", [])),
+        "best_epoch": (outcome.get("best") or {}).get("epoch"),
+        "host": socket.gethostname(),
+    }
     try:
-        for name in ("test", "failure", "seconds", "cpu_seconds", "epochs", "best_epoch",
-                     "host"):
+        for name in ("test", "failure", "seconds", "cpu_seconds", "epochs", "best_epoch", "host"):
             if record[name] is not None:
                 trial.set_user_attr(name, record[name])
         if failure:
@@ -132,8 +142,13 @@ def _worker_process(study_dir, storage, heartbeat, threads, lines):
         raise SystemExit(1) from None
 
 
-def run_trials(study_dir, workers: int = 1, progress: Callable[[str], None] | None = None,
-               storage: str | None = None, heartbeat: int | None = None):
+def run_trials(
+    study_dir,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+    storage: str | None = None,
+    heartbeat: int | None = None,
+):
     """Train every trial of the study in `study_dir` that has no outcome yet, with `workers`
     processes on this machine (beside any others on the same storage).
 
@@ -143,8 +158,9 @@ def run_trials(study_dir, workers: int = 1, progress: Callable[[str], None] | No
     import queue
 
     progress = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    stop = KeyboardInterrupt(f"study interrupted; continue it with: lstm-zoo study "
-                             f"--study_dir={study_dir}")
+    stop = KeyboardInterrupt(
+        f"study interrupted; continue it with: lstm-zoo study --study_dir={study_dir}"
+    )
     if workers <= 1:
         try:
             return work(study_dir, storage, heartbeat, progress)
@@ -153,8 +169,14 @@ def run_trials(study_dir, workers: int = 1, progress: Callable[[str], None] | No
     context = multiprocessing.get_context("spawn")
     lines = context.Queue()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    processes = [context.Process(target=_worker_process, daemon=False, args=(
-        study_dir, storage, heartbeat, threads, lines)) for _ in range(workers)]
+    processes = [
+        context.Process(
+            target=_worker_process,
+            daemon=False,
+            args=(study_dir, storage, heartbeat, threads, lines),
+        )
+        for _ in range(workers)
+    ]
     errors = []
     try:
         for process in processes:
@@ -171,13 +193,13 @@ def run_trials(study_dir, workers: int = 1, progress: Callable[[str], None] | No
         for process in processes:
             process.join()
     if errors:  # a worker's one-line error (bad input, an unreachable storage) is the command's
-        raise ValueError(errors[0][len("error: "):])
+        raise ValueError(errors[0][len("error: ") :])
     if any(p.exitcode for p in processes):
         raise stop
 
 
 def progress_line(study, record, done, seconds) -> str:
-    """"[12/55] gru  trial 3  nll 8.912  (41 s; lr=0.0042 units=97 ...)"."""
+    """ "[12/55] gru  trial 3  nll 8.912  (41 s; lr=0.0042 units=97 ...)"."""
     from pipelines.terminal import duration
 
     metric, _ = headline(study)
@@ -186,6 +208,8 @@ def progress_line(study, record, done, seconds) -> str:
     else:
         result = f"{metric} {record['test'].get(metric, float('nan')):.4g}"
     settings = " ".join(f"{k}={v:.3g}" for k, v in study.settings(record["trial"]).items())
-    return (f"[{done}/{len(study.grid())}] {record['cell']}  trial {record['trial']}  {result}  "
-            f"({duration(record.get('seconds') or 0)}; {settings}; "
-            f"elapsed {duration(seconds)})")
+    return (
+        f"[{done}/{len(study.grid())}] {record['cell']}  trial {record['trial']}  {result}  "
+        f"({duration(record.get('seconds') or 0)}; {settings}; "
+        f"elapsed {duration(seconds)})"
+    )

@@ -38,8 +38,10 @@ def module_dir(module, root=SWORD_ROOT):
         return module
     confs = os.path.join(root, "mods.d")
     names = os.listdir(confs) if os.path.isdir(confs) else []
-    conf = next((os.path.join(confs, n) for n in names if n.lower() == f"{module.lower()}.conf"),
-                os.path.join(confs, f"{module}.conf"))
+    conf = next(
+        (os.path.join(confs, n) for n in names if n.lower() == f"{module.lower()}.conf"),
+        os.path.join(confs, f"{module}.conf"),
+    )
     if not os.path.isfile(conf):
         raise FileNotFoundError(
             f"SWORD module {module!r} not found: no directory {module!r} and no {conf} "
@@ -68,8 +70,9 @@ def read_testament(directory, testament):
     for path, blob, record in ((paths[0], bzs, _BLOCK), (paths[1], bzv, _VERSE)):
         if len(blob) % record.size:
             raise ValueError(f"{path}: size {len(blob)} is not a multiple of {record.size}")
-    blocks = [zlib.decompress(bzz[start : start + size])
-              for start, size, _ in _BLOCK.iter_unpack(bzs)]
+    blocks = [
+        zlib.decompress(bzz[start : start + size]) for start, size, _ in _BLOCK.iter_unpack(bzs)
+    ]
     entries = []
     for number, (block, start, size) in enumerate(_VERSE.iter_unpack(bzv)):
         if size == 0:

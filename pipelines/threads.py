@@ -12,18 +12,32 @@ def set_threads(intra_op=0, inter_op=0):
     import tensorflow as tf
     from absl import logging
 
-    pools = (("intra_op_threads", intra_op, tf.config.threading.get_intra_op_parallelism_threads,
-              tf.config.threading.set_intra_op_parallelism_threads),
-             ("inter_op_threads", inter_op, tf.config.threading.get_inter_op_parallelism_threads,
-              tf.config.threading.set_inter_op_parallelism_threads))
+    pools = (
+        (
+            "intra_op_threads",
+            intra_op,
+            tf.config.threading.get_intra_op_parallelism_threads,
+            tf.config.threading.set_intra_op_parallelism_threads,
+        ),
+        (
+            "inter_op_threads",
+            inter_op,
+            tf.config.threading.get_inter_op_parallelism_threads,
+            tf.config.threading.set_inter_op_parallelism_threads,
+        ),
+    )
     for name, threads, get, put in pools:
         if threads and threads != get():
             try:
                 put(threads)
             except RuntimeError:
-                logging.warning("--%s=%d not applied: TensorFlow has already started with %s "
-                                "(give the flag to a new process)", name, threads,
-                                get() or "its default")
+                logging.warning(
+                    "--%s=%d not applied: TensorFlow has already started with %s "
+                    "(give the flag to a new process)",
+                    name,
+                    threads,
+                    get() or "its default",
+                )
 
 
 def import_tensorflow(intra_op=None, inter_op=None):

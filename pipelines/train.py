@@ -46,9 +46,27 @@ from pipelines.tasks import (  # noqa: F401 (the task contract, re-exported)
 )
 from pipelines.threads import set_threads
 
-__all__ = ["BEST", "CONFIG", "LAST", "METRICS", "Task", "TaskData", "TrainingInterrupted",
-           "evaluate", "get_task", "load_checkpoint", "load_config", "read_metrics",
-           "register_task", "sample", "set_threads", "train", "write_metrics"]
+__all__ = [
+    "BEST",
+    "CONFIG",
+    "LAST",
+    "METRICS",
+    "Task",
+    "TaskData",
+    "TrainingInterrupted",
+    "evaluate",
+    "get_task",
+    "load_checkpoint",
+    "load_config",
+    "read_metrics",
+    "register_task",
+    "sample",
+    "set_threads",
+    "train",
+    "write_metrics",
+]
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during training; the message says what was saved and how to resume."""
 
@@ -108,8 +126,10 @@ def train(config: TrainConfig, verbose="auto", command=None):
     """
     task = get_task(config.task)
     if not isinstance(config, task.config_class):
-        raise TypeError(f"Task {task.name!r} expects a {task.config_class.__name__}, "
-                        f"got a {type(config).__name__}.")
+        raise TypeError(
+            f"Task {task.name!r} expects a {task.config_class.__name__}, "
+            f"got a {type(config).__name__}."
+        )
     set_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
     config = dataclasses.replace(config, run_dir=str(config.run_dir or default_run_dir(config)))
@@ -119,43 +139,54 @@ def train(config: TrainConfig, verbose="auto", command=None):
             try:
                 model, metrics = _train(task, config, strategy, config.run_dir, verbose, command)
             finally:  # the run's time over all its invocations, for model cards and studies
-                rundir.add_time(config.run_dir, time.monotonic() - start,
-                                time.process_time() - cpu)
+                rundir.add_time(config.run_dir, time.monotonic() - start, time.process_time() - cpu)
     else:  # a non-chief worker writes its copy of everything to a scratch folder
         scratch = tempfile.mkdtemp(prefix="lstm-zoo-worker-")
         try:
             model, metrics = _train(task, config, strategy, scratch, verbose, command)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    metrics.update(run_dir=config.run_dir, seconds=time.monotonic() - start,
-                   parameters=int(model.count_params()))
+    metrics.update(
+        run_dir=config.run_dir,
+        seconds=time.monotonic() - start,
+        parameters=int(model.count_params()),
+    )
     return model, metrics
 
 
 def _check_resumable(config, run_dir):
     """The saved run's data fingerprint, after refusing settings that would change the run."""
     if not os.path.isfile(os.path.join(run_dir, CONFIG)):
-        raise FileNotFoundError(f"{run_dir}: no run to resume (no {CONFIG}); drop --resume to "
-                                "start one")
+        raise FileNotFoundError(
+            f"{run_dir}: no run to resume (no {CONFIG}); drop --resume to start one"
+        )
     saved = load_config(run_dir)
     rundir.check_unedited(run_dir, saved)
     conflicts = config.conflicts(saved)
     if conflicts:
-        shown = ", ".join(f"--{name}={new} (the run has {old})"
-                          for name, (old, new) in list(conflicts.items())[:4])
-        raise ValueError(f"{run_dir}: --resume continues the run as saved; {shown} would change "
-                         "it. Only --epochs, --steps, --learning_rate and other run-length "
-                         "settings may change; start a new --run_dir for the rest")
+        shown = ", ".join(
+            f"--{name}={new} (the run has {old})"
+            for name, (old, new) in list(conflicts.items())[:4]
+        )
+        raise ValueError(
+            f"{run_dir}: --resume continues the run as saved; {shown} would change "
+            "it. Only --epochs, --steps, --learning_rate and other run-length "
+            "settings may change; start a new --run_dir for the rest"
+        )
     if saved.schedule != "constant" and config.learning_rate != saved.learning_rate:
-        raise ValueError(f"{run_dir}: --learning_rate={config.learning_rate} (the run has "
-                         f"{saved.learning_rate}): with --schedule={saved.schedule} the rate "
-                         "follows the schedule saved with the run")
+        raise ValueError(
+            f"{run_dir}: --learning_rate={config.learning_rate} (the run has "
+            f"{saved.learning_rate}): with --schedule={saved.schedule} the rate "
+            "follows the schedule saved with the run"
+        )
     fingerprint = rundir.saved_fingerprint(run_dir)
     current = rundir.data_fingerprint(getattr(config, "data", None))
     if current != fingerprint:
-        raise ValueError(f"{config.data}: changed since {run_dir} started (data fingerprint "
-                         f"{current}, the run's {fingerprint}); a resumed run trains on the "
-                         "same data")
+        raise ValueError(
+            f"{config.data}: changed since {run_dir} started (data fingerprint "
+            f"{current}, the run's {fingerprint}); a resumed run trains on the "
+            "same data"
+        )
     return fingerprint
 
 
@@ -163,7 +194,8 @@ def _train(task, config, strategy, work_dir, verbose, command):
     run_dir, chief = config.run_dir, work_dir == config.run_dir
     keras.utils.set_random_seed(config.seed)
     checkpointed = config.resume and any(
-        os.path.isfile(os.path.join(run_dir, name)) for name in (LAST, BEST))
+        os.path.isfile(os.path.join(run_dir, name)) for name in (LAST, BEST)
+    )
     with contextlib.ExitStack() as stack:
         if config.resume:
             fingerprint = _check_resumable(config, run_dir)
@@ -174,26 +206,32 @@ def _train(task, config, strategy, work_dir, verbose, command):
             inputs, commit = stack.enter_context(rundir.staging(work_dir))
         data = task.prepare(config, inputs)
         if data.examples is not None and config.batch_size > data.examples:
-            raise ValueError(f"--batch_size={config.batch_size}: the training split holds "
-                             f"{data.examples} examples, fewer than one batch; use a smaller "
-                             "--batch_size (or --seq_len) or more data")
+            raise ValueError(
+                f"--batch_size={config.batch_size}: the training split holds "
+                f"{data.examples} examples, fewer than one batch; use a smaller "
+                "--batch_size (or --seq_len) or more data"
+            )
         if not config.resume:  # after the task's readers, whose errors say more
             fingerprint = rundir.data_fingerprint(getattr(config, "data", None))
-        with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision
-                                              else None):
+        with strategy.scope(), _global_policy("mixed_bfloat16" if config.mixed_precision else None):
             total = config.epochs * (config.steps or data.steps_per_pass)
             if checkpointed:
                 model = load_checkpoint(run_dir, LAST)
-                rundir.check_checkpoint(model, task.build_model(config, data),
-                                        os.path.join(run_dir, LAST))
+                rundir.check_checkpoint(
+                    model, task.build_model(config, data), os.path.join(run_dir, LAST)
+                )
                 optimizer = model.optimizer  # its state, with the (possibly new) learning rate
                 if config.schedule == "constant":
                     optimizer.learning_rate = config.learning_rate
             else:
                 model = task.build_model(config, data)
                 optimizer = make_optimizer(config, total)
-            model.compile(optimizer=optimizer, loss=task.loss(config),
-                          metrics=task.metrics(config), jit_compile=config.jit_compile)
+            model.compile(
+                optimizer=optimizer,
+                loss=task.loss(config),
+                metrics=task.metrics(config),
+                jit_compile=config.jit_compile,
+            )
         commit()  # the run starts: its inputs move in and config.json is written
         if chief:
             rundir.save_config(config, run_dir, fingerprint, command)
@@ -205,8 +243,14 @@ def _train(task, config, strategy, work_dir, verbose, command):
     history = [h for h in saved_metrics.get("history", []) if h["epoch"] <= done]
     partial = saved_metrics.get("interrupted") if offset else None
     guard = NaNGuard()
-    checkpoint = RunCheckpoint(work_dir, lambda logs: task.summarize(config, logs), history,
-                               config.patience, partial=partial, steps=steps)
+    checkpoint = RunCheckpoint(
+        work_dir,
+        lambda logs: task.summarize(config, logs),
+        history,
+        config.patience,
+        partial=partial,
+        steps=steps,
+    )
     validation = None if data.validation is None else _distributable(data.validation)
     callbacks = [guard, checkpoint, keras.callbacks.TensorBoard(os.path.join(work_dir, "logs"))]
     # An interrupted epoch is finished first, then whole epochs: batch n is always batch n.
@@ -217,10 +261,19 @@ def _train(task, config, strategy, work_dir, verbose, command):
         for initial_epoch, epochs, epoch_steps, first_step in segments:
             if initial_epoch >= config.epochs or guard.failure or checkpoint.exhausted:
                 break
-            _fit(model, strategy, task.loss(config), _distributable(data.train(first_step)),
-                 validation, epochs=epochs, initial_epoch=initial_epoch,
-                 steps_per_epoch=epoch_steps, validation_steps=config.validation_steps,
-                 callbacks=callbacks, verbose=verbose)
+            _fit(
+                model,
+                strategy,
+                task.loss(config),
+                _distributable(data.train(first_step)),
+                validation,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=epoch_steps,
+                validation_steps=config.validation_steps,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
     except KeyboardInterrupt:
         if not chief:
             raise
@@ -230,12 +283,15 @@ def _train(task, config, strategy, work_dir, verbose, command):
         raise TrainingInterrupted(
             f"Interrupted at step {at} (epoch {at // steps + 1}); saved "
             f"{os.path.join(run_dir, LAST)}; resume with: lstm-zoo train --run_dir={run_dir} "
-            "--resume") from None
+            "--resume"
+        ) from None
     if guard.failure:
         last = os.path.join(run_dir, LAST)
         kept = f"the last good checkpoint is {last}" if checkpoint.history else "no checkpoint"
-        raise FloatingPointError(f"Training diverged at {guard.failure}; stopped ({kept}). "
-                                 "Try a lower --learning_rate or --clipnorm.")
+        raise FloatingPointError(
+            f"Training diverged at {guard.failure}; stopped ({kept}). "
+            "Try a lower --learning_rate or --clipnorm."
+        )
     best = load_checkpoint(work_dir) if checkpoint.history else model
     test = {**evaluate_model(task, config, best, data.test), **task.score(config, best, data)}
     write_metrics(work_dir, test=test)
@@ -246,12 +302,23 @@ def _fit(model, strategy, loss, dataset, validation, *, validation_steps, verbos
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         from pipelines.distributed import fit_multi_worker
 
-        return fit_multi_worker(model, strategy, loss, dataset, validation,
-                                validation_steps=validation_steps, **schedule)
-    return model.fit(dataset, validation_data=validation,
-                     validation_steps=validation_steps or None,
-                     shuffle=False,  # the stream is shuffled by seed and pass
-                     verbose=verbose, **schedule)
+        return fit_multi_worker(
+            model,
+            strategy,
+            loss,
+            dataset,
+            validation,
+            validation_steps=validation_steps,
+            **schedule,
+        )
+    return model.fit(
+        dataset,
+        validation_data=validation,
+        validation_steps=validation_steps or None,
+        shuffle=False,  # the stream is shuffled by seed and pass
+        verbose=verbose,
+        **schedule,
+    )
 
 
 def evaluate_model(task, config, model, dataset, steps=None):
@@ -273,13 +340,14 @@ def evaluate(run_dir, data=None):
         prepared = rundir.prepare_existing(task, config, run_dir, split=data is None)
         model = load_checkpoint(run_dir)
         rundir.check_vocabulary(run_dir, model, prepared.info.get("vocab"))
-        return {**evaluate_model(task, config, model, prepared.test),
-                **task.score(config, model, prepared)}
+        return {
+            **evaluate_model(task, config, model, prepared.test),
+            **task.score(config, model, prepared),
+        }
 
 
 def sample(run_dir, **options) -> str:
     """Generated output of the best checkpoint of `run_dir` (options depend on the task)."""
     with rundir.RunLock(run_dir, shared=True):
         config = load_config(run_dir)
-        return get_task(config.task).sample(config, run_dir, load_checkpoint(run_dir),
-                                            **options)
+        return get_task(config.task).sample(config, run_dir, load_checkpoint(run_dir), **options)

@@ -35,34 +35,49 @@ class TranslationConfig(TrainConfig):
     """An attentional encoder-decoder on sentence pairs."""
 
     task: str = option("translation", "Task to train (see `lstm-zoo list`).")
-    data: str | None = option(None, "TSV file of source<TAB>target lines; default the "
-                                    "English-Spanish Bible verses (SWORD KJV and RV 1909).")
-    vocab_size: int = option(4000, "SentencePiece vocabulary shared by both languages.",
-                             between=(8, 1_048_576))
-    max_len: int = option(64, "Longest training pair in subword tokens (longer are dropped).",
-                          between=(2, 65_536))
+    data: str | None = option(
+        None,
+        "TSV file of source<TAB>target lines; default the "
+        "English-Spanish Bible verses (SWORD KJV and RV 1909).",
+    )
+    vocab_size: int = option(
+        4000, "SentencePiece vocabulary shared by both languages.", between=(8, 1_048_576)
+    )
+    max_len: int = option(
+        64, "Longest training pair in subword tokens (longer are dropped).", between=(2, 65_536)
+    )
     cell: str = option("lstm", "Registered cell name.")
-    size: str = option("small", "Model size: a key of zoo.models.seq2seq.SIZES.",
-                       "zoo.models.seq2seq:SIZES")
-    units: int | None = option(None, "Hidden units per layer; default the size's.",
-                               between=(1, 65_536))
-    embedding_dim: int | None = option(None, "Embedding width; default the size's.",
-                                       between=(1, 65_536))
-    encoder_layers: int | None = option(None, "Encoder layers; default the size's.",
-                                        between=(1, 64))
-    decoder_layers: int | None = option(None, "Decoder layers; default the size's.",
-                                        between=(1, 64))
+    size: str = option(
+        "small", "Model size: a key of zoo.models.seq2seq.SIZES.", "zoo.models.seq2seq:SIZES"
+    )
+    units: int | None = option(
+        None, "Hidden units per layer; default the size's.", between=(1, 65_536)
+    )
+    embedding_dim: int | None = option(
+        None, "Embedding width; default the size's.", between=(1, 65_536)
+    )
+    encoder_layers: int | None = option(
+        None, "Encoder layers; default the size's.", between=(1, 64)
+    )
+    decoder_layers: int | None = option(
+        None, "Decoder layers; default the size's.", between=(1, 64)
+    )
     bidirectional: bool = option(True, "Bidirectional encoder layers.")
-    attention: str = option("luong", "Attention score: luong, scaled_luong or bahdanau.",
-                            "zoo.registry:ATTENTIONS")
-    dropout: float = option(0.2, "Dropout on embeddings, between layers and before the output.",
-                            between=(0.0, 0.95))
-    beam_size: int = option(4, "Beam size of the test-set evaluation and of `sample`.",
-                            between=(1, 1024))
-    length_penalty: float = option(0.6, "GNMT length penalty alpha of beam search.",
-                                   between=(0.0, 10.0))
-    bleu_sentences: int | None = option(500, "Test pairs translated for BLEU/chrF; 0 = none, "
-                                             "default 500.", between=(0, None))
+    attention: str = option(
+        "luong", "Attention score: luong, scaled_luong or bahdanau.", "zoo.registry:ATTENTIONS"
+    )
+    dropout: float = option(
+        0.2, "Dropout on embeddings, between layers and before the output.", between=(0.0, 0.95)
+    )
+    beam_size: int = option(
+        4, "Beam size of the test-set evaluation and of `sample`.", between=(1, 1024)
+    )
+    length_penalty: float = option(
+        0.6, "GNMT length penalty alpha of beam search.", between=(0.0, 10.0)
+    )
+    bleu_sentences: int | None = option(
+        500, "Test pairs translated for BLEU/chrF; 0 = none, default 500.", between=(0, None)
+    )
 
 
 def pair_splits(dataset, data=None, split=True) -> dict[str, list[tuple[str, str]]]:
@@ -70,10 +85,14 @@ def pair_splits(dataset, data=None, split=True) -> dict[str, list[tuple[str, str
     (`pipelines.datasets.translation`), or of the whole corpus as "test" without `split` (a
     file's pairs in line order)."""
     if split:
-        return {name: [(row["source"], row["target"]) for row in
-                       datasets.examples(dataset, name, data)] for name in SPLITS}
-    rows = sorted((row for name in SPLITS for row in datasets.examples(dataset, name, data)),
-                  key=lambda row: row.get("line", 0))
+        return {
+            name: [(row["source"], row["target"]) for row in datasets.examples(dataset, name, data)]
+            for name in SPLITS
+        }
+    rows = sorted(
+        (row for name in SPLITS for row in datasets.examples(dataset, name, data)),
+        key=lambda row: row.get("line", 0),
+    )
     return {"test": [(row["source"], row["target"]) for row in rows]}
 
 
@@ -85,9 +104,11 @@ def check_earlier_split(run_dir, test_pairs):
         return
     clean = lambda text: " ".join(text.split())  # as the earlier split files were written
     if read_tsv(path, warn=False) != [(clean(s), clean(t)) for s, t in test_pairs]:
-        raise ValueError(f"{path}: the run was split by an earlier lstm-zoo (with its --seed and "
-                         "--holdout), not as the dataset is; score it on its own test pairs "
-                         f"with `lstm-zoo evaluate --run_dir={run_dir} --data={path}`")
+        raise ValueError(
+            f"{path}: the run was split by an earlier lstm-zoo (with its --seed and "
+            "--holdout), not as the dataset is; score it on its own test pairs "
+            f"with `lstm-zoo evaluate --run_dir={run_dir} --data={path}`"
+        )
 
 
 # -- subwords -------------------------------------------------------------------------------------
@@ -95,8 +116,11 @@ def encode_pairs(subwords, pairs, max_len=None):
     """(source ids + eos, target ids) arrays of lists, dropping pairs longer than max_len."""
     sources = subwords.encode(s for s, _ in pairs)
     targets = subwords.encode(t for _, t in pairs)
-    kept = [(s + [EOS], t) for s, t in zip(sources, targets)
-            if max_len is None or max(len(s) + 1, len(t) + 1) <= max_len]
+    kept = [
+        (s + [EOS], t)
+        for s, t in zip(sources, targets)
+        if max_len is None or max(len(s) + 1, len(t) + 1) <= max_len
+    ]
     return [s for s, _ in kept], [t for _, t in kept]
 
 
@@ -118,8 +142,10 @@ def _bucketed(indices, sources, targets, batch_size, max_len, drop_remainder=Fal
         indices.map(example)
         .bucket_by_sequence_length(
             lambda s, t_in, t_out: tf.maximum(tf.shape(s)[0], tf.shape(t_in)[0]),
-            bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-            drop_remainder=drop_remainder)
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            drop_remainder=drop_remainder,
+        )
         .map(lambda s, t_in, t_out: ((s, t_in), t_out))
     )
 
@@ -129,8 +155,11 @@ def train_stream(sources, targets, batch_size, max_len, seed, start_step=0):
     same whether the stream starts at 0 or at `start_step` = n."""
     sources, targets = _ragged(sources), _ragged(targets)
     indices = shuffled_order(sources.nrows(), seed)
-    return (_bucketed(indices, sources, targets, batch_size, max_len, drop_remainder=True)
-            .skip(start_step).prefetch(tf.data.AUTOTUNE))
+    return (
+        _bucketed(indices, sources, targets, batch_size, max_len, drop_remainder=True)
+        .skip(start_step)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def eval_dataset(sources, targets, batch_size, max_len):
@@ -140,7 +169,8 @@ def eval_dataset(sources, targets, batch_size, max_len):
     dataset = _bucketed(indices, sources, targets, batch_size, max_len).cache()
     batches = sum(1 for _ in dataset)  # fills the cache; Keras wants a known cardinality
     return dataset.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(
-        tf.data.AUTOTUNE)
+        tf.data.AUTOTUNE
+    )
 
 
 # -- translating and scoring ------------------------------------------------------------------
@@ -148,8 +178,10 @@ def score(hypotheses, references):
     """Corpus BLEU and chrF (sacrebleu's defaults) of hypotheses against one reference each,
     with their sacrebleu signatures ("nrefs:1|case:mixed|...") under *_signature."""
     if len(hypotheses) != len(references) or not references:
-        raise ValueError(f"score: {len(hypotheses)} hypotheses for {len(references)} "
-                         "references; expected as many, at least one")
+        raise ValueError(
+            f"score: {len(hypotheses)} hypotheses for {len(references)} "
+            "references; expected as many, at least one"
+        )
     report = {}
     for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
         report[name] = metric.corpus_score(hypotheses, [references]).score
@@ -164,8 +196,9 @@ def bleu_report(model, subwords, pairs, beam_size=4, length_penalty=0.6):
     report = {"bleu_sentences": len(pairs)}
     searches = {"greedy": 1, f"beam{beam_size}": beam_size} if beam_size > 1 else {"greedy": 1}
     for name, beam in searches.items():
-        hypotheses = translate(model, subwords, sources, beam, length_penalty,
-                               progress=f"BLEU, {name}")
+        hypotheses = translate(
+            model, subwords, sources, beam, length_penalty, progress=f"BLEU, {name}"
+        )
         for key, value in score(hypotheses, references).items():
             report[key if key.endswith("_signature") else f"{key}_{name}"] = value
     return report
@@ -195,36 +228,53 @@ class TranslationTask(Task):
             subwords = Subwords.load(tokenizer_path)
         else:
             train = splits["train"]
-            subwords = Subwords.train([s for s, _ in train] + [t for _, t in train],
-                                      config.vocab_size)
+            subwords = Subwords.train(
+                [s for s, _ in train] + [t for _, t in train], config.vocab_size
+            )
             subwords.save(tokenizer_path)
-        encoded = {name: encode_pairs(subwords, pairs, config.max_len)
-                   for name, pairs in splits.items()}
+        encoded = {
+            name: encode_pairs(subwords, pairs, config.max_len) for name, pairs in splits.items()
+        }
         for name, (sources, _) in encoded.items():
             if not sources:
-                raise ValueError(f"{config.data or self.dataset(config)}: no {name} pair is within "
-                                 f"--max_len={config.max_len} subword tokens")
+                raise ValueError(
+                    f"{config.data or self.dataset(config)}: no {name} pair is within "
+                    f"--max_len={config.max_len} subword tokens"
+                )
         batch, max_len = config.batch_size, config.max_len
         return TaskData(
-            train=(lambda step: train_stream(*encoded["train"], batch, max_len, config.seed,
-                                             step)) if split else None,
+            train=(lambda step: train_stream(*encoded["train"], batch, max_len, config.seed, step))
+            if split
+            else None,
             validation=eval_dataset(*encoded["validation"], batch, max_len) if split else None,
             test=eval_dataset(*encoded["test"], batch, max_len),
             steps_per_pass=max(1, len(encoded.get("train", encoded["test"])[0]) // batch),
             examples=len(encoded["train"][0]) if split else None,
-            info={"subwords": subwords, "test_pairs": splits["test"],
-                  "validation_pairs": splits.get("validation", []),
-                  "pairs": {k: len(v[0]) for k, v in encoded.items()}},
+            info={
+                "subwords": subwords,
+                "test_pairs": splits["test"],
+                "validation_pairs": splits.get("validation", []),
+                "pairs": {k: len(v[0]) for k, v in encoded.items()},
+            },
         )
 
     def build_model(self, config, data):
-        sizes = {k: getattr(config, k) for k in
-                 ("units", "embedding_dim", "encoder_layers", "decoder_layers")
-                 if getattr(config, k) is not None}
+        sizes = {
+            k: getattr(config, k)
+            for k in ("units", "embedding_dim", "encoder_layers", "decoder_layers")
+            if getattr(config, k) is not None
+        }
         vocab = len(data.info["subwords"])
-        return from_size(config.size, vocab, vocab, cell=config.cell,
-                         bidirectional=config.bidirectional, attention=config.attention,
-                         dropout=config.dropout, **sizes)
+        return from_size(
+            config.size,
+            vocab,
+            vocab,
+            cell=config.cell,
+            bidirectional=config.bidirectional,
+            attention=config.attention,
+            dropout=config.dropout,
+            **sizes,
+        )
 
     def loss(self, config):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD)
@@ -235,30 +285,44 @@ class TranslationTask(Task):
         return (f"bleu_beam{config.beam_size}" if config.beam_size > 1 else "bleu_greedy"), False
 
     def summarize(self, config, logs):
-        return {f"{prefix}perplexity": float(math.exp(min(logs[f"{prefix}loss"], 50.0)))
-                for prefix in ("", "val_") if f"{prefix}loss" in logs}
+        return {
+            f"{prefix}perplexity": float(math.exp(min(logs[f"{prefix}loss"], 50.0)))
+            for prefix in ("", "val_")
+            if f"{prefix}loss" in logs
+        }
 
     def score(self, config, model, data):
         """BLEU and chrF, greedy and beam, on the first `bleu_sentences` test pairs."""
         pairs = data.info["test_pairs"][: config.bleu_sentences]
         if not pairs:
             return {}
-        return bleu_report(model, data.info["subwords"], pairs, config.beam_size,
-                           config.length_penalty)
+        return bleu_report(
+            model, data.info["subwords"], pairs, config.beam_size, config.length_penalty
+        )
 
-    def sample(self, config, run_dir, model, text=None, beam_size=None, length_penalty=None,
-               seed=None, **unused):
+    def sample(
+        self,
+        config,
+        run_dir,
+        model,
+        text=None,
+        beam_size=None,
+        length_penalty=None,
+        seed=None,
+        **unused,
+    ):
         """The translation of `text`."""
         if unused:
-            raise ValueError(f"The translation task does not take --{', --'.join(unused)}; "
-                             "use --text, --beam_size, --length_penalty")
+            raise ValueError(
+                f"The translation task does not take --{', --'.join(unused)}; "
+                "use --text, --beam_size, --length_penalty"
+            )
         if not text or not text.strip():
             raise ValueError("`lstm-zoo sample --task=translation` needs --text=SENTENCE")
         subwords = Subwords.load(os.path.join(run_dir, TOKENIZER))
         beam = config.beam_size if beam_size is None else beam_size
         alpha = config.length_penalty if length_penalty is None else length_penalty
         return translate(model, subwords, [text], beam, alpha)[0]
-
 
     def export_options(self, config, data, count, seq_len=None):
         """The translator's export (`zoo.export.export_seq2seq`): the first `count` test pairs
@@ -274,9 +338,11 @@ class TranslationTask(Task):
             """Sources, targets (+ eos) and reference texts of the first `count` pairs that
             fit in max_source_len tokens."""
             pairs = pairs[: max(1, count)]
-            kept = [(source, target + [EOS], text) for source, target, (_, text) in
-                    zip(*encode_pairs(subwords, pairs), pairs)
-                    if max(len(source), len(target) + 1) <= max_source_len]
+            kept = [
+                (source, target + [EOS], text)
+                for source, target, (_, text) in zip(*encode_pairs(subwords, pairs), pairs)
+                if max(len(source), len(target) + 1) <= max_source_len
+            ]
             return [list(column) for column in zip(*kept)] or [[], [], []]
 
         sources, targets, references = fitting(data.info["test_pairs"])
@@ -287,12 +353,21 @@ class TranslationTask(Task):
             hypotheses = [subwords.decode(np.array([ids]))[0] for ids in translations]
             return score(hypotheses, references)["bleu"]
 
-        return {"sources": sources, "targets": targets, "start_id": BOS, "end_id": EOS,
-                "calibration": list(zip(*fitting(data.info["validation_pairs"])[:2])) or None,
-                "bleu": bleu, "max_source_len": max_source_len,
-                "max_length": 2 * max_source_len + 10,
-                "files": {TOKENIZER: subwords.proto},
-                "metadata": {"task": config.task, "config": dataclasses.asdict(config),
-                             "tokenizer": TOKENIZER,
-                             "token_ids": {"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS},
-                             "source_suffix": [EOS]}}
+        return {
+            "sources": sources,
+            "targets": targets,
+            "start_id": BOS,
+            "end_id": EOS,
+            "calibration": list(zip(*fitting(data.info["validation_pairs"])[:2])) or None,
+            "bleu": bleu,
+            "max_source_len": max_source_len,
+            "max_length": 2 * max_source_len + 10,
+            "files": {TOKENIZER: subwords.proto},
+            "metadata": {
+                "task": config.task,
+                "config": dataclasses.asdict(config),
+                "tokenizer": TOKENIZER,
+                "token_ids": {"pad": PAD, "unk": UNK, "bos": BOS, "eos": EOS},
+                "source_suffix": [EOS],
+            },
+        }

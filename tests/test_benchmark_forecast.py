@@ -11,8 +11,18 @@ def test_tiny_benchmark_writes_the_table_and_csv(tmp_path, monkeypatch):
     from benchmarks import forecast
 
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    forecast.main(["--datasets=air_passengers", "--epochs=1", "--steps=2", "--samples=5",
-                   "--batch_size=16", "--windows=2", "--no-neural", f"--out={tmp_path}"])
+    forecast.main(
+        [
+            "--datasets=air_passengers",
+            "--epochs=1",
+            "--steps=2",
+            "--samples=5",
+            "--batch_size=16",
+            "--windows=2",
+            "--no-neural",
+            f"--out={tmp_path}",
+        ]
+    )
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["datasets"]["air_passengers"]["rows"]
     assert [r["model"] for r in rows] == ["SeasonalNaive", "zoo_lstm", "AutoETS", "AutoARIMA"]

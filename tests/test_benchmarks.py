@@ -15,9 +15,14 @@ def test_cases_cover_every_cell_and_the_baselines():
     cases = run.cases(["lstm", "gru", "cifg_lstm"], [8, 16], with_torch=True)
     labels = {(c.label, c.units) for c in cases}
     for units in (8, 16):
-        assert {("keras.lstm", units), ("torch.gru", units), ("cifg_lstm", units),
-                ("lstm (fused)", units), ("keras.lstm bf16", units),
-                ("torch.lstm (no oneDNN)", units)} <= labels
+        assert {
+            ("keras.lstm", units),
+            ("torch.gru", units),
+            ("cifg_lstm", units),
+            ("lstm (fused)", units),
+            ("keras.lstm bf16", units),
+            ("torch.lstm (no oneDNN)", units),
+        } <= labels
     without = run.cases(["lstm"], [8], with_torch=False)
     assert not any(c.model.startswith("torch") for c in without)
 
@@ -38,15 +43,26 @@ def test_report_files(tmp_path):
     row = {**run._result(run.Case("keras", "lstm", 8), [1.0, 3.0, 2.0], 1.5, 4.0, 10, 0.0)}
     torch_row = {**row, "model": "torch", "label": "torch.lstm"}
     report = {
-        "machine": {"cpu": "cpu", "cores": 2, "versions": "v", "date": "d",
-                    "load_average_at_start": 0.5},
+        "machine": {
+            "cpu": "cpu",
+            "cores": 2,
+            "versions": "v",
+            "date": "d",
+            "load_average_at_start": 0.5,
+        },
         "settings": dataclasses.asdict(TINY),
         "training": [row, torch_row],
         "matmul": {"tf float32 2048x2048x2048": 100.0},
         "peak_gflops": 100.0,
         "latency": {"zoo lstm (tf.function)": 300.0},
-        "pipelines": {"text": {"unit": "characters", "pipeline_per_s": 2e6,
-                               "model_per_s": 1e4, "ratio": 200.0}},
+        "pipelines": {
+            "text": {
+                "unit": "characters",
+                "pipeline_per_s": 2e6,
+                "model_per_s": 1e4,
+                "ratio": 200.0,
+            }
+        },
     }
     table = run.save(report, str(tmp_path))
     assert "keras.lstm | 2 (1-3) | 1.00x | 1.00x" in table
@@ -83,11 +99,28 @@ def test_tensorflow_thread_pools_are_sized_in_each_case_process():
 def test_layer_timing_prints_forward_and_backward_per_size(capsys):
     from benchmarks import layer
 
-    layer.main(["--cell", "gru", "--units", "4", "6", "--batch", "2", "--length", "3",
-                "--features", "2", "--calls", "1"])
+    layer.main(
+        [
+            "--cell",
+            "gru",
+            "--units",
+            "4",
+            "6",
+            "--batch",
+            "2",
+            "--length",
+            "3",
+            "--features",
+            "2",
+            "--calls",
+            "1",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" float32")[0] for line in lines] == ["Recurrent(gru) H=4",
-                                                            "Recurrent(gru) H=6"]
+    assert [line.split(" float32")[0] for line in lines] == [
+        "Recurrent(gru) H=4",
+        "Recurrent(gru) H=6",
+    ]
     for line in lines:
         forward, both = (float(part.split()[-2]) for part in line.split(": ")[1].split(", "))
         assert 0 < forward and 0 < both

@@ -15,12 +15,19 @@ def test_installed_versions_are_those_the_private_symbols_were_checked_on():
         assert release == checked, (
             f"{library} {installed[library]} is installed but zoo/compat.py's private symbols "
             f"were checked on {library} {checked}: check each one on this release (see "
-            f"tests/test_compat.py) and update CHECKED")
+            f"tests/test_compat.py) and update CHECKED"
+        )
 
 
 def test_every_private_symbol_resolves_to_something_callable():
-    for name in ("autocast_scope", "compute_output_spec", "cudnn_lstm", "cudnn_gru",
-                 "could_record_gradient", "in_xla_context"):
+    for name in (
+        "autocast_scope",
+        "compute_output_spec",
+        "cudnn_lstm",
+        "cudnn_gru",
+        "could_record_gradient",
+        "in_xla_context",
+    ):
         assert callable(getattr(compat, name)), name
     assert compat.in_xla_context() is False
     assert compat.could_record_gradient() is False

@@ -39,8 +39,12 @@ def test_generate_feeds_back_its_samples():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"temperature": -1}, "temperature=-1"), ({"top_k": 0}, "top_k=0"),
-     ({"top_p": 1.5}, "top_p=1.5"), ({"top_p": 0.0}, "top_p=0.0")],
+    [
+        ({"temperature": -1}, "temperature=-1"),
+        ({"top_k": 0}, "top_k=0"),
+        ({"top_p": 1.5}, "top_p=1.5"),
+        ({"top_p": 0.0}, "top_p=0.0"),
+    ],
 )
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):

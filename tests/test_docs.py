@@ -14,9 +14,13 @@ from zoo import cells
 ROOT = pathlib.Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 TEXT = {page: page.read_text(encoding="utf-8") for page in PAGES}
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "NO_MKDOCS_2_WARNING": "1",
-       "DISABLE_MKDOCS_2_WARNING": "true",
-       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+ENV = {
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "NO_MKDOCS_2_WARNING": "1",
+    "DISABLE_MKDOCS_2_WARNING": "true",
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+}
 
 
 def name(page: pathlib.Path) -> str:
@@ -27,9 +31,14 @@ def test_site_builds_with_warnings_as_errors(tmp_path):
     """`make docs`'s build: a broken link or anchor, a page missing from the navigation, a
     public object without a docstring or a stale Args entry fails it."""
     site = tmp_path / "site"
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-                             str(site)], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-6000:]
     lstm = (site / "reference" / "zoo" / "cells" / "lstm" / "index.html").read_text()
     assert 'class="arithmatex"' in lstm and r"\begin{aligned}" in lstm  # equations as TeX
@@ -38,23 +47,27 @@ def test_site_builds_with_warnings_as_errors(tmp_path):
     text = (site / "tasks" / "text" / "index.html").read_text()
     assert "--random_crops" in text and "<!-- flags" not in text  # the generated flag table
     presets = (site / "guides" / "presets" / "index.html").read_text()
-    assert all(f"<code>{p.parent.name}</code>" in presets
-               for p in (ROOT / "zoo" / "presets").glob("*/card.json"))
+    assert all(
+        f"<code>{p.parent.name}</code>" in presets
+        for p in (ROOT / "zoo" / "presets").glob("*/card.json")
+    )
 
 
 def tables(marker: str):
     """(page, table) for every `<!-- marker:start -->` table of the pages."""
     pattern = re.compile(rf"<!-- {marker}:start -->\n(.*?)<!-- {marker}:end -->", re.S)
-    return [(page, match.group(1).strip()) for page in PAGES
-            for match in pattern.finditer(TEXT[page])]
+    return [
+        (page, match.group(1).strip()) for page in PAGES for match in pattern.finditer(TEXT[page])
+    ]
 
 
 def test_cell_tables_are_the_registry():
     found = tables("cells")
     assert {name(page) for page, _ in found} >= {"README.md", "docs/guides/cells.md"}
     for page, table in found:
-        assert table == cells.table(), f"{name(page)}: cell table is stale: paste " \
-                                       "`python -m zoo.cells`"
+        assert table == cells.table(), (
+            f"{name(page)}: cell table is stale: paste `python -m zoo.cells`"
+        )
 
 
 def test_preset_tables_are_the_model_cards():
@@ -64,7 +77,8 @@ def test_preset_tables_are_the_model_cards():
     assert {name(page) for page, _ in found} >= {"README.md", "docs/guides/presets.md"}
     for page, table in found:
         assert table == presets.table().strip(), (
-            f"{name(page)}: preset table is stale: paste `python -m pipelines.presets --table`")
+            f"{name(page)}: preset table is stale: paste `python -m pipelines.presets --table`"
+        )
 
 
 def code_blocks(language: str):
@@ -96,10 +110,17 @@ def python_blocks():
 
 @pytest.mark.parametrize("code", list(python_blocks()), ids=list(python_blocks().values()))
 def test_python_blocks_run_as_written(code, tmp_path):
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, env=ENV, timeout=300)
-    assert result.returncode == 0, f"block failed:\n{code}\n--- stderr ---\n" + (
-        result.stderr[-4000:])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=ENV,
+        timeout=300,
+    )
+    assert result.returncode == 0, (
+        f"block failed:\n{code}\n--- stderr ---\n" + (result.stderr[-4000:])
+    )
 
 
 def command_lines():
@@ -137,6 +158,6 @@ def test_command_lines_use_real_commands_and_flags():
 def test_the_troubleshooting_table_is_the_readmes():
     def table(text):
         start = text.index("| what | what you see | what is kept |")
-        return text[start:text.index("\n\n", start)]
+        return text[start : text.index("\n\n", start)]
 
     assert table(TEXT[ROOT / "docs/guides/troubleshooting.md"]) == table(TEXT[ROOT / "README.md"])

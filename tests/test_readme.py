@@ -19,8 +19,14 @@ def test_is_a_product_page_not_a_lab_notebook():
     lines = README.count("\n")
     assert lines <= 250, f"README.md has {lines} lines: results belong on a docs/ page"
     headings = re.findall(r"^## (.*)$", README, re.M)
-    for section in ("Set up and run", "A quick tour", "Trained presets", "Cells",
-                    "When things go wrong", "Documentation"):
+    for section in (
+        "Set up and run",
+        "A quick tour",
+        "Trained presets",
+        "Cells",
+        "When things go wrong",
+        "Documentation",
+    ):
         assert any(h.startswith(section) for h in headings), (section, headings)
 
 

@@ -17,10 +17,19 @@ ROOT = pathlib.Path(__file__).parents[1]
 
 def run_fresh(script, cwd=None):
     """Run `script` in a new interpreter that has imported nothing; its stdout."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=cwd, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, f"{script}\n--- stderr ---\n{result.stderr[-4000:]}"
     return result.stdout
 
@@ -28,8 +37,10 @@ def run_fresh(script, cwd=None):
 def test_public_api_and_lazy_export():
     assert {"cells", "layers", "models", "decoding", "export"} <= set(dir(zoo))
     assert zoo.layers.Recurrent and zoo.models.seq2seq.Seq2Seq and zoo.decoding
-    out = run_fresh("import sys, zoo; print('zoo.export' in sys.modules); "
-                    "print(zoo.export.export_model.__module__)")
+    out = run_fresh(
+        "import sys, zoo; print('zoo.export' in sys.modules); "
+        "print(zoo.export.export_model.__module__)"
+    )
     assert out.split() == ["False", "zoo.export.exporters"]
 
 

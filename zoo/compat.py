@@ -33,14 +33,19 @@ def private(module: str, name: str, purpose: str):
 
 
 autocast_scope = private("keras.src.backend", "AutocastScope", "mixed-precision steps")
-compute_output_spec = private("keras.src.backend", "compute_output_spec",
-                              "the shape of a step's output")
+compute_output_spec = private(
+    "keras.src.backend", "compute_output_spec", "the shape of a step's output"
+)
 cudnn_lstm = private("keras.src.backend", "lstm", "cuDNN LSTM kernel")
 cudnn_gru = private("keras.src.backend", "gru", "cuDNN GRU kernel")
-_in_xla = private("tensorflow.python.ops.control_flow_util", "GraphOrParentsInXlaContext",
-                  "whether a graph compiles with XLA")
-could_record_gradient = private("tensorflow.python.eager.record", "could_possibly_record",
-                                "whether a gradient tape records")
+_in_xla = private(
+    "tensorflow.python.ops.control_flow_util",
+    "GraphOrParentsInXlaContext",
+    "whether a graph compiles with XLA",
+)
+could_record_gradient = private(
+    "tensorflow.python.eager.record", "could_possibly_record", "whether a gradient tape records"
+)
 
 
 def in_xla_context() -> bool:
@@ -48,4 +53,3 @@ def in_xla_context() -> bool:
     import tensorflow as tf
 
     return bool(_in_xla(tf.compat.v1.get_default_graph()))
-

@@ -20,8 +20,9 @@ from keras import ops
 _MASKED = -1e9
 
 
-def check_sampling(temperature: float = 1.0, top_k: int | None = None,
-                   top_p: float | None = None) -> None:
+def check_sampling(
+    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> None:
     """Raise a ValueError naming the argument if a sampling setting is out of range."""
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0. Received: temperature={temperature}")
@@ -48,8 +49,13 @@ def filter_logits(logits, top_k=None, top_p=None):
     return logits
 
 
-def sample_logits(logits, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None, seed=None):
+def sample_logits(
+    logits,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed=None,
+):
     """Next token ids (batch,) drawn from logits (batch, vocab).
 
     Args:
@@ -66,9 +72,16 @@ def sample_logits(logits, temperature: float = 1.0, top_k: int | None = None,
     return keras.random.categorical(logits, 1, seed=seed)[:, 0]
 
 
-def generate(step: Callable, states, prompt_ids, length: int, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None,
-             seed: int | None = None) -> np.ndarray:
+def generate(
+    step: Callable,
+    states,
+    prompt_ids,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
     """Feed `prompt_ids` (batch, time >= 1) through `step`, then sample `length` more tokens.
 
     `step(ids, states) -> (logits, states)` is one time step of a model (e.g.
@@ -114,8 +127,9 @@ def _log_probs(step, ids, state, pad_id):
     return ops.log_softmax(logits, axis=-1), state
 
 
-def greedy_search(step: Callable, state, start_ids, end_id: int, max_length: int,
-                  pad_id: int = 0) -> tuple:
+def greedy_search(
+    step: Callable, state, start_ids, end_id: int, max_length: int, pad_id: int = 0
+) -> tuple:
     """The most likely token at every step, until `end_id` or `max_length` tokens.
 
     `step(ids, state) -> (logits, state)` is one decoder step over a batch; `state` is any
@@ -137,8 +151,14 @@ def greedy_search(step: Callable, state, start_ids, end_id: int, max_length: int
     def cond(t, ids, state, buffer, scores, finished):
         return ops.logical_not(ops.all(finished))
 
-    loop = (0, ops.cast(start_ids, "int32"), state, ops.zeros((batch, max_length), "int32"),
-            ops.zeros((batch,), "float32"), ops.zeros((batch,), "bool"))
+    loop = (
+        0,
+        ops.cast(start_ids, "int32"),
+        state,
+        ops.zeros((batch, max_length), "int32"),
+        ops.zeros((batch,), "float32"),
+        ops.zeros((batch,), "bool"),
+    )
     _, _, _, buffer, scores, _ = ops.while_loop(cond, body, loop, maximum_iterations=max_length)
     return buffer, scores
 
@@ -148,8 +168,9 @@ def length_penalty_factor(length, alpha: float):
     return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
 
 
-def beam_search(step, state, start_ids, end_id, max_length, beam_size=4, length_penalty=0.6,
-                pad_id=0):
+def beam_search(
+    step, state, start_ids, end_id, max_length, beam_size=4, length_penalty=0.6, pad_id=0
+):
     """Beam search with a length penalty, batched, in one graph loop.
 
     Keeps the `beam_size` best hypotheses per sentence, ranked by log-probability divided by
@@ -186,18 +207,26 @@ def beam_search(step, state, start_ids, end_id, max_length, beam_size=4, length_
         buffer = _write(ops.take(buffer, rows, axis=0), t, ops.reshape(ids, (-1,)))
         scores = ops.take_along_axis(totals, chosen, axis=1)
         lengths = ops.take_along_axis(new_lengths, beams, axis=1)
-        finished = ops.logical_or(ops.take_along_axis(finished, beams, axis=1),
-                                  ops.equal(ids, end_id))
+        finished = ops.logical_or(
+            ops.take_along_axis(finished, beams, axis=1), ops.equal(ids, end_id)
+        )
         return t + 1, ops.reshape(ids, (-1,)), state, buffer, scores, lengths, finished
 
     def cond(t, ids, state, buffer, scores, lengths, finished):
         return ops.logical_not(ops.all(finished))
 
-    loop = (0, ops.repeat(ops.cast(start_ids, "int32"), k), state,
-            ops.zeros((batch * k, max_length), "int32"), scores,
-            ops.zeros((batch, k), "int32"), ops.zeros((batch, k), "bool"))
-    _, _, _, buffer, scores, lengths, _ = ops.while_loop(cond, body, loop,
-                                                         maximum_iterations=max_length)
+    loop = (
+        0,
+        ops.repeat(ops.cast(start_ids, "int32"), k),
+        state,
+        ops.zeros((batch * k, max_length), "int32"),
+        scores,
+        ops.zeros((batch, k), "int32"),
+        ops.zeros((batch, k), "bool"),
+    )
+    _, _, _, buffer, scores, lengths, _ = ops.while_loop(
+        cond, body, loop, maximum_iterations=max_length
+    )
     normalised = scores / length_penalty_factor(lengths, length_penalty)
     best = ops.argmax(normalised, axis=1)
     rows = ops.reshape(ops.arange(batch) * k + ops.cast(best, "int32"), (-1,))

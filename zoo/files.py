@@ -1,9 +1,9 @@
 """Files written atomically and JSON read with errors that name the file: one helper per job.
 
-    with atomic_path("runs/x/last.keras") as tmp:  # a unique temporary name beside it
-        model.save(tmp)                             # replaces the target only on success
-    atomic_write("runs/x/config.json", text)
-    config = read_json("runs/x/config.json", expect=dict)
+with atomic_path("runs/x/last.keras") as tmp:  # a unique temporary name beside it
+    model.save(tmp)                             # replaces the target only on success
+atomic_write("runs/x/config.json", text)
+config = read_json("runs/x/config.json", expect=dict)
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     os.makedirs(directory, exist_ok=True)
     name = os.path.basename(path)
     suffix = os.path.splitext(name)[1]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.splitext(name)[0]}-",
-                               suffix=suffix)
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=f".tmp-{os.path.splitext(name)[0]}-", suffix=suffix
+    )
     os.close(fd)
     try:
         yield tmp
@@ -66,8 +67,9 @@ def read_json(path: str | os.PathLike, expect: type | None = None):
         with open(path, encoding="utf-8") as f:
             value = json.load(f)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, "
-                         f"column {error.colno})") from None
+        raise ValueError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        ) from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
     if expect is not None and not isinstance(value, expect):
@@ -82,6 +84,10 @@ def read_error(path, error: OSError, doing: str = "") -> Exception:
     if error.errno == errno.ENOENT:
         reason = "broken symbolic link" if os.path.islink(path) else "no such file or folder"
         return FileNotFoundError(f"{path}: {doing}{reason}")
-    reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-              errno.ELOOP: "symbolic link loop", errno.EISDIR: "is a folder, expected a file"}
+    reason = {
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ELOOP: "symbolic link loop",
+        errno.EISDIR: "is a folder, expected a file",
+    }
     return ValueError(f"{path}: {doing}{reason.get(error.errno, error.strerror or error)}")

@@ -36,9 +36,17 @@ class Subwords:
         """Train on `texts` (an iterable of sentences); a smaller vocabulary if they are few."""
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-            hard_vocab_limit=False, character_coverage=1.0, pad_id=PAD, unk_id=UNK,
-            bos_id=BOS, eos_id=EOS, num_threads=2, minloglevel=2,
+            sentence_iterator=iter(texts),
+            model_writer=model,
+            vocab_size=vocab_size,
+            hard_vocab_limit=False,
+            character_coverage=1.0,
+            pad_id=PAD,
+            unk_id=UNK,
+            bos_id=BOS,
+            eos_id=EOS,
+            num_threads=2,
+            minloglevel=2,
         )
         return cls(model.getvalue())
 
@@ -78,8 +86,17 @@ class Subwords:
 # -- tf.data --------------------------------------------------------------------------------------
 
 
-def translate(model, subwords, texts, beam_size=1, length_penalty=0.6, batch_size=64,
-              max_length=None, max_source_length=None, progress=None):
+def translate(
+    model,
+    subwords,
+    texts,
+    beam_size=1,
+    length_penalty=0.6,
+    batch_size=64,
+    max_length=None,
+    max_source_length=None,
+    progress=None,
+):
     """Translations of `texts` (a list of strings), batched by length, greedy if beam_size=1.
 
     Args:
@@ -94,13 +111,24 @@ def translate(model, subwords, texts, beam_size=1, length_penalty=0.6, batch_siz
     order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
     outputs = [""] * len(texts)
     starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc=progress, unit="batch", file=sys.stderr, leave=False,
-                      disable=None if progress else True):
+    for start in tqdm(
+        starts,
+        desc=progress,
+        unit="batch",
+        file=sys.stderr,
+        leave=False,
+        disable=None if progress else True,
+    ):
         chunk = order[start : start + batch_size]
-        batch = keras.utils.pad_sequences([sources[i] for i in chunk], padding="post",
-                                          value=PAD)
-        ids, _ = model.generate(batch, BOS, EOS, max_length=max_length, beam_size=beam_size,
-                                length_penalty=length_penalty)
+        batch = keras.utils.pad_sequences([sources[i] for i in chunk], padding="post", value=PAD)
+        ids, _ = model.generate(
+            batch,
+            BOS,
+            EOS,
+            max_length=max_length,
+            beam_size=beam_size,
+            length_penalty=length_penalty,
+        )
         for i, text in zip(chunk, subwords.decode(ids)):
             outputs[i] = text
     return outputs

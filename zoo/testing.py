@@ -152,11 +152,13 @@ def check_bidirectional_and_stacked(name, units=UNITS):
     cell_class = cells.get(name)
     x = example_inputs(cell_class(units))
     bidirectional = keras.layers.Bidirectional(rnn(cell_class(units)))
-    stacked = keras.Sequential([
-        keras.Input(x.shape[1:]),
-        rnn(cell_class(units), return_sequences=True),
-        rnn(cell_class(units), return_sequences=True),
-    ])
+    stacked = keras.Sequential(
+        [
+            keras.Input(x.shape[1:]),
+            rnn(cell_class(units), return_sequences=True),
+            rnn(cell_class(units), return_sequences=True),
+        ]
+    )
     assert bidirectional(x).shape[0] == BATCH
     assert stacked(x).shape[:2] == (BATCH, TIME)
     if cell_class.input_rank == 1:  # vector states: a list of cells works too

@@ -61,13 +61,14 @@ class Vocabulary:
 
     def save(self, path):
         """Write the vocabulary as JSON (level and tokens), atomically."""
-        atomic_write(path, json.dumps({"level": self.level, "tokens": self.tokens},
-                                      ensure_ascii=False))
+        atomic_write(
+            path, json.dumps({"level": self.level, "tokens": self.tokens}, ensure_ascii=False)
+        )
 
     @classmethod
     def load(cls, path):
         """The vocabulary saved at `path`; ValueError naming the file if it is not one."""
         saved = read_json(path, expect=dict)
         if not isinstance(saved.get("tokens"), list) or saved.get("level") not in LEVELS:
-            raise ValueError(f"{path}: not a vocabulary (expected \"tokens\" and \"level\")")
+            raise ValueError(f'{path}: not a vocabulary (expected "tokens" and "level")')
         return cls(saved["tokens"], saved["level"])

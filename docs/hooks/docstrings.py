@@ -22,17 +22,54 @@ MATH_MARK = re.compile(r"[σ⊙ᵀ√Σ∑ΠΔγβεĩõ\u0303]|[A-Za-z]'?_(\{|[
 SECTION = re.compile(r"^([A-Z][A-Za-z ]*):\s*$")
 # Google-style sections whose indented lines are items (name: description), not blocks.
 SHARED_ARG = re.compile(r"^    (\w+(?:, \w+)+): (.*)$")  # `start_id, end_id: the tokens...`
-FIELD_SECTIONS = {"args", "arguments", "parameters", "keyword args", "other parameters",
-                  "returns", "yields", "receives", "raises", "warns", "attributes"}
-GREEK = {"σ": r"\sigma", "Δ": r"\Delta", "γ": r"\gamma", "β": r"\beta", "ε": r"\varepsilon",
-         "π": r"\pi", "α": r"\alpha", "λ": r"\lambda", "μ": r"\mu"}
-SYMBOLS = {"⊙": r"\odot", "·": r"\cdot", "×": r"\times", "±": r"\pm", "Σ": r"\sum",
-           "∑": r"\sum", "Π": r"\prod", "ᵀ": r"^\top", "≤": r"\le", "≥": r"\ge", "→": r"\to",
-           "<=": r"\le", ">=": r"\ge", "->": r"\to", "...": r"\ldots", "..": r"\ldots"}
+FIELD_SECTIONS = {
+    "args",
+    "arguments",
+    "parameters",
+    "keyword args",
+    "other parameters",
+    "returns",
+    "yields",
+    "receives",
+    "raises",
+    "warns",
+    "attributes",
+}
+GREEK = {
+    "σ": r"\sigma",
+    "Δ": r"\Delta",
+    "γ": r"\gamma",
+    "β": r"\beta",
+    "ε": r"\varepsilon",
+    "π": r"\pi",
+    "α": r"\alpha",
+    "λ": r"\lambda",
+    "μ": r"\mu",
+}
+SYMBOLS = {
+    "⊙": r"\odot",
+    "·": r"\cdot",
+    "×": r"\times",
+    "±": r"\pm",
+    "Σ": r"\sum",
+    "∑": r"\sum",
+    "Π": r"\prod",
+    "ᵀ": r"^\top",
+    "≤": r"\le",
+    "≥": r"\ge",
+    "→": r"\to",
+    "<=": r"\le",
+    ">=": r"\ge",
+    "->": r"\to",
+    "...": r"\ldots",
+    "..": r"\ldots",
+}
 TEX_FUNCTIONS = {"tanh", "exp", "log", "max", "min"}
 # English words that make a trailing segment of an equation line an annotation.
-PROSE = re.compile(r"(^\()|\b(the|a|an|of|for|per|if|or|and|when|while|without|with|each|"
-                   r"one|over|then|is)\b|[A-Za-z]{3,}[ ,;]+[A-Za-z]{3,}")
+PROSE = re.compile(
+    r"(^\()|\b(the|a|an|of|for|per|if|or|and|when|while|without|with|each|"
+    r"one|over|then|is)\b|[A-Za-z]{3,}[ ,;]+[A-Za-z]{3,}"
+)
 WORD = re.compile(r"(?<![\\\w^_])([A-Za-z][A-Za-z]+)(?:(?=[(_])|\b)")
 SUBSCRIPT = re.compile(r"_([A-Za-z0-9]{2,})")
 SYMBOL = re.compile(r"[_^σ⊙ᵀΔγĩõ\u0303]")  # a token of an annotation that is math
@@ -55,14 +92,17 @@ def to_markdown(text: str) -> str:
             match = SECTION.match(line)
             section = match.group(1).lower() if match else None
         example = section in ("example", "examples")
-        block_start = line.startswith("    ") and section not in FIELD_SECTIONS and (
-            i == 0 or not lines[i - 1].strip() or example and SECTION.match(lines[i - 1]))
+        block_start = (
+            line.startswith("    ")
+            and section not in FIELD_SECTIONS
+            and (i == 0 or not lines[i - 1].strip() or example and SECTION.match(lines[i - 1]))
+        )
         if section in ("args", "arguments") and (names := SHARED_ARG.match(line)):
             end = i + 1
             while end < len(lines) and lines[end].startswith("        "):
                 end += 1
             for name in names.group(1).split(", "):  # griffe reads one name per item
-                out += [f"    {name}: {names.group(2)}", *lines[i + 1:end]]
+                out += [f"    {name}: {names.group(2)}", *lines[i + 1 : end]]
             i = end
             continue
         if not block_start:
@@ -70,16 +110,22 @@ def to_markdown(text: str) -> str:
             i += 1
             continue
         end = i
-        while end < len(lines) and (lines[end].startswith("    ") or not lines[end].strip()
-                                    and end + 1 < len(lines)
-                                    and lines[end + 1].startswith("    ")):
+        while end < len(lines) and (
+            lines[end].startswith("    ")
+            or not lines[end].strip()
+            and end + 1 < len(lines)
+            and lines[end + 1].startswith("    ")
+        ):
             end += 1
         block = textwrap.dedent("\n".join(lines[i:end]))
         if example:
             out += textwrap.indent(fence(block, "python"), "    ").splitlines()
         else:
-            out += (math_block(block) if is_math(block) else fence(
-                block, "python" if is_python(block) else "text")).splitlines()
+            out += (
+                math_block(block)
+                if is_math(block)
+                else fence(block, "python" if is_python(block) else "text")
+            ).splitlines()
         i = end
     return "\n".join(out)
 
@@ -112,7 +158,8 @@ def math_block(block: str) -> str:
         rows.append(list(split_annotation(line.strip())))
     body = " \\\\\n".join(
         aligned(r" \quad ".join(map(tex, equations))) + (f" && {text_tex(note)}" if note else "")
-        for equations, note in rows)
+        for equations, note in rows
+    )
     return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"
 
 
@@ -129,9 +176,9 @@ def aligned(equation: str) -> str:
     """`lhs &= rhs` at the first top-level `=`, else `& equation`."""
     depth = 0
     for k, char in enumerate(equation):
-        depth += char in "([{" and equation[k - 1:k] != "\\"
-        depth -= char in ")]}" and equation[k - 1:k] != "\\"
-        if char == "=" and depth == 0 and equation[k - 1:k] not in "<>!\\":
+        depth += char in "([{" and equation[k - 1 : k] != "\\"
+        depth -= char in ")]}" and equation[k - 1 : k] != "\\"
+        if char == "=" and depth == 0 and equation[k - 1 : k] not in "<>!\\":
             return f"{equation[:k]}&{equation[k:]}"
     return f"&{equation}"
 
@@ -146,8 +193,18 @@ def tex(math: str) -> str:
     math = re.sub(r"√(\w+)", r"\\sqrt{\1}", math)
     math = _sqrt_calls(math)
     math = re.sub(r"_<(\w)", r"_{<\1}", math)
-    math = SUBSCRIPT.sub(lambda m: "_{" + (rf"\text{{{m.group(1)}}}" if len(m.group(1)) > 2
-                                           and m.group(1).isalpha() else m.group(1)) + "}", math)
+    math = SUBSCRIPT.sub(
+        lambda m: (
+            "_{"
+            + (
+                rf"\text{{{m.group(1)}}}"
+                if len(m.group(1)) > 2 and m.group(1).isalpha()
+                else m.group(1)
+            )
+            + "}"
+        ),
+        math,
+    )
     math = WORD.sub(_word, math)
     for symbol, macro in {**GREEK, **SYMBOLS}.items():
         math = math.replace(symbol, macro + (" " if macro[-1].isalpha() else ""))
@@ -155,7 +212,7 @@ def tex(math: str) -> str:
 
 
 def _word(match) -> str:
-    word, after = match.group(1), match.string[match.end():match.end() + 1]
+    word, after = match.group(1), match.string[match.end() : match.end() + 1]
     if word in TEX_FUNCTIONS:
         return f"\\{word} "
     if after in "(_":
@@ -186,7 +243,7 @@ def _sqrt_calls(math: str) -> str:
             depth += {"(": 1, ")": -1}.get(math[k], 0)
             if depth == 0:
                 break
-        math = f"{math[:start]}\\sqrt{{{math[start + 5:k]}}}{math[k + 1:]}"
+        math = f"{math[:start]}\\sqrt{{{math[start + 5 : k]}}}{math[k + 1 :]}"
     return math
 
 
@@ -198,9 +255,9 @@ def text_tex(note: str) -> str:
         while core.endswith(")") and core.count(")") > core.count("("):
             core = core[:-1]
         lead = "(" if core.startswith("(") and core.count("(") > core.count(")") else ""
-        symbol = core[len(lead):]
+        symbol = core[len(lead) :]
         if SYMBOL.search(symbol) and not re.match(r"[A-Za-z]{3,}_", symbol):
-            out.append(lead + rf"\({tex(symbol)}\)" + _text_escape(token[len(core):]))
+            out.append(lead + rf"\({tex(symbol)}\)" + _text_escape(token[len(core) :]))
         else:
             out.append(_text_escape(token))
     return rf"\text{{{''.join(out)}}}"

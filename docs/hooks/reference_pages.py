@@ -34,18 +34,24 @@ def write(path: str, text: str) -> None:
 
 
 nav = mkdocs_gen_files.Nav()
-write("index.md", "# API reference\n\nGenerated from the docstrings, a page per module. Two "
-      "packages: " + ", ".join(f"[`{p}`]({p}/index.md)" for p in PACKAGES) + ".\n\n"
-      "`zoo` holds the models (cells, layers, task models, decoding, presets, export) and "
-      "depends on Keras alone; `pipelines` holds the data, the training loop and the "
-      "`lstm-zoo` command line, and depends on `zoo`.\n")
+write(
+    "index.md",
+    "# API reference\n\nGenerated from the docstrings, a page per module. Two "
+    "packages: " + ", ".join(f"[`{p}`]({p}/index.md)" for p in PACKAGES) + ".\n\n"
+    "`zoo` holds the models (cells, layers, task models, decoding, presets, export) and "
+    "depends on Keras alone; `pipelines` holds the data, the training loop and the "
+    "`lstm-zoo` command line, and depends on `zoo`.\n",
+)
 nav["Overview"] = "index.md"
 for package in PACKAGES:
     for parts in modules(package):
         name = ".".join(parts)
         is_package = (ROOT.joinpath(*parts) / "__init__.py").is_file()
         page = "/".join(parts) + ("/index.md" if is_package else ".md")
-        write(page, f"# `{name}`\n\n::: {name}\n    options:\n      show_root_heading: false\n"
-              "      show_submodules: false\n")
+        write(
+            page,
+            f"# `{name}`\n\n::: {name}\n    options:\n      show_root_heading: false\n"
+            "      show_submodules: false\n",
+        )
         nav[parts] = page
 write("SUMMARY.md", "".join(nav.build_literate_nav()))

@@ -39,12 +39,16 @@ def on_files(files, config):
     es5 = pathlib.Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
     for pattern in MATHJAX_FILES:
         for path in sorted(es5.glob(pattern)):
-            files.append(File.generated(config, f"assets/mathjax/{path.relative_to(es5)}",
-                                        abs_src_path=str(path)))
+            files.append(
+                File.generated(
+                    config, f"assets/mathjax/{path.relative_to(es5)}", abs_src_path=str(path)
+                )
+            )
     for pattern in FIGURES:
         for path in sorted(ROOT.glob(pattern)):
-            files.append(File.generated(config, str(path.relative_to(ROOT)),
-                                        abs_src_path=str(path)))
+            files.append(
+                File.generated(config, str(path.relative_to(ROOT)), abs_src_path=str(path))
+            )
     return files
 
 
@@ -62,8 +66,11 @@ def model_cards() -> str:
     for path in sorted((ROOT / "zoo" / "presets").glob("*/card.json")):
         card = json.loads(path.read_text(encoding="utf-8"))
         metrics = sorted(set(card["test"]) | set(card.get("test_float32", {})))
-        rows = "\n".join(f"| {m} | {_shown(card['test'].get(m))} | "
-                         f"{_shown(card.get('test_float32', {}).get(m))} |" for m in metrics)
+        rows = "\n".join(
+            f"| {m} | {_shown(card['test'].get(m))} | "
+            f"{_shown(card.get('test_float32', {}).get(m))} |"
+            for m in metrics
+        )
         versions = ", ".join(f"{k} {v}" for k, v in card["versions"].items())
         sections.append(
             f"### `{card['name']}`\n\n{card['description']}. Task `{card['task']}`, cell "
@@ -76,7 +83,8 @@ def model_cards() -> str:
             f"```\n{card['command']}\n```\n\n"
             f"| test metric | float16 weights (shipped) | float32 weights (the run) |\n"
             f"| --- | ---: | ---: |\n{rows}\n\n"
-            f"Weights {card['weights']}; made {card['created']} with {versions}.\n")
+            f"Weights {card['weights']}; made {card['created']} with {versions}.\n"
+        )
     return "\n".join(sections)
 
 
@@ -98,8 +106,9 @@ def flag_table(task: str, page: str) -> str:
         from pipelines import train
 
         try:
-            config_class = (train.TrainConfig if task == "train"
-                            else train.get_task(task).config_class)
+            config_class = (
+                train.TrainConfig if task == "train" else train.get_task(task).config_class
+            )
         except KeyError as error:
             log.warning("%s: <!-- flags: %s -->: %s", page, task, error.args[0])
             return f"<!-- flags: {task} -->"
@@ -109,15 +118,19 @@ def flag_table(task: str, page: str) -> str:
         text = html.escape(field.metadata.get("help", "")).replace("|", "\\|")
         rows.append(f"| `--{field.name}` | {default} | {text} |")
     command = "lstm-zoo train" + ("" if task == "train" else f" --task={task}")
-    return (f'??? info "The flags of `{command}`, with their defaults"\n\n'
-            + "\n".join(f"    {row}" for row in rows))
+    return f'??? info "The flags of `{command}`, with their defaults"\n\n' + "\n".join(
+        f"    {row}" for row in rows
+    )
 
 
 def on_pre_build(config):
     """Warn (an error under --strict) for each public object without a docstring."""
     for path in undocumented(api_filters(config)):
-        log.warning("%s has no docstring: every public module, class and function needs one "
-                    "(it is what the API reference shows)", path)
+        log.warning(
+            "%s has no docstring: every public module, class and function needs one "
+            "(it is what the API reference shows)",
+            path,
+        )
 
 
 def api_filters(config) -> list[re.Pattern]:

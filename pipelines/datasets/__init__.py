@@ -75,11 +75,16 @@ def data_fingerprint(path) -> str:
         files, root = [path], os.path.dirname(path)
     elif os.path.isdir(path):
         root = path
-        files = sorted(os.path.join(d, f) for d, dirs, names in os.walk(path)
-                       for f in names if not f.startswith(".")
-                       and not any(p.startswith(".") for p in os.path.relpath(d, path).split(os.sep)
-                                   if p != ".")
-                       and os.path.isfile(os.path.join(d, f)))  # regular files only: no FIFOs
+        files = sorted(
+            os.path.join(d, f)
+            for d, dirs, names in os.walk(path)
+            for f in names
+            if not f.startswith(".")
+            and not any(
+                p.startswith(".") for p in os.path.relpath(d, path).split(os.sep) if p != "."
+            )
+            and os.path.isfile(os.path.join(d, f))
+        )  # regular files only: no FIFOs
     else:
         try:
             os.stat(path)
@@ -108,24 +113,31 @@ def builder(name: str, data=None):
     cls, config = builders[base], config_name or None
     configs = [c.name for c in cls.BUILDER_CONFIGS or ()]
     if config_name and config_name not in configs:
-        raise KeyError(f"Unknown config {name!r}. Configs of {base}: "
-                       f"{', '.join(configs) or 'none'}")
+        raise KeyError(
+            f"Unknown config {name!r}. Configs of {base}: {', '.join(configs) or 'none'}"
+        )
     if data is not None:
         from pipelines.datasets.base import LocalData
 
         if not getattr(cls, "LOCAL", False):
-            raise ValueError(f"{name}: a packaged corpus; a local --data is read by another "
-                             "dataset of the same kind")
+            raise ValueError(
+                f"{name}: a packaged corpus; a local --data is read by another "
+                "dataset of the same kind"
+            )
         path = os.path.abspath(os.fspath(data))
-        config = LocalData(name=f"local-{data_fingerprint(path)}", path=path,
-                           description=f"The local data at {path}.")
+        config = LocalData(
+            name=f"local-{data_fingerprint(path)}",
+            path=path,
+            description=f"The local data at {path}.",
+        )
     try:
         with _quiet_tfds_logs():  # "Using custom data configuration ..."
             return tfds.builder(base, data_dir=data_dir(), config=config)
     except Exception as error:  # noqa: BLE001 - TFDS reading a damaged dataset_info.json
         folder = Path(data_dir()) / base / (getattr(config, "name", config) or "")
-        raise _damaged(folder, f"dataset_info.json unreadable: "
-                               f"{str(error).splitlines()[-1][-200:]}") from None
+        raise _damaged(
+            folder, f"dataset_info.json unreadable: {str(error).splitlines()[-1][-200:]}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -149,13 +161,17 @@ def prepare(name: str, data=None):
         found = builder(name, data)  # another process may have prepared it meanwhile
         if not _is_prepared(found):
             if data is None:  # a packaged corpus: may take a while, and never fails on input
-                print(f"Preparing dataset {found.info.full_name} (once) in {found.data_dir}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"Preparing dataset {found.info.full_name} (once) in {found.data_dir}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             tfds.display_progress_bar(False)
             try:
                 with _quiet_tfds_logs(), contextlib.redirect_stdout(io.StringIO()):
-                    found.download_and_prepare(download_config=tfds.download.DownloadConfig(
-                        try_download_gcs=False))
+                    found.download_and_prepare(
+                        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+                    )
             except BaseException:
                 _remove_empty(Path(found.data_dir), stop=Path(data_dir()))
                 raise
@@ -183,8 +199,9 @@ def _is_prepared(found) -> bool:
         return False
     try:
         info = json.loads((folder / "dataset_info.json").read_text(encoding="utf-8"))
-        shards = [int(length) for split in info["splits"]
-                  for length in split.get("shardLengths", [])]
+        shards = [
+            int(length) for split in info["splits"] for length in split.get("shardLengths", [])
+        ]
         files = sorted(folder.glob("*.tfrecord-*"))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise _damaged(folder, f"dataset_info.json unreadable: {error}") from None
@@ -194,8 +211,10 @@ def _is_prepared(found) -> bool:
 
 
 def _damaged(folder, reason) -> ValueError:
-    return ValueError(f"{folder}: a damaged prepared dataset ({reason}); remove that folder "
-                      f"(rm -r {folder}) and run the command again to prepare it anew")
+    return ValueError(
+        f"{folder}: a damaged prepared dataset ({reason}); remove that folder "
+        f"(rm -r {folder}) and run the command again to prepare it anew"
+    )
 
 
 @contextlib.contextmanager
@@ -224,8 +243,10 @@ def examples(name: str, split: str, data=None) -> list[dict]:
             rows = list(tfds.as_numpy(found.as_dataset(split=split, shuffle_files=False)))
     except (tf.errors.DataLossError, tf.errors.NotFoundError, OSError) as error:
         raise _damaged(found.data_dir, str(error).splitlines()[0][:200]) from None
-    return [{k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in row.items()}
-            for row in rows]
+    return [
+        {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in row.items()}
+        for row in rows
+    ]
 
 
 def split_fingerprint(rows: list[dict]) -> str:
@@ -237,17 +258,20 @@ def split_fingerprint(rows: list[dict]) -> str:
         for key in sorted(row):
             value = row[key]
             digest.update(key.encode() + b"\0")
-            digest.update(value.encode() if isinstance(value, str)
-                          else np.ascontiguousarray(value).tobytes())
+            digest.update(
+                value.encode() if isinstance(value, str) else np.ascontiguousarray(value).tobytes()
+            )
     return digest.hexdigest()[:16]
 
 
 def fingerprints(name: str) -> dict:
     """{version, splits: {split: {examples, sha256}}} of packaged dataset `name`, prepared."""
     found = prepare(name)
-    splits = {split: {"examples": len(rows), "sha256": split_fingerprint(rows)}
-              for split in sorted(found.info.splits)
-              for rows in [examples(name, split)]}
+    splits = {
+        split: {"examples": len(rows), "sha256": split_fingerprint(rows)}
+        for split in sorted(found.info.splits)
+        for rows in [examples(name, split)]
+    }
     return {"version": str(found.info.version), "splits": splits}
 
 

@@ -23,24 +23,34 @@ class _AnomalyBuilder(ZooBuilder, skip_registration=True):
     LICENSE = "BSD-3-Clause (aeon); the series' own terms, see the citation"
 
     def features(self):
-        return tfds.features.FeaturesDict({
-            "name": tfds.features.Text(doc="The series' name."),
-            "y": tfds.features.Tensor(shape=(None,), dtype=np.float64, doc="Values."),
-            "is_anomaly": tfds.features.Tensor(shape=(None,), dtype=np.int8,
-                                               doc="1 where a labelled anomaly is."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                "name": tfds.features.Text(doc="The series' name."),
+                "y": tfds.features.Tensor(shape=(None,), dtype=np.float64, doc="Values."),
+                "is_anomaly": tfds.features.Tensor(
+                    shape=(None,), dtype=np.int8, doc="1 where a labelled anomaly is."
+                ),
+            }
+        )
 
     def parts(self) -> dict:
         """{split: (values, labels)}."""
         raise NotImplementedError
 
     def _split_generators(self, dl_manager):
-        return {split: self._generate_examples(split, *part)
-                for split, part in self.parts().items()}
+        return {
+            split: self._generate_examples(split, *part) for split, part in self.parts().items()
+        }
 
     def _generate_examples(self, split, values, labels):
-        yield split, {"name": f"{self.name}-{split}", "y": np.asarray(values, np.float64),
-                      "is_anomaly": np.asarray(labels, np.int8)}
+        yield (
+            split,
+            {
+                "name": f"{self.name}-{split}",
+                "y": np.asarray(values, np.float64),
+                "is_anomaly": np.asarray(labels, np.int8),
+            },
+        )
 
 
 class ZooUCRAnomaly135(_AnomalyBuilder):
@@ -50,9 +60,11 @@ class ZooUCRAnomaly135(_AnomalyBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "aeon 1.6's KDD-TSAD 135 train and test files."}
-    CITATION = ("@inproceedings{wu2021ucr, author={Wu, R. and Keogh, E. J.}, title={Current "
-                "Time Series Anomaly Detection Benchmarks are Flawed and are Creating the "
-                "Illusion of Progress}, booktitle={IEEE TKDE}, year={2021}}")
+    CITATION = (
+        "@inproceedings{wu2021ucr, author={Wu, R. and Keogh, E. J.}, title={Current "
+        "Time Series Anomaly Detection Benchmarks are Flawed and are Creating the "
+        "Illusion of Progress}, booktitle={IEEE TKDE}, year={2021}}"
+    )
 
     def parts(self):
         from aeon.datasets import load_kdd_tsad_135
@@ -66,9 +78,11 @@ class ZooECGAnomalies(_AnomalyBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "aeon 1.6's ecg-diff-count-3, semi-supervised split."}
-    CITATION = ("@inproceedings{wenig2022gutentag, author={Wenig, P. and Schmidl, S. and "
-                "Papenbrock, T.}, title={TimeEval: A Benchmarking Toolkit for Time Series "
-                "Anomaly Detection Algorithms}, booktitle={PVLDB 15(12)}, year={2022}}")
+    CITATION = (
+        "@inproceedings{wenig2022gutentag, author={Wenig, P. and Schmidl, S. and "
+        "Papenbrock, T.}, title={TimeEval: A Benchmarking Toolkit for Time Series "
+        "Anomaly Detection Algorithms}, booktitle={PVLDB 15(12)}, year={2022}}"
+    )
 
     def parts(self):
         import warnings

@@ -33,9 +33,14 @@ class ZooBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
-            builder=self, description=(self.__doc__ or "").strip(), features=self.features(),
-            homepage=self.HOMEPAGE or None, citation=self.CITATION or None,
-            license=self.LICENSE or None, disable_shuffling=True)
+            builder=self,
+            description=(self.__doc__ or "").strip(),
+            features=self.features(),
+            homepage=self.HOMEPAGE or None,
+            citation=self.CITATION or None,
+            license=self.LICENSE or None,
+            disable_shuffling=True,
+        )
 
     @property
     def local_path(self) -> str:

@@ -73,35 +73,52 @@ class ZooMovingShapes(ZooBuilder):
     shapes (config `size<S>_shapes<N>`; default `size16_shapes2`)."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Sequences of the moving-shapes task's generator (seed 0); the "
-                              "test split's first 64 are the test set of the task's default "
-                              "run before it read this dataset."}
-    BUILDER_CONFIGS = [GeometryConfig(name=f"size{size}_shapes{shapes}", size=size,
-                                      shapes=shapes,
-                                      description=f"{size} x {size} pixels, {shapes} shape(s).")
-                       for size in FRAME_SIZES for shapes in SHAPES]
+    RELEASE_NOTES = {
+        "1.0.0": "Sequences of the moving-shapes task's generator (seed 0); the "
+        "test split's first 64 are the test set of the task's default "
+        "run before it read this dataset."
+    }
+    BUILDER_CONFIGS = [
+        GeometryConfig(
+            name=f"size{size}_shapes{shapes}",
+            size=size,
+            shapes=shapes,
+            description=f"{size} x {size} pixels, {shapes} shape(s).",
+        )
+        for size in FRAME_SIZES
+        for shapes in SHAPES
+    ]
     DEFAULT_BUILDER_CONFIG_NAME = "size16_shapes2"
     HOMEPAGE = "https://www.cs.toronto.edu/~nitish/unsupervised_video/"  # Moving MNIST's
     LICENSE = "Apache-2.0, as lstm-zoo, whose render function draws it"
-    CITATION = ("@inproceedings{srivastava2015unsupervised, title={Unsupervised Learning of "
-                "Video Representations using LSTMs}, author={Srivastava, Nitish and Mansimov, "
-                "Elman and Salakhutdinov, Ruslan}, booktitle={ICML}, year={2015}, note={Moving "
-                "MNIST, the fixed set of moving digits this dataset follows}}")
+    CITATION = (
+        "@inproceedings{srivastava2015unsupervised, title={Unsupervised Learning of "
+        "Video Representations using LSTMs}, author={Srivastava, Nitish and Mansimov, "
+        "Elman and Salakhutdinov, Ruslan}, booktitle={ICML}, year={2015}, note={Moving "
+        "MNIST, the fixed set of moving digits this dataset follows}}"
+    )
 
     def features(self):
         size = self.builder_config.size
-        return tfds.features.FeaturesDict({
-            "id": tfds.features.Scalar(np.int64, doc="The sequence's id: its generator's "
-                                                     "seed is (0, id)."),
-            # mostly zeros: compressed, a sequence takes a few hundred bytes
-            "frames": tfds.features.Tensor(shape=(FRAMES, size, size, 1), dtype=np.uint8,
-                                           encoding=tfds.features.Encoding.ZLIB,
-                                           doc="The frames: 255 inside a shape, 0 outside."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                "id": tfds.features.Scalar(
+                    np.int64, doc="The sequence's id: its generator's seed is (0, id)."
+                ),
+                # mostly zeros: compressed, a sequence takes a few hundred bytes
+                "frames": tfds.features.Tensor(
+                    shape=(FRAMES, size, size, 1),
+                    dtype=np.uint8,
+                    encoding=tfds.features.Encoding.ZLIB,
+                    doc="The frames: 255 inside a shape, 0 outside.",
+                ),
+            }
+        )
 
     def _split_generators(self, dl_manager):
-        return {split: self._generate_examples(FIRST_ID[split], count)
-                for split, count in SIZES.items()}
+        return {
+            split: self._generate_examples(FIRST_ID[split], count) for split, count in SIZES.items()
+        }
 
     def _generate_examples(self, first, count):
         config = self.builder_config

@@ -32,9 +32,11 @@ MUSIC21_CITATION = """@inproceedings{cuthbert2010music21,
   author={Cuthbert, Michael Scott and Ariza, Christopher},
   booktitle={Proceedings of the 11th International Society for Music Information Retrieval
              Conference (ISMIR)}, pages={637--642}, year={2010}}"""
-MUSIC21_LICENSE = ("The encodings of the music21 corpus (PyPI music21), distributed with music21 "
-                   "by permission of their encoders (music21/corpus/license.txt); the music "
-                   "itself is in the public domain.")
+MUSIC21_LICENSE = (
+    "The encodings of the music21 corpus (PyPI music21), distributed with music21 "
+    "by permission of their encoders (music21/corpus/license.txt); the music "
+    "itself is in the public domain."
+)
 
 
 def split_of(name: str) -> str:
@@ -44,20 +46,32 @@ def split_of(name: str) -> str:
 
 
 def _name_and_file(what):
-    return {"name": tfds.features.Text(doc=f"The piece's name ({what})."),
-            "file_index": tfds.features.Scalar(np.int32, doc="The position of its source file "
-                                               "in the corpus (--limit=N keeps the first N).")}
+    return {
+        "name": tfds.features.Text(doc=f"The piece's name ({what})."),
+        "file_index": tfds.features.Scalar(
+            np.int32,
+            doc="The position of its source file in the corpus (--limit=N keeps the first N).",
+        ),
+    }
 
 
 def _grid():
-    return tfds.features.Tensor(shape=(None, 4), dtype=np.int16, doc=(
-        "SATB grid: the MIDI pitch (36..81, 0 = rest) of soprano, alto, tenor and bass at "
-        "every 16th note."))
+    return tfds.features.Tensor(
+        shape=(None, 4),
+        dtype=np.int16,
+        doc=(
+            "SATB grid: the MIDI pitch (36..81, 0 = rest) of soprano, alto, tenor and bass at "
+            "every 16th note."
+        ),
+    )
 
 
 def _events():
-    return tfds.features.Tensor(shape=(None, 2), dtype=np.int16, doc=(
-        "Melody events: (MIDI pitch, 0 = rest; index into zoo.models.melody.DURATIONS)."))
+    return tfds.features.Tensor(
+        shape=(None, 2),
+        dtype=np.int16,
+        doc=("Melody events: (MIDI pitch, 0 = rest; index into zoo.models.melody.DURATIONS)."),
+    )
 
 
 class _MusicBuilder(ZooBuilder, skip_registration=True):
@@ -82,21 +96,30 @@ class ZooBachChorales(_MusicBuilder):
     test chorales."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The chorales of music21 10.5, split by a CRC32 of their corpus "
-                              "paths (the split of lstm-zoo's chorales task since its start)."}
+    RELEASE_NOTES = {
+        "1.0.0": "The chorales of music21 10.5, split by a CRC32 of their corpus "
+        "paths (the split of lstm-zoo's chorales task since its start)."
+    }
     HOMEPAGE = MUSIC21
     LICENSE = MUSIC21_LICENSE
     CITATION = MUSIC21_CITATION
 
     def features(self):
-        return tfds.features.FeaturesDict({
-            **_name_and_file("its music21 corpus path, e.g. bach/bwv269"),
-            "riemenschneider": tfds.features.Scalar(np.int32, doc=(
-                "Its number in Riemenschneider's edition (the first, if numbered twice).")),
-            "grid": _grid(),
-            "fermata": tfds.features.Tensor(shape=(None,), dtype=np.bool_, doc=(
-                "Whether a fermata holds at each 16th note (the phrase ends).")),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                **_name_and_file("its music21 corpus path, e.g. bach/bwv269"),
+                "riemenschneider": tfds.features.Scalar(
+                    np.int32,
+                    doc=("Its number in Riemenschneider's edition (the first, if numbered twice)."),
+                ),
+                "grid": _grid(),
+                "fermata": tfds.features.Tensor(
+                    shape=(None,),
+                    dtype=np.bool_,
+                    doc=("Whether a fermata holds at each 16th note (the phrase ends)."),
+                ),
+            }
+        )
 
     def pieces(self):
         from pipelines.music.corpus import read_chorales
@@ -110,19 +133,22 @@ class ZooFolkTunes(_MusicBuilder):
     highest note at each onset, rests between."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The tunes of music21 10.5 through abcmidi 4.84, split by a CRC32 of "
-                              "their names (the split of lstm-zoo's melody task since its start)."}
+    RELEASE_NOTES = {
+        "1.0.0": "The tunes of music21 10.5 through abcmidi 4.84, split by a CRC32 of "
+        "their names (the split of lstm-zoo's melody task since its start)."
+    }
     HOMEPAGE = MUSIC21
-    LICENSE = (MUSIC21_LICENSE + " The ABC transcriptions name their transcribers in their "
-               "Z: lines.")
+    LICENSE = MUSIC21_LICENSE + " The ABC transcriptions name their transcribers in their Z: lines."
     CITATION = MUSIC21_CITATION
 
     def features(self):
-        return tfds.features.FeaturesDict({
-            **_name_and_file("book/ABC file#X, e.g. oneills1850/0001-0050#1"),
-            "tune": tfds.features.Scalar(np.int32, doc="Its X: number in its ABC file."),
-            "events": _events(),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                **_name_and_file("book/ABC file#X, e.g. oneills1850/0001-0050#1"),
+                "tune": tfds.features.Scalar(np.int32, doc="Its X: number in its ABC file."),
+                "events": _events(),
+            }
+        )
 
     def pieces(self):
         from pipelines.music.corpus import read_folk_tunes
@@ -139,8 +165,9 @@ class ZooMidiChorales(_MusicBuilder):
     RELEASE_NOTES = {"1.0.0": "The MIDI files of a local folder, split as zoo_bach_chorales."}
 
     def features(self):
-        return tfds.features.FeaturesDict({**_name_and_file("its path in the folder"),
-                                           "grid": _grid()})
+        return tfds.features.FeaturesDict(
+            {**_name_and_file("its path in the folder"), "grid": _grid()}
+        )
 
     def pieces(self):
         from pipelines.music.corpus import read_midi_folder
@@ -157,8 +184,9 @@ class ZooMidiMelodies(_MusicBuilder):
     RELEASE_NOTES = {"1.0.0": "The MIDI files of a local folder, split as zoo_folk_tunes."}
 
     def features(self):
-        return tfds.features.FeaturesDict({**_name_and_file("its path in the folder"),
-                                           "events": _events()})
+        return tfds.features.FeaturesDict(
+            {**_name_and_file("its path in the folder"), "events": _events()}
+        )
 
     def pieces(self):
         from pipelines.music.corpus import read_midi_folder

@@ -40,8 +40,10 @@ def _floats(text, where, column):
         raise ValueError(f"{where}: channel {column}: {bad.strip()!r} is not a number") from None
     if not np.isfinite(array).all():
         index = int(np.flatnonzero(~np.isfinite(array))[0])
-        raise ValueError(f"{where}: channel {column}, reading {index + 1}: {values[index]!r} "
-                         "(NaN or infinite readings are not accepted; fill or drop them)")
+        raise ValueError(
+            f"{where}: channel {column}, reading {index + 1}: {values[index]!r} "
+            "(NaN or infinite readings are not accepted; fill or drop them)"
+        )
     return array
 
 
@@ -89,14 +91,22 @@ def read_ts(path) -> list[dict]:
         series = [_floats(text, where, column) for column, text in enumerate(fields, 1)]
         channels = channels or int(header.get("dimensions") or len(series))
         if len(series) != channels:
-            raise ValueError(f"{where}: {len(series)} channels, expected {channels} "
-                             "(ragged channels)")
+            raise ValueError(
+                f"{where}: {len(series)} channels, expected {channels} (ragged channels)"
+            )
         lengths = {len(s) for s in series}
         if len(lengths) > 1:
-            raise ValueError(f"{where}: channels of different lengths {sorted(lengths)} "
-                             "(ragged channels)")
-        sequences.append({"id": f"{os.path.basename(path)}:{number}", "row": number,
-                          "series": np.stack(series, 1).astype(np.float32), "label": label})
+            raise ValueError(
+                f"{where}: channels of different lengths {sorted(lengths)} (ragged channels)"
+            )
+        sequences.append(
+            {
+                "id": f"{os.path.basename(path)}:{number}",
+                "row": number,
+                "series": np.stack(series, 1).astype(np.float32),
+                "label": label,
+            }
+        )
     if not in_data:
         raise ValueError(f"{path}: no @data line: not a .ts file")
     if not sequences:
@@ -113,8 +123,10 @@ def _check_labels(path, sequences, declared):
     known = set(words[1:])
     for sequence in sequences:
         if sequence["label"] not in known:
-            raise ValueError(f"{path}: line {sequence['row']}: label {sequence['label']!r} is "
-                             f"not among the @classLabel labels {' '.join(words[1:])}")
+            raise ValueError(
+                f"{path}: line {sequence['row']}: label {sequence['label']!r} is "
+                f"not among the @classLabel labels {' '.join(words[1:])}"
+            )
 
 
 def read_csv(path) -> list[dict]:
@@ -126,11 +138,15 @@ def read_csv(path) -> list[dict]:
         raise ValueError(f"{path}: file is empty")
     columns = [c.strip() for c in rows[0]]
     if "label" not in columns:
-        raise ValueError(f"{path}: row 1: no 'label' column in the header (columns: "
-                         f"{', '.join(columns)}); expected sequence_id, t, channels..., label")
+        raise ValueError(
+            f"{path}: row 1: no 'label' column in the header (columns: "
+            f"{', '.join(columns)}); expected sequence_id, t, channels..., label"
+        )
     if columns[:2] != ["sequence_id", "t"] or columns[-1] != "label" or len(columns) < 4:
-        raise ValueError(f"{path}: row 1: header {', '.join(columns)}; expected sequence_id, t, "
-                         "at least one channel, label (in that order)")
+        raise ValueError(
+            f"{path}: row 1: header {', '.join(columns)}; expected sequence_id, t, "
+            "at least one channel, label (in that order)"
+        )
     names = columns[2:-1]
     groups: dict[str, dict] = {}
     for number, row in enumerate(rows[1:], 2):
@@ -138,8 +154,9 @@ def read_csv(path) -> list[dict]:
             continue
         where = f"{path}: row {number}"
         if len(row) != len(columns):
-            raise ValueError(f"{where}: {len(row)} fields, the header has {len(columns)} "
-                             "(ragged channels)")
+            raise ValueError(
+                f"{where}: {len(row)} fields, the header has {len(columns)} (ragged channels)"
+            )
         key, label = row[0].strip(), row[-1].strip()
         if not key:
             raise ValueError(f"{where}: column sequence_id is empty")
@@ -148,8 +165,10 @@ def read_csv(path) -> list[dict]:
         values = [_csv_number(cell, where, name) for cell, name in zip(row[1:-1], ["t", *names])]
         group = groups.setdefault(key, {"row": number, "label": label, "readings": []})
         if group["label"] != label:
-            raise ValueError(f"{where}: sequence {key!r} has label {label!r} here and "
-                             f"{group['label']!r} on row {group['row']}")
+            raise ValueError(
+                f"{where}: sequence {key!r} has label {label!r} here and "
+                f"{group['label']!r} on row {group['row']}"
+            )
         group["readings"].append((values[0], number, values[1:]))
     if not groups:
         raise ValueError(f"{path}: holds a header but no readings (an empty sequence)")
@@ -158,10 +177,17 @@ def read_csv(path) -> list[dict]:
         readings = sorted(group["readings"], key=lambda r: r[0])
         for (t, _, _), (u, number, _) in zip(readings, readings[1:]):
             if t == u:
-                raise ValueError(f"{path}: row {number}: sequence {key!r} has two readings at "
-                                 f"t={t:g}")
-        sequences.append({"id": key, "row": group["row"], "label": group["label"],
-                          "series": np.array([r[2] for r in readings], np.float32)})
+                raise ValueError(
+                    f"{path}: row {number}: sequence {key!r} has two readings at t={t:g}"
+                )
+        sequences.append(
+            {
+                "id": key,
+                "row": group["row"],
+                "label": group["label"],
+                "series": np.array([r[2] for r in readings], np.float32),
+            }
+        )
     return sequences
 
 
@@ -174,8 +200,10 @@ def _csv_number(cell, where, column):
     except ValueError:
         raise ValueError(f"{where}: column {column}: {cell!r} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{where}: column {column}: {cell!r} (NaN or infinite readings are not "
-                         "accepted; fill or drop them)")
+        raise ValueError(
+            f"{where}: column {column}: {cell!r} (NaN or infinite readings are not "
+            "accepted; fill or drop them)"
+        )
     return value
 
 
@@ -189,16 +217,19 @@ def read_sequences(path) -> list[dict]:
         return read_ts(path)
     if suffix == ".csv":
         return read_csv(path)
-    raise ValueError(f"{path}: expected a .ts or .csv file (or a folder of *_TRAIN and *_TEST "
-                     "ones)")
+    raise ValueError(
+        f"{path}: expected a .ts or .csv file (or a folder of *_TRAIN and *_TEST ones)"
+    )
 
 
 def check_known_labels(path, sequences, known) -> None:
     """Refuse a sequence whose label is not in `known` (labels of the training data)."""
     for sequence in sequences:
         if sequence["label"] not in known:
-            raise ValueError(f"{path}: row {sequence['row']}: label {sequence['label']!r} never "
-                             f"occurs in the training data (labels: {', '.join(sorted(known))})")
+            raise ValueError(
+                f"{path}: row {sequence['row']}: label {sequence['label']!r} never "
+                f"occurs in the training data (labels: {', '.join(sorted(known))})"
+            )
 
 
 def carve(sequences, fraction, salt="") -> tuple[list[dict], list[dict]]:
@@ -212,11 +243,14 @@ def carve(sequences, fraction, salt="") -> tuple[list[dict], list[dict]]:
     for indices in by_class.values():
         count = round(fraction * len(indices))
         count = max(count, 1) if len(indices) >= 3 else 0
-        ranked = sorted(indices, key=lambda i: (zlib.crc32(f"{salt}{sequences[i]['id']}".encode()),
-                                                i))
+        ranked = sorted(
+            indices, key=lambda i: (zlib.crc32(f"{salt}{sequences[i]['id']}".encode()), i)
+        )
         held.update(ranked[:count])
-    return ([s for i, s in enumerate(sequences) if i not in held],
-            [s for i, s in enumerate(sequences) if i in held])
+    return (
+        [s for i, s in enumerate(sequences) if i not in held],
+        [s for i, s in enumerate(sequences) if i in held],
+    )
 
 
 def archive_splits(train, test, test_path) -> dict[str, list[dict]]:

@@ -46,15 +46,18 @@ ARCHIVE_CITATION = (
     "@article{bagnall2018uea, title={The UEA multivariate time series classification "
     "archive, 2018}, author={Bagnall, Anthony and Dau, Hoang Anh and Lines, Jason and Flynn, "
     "Michael and Large, James and Bostrom, Aaron and Southam, Paul and Keogh, Eamonn}, "
-    "journal={arXiv preprint arXiv:1811.00075}, year={2018}}")
+    "journal={arXiv preprint arXiv:1811.00075}, year={2018}}"
+)
 
 
 def aeon_data_dir() -> str:
     """The folder of the archive sets installed with aeon (found without importing it)."""
     spec = importlib.util.find_spec("aeon")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("The archive's sensor sets ship with aeon: pip install "
-                                "'lstm-zoo[classify]' (or pip install aeon), or pass --data=PATH")
+        raise FileNotFoundError(
+            "The archive's sensor sets ship with aeon: pip install "
+            "'lstm-zoo[classify]' (or pip install aeon), or pass --data=PATH"
+        )
     return os.path.join(spec.submodule_search_locations[0], "datasets", "data")
 
 
@@ -63,19 +66,25 @@ def archive_pair(folder) -> tuple[str, str] | None:
     (train.csv / test.csv too); None if it holds no such pair."""
     found = {}
     for part in ("train", "test"):
-        names = [p for suffix in ("ts", "csv") for pattern in (f"*_{part.upper()}.{suffix}",
-                                                                f"{part}.{suffix}")
-                 for p in glob.glob(os.path.join(folder, pattern))]
+        names = [
+            p
+            for suffix in ("ts", "csv")
+            for pattern in (f"*_{part.upper()}.{suffix}", f"{part}.{suffix}")
+            for p in glob.glob(os.path.join(folder, pattern))
+        ]
         if len(names) > 1:
-            raise ValueError(f"{folder}: {len(names)} {part} files ({', '.join(names)}); "
-                             "expected one")
+            raise ValueError(
+                f"{folder}: {len(names)} {part} files ({', '.join(names)}); expected one"
+            )
         found[part] = names[0] if names else None
     if not found["train"] and not found["test"]:
         return None
     missing = "train" if not found["train"] else "test" if not found["test"] else None
     if missing:
-        raise ValueError(f"{folder}: no *_{missing.upper()}.ts/.csv file beside "
-                         f"{found['test' if missing == 'train' else 'train']}")
+        raise ValueError(
+            f"{folder}: no *_{missing.upper()}.ts/.csv file beside "
+            f"{found['test' if missing == 'train' else 'train']}"
+        )
     return found["train"], found["test"]
 
 
@@ -84,8 +93,10 @@ def local_splits(path) -> dict[str, list[dict]]:
     if os.path.isdir(path):
         pair = archive_pair(path)
         if pair is None:
-            raise ValueError(f"{path}: a folder needs one *_TRAIN and one *_TEST file (.ts or "
-                             ".csv); or pass a single file")
+            raise ValueError(
+                f"{path}: a folder needs one *_TRAIN and one *_TEST file (.ts or "
+                ".csv); or pass a single file"
+            )
         train, test = (sensor_files.read_sequences(p) for p in pair)
         _check_channels(pair[1], test, train[0]["series"].shape[1])
         return sensor_files.archive_splits(train, test, pair[1])
@@ -95,20 +106,31 @@ def local_splits(path) -> dict[str, list[dict]]:
 def _check_channels(path, sequences, channels):
     for sequence in sequences:
         if sequence["series"].shape[1] != channels:
-            raise ValueError(f"{path}: row {sequence['row']}: {sequence['series'].shape[1]} "
-                             f"channels, the training file has {channels} (ragged channels)")
+            raise ValueError(
+                f"{path}: row {sequence['row']}: {sequence['series'].shape[1]} "
+                f"channels, the training file has {channels} (ragged channels)"
+            )
 
 
 class _SequenceBuilder(ZooBuilder, skip_registration=True):
     def features(self):
-        return tfds.features.FeaturesDict({
-            "id": tfds.features.Text(doc="The sequence's id: file:line, or the CSV's "
-                                         "sequence_id."),
-            "row": tfds.features.Scalar(np.int64, doc="The line (row) of the file it starts on."),
-            "series": tfds.features.Tensor(shape=(None, None), dtype=np.float32,
-                                           encoding="bytes", doc="Readings (time, channels)."),
-            "label": tfds.features.Text(doc="The class label, as the file writes it."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                "id": tfds.features.Text(
+                    doc="The sequence's id: file:line, or the CSV's sequence_id."
+                ),
+                "row": tfds.features.Scalar(
+                    np.int64, doc="The line (row) of the file it starts on."
+                ),
+                "series": tfds.features.Tensor(
+                    shape=(None, None),
+                    dtype=np.float32,
+                    encoding="bytes",
+                    doc="Readings (time, channels).",
+                ),
+                "label": tfds.features.Text(doc="The class label, as the file writes it."),
+            }
+        )
 
     def splits(self) -> dict[str, list[dict]]:
         """The sequences of each split: {"train", "validation", "test"} -> examples."""
@@ -121,8 +143,7 @@ class _SequenceBuilder(ZooBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         splits = self.splits()  # (TFDS cannot write an empty split: a small file may have one)
-        return {split: self._generate_examples(splits[split]) for split in SPLITS
-                if splits[split]}
+        return {split: self._generate_examples(splits[split]) for split in SPLITS if splits[split]}
 
     def _generate_examples(self, sequences):
         for index, sequence in enumerate(sequences):
@@ -141,8 +162,9 @@ class _ArchiveBuilder(_SequenceBuilder, skip_registration=True):
         """The archive's train (less validation), validation and test sequences."""
         folder = os.path.join(aeon_data_dir(), self.PROBLEM)
         train, test = (os.path.join(folder, f"{self.PROBLEM}_{p}.ts") for p in ("TRAIN", "TEST"))
-        return sensor_files.archive_splits(sensor_files.read_ts(train),
-                                           sensor_files.read_ts(test), test)
+        return sensor_files.archive_splits(
+            sensor_files.read_ts(train), sensor_files.read_ts(test), test
+        )
 
 
 class ZooBasicMotions(_ArchiveBuilder):
@@ -152,8 +174,10 @@ class ZooBasicMotions(_ArchiveBuilder):
 
     PROBLEM = "BasicMotions"
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The archive's train/test split from the aeon 1.6 wheel; "
-                              "validation carved from train by class and CRC32 of the id."}
+    RELEASE_NOTES = {
+        "1.0.0": "The archive's train/test split from the aeon 1.6 wheel; "
+        "validation carved from train by class and CRC32 of the id."
+    }
 
 
 class ZooPickupGestureWiimoteZ(_ArchiveBuilder):
@@ -182,8 +206,10 @@ class ZooSensorFiles(_SequenceBuilder):
 
     LOCAL = True
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Sequences of a local .ts/.csv file or archive pair, split by "
-                              "class and CRC32 of the id."}
+    RELEASE_NOTES = {
+        "1.0.0": "Sequences of a local .ts/.csv file or archive pair, split by "
+        "class and CRC32 of the id."
+    }
 
     def splits(self):
         """The sequences of each split of the user's file or folder (`local_splits`)."""

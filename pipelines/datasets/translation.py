@@ -49,13 +49,20 @@ def read_numbered_tsv(path, warn=True) -> list[tuple[int, str, str]]:
     except OSError as error:
         raise type(error)(f"{path}: {(error.strerror or str(error)).lower()}") from None
     if not pairs:
-        why = (f"line {first[0]}: {first[1]}" if bad else "blank lines only") if size else \
-            "empty file"
-        raise ValueError(f"{path}: no valid source<TAB>target pair (UTF-8, both sides "
-                         f"non-empty); {why}")
+        why = (
+            (f"line {first[0]}: {first[1]}" if bad else "blank lines only")
+            if size
+            else "empty file"
+        )
+        raise ValueError(
+            f"{path}: no valid source<TAB>target pair (UTF-8, both sides non-empty); {why}"
+        )
     if bad and warn:
-        warnings.warn(f"{path}: skipped {bad} malformed line(s) (no tab, an empty side or "
-                      f"invalid UTF-8); the first is line {first[0]} ({first[1]})", stacklevel=2)
+        warnings.warn(
+            f"{path}: skipped {bad} malformed line(s) (no tab, an empty side or "
+            f"invalid UTF-8); the first is line {first[0]} ({first[1]})",
+            stacklevel=2,
+        )
     return pairs
 
 
@@ -85,8 +92,9 @@ def _parse_tsv(path, lines):
                 continue
             if not "".join(fields):
                 continue  # a blank line
-            reason = ("no tab" if len(fields) < 2 else
-                      "empty source" if not fields[0] else "empty target")
+            reason = (
+                "no tab" if len(fields) < 2 else "empty source" if not fields[0] else "empty target"
+            )
         bad, first = bad + 1, first or (number, reason)
     return pairs, bad, first, size
 
@@ -103,8 +111,11 @@ def split_indices(count, holdout=HOLDOUT, seed=0) -> dict[str, np.ndarray]:
     a seeded permutation."""
     holdout = max(1, min(holdout, count // 10))
     order = np.random.default_rng(seed).permutation(count)
-    parts = {"train": order[2 * holdout:], "validation": order[:holdout],
-             "test": order[holdout:2 * holdout]}
+    parts = {
+        "train": order[2 * holdout :],
+        "validation": order[:holdout],
+        "test": order[holdout : 2 * holdout],
+    }
     return {split: np.sort(index) for split, index in parts.items()}
 
 
@@ -114,27 +125,35 @@ class ZooEnEsVerses(ZooBuilder):
     1,000 pairs each for validation and test, the rest (about 29k) to train."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The verse pairs of Debian sword-text-kjv 14.3 and sword-text-sparv "
-                              "2.60 read by pipelines.sword; 1,000 held out each for validation "
-                              "and test by a permutation seeded with 0 (the split of the "
-                              "en_es_lstm and en_es_gru presets)."}
+    RELEASE_NOTES = {
+        "1.0.0": "The verse pairs of Debian sword-text-kjv 14.3 and sword-text-sparv "
+        "2.60 read by pipelines.sword; 1,000 held out each for validation "
+        "and test by a permutation seeded with 0 (the split of the "
+        "en_es_lstm and en_es_gru presets)."
+    }
     HOMEPAGE = "https://packages.debian.org/sword-text-kjv"
     LICENSE = "Public domain"
-    CITATION = ("@misc{kjv1769, title={The Holy Bible, King James Version (eBible.org "
-                "eng-kjv2006, SWORD module KJV)}, note={Public domain}}\n"
-                "@misc{rv1909, title={La Santa Biblia, Reina-Valera 1909 (eBible.org "
-                "spaRV1909, SWORD module SpaRV)}, note={Public domain}}")
+    CITATION = (
+        "@misc{kjv1769, title={The Holy Bible, King James Version (eBible.org "
+        "eng-kjv2006, SWORD module KJV)}, note={Public domain}}\n"
+        "@misc{rv1909, title={La Santa Biblia, Reina-Valera 1909 (eBible.org "
+        "spaRV1909, SWORD module SpaRV)}, note={Public domain}}"
+    )
 
     def features(self):
-        return tfds.features.FeaturesDict({
-            "source": tfds.features.Text(doc="The English verse (King James Version)."),
-            "target": tfds.features.Text(doc="The Spanish verse (Reina-Valera 1909)."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                "source": tfds.features.Text(doc="The English verse (King James Version)."),
+                "target": tfds.features.Text(doc="The Spanish verse (Reina-Valera 1909)."),
+            }
+        )
 
     def _split_generators(self, dl_manager):
         pairs = sword.verse_pairs()
-        return {split: self._generate_examples(pairs, index)
-                for split, index in split_indices(len(pairs)).items()}
+        return {
+            split: self._generate_examples(pairs, index)
+            for split, index in split_indices(len(pairs)).items()
+        }
 
     def _generate_examples(self, pairs, index):
         for i in index:
@@ -151,19 +170,25 @@ class ZooSentencePairs(ZooBuilder):
     RELEASE_NOTES = {"1.0.0": "Pairs of a local TSV file, split as zoo_en_es_verses."}
 
     def features(self):
-        return tfds.features.FeaturesDict({
-            "source": tfds.features.Text(doc="The source sentence."),
-            "target": tfds.features.Text(doc="Its translation."),
-            "line": tfds.features.Scalar(np.int64, doc="The pair's line number in the file."),
-        })
+        return tfds.features.FeaturesDict(
+            {
+                "source": tfds.features.Text(doc="The source sentence."),
+                "target": tfds.features.Text(doc="Its translation."),
+                "line": tfds.features.Scalar(np.int64, doc="The pair's line number in the file."),
+            }
+        )
 
     def _split_generators(self, dl_manager):
         rows = read_numbered_tsv(self.local_path)
         if len(rows) < len(SPLITS):
-            raise ValueError(f"{self.local_path}: {len(rows)} valid pair(s); a corpus needs at "
-                             "least 3, one each for train, validation and test")
-        return {split: self._generate_examples(rows, index)
-                for split, index in split_indices(len(rows)).items()}
+            raise ValueError(
+                f"{self.local_path}: {len(rows)} valid pair(s); a corpus needs at "
+                "least 3, one each for train, validation and test"
+            )
+        return {
+            split: self._generate_examples(rows, index)
+            for split, index in split_indices(len(rows)).items()
+        }
 
     def _generate_examples(self, rows, index):
         for i in index:

@@ -1,7 +1,7 @@
 """The `chorales` task: Bach chorales as piano rolls for a polyphonic model (NLL per step).
 
-    lstm-zoo train --task=chorales --cell=cifg_lstm --steps_per_quarter=1 --run_dir=runs/bach
-    lstm-zoo sample --run_dir=runs/bach --output=bach      # bach.mid and bach.png
+lstm-zoo train --task=chorales --cell=cifg_lstm --steps_per_quarter=1 --run_dir=runs/bach
+lstm-zoo sample --run_dir=runs/bach --output=bach      # bach.mid and bach.png
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ def transposed_grids(grids, transpositions):
 def frames(grid, steps_per_quarter=STEPS_PER_QUARTER):
     """Piano roll of a grid at a coarser resolution (a divisor of STEPS_PER_QUARTER)."""
     if STEPS_PER_QUARTER % steps_per_quarter:
-        raise ValueError(f"`steps_per_quarter` must divide {STEPS_PER_QUARTER}. "
-                         f"Received: steps_per_quarter={steps_per_quarter}")
+        raise ValueError(
+            f"`steps_per_quarter` must divide {STEPS_PER_QUARTER}. "
+            f"Received: steps_per_quarter={steps_per_quarter}"
+        )
     return grid_to_roll(np.asarray(grid)[:: STEPS_PER_QUARTER // steps_per_quarter])
 
 
@@ -66,13 +68,15 @@ def chorale_windows(grids, window, steps_per_quarter=STEPS_PER_QUARTER):
         x, y = chorale_pairs(grid, steps_per_quarter)
         pad = -len(x) % window
         inputs.append(np.pad(x, ((0, pad), (0, 0))).reshape(-1, window, x.shape[1]))
-        targets.append(np.pad(y, ((0, pad), (0, 0)), constant_values=-1)
-                       .reshape(-1, window, y.shape[1]))
+        targets.append(
+            np.pad(y, ((0, pad), (0, 0)), constant_values=-1).reshape(-1, window, y.shape[1])
+        )
     return np.concatenate(inputs).astype(np.int8), np.concatenate(targets).astype(np.int8)
 
 
-def chorale_train_stream(grids, window, batch_size, seed, start_step=0,
-                         steps_per_quarter=STEPS_PER_QUARTER):
+def chorale_train_stream(
+    grids, window, batch_size, seed, start_step=0, steps_per_quarter=STEPS_PER_QUARTER
+):
     """Endless (inputs, targets) batches of shuffled chorale windows, (batch, window, P) each,
     in the order of `streams.shuffled_batches` (batch n is the same from any `start_step`)."""
     import tensorflow as tf
@@ -81,15 +85,22 @@ def chorale_train_stream(grids, window, batch_size, seed, start_step=0,
 
     inputs, targets = (tf.constant(a) for a in chorale_windows(grids, window, steps_per_quarter))
     if inputs.shape[0] < batch_size:
-        raise ValueError(f"The chorales give {inputs.shape[0]} windows of {window} steps, fewer "
-                         f"than one batch of --batch_size={batch_size}")
+        raise ValueError(
+            f"The chorales give {inputs.shape[0]} windows of {window} steps, fewer "
+            f"than one batch of --batch_size={batch_size}"
+        )
 
     def gather(batch):
-        return (tf.cast(tf.gather(inputs, batch), tf.float32),
-                tf.cast(tf.gather(targets, batch), tf.float32))
+        return (
+            tf.cast(tf.gather(inputs, batch), tf.float32),
+            tf.cast(tf.gather(targets, batch), tf.float32),
+        )
 
-    return (shuffled_batches(inputs.shape[0], batch_size, seed, start_step).map(gather)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        shuffled_batches(inputs.shape[0], batch_size, seed, start_step)
+        .map(gather)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def chorale_dataset(grids, batch_size=16, steps_per_quarter=STEPS_PER_QUARTER):
@@ -102,10 +113,12 @@ def chorale_dataset(grids, batch_size=16, steps_per_quarter=STEPS_PER_QUARTER):
     spec = tf.TensorSpec((None, PITCHES), tf.float32)
     data = tf.data.Dataset.from_generator(lambda: iter(pairs), output_signature=(spec, spec))
     batches = -(-len(pairs) // batch_size)
-    return (data.padded_batch(batch_size, padding_values=(0.0, -1.0))
-            .apply(tf.data.experimental.assert_cardinality(batches)).cache()
-            .prefetch(tf.data.AUTOTUNE))
-
+    return (
+        data.padded_batch(batch_size, padding_values=(0.0, -1.0))
+        .apply(tf.data.experimental.assert_cardinality(batches))
+        .cache()
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 # -- the task ---------------------------------------------------------------------------------
@@ -114,11 +127,13 @@ class ChoralesConfig(MusicConfig):
     """Polyphonic Bach chorales (piano rolls), NLL per time step."""
 
     task: str = option("chorales", "Task to train (see `lstm-zoo list`).")
-    size: str = option("small", "Model size: a key of zoo.models.polyphonic.SIZES.",
-                       "zoo.models.polyphonic:SIZES")
+    size: str = option(
+        "small", "Model size: a key of zoo.models.polyphonic.SIZES.", "zoo.models.polyphonic:SIZES"
+    )
     steps_per_quarter: int = option(4, "Time steps per quarter note: 4, 2 or 1.", between=(1, 4))
-    input_noise: float = option(0.0, "Std of Gaussian noise added to the input frames in "
-                                "training.", between=(0.0, 10.0))
+    input_noise: float = option(
+        0.0, "Std of Gaussian noise added to the input frames in training.", between=(0.0, 10.0)
+    )
 
 
 @register_task
@@ -135,22 +150,28 @@ class ChoralesTask(MusicTask):
         evaluation = {n: chorale_dataset(p, batch, spq) for n, p in pieces.items()}
         windows = sum(-(-len(frames(g, spq)) // window) for g in grids)
         return TaskData(
-            train=(lambda step: chorale_train_stream(grids, window, batch, config.seed, step,
-                                                     spq)) if split else None,
+            train=(lambda step: chorale_train_stream(grids, window, batch, config.seed, step, spq))
+            if split
+            else None,
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
-            steps_per_pass=max(1, windows // batch), examples=windows if split else None,
+            steps_per_pass=max(1, windows // batch),
+            examples=windows if split else None,
             info={"pieces": {n: len(p) for n, p in pieces.items()}},
         )
 
     def build_model(self, config, data):
         if config.size not in polyphonic.SIZES:
-            raise KeyError(f"Unknown size {config.size!r}. Known sizes: "
-                           f"{', '.join(polyphonic.SIZES)}")
-        return polyphonic.PolyphonicModel(PITCHES, cell=config.cell, dropout=config.dropout,
-                                          input_noise=config.input_noise,
-                                          **{**polyphonic.SIZES[config.size],
-                                             **self.sizes(config)})
+            raise KeyError(
+                f"Unknown size {config.size!r}. Known sizes: {', '.join(polyphonic.SIZES)}"
+            )
+        return polyphonic.PolyphonicModel(
+            PITCHES,
+            cell=config.cell,
+            dropout=config.dropout,
+            input_noise=config.input_noise,
+            **{**polyphonic.SIZES[config.size], **self.sizes(config)},
+        )
 
     def loss(self, config):
         return polyphonic.FrameNLL()
@@ -161,11 +182,16 @@ class ChoralesTask(MusicTask):
     def headline(self, config):
         return "nll", True
 
-    def compose(self, config, model, primer, length, path, temperature=1.0, seed=None,
-                **unused):
+    def compose(self, config, model, primer, length, path, temperature=1.0, seed=None, **unused):
         spq = config.steps_per_quarter
         roll = polyphonic.sample(
-            model, length or 64 * spq, primer=None if primer is None else
-            frames(roll_to_grid(midi_to_roll(primer)), spq)[None],
-            temperature=temperature, max_voices=len(VOICES), seed=seed)[0]
+            model,
+            length or 64 * spq,
+            primer=None
+            if primer is None
+            else frames(roll_to_grid(midi_to_roll(primer)), spq)[None],
+            temperature=temperature,
+            max_voices=len(VOICES),
+            seed=seed,
+        )[0]
         return roll_to_midi(roll, path, steps_per_quarter=spq), roll, spq, LOWEST

@@ -48,8 +48,12 @@ def midi_files(folder) -> list[Path]:
         if folder.exists():
             raise ValueError(f"{folder}: not a folder; --data takes a folder of MIDI files")
         raise FileNotFoundError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi")
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in (".mid", ".midi")
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     if not files:
         raise FileNotFoundError(f"{folder}: no .mid or .midi files in this folder")
     return files
@@ -78,8 +82,9 @@ def read_midi_folder(folder, music_format="chorales", voices=4) -> list[dict]:
     if not pieces:
         raise ValueError(f"{folder}: none of its {len(files)} MIDI files could be read")
     if len(pieces) < len(files):
-        log.warning("Skipped %d of %d MIDI files under %s", len(files) - len(pieces),
-                    len(files), folder)
+        log.warning(
+            "Skipped %d of %d MIDI files under %s", len(files) - len(pieces), len(files), folder
+        )
     return pieces
 
 
@@ -92,6 +97,7 @@ def _satb_parts(score):
     """
     parts = list(score.parts)
     if len(parts) == 4:
+
         def height(part):
             return np.mean([n.pitches[0].midi for n in part.flatten().notes] or [0])
 
@@ -176,8 +182,15 @@ def read_chorales(limit=None) -> list[dict]:
         if grid is None:
             log.warning("Skipping chorale %s: no soprano, alto, tenor and bass parts", name)
             continue
-        pieces.append({"name": name, "file_index": index, "riemenschneider": numbers[name],
-                       "grid": grid, "fermata": chorale_fermatas(score)})
+        pieces.append(
+            {
+                "name": name,
+                "file_index": index,
+                "riemenschneider": numbers[name],
+                "grid": grid,
+                "fermata": chorale_fermatas(score),
+            }
+        )
     return pieces
 
 
@@ -203,8 +216,13 @@ def abc_to_midi(abc_file, out_dir) -> list[Path]:
         raise RuntimeError("`abc2midi` not found: install the Debian package `abcmidi`")
     copy = Path(out_dir) / "tunes.abc"
     shutil.copyfile(abc_file, copy)
-    subprocess.run(["abc2midi", copy.name, "-silent", "-NGRA", "-NGUI", "-NFNP", "-NCOM"],
-                   cwd=out_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        ["abc2midi", copy.name, "-silent", "-NGRA", "-NGUI", "-NFNP", "-NCOM"],
+        cwd=out_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
     files = sorted(copy.parent.glob("tunes*.mid"), key=lambda p: int(p.stem[5:] or 0))
     copy.unlink()
     return files
@@ -216,16 +234,22 @@ def read_folk_tunes(books=FOLK_BOOKS, limit=None) -> list[dict]:
     tune order; a tune abc2midi makes no readable MIDI of is skipped with a warning."""
     vocabulary, pieces = EventVocabulary(), []
     files = abc_files(books)[:limit]
-    for index, abc_file in enumerate(tqdm(files, desc="Parsing folk tunes", unit="file",
-                                          disable=len(files) < 50)):
+    for index, abc_file in enumerate(
+        tqdm(files, desc="Parsing folk tunes", unit="file", disable=len(files) < 50)
+    ):
         with tempfile.TemporaryDirectory() as tmp:
             for midi_file in abc_to_midi(abc_file, tmp):
                 midi = read_midi(midi_file)
                 if midi is not None:
                     tune = midi_file.stem[5:]
-                    pieces.append({"name": f"{abc_file.parent.name}/{abc_file.stem}#{tune}",
-                                   "file_index": index, "tune": int(tune or 0),
-                                   "events": midi_to_events(midi, vocabulary)})
+                    pieces.append(
+                        {
+                            "name": f"{abc_file.parent.name}/{abc_file.stem}#{tune}",
+                            "file_index": index,
+                            "tune": int(tune or 0),
+                            "events": midi_to_events(midi, vocabulary),
+                        }
+                    )
     return pieces
 
 

@@ -42,8 +42,10 @@ def chorale_frames(grid, fermata=None, steps_per_quarter=1):
     """(frames (n, 4), fermatas (n,)) of a 16th-note SATB grid at `steps_per_quarter`: the
     pitches at each step's onset, and whether a fermata holds anywhere in the step."""
     if STEPS_PER_QUARTER % steps_per_quarter:
-        raise ValueError(f"`steps_per_quarter` must divide {STEPS_PER_QUARTER}. "
-                         f"Received: steps_per_quarter={steps_per_quarter}")
+        raise ValueError(
+            f"`steps_per_quarter` must divide {STEPS_PER_QUARTER}. "
+            f"Received: steps_per_quarter={steps_per_quarter}"
+        )
     stride = STEPS_PER_QUARTER // steps_per_quarter
     grid = np.asarray(grid)
     held = np.zeros(len(grid), bool) if fermata is None else np.asarray(fermata, bool)
@@ -73,8 +75,12 @@ def chorale_batches(sequences, batch_size):
     pairs = [(s[:-1].astype(np.int32), s[1:].astype(np.int32)) for s in sequences]
     spec = tf.TensorSpec((None,), tf.int32)
     data = tf.data.Dataset.from_generator(lambda: iter(pairs), output_signature=(spec, spec))
-    return (data.padded_batch(batch_size).apply(tf.data.experimental.assert_cardinality(
-        -(-len(pairs) // batch_size))).cache().prefetch(tf.data.AUTOTUNE))
+    return (
+        data.padded_batch(batch_size)
+        .apply(tf.data.experimental.assert_cardinality(-(-len(pairs) // batch_size)))
+        .cache()
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 # -- harmonising and continuing ---------------------------------------------------------------
@@ -91,15 +97,18 @@ def read_line(reference, voices=4) -> tuple[np.ndarray, np.ndarray | None]:
         for piece in datasets.examples("zoo_bach_chorales", split):
             if piece["name"] == reference:
                 return np.asarray(piece["grid"])[:, :voices], np.asarray(piece["fermata"])
-    raise ValueError(f"{reference}: neither a MIDI file nor a Bach chorale of the corpus "
-                     "(a music21 path such as bach/bwv269)")
+    raise ValueError(
+        f"{reference}: neither a MIDI file nor a Bach chorale of the corpus "
+        "(a music21 path such as bach/bwv269)"
+    )
 
 
 def _template(frames, held, length, fixed_voices, vocabulary):
     """Tokens (length, 5), -1 to draw: the markers and `fixed_voices` of the given frames."""
     template = np.full((length, VOICE_COUNT + 1), -1, np.int64)
-    given = vocabulary.encode(np.pad(frames, ((0, 0), (0, VOICE_COUNT - frames.shape[1]))),
-                              held).reshape(-1, VOICE_COUNT + 1)[:length]
+    given = vocabulary.encode(
+        np.pad(frames, ((0, 0), (0, VOICE_COUNT - frames.shape[1]))), held
+    ).reshape(-1, VOICE_COUNT + 1)[:length]
     template[: len(given), : 1 + fixed_voices] = given[:, : 1 + fixed_voices]
     return template
 
@@ -114,20 +123,23 @@ def harmonize(model, melody, fermata=None, steps_per_quarter=1, temperature=1.0,
     frames, held = chorale_frames(melody[:, None], fermata, steps_per_quarter)
     template = _template(frames, held, len(frames), 1, vocabulary)
     tokens = harmony.fill_chorale(model, template, temperature, seed)[0]
-    lower = np.repeat(vocabulary.decode(tokens)[0][:, 1:], STEPS_PER_QUARTER //
-                      steps_per_quarter, axis=0)[: len(melody)]
+    lower = np.repeat(
+        vocabulary.decode(tokens)[0][:, 1:], STEPS_PER_QUARTER // steps_per_quarter, axis=0
+    )[: len(melody)]
     return np.concatenate([melody[:, None], lower], 1).astype(np.int16)
 
 
-def continue_chorale(model, opening, length, fermata=None, steps_per_quarter=1,
-                     temperature=1.0, seed=None):
+def continue_chorale(
+    model, opening, length, fermata=None, steps_per_quarter=1, temperature=1.0, seed=None
+):
     """An SATB grid per 16th note: the opening (steps, 4) per 16th note read at
     `steps_per_quarter`, then the model's frames, `length` steps in all."""
     frames, held = chorale_frames(opening, fermata, steps_per_quarter)
     template = _template(frames, held, max(length, len(frames)), VOICE_COUNT, model.vocabulary)
     tokens = harmony.fill_chorale(model, template, temperature, seed)[0]
-    return np.repeat(model.vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter,
-                     axis=0)
+    return np.repeat(
+        model.vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter, axis=0
+    )
 
 
 def check_range(grid, source):
@@ -135,8 +147,10 @@ def check_range(grid, source):
     outside = (grid > 0) & ((grid < LOWEST) | (grid > HIGHEST))
     if outside.any():
         step = int(np.argwhere(outside)[0][0])
-        raise ValueError(f"{source}: pitch {int(grid[outside][0])} at 16th note {step} is "
-                         f"outside the chorales' range {LOWEST}..{HIGHEST}")
+        raise ValueError(
+            f"{source}: pitch {int(grid[outside][0])} at 16th note {step} is "
+            f"outside the chorales' range {LOWEST}..{HIGHEST}"
+        )
 
 
 # -- the task ---------------------------------------------------------------------------------
@@ -145,12 +159,15 @@ class HarmonyConfig(MusicConfig):
     """Bach chorales as serialised SATB tokens (a joint model of every chord), NLL per step."""
 
     task: str = option("harmony", "Task to train (see `lstm-zoo list`).")
-    size: str = option("small", "Model size: a key of zoo.models.harmony.SIZES.",
-                       "zoo.models.harmony:SIZES")
-    embedding_dim: int | None = option(None, "Token embedding width; default the size's.",
-                                       between=(1, 65_536))
-    steps_per_quarter: int = option(1, "Time steps (chords) per quarter note: 4, 2 or 1.",
-                                    between=(1, 4))
+    size: str = option(
+        "small", "Model size: a key of zoo.models.harmony.SIZES.", "zoo.models.harmony:SIZES"
+    )
+    embedding_dim: int | None = option(
+        None, "Token embedding width; default the size's.", between=(1, 65_536)
+    )
+    steps_per_quarter: int = option(
+        1, "Time steps (chords) per quarter note: 4, 2 or 1.", between=(1, 4)
+    )
 
 
 @register_task
@@ -162,22 +179,31 @@ class HarmonyTask(MusicTask):
 
     def pieces(self, config, split=True):
         """(grid, fermata or None) of every piece by split name."""
-        return {name: [(p["grid"], p.get("fermata")) for p in chosen] for name, chosen in
-                read_pieces(self.dataset(config), config.data, config.limit, split).items()}
+        return {
+            name: [(p["grid"], p.get("fermata")) for p in chosen]
+            for name, chosen in read_pieces(
+                self.dataset(config), config.data, config.limit, split
+            ).items()
+        }
 
     def prepare(self, config, run_dir, split=True):
         pieces, spq = self.pieces(config, split), config.steps_per_quarter
         window, batch = self.sequence_length(config), config.batch_size
-        evaluation = {n: chorale_batches(chorale_tokens(p, spq), batch)
-                      for n, p in pieces.items()}
-        train = (np.concatenate(chorale_tokens(pieces["train"], spq, config.transpositions))
-                 if split else np.zeros(0, np.int32))
+        evaluation = {n: chorale_batches(chorale_tokens(p, spq), batch) for n, p in pieces.items()}
+        train = (
+            np.concatenate(chorale_tokens(pieces["train"], spq, config.transpositions))
+            if split
+            else np.zeros(0, np.int32)
+        )
         if split and len(train) <= window:
-            raise ValueError(f"The train split has {len(train)} tokens, fewer than one window "
-                             f"of --seq_len={config.seq_len} steps")
+            raise ValueError(
+                f"The train split has {len(train)} tokens, fewer than one window "
+                f"of --seq_len={config.seq_len} steps"
+            )
         return TaskData(
             train=(lambda step: token_window_stream(train, window, batch, config.seed, step))
-            if split else None,
+            if split
+            else None,
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
             steps_per_pass=max(1, len(train) // window // batch),
@@ -186,14 +212,19 @@ class HarmonyTask(MusicTask):
         )
 
     def build_model(self, config, data):
-        return harmony.serial_model(config.size, cell=config.cell, dropout=config.dropout,
-                                    **self.sizes(config, ("units", "layers", "embedding_dim")))
+        return harmony.serial_model(
+            config.size,
+            cell=config.cell,
+            dropout=config.dropout,
+            **self.sizes(config, ("units", "layers", "embedding_dim")),
+        )
 
     def loss(self, config):
         import keras
 
         return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=SATBVocabulary.PAD)
+            from_logits=True, ignore_class=SATBVocabulary.PAD
+        )
 
     def metrics(self, config):
         return [harmony.SerialNLLPerStep()]
@@ -205,8 +236,18 @@ class HarmonyTask(MusicTask):
         """Tokens of one training window: `seq_len` frames of five tokens."""
         return config.seq_len * (VOICE_COUNT + 1)
 
-    def sample(self, config, run_dir, model, prompt=None, melody=None, length=None,
-               temperature=1.0, seed=None, output=None):
+    def sample(
+        self,
+        config,
+        run_dir,
+        model,
+        prompt=None,
+        melody=None,
+        length=None,
+        temperature=1.0,
+        seed=None,
+        output=None,
+    ):
         """Write a chorale as MIDI and piano-roll PNG; returns their paths.
 
         `melody` (a MIDI file, or a corpus chorale such as bach/bwv269) is harmonised: its
@@ -223,8 +264,9 @@ class HarmonyTask(MusicTask):
         else:
             opening, fermata = read_line(prompt) if prompt else (np.zeros((0, 4), int), None)
             check_range(opening, prompt)
-            grid = continue_chorale(model, opening, length or 64 * spq, fermata, spq,
-                                    temperature, seed)
+            grid = continue_chorale(
+                model, opening, length or 64 * spq, fermata, spq, temperature, seed
+            )
             title = f"{config.cell}: generated chorale"
         midi_path = grid_to_midi(grid, stem.with_suffix(".mid"))
         png_path = stem.with_suffix(".png")

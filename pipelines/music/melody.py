@@ -1,7 +1,7 @@
 """The `melody` task: folk tunes as (pitch, duration) events for a melody language model.
 
-    lstm-zoo train --task=melody --run_dir=runs/folk
-    lstm-zoo sample --run_dir=runs/folk --beam_size=4 --prompt=primer.mid
+lstm-zoo train --task=melody --run_dir=runs/folk
+lstm-zoo sample --run_dir=runs/folk --beam_size=4 --prompt=primer.mid
 """
 
 from __future__ import annotations
@@ -50,19 +50,23 @@ def melody_tokens(pieces, vocabulary=None, transpositions=0):
     return np.concatenate(stream)
 
 
-
 # -- the task ---------------------------------------------------------------------------------
 @dataclass
 class MelodyConfig(MusicConfig):
     """Folk melodies (note events), bits per event."""
 
     task: str = option("melody", "Task to train (see `lstm-zoo list`).")
-    size: str = option("small", "Model size: a key of zoo.models.melody.SIZES.",
-                       "zoo.models.melody:SIZES")
-    embedding_dim: int | None = option(None, "Event embedding width; default the size's.",
-                                       between=(1, 65_536))
-    time_aware: bool = option(False, "Every layer also reads the time since the previous "
-                              "event (quarters) as its last feature; automatic for tlstm.")
+    size: str = option(
+        "small", "Model size: a key of zoo.models.melody.SIZES.", "zoo.models.melody:SIZES"
+    )
+    embedding_dim: int | None = option(
+        None, "Event embedding width; default the size's.", between=(1, 65_536)
+    )
+    time_aware: bool = option(
+        False,
+        "Every layer also reads the time since the previous "
+        "event (quarters) as its last feature; automatic for tlstm.",
+    )
 
 
 @register_task
@@ -80,12 +84,17 @@ class MelodyTask(MusicTask):
             tokens["train"] = melody_tokens(pieces["train"], None, config.transpositions)
         for name, ids in tokens.items():
             if len(ids) <= window:
-                raise ValueError(f"The {name} split has {len(ids)} events, fewer than one "
-                                 f"window of --seq_len={window}")
+                raise ValueError(
+                    f"The {name} split has {len(ids)} events, fewer than one "
+                    f"window of --seq_len={window}"
+                )
         evaluation = {n: token_windows(ids, window, batch) for n, ids in tokens.items()}
         return TaskData(
-            train=(lambda step: token_window_stream(tokens["train"], window, batch, config.seed,
-                                                    step)) if split else None,
+            train=(
+                lambda step: token_window_stream(tokens["train"], window, batch, config.seed, step)
+            )
+            if split
+            else None,
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
             steps_per_pass=max(1, len(tokens.get("train", [])) // window // batch),
@@ -95,32 +104,65 @@ class MelodyTask(MusicTask):
 
     def build_model(self, config, data):
         return melody_models.melody_model(
-            size=config.size, cell=config.cell, dropout=config.dropout,
+            size=config.size,
+            cell=config.cell,
+            dropout=config.dropout,
             time_aware=config.time_aware,
-            **self.sizes(config, ("units", "layers", "embedding_dim")))
+            **self.sizes(config, ("units", "layers", "embedding_dim")),
+        )
 
     def headline(self, config):
         return "bits_per_event", True
 
     def summarize(self, config, logs):
-        return {f"{prefix}bits_per_event": bits(logs[f"{prefix}loss"])
-                for prefix in ("", "val_") if f"{prefix}loss" in logs}
+        return {
+            f"{prefix}bits_per_event": bits(logs[f"{prefix}loss"])
+            for prefix in ("", "val_")
+            if f"{prefix}loss" in logs
+        }
 
-    def compose(self, config, model, primer, length, path, temperature=1.0, top_k=None,
-                top_p=None, seed=None, beam_size=None):
-        events = generate_melody(model, primer=None if primer is None else
-                                 midi_to_events(primer), length=length or 128,
-                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                                 beam_size=beam_size)
+    def compose(
+        self,
+        config,
+        model,
+        primer,
+        length,
+        path,
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        seed=None,
+        beam_size=None,
+    ):
+        events = generate_melody(
+            model,
+            primer=None if primer is None else midi_to_events(primer),
+            length=length or 128,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            beam_size=beam_size,
+        )
         midi_path = events_to_midi(events, path)
         vocabulary = EventVocabulary()
-        roll = midi_to_roll(read_midi(midi_path), lowest=vocabulary.lowest,
-                            highest=vocabulary.highest)
+        roll = midi_to_roll(
+            read_midi(midi_path), lowest=vocabulary.lowest, highest=vocabulary.highest
+        )
         return midi_path, roll, STEPS_PER_QUARTER, vocabulary.lowest
 
 
-def generate_melody(model, primer=None, length=128, temperature=1.0, top_k=None, top_p=None,
-                    seed=None, beam_size=None, vocabulary=None):
+def generate_melody(
+    model,
+    primer=None,
+    length=128,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    seed=None,
+    beam_size=None,
+    vocabulary=None,
+):
     """Melody events (n, 2) from a melody `LanguageModel`, continuing `primer` events if given.
 
     Samples (temperature, top-k, top-p) `length` events, or with `beam_size` finds the most
@@ -138,12 +180,20 @@ def generate_melody(model, primer=None, length=128, temperature=1.0, top_k=None,
         states = model.initial_state(1)
         for t in range(ids.shape[1] - 1):
             _, states = step(ids[:, t], states)
-        tokens, _ = decoding.beam_search(step, states, ids[:, -1], vocabulary.END, length,
-                                         beam_size=beam_size, pad_id=vocabulary.PAD)
+        tokens, _ = decoding.beam_search(
+            step,
+            states,
+            ids[:, -1],
+            vocabulary.END,
+            length,
+            beam_size=beam_size,
+            pad_id=vocabulary.PAD,
+        )
         tokens = np.asarray(tokens)[0]
     else:
-        tokens = decoding.generate(step, model.initial_state(1), ids, length, temperature,
-                                   top_k, top_p, seed)[0]
+        tokens = decoding.generate(
+            step, model.initial_state(1), ids, length, temperature, top_k, top_p, seed
+        )[0]
     ends = np.flatnonzero(tokens == vocabulary.END)
     tokens = tokens[: ends[0]] if len(ends) else tokens
     return np.concatenate([vocabulary.decode(start), vocabulary.decode(tokens)])

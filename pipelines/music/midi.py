@@ -119,13 +119,16 @@ def grid_to_midi(grid, path, steps_per_quarter=STEPS_PER_QUARTER, tempo=90.0):
     """
     grid = np.asarray(grid)
     names = list(VOICES) if grid.shape[1] == len(VOICES) else None
-    tracks = [[(a / steps_per_quarter, b / steps_per_quarter, p) for a, b, p in _runs(voice)]
-              for voice in grid.T]
+    tracks = [
+        [(a / steps_per_quarter, b / steps_per_quarter, p) for a, b, p in _runs(voice)]
+        for voice in grid.T
+    ]
     return write_midi(path, tracks, tempo=tempo, names=names)
 
 
-def roll_to_midi(roll, path, voices=4, steps_per_quarter=STEPS_PER_QUARTER, lowest=LOWEST,
-                 tempo=90.0):
+def roll_to_midi(
+    roll, path, voices=4, steps_per_quarter=STEPS_PER_QUARTER, lowest=LOWEST, tempo=90.0
+):
     """Write a piano roll as a MIDI file with `voices` tracks (its top `voices` notes)."""
     return grid_to_midi(roll_to_grid(roll, voices, lowest), path, steps_per_quarter, tempo)
 
@@ -146,8 +149,10 @@ def midi_to_events(midi, vocabulary=None):
     Rests fill the gaps; lengths snap to the vocabulary's durations; pitches fold into range.
     """
     vocabulary = vocabulary or EventVocabulary()
-    notes = sorted((n for inst in midi.instruments if not inst.is_drum for n in inst.notes),
-                   key=lambda n: (n.start, -n.pitch))
+    notes = sorted(
+        (n for inst in midi.instruments if not inst.is_drum for n in inst.notes),
+        key=lambda n: (n.start, -n.pitch),
+    )
     starts = _quarters(midi, [n.start for n in notes])
     ends = _quarters(midi, [n.end for n in notes])
     first = np.flatnonzero(np.diff(starts, prepend=-1.0) > 1e-3)  # the top note of each onset
@@ -164,8 +169,9 @@ def midi_to_events(midi, vocabulary=None):
 
 
 # -- pictures ---------------------------------------------------------------------------------
-def plot_roll(roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_QUARTER,
-              lowest=LOWEST):
+def plot_roll(
+    roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_QUARTER, lowest=LOWEST
+):
     """Draw a piano roll (steps, P), time across and pitch up, on `ax` (default: a new figure);
     save the figure as a PNG if `path`. Returns the axes."""
     from matplotlib.figure import Figure
@@ -173,8 +179,14 @@ def plot_roll(roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_
     roll = np.asarray(roll)
     if ax is None:
         ax = Figure(figsize=(min(16, max(4, len(roll) / 24)), 3)).subplots()
-    ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", interpolation="nearest",
-              extent=(0, len(roll) / steps_per_quarter, lowest - .5, lowest + roll.shape[1] - .5))
+    ax.imshow(
+        roll.T,
+        origin="lower",
+        aspect="auto",
+        cmap="Greys",
+        interpolation="nearest",
+        extent=(0, len(roll) / steps_per_quarter, lowest - 0.5, lowest + roll.shape[1] - 0.5),
+    )
     ax.set(xlabel="quarter notes", ylabel="MIDI pitch")
     if title:
         ax.set_title(title)
@@ -182,5 +194,3 @@ def plot_roll(roll, path=None, ax=None, title=None, steps_per_quarter=STEPS_PER_
         with atomic_path(path) as tmp:
             ax.figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return ax
-
-

@@ -99,7 +99,6 @@ def test_a_subclass_that_changes_the_step_must_declare_its_structure(x):
     assert max(report["max_abs_diff"].values()) <= 1e-4, report
 
 
-
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-6), ("bfloat16", 1e-2)])
 def test_add_bias_gradient_is_the_sum_over_every_row(dtype, tolerance):
     """`add_bias`: x + bias, and a bias
@@ -107,8 +106,9 @@ def test_add_bias_gradient_is_the_sum_over_every_row(dtype, tolerance):
     within 1% in bfloat16 (TF's BiasAddGrad in bfloat16 was 7% off)."""
     rng = np.random.default_rng(0)
     as_dtype = lambda a: tf.cast(tf.constant(a, "float32"), dtype)
-    x, bias, upstream = (as_dtype(rng.normal(size=shape))
-                         for shape in ((50, 16, 64), (64,), (50, 16, 64)))
+    x, bias, upstream = (
+        as_dtype(rng.normal(size=shape)) for shape in ((50, 16, 64), (64,), (50, 16, 64))
+    )
     with tf.GradientTape() as tape:
         tape.watch(bias)
         y = add_bias(x, bias)
@@ -119,8 +119,11 @@ def test_add_bias_gradient_is_the_sum_over_every_row(dtype, tolerance):
     assert np.linalg.norm(exact(d_bias) - expected) / np.linalg.norm(expected) < tolerance
 
 
-LSTM_STRUCTURED = [name for name in cells.names()
-                   if isinstance(structure_of(cells.create(name, UNITS)), LSTMStructure)]
+LSTM_STRUCTURED = [
+    name
+    for name in cells.names()
+    if isinstance(structure_of(cells.create(name, UNITS)), LSTMStructure)
+]
 
 
 @pytest.mark.parametrize("name", LSTM_STRUCTURED)

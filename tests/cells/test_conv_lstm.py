@@ -96,10 +96,14 @@ def test_functional_model_roundtrip_and_shapes(tmp_path):
     assert cell.state_size == [6 * 6 * 4] * 2
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"rank": 4}, "rank=4"), ({"padding": "causal"}, "padding='causal'"),
-    ({"kernel_size": (3, 3, 3)}, "kernel_size=(3, 3, 3)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"rank": 4}, "rank=4"),
+        ({"padding": "causal"}, "padding='causal'"),
+        ({"kernel_size": (3, 3, 3)}, "kernel_size=(3, 3, 3)"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, word):
     with pytest.raises(ValueError, match=word.replace("(", r"\(").replace(")", r"\)")):
         ConvLSTMCell(4, **kwargs)

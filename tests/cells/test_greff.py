@@ -11,8 +11,9 @@ VARIANTS = ["vanilla", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr"]
 
 def numpy_greff(variant, units):
     """Equations of Greff et al. 2015 (Section 2), with the variant's change applied."""
-    gates = [g for g in "ifco" if not {"nig": "i", "nfg": "f", "cifg": "f", "nog": "o"}.get(
-        variant) == g]
+    gates = [
+        g for g in "ifco" if not {"nig": "i", "nfg": "f", "cifg": "f", "nog": "o"}.get(variant) == g
+    ]
     peepholes = variant != "np"
     g_act = (lambda a: a) if variant == "niaf" else np.tanh
     h_act = (lambda a: a) if variant == "noaf" else np.tanh
@@ -27,7 +28,7 @@ def numpy_greff(variant, units):
             R_gates = w["gate_recurrent_kernel"]  # rows: i, f, o of t-1; columns: i, f, o of t
             previous = states[2]
             for column, g in enumerate("ifo"):
-                bar[g] = bar[g] + previous @ R_gates[:, column * units:(column + 1) * units]
+                bar[g] = bar[g] + previous @ R_gates[:, column * units : (column + 1) * units]
 
         def p(g):
             return w[f"peephole_{g}"] if peepholes else 0.0
@@ -56,8 +57,14 @@ def test_matches_numpy(variant):
 @pytest.mark.parametrize(
     "variant, blocks, peepholes",
     [
-        ("vanilla", 4, "ifo"), ("nig", 3, "fo"), ("nfg", 3, "io"), ("nog", 3, "if"),
-        ("niaf", 4, "ifo"), ("noaf", 4, "ifo"), ("np", 4, ""), ("cifg", 3, "io"),
+        ("vanilla", 4, "ifo"),
+        ("nig", 3, "fo"),
+        ("nfg", 3, "io"),
+        ("nog", 3, "if"),
+        ("niaf", 4, "ifo"),
+        ("noaf", 4, "ifo"),
+        ("np", 4, ""),
+        ("cifg", 3, "io"),
         ("fgr", 4, "ifo"),
     ],
 )

@@ -38,8 +38,9 @@ def test_matches_numpy(reset_after):
 def test_matches_keras_gru_cell_with_copied_weights(reset_after):
     x = np.random.default_rng(0).normal(size=(4, 7, 3)).astype("float32")
     ours = keras.layers.RNN(cells.create("gru", 5, reset_after=reset_after), return_sequences=True)
-    theirs = keras.layers.RNN(keras.layers.GRUCell(5, reset_after=reset_after),
-                              return_sequences=True)
+    theirs = keras.layers.RNN(
+        keras.layers.GRUCell(5, reset_after=reset_after), return_sequences=True
+    )
     ours.build(x.shape)
     theirs.build(x.shape)
     testing.randomize_weights(theirs)

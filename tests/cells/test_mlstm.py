@@ -18,8 +18,8 @@ def make_step(units, heads):
     def step(w, x, states):
         """One mLSTM step, head by head, written from the paper's equations."""
         z = x @ w["kernel"] + w["bias"]
-        q, k, v, o = (z[:, g * units:(g + 1) * units] for g in range(4))
-        i_pre, f_pre = z[:, 4 * units:4 * units + heads], z[:, 4 * units + heads:]
+        q, k, v, o = (z[:, g * units : (g + 1) * units] for g in range(4))
+        i_pre, f_pre = z[:, 4 * units : 4 * units + heads], z[:, 4 * units + heads :]
         C = states[0].reshape(-1, heads, d, d)
         n = states[1].reshape(-1, heads, d)
         m_prev = states[2]

@@ -39,12 +39,14 @@ def _save_with_old_names(model, path, old_names):
             archive.writestr(name, data)
 
 
-@pytest.mark.parametrize("cell_name, old_names", [
-    ("projection_lstm", {"projection_units": "proj_size"}),
-    ("conv_lstm", {"use_peepholes": "peepholes"}),
-])
-def test_a_keras_file_saved_with_the_old_names_loads_the_same_model(cell_name, old_names,
-                                                                      tmp_path):
+@pytest.mark.parametrize(
+    "cell_name, old_names",
+    [
+        ("projection_lstm", {"projection_units": "proj_size"}),
+        ("conv_lstm", {"use_peepholes": "peepholes"}),
+    ],
+)
+def test_a_keras_file_saved_with_the_old_names_loads_the_same_model(cell_name, old_names, tmp_path):
     if cell_name == "projection_lstm":
         inputs = keras.Input((5, 3))
         cell = cells.create(cell_name, 6, projection_units=3, use_peepholes=True)
@@ -77,8 +79,9 @@ def test_old_names_are_the_same_arguments_and_not_both():
 
 def test_a_saved_run_config_with_the_old_peephole_setting_loads(tmp_path):
     path = tmp_path / "config.json"
-    saved = MovingShapesConfig(use_peepholes=False).to_json().replace('"use_peepholes"',
-                                                                       '"peepholes"')
+    saved = (
+        MovingShapesConfig(use_peepholes=False).to_json().replace('"use_peepholes"', '"peepholes"')
+    )
     path.write_text(saved)
     assert '"peepholes": false' in saved
     assert MovingShapesConfig.load(str(path)) == MovingShapesConfig(use_peepholes=False)

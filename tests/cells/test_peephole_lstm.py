@@ -27,9 +27,7 @@ def numpy_peephole_lstm(output_activation):
     "name, function", [("tanh", np.tanh), ("linear", lambda c: c)], ids=["tanh", "identity"]
 )
 def test_matches_numpy(name, function):
-    assert_matches_reference(
-        "peephole_lstm", numpy_peephole_lstm(function), output_activation=name
-    )
+    assert_matches_reference("peephole_lstm", numpy_peephole_lstm(function), output_activation=name)
 
 
 def test_recurrent_kernel_acts_on_the_cell_for_three_gates():

@@ -30,7 +30,10 @@ def numpy_lstmp(use_peepholes):
 @pytest.mark.parametrize("use_peepholes", [False, True])
 def test_matches_numpy(use_peepholes):
     assert_matches_reference(
-        "projection_lstm", numpy_lstmp(use_peepholes), units=6, projection_units=3,
+        "projection_lstm",
+        numpy_lstmp(use_peepholes),
+        units=6,
+        projection_units=3,
         use_peepholes=use_peepholes,
     )
 

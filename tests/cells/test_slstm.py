@@ -40,7 +40,10 @@ def make_step(exponential_forget=False):
 @pytest.mark.parametrize("num_heads, exponential_forget", [(1, False), (2, True)])
 def test_matches_numpy_reference(num_heads, exponential_forget):
     assert_matches_reference(
-        "slstm", make_step(exponential_forget), units=6, num_heads=num_heads,
+        "slstm",
+        make_step(exponential_forget),
+        units=6,
+        num_heads=num_heads,
         exponential_forget=exponential_forget,
     )
 

@@ -32,8 +32,9 @@ def tiny_model(cell_name, units=UNITS, layers=1, randomize=True, **cell_kwargs):
         head = [keras.Input((None, *step_shape))]
         x = np.random.default_rng(1).normal(size=(1, TIME, *step_shape)).astype(np.float32)
     recurrent = [rnn(cell, return_sequences=True) for cell in cells]
-    model = keras.Sequential([*head, *recurrent, keras.layers.Dropout(0.5),
-                              keras.layers.Dense(VOCAB)])
+    model = keras.Sequential(
+        [*head, *recurrent, keras.layers.Dropout(0.5), keras.layers.Dense(VOCAB)]
+    )
     if randomize:
         randomize_weights(model)
     return model, x
@@ -54,8 +55,11 @@ def test_every_cell_converts_to_builtin_ops_with_float32_parity(name):
 
 @pytest.mark.parametrize(
     "name, kwargs",
-    [("lstm", {}), ("projection_lstm", {"use_peepholes": True, "projection_units": 3}),
-     ("layer_norm_lstm", {"cell_norm": False})],
+    [
+        ("lstm", {}),
+        ("projection_lstm", {"use_peepholes": True, "projection_units": 3}),
+        ("layer_norm_lstm", {"cell_norm": False}),
+    ],
 )
 def test_stacked_lstm_variants_fuse_with_float32_parity(name, kwargs):
     model, x = tiny_model(name, layers=2, **kwargs)
@@ -71,10 +75,12 @@ def test_fused_cell_state_is_not_clipped():
     cell = zoo.cells.create("lstm", units)
     layer = keras.layers.RNN(cell, return_sequences=True)
     model = keras.Sequential([keras.Input((None, 1)), layer])
-    cell.set_weights([np.zeros((1, 4 * units)), np.zeros((units, 4 * units)),
-                      np.full(4 * units, 20.0)])
+    cell.set_weights(
+        [np.zeros((1, 4 * units)), np.zeros((units, 4 * units)), np.full(4 * units, 20.0)]
+    )
     stepper = export.TFLiteStepper(
-        export.convert(export.InferenceModule(model, seq_len=time)), signature="predict")
+        export.convert(export.InferenceModule(model, seq_len=time)), signature="predict"
+    )
     c0 = np.full((1, units), -15.0, np.float32)
     stepper.states = {"state_0_0": np.zeros_like(c0), "state_0_1": c0}
     x = np.ones((1, time, 1), np.float32)
@@ -84,10 +90,14 @@ def test_fused_cell_state_is_not_clipped():
 
 def test_keras_lstm_layer_is_fused_too():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((None,), dtype="int32"),
-                              keras.layers.Embedding(VOCAB, EMBED),
-                              keras.layers.LSTM(UNITS, return_sequences=True),
-                              keras.layers.Dense(VOCAB)])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(VOCAB, EMBED),
+            keras.layers.LSTM(UNITS, return_sequences=True),
+            keras.layers.Dense(VOCAB),
+        ]
+    )
     randomize_weights(model)
     flatbuffer = export.convert(export.InferenceModule(model, seq_len=TIME))
     assert FUSED in export.ops_used(flatbuffer)
@@ -123,8 +133,9 @@ def test_prefill_reads_a_prompt_through_predict_then_steps_on(name):
     stepper = export.TFLiteStepper(flatbuffer)
     prefilled = stepper.prefill(tokens[:, :-1])  # two `predict` windows, then two steps
     last = stepper(tokens[:, -1])
-    np.testing.assert_allclose(np.concatenate([prefilled, last[:, None]], axis=1),
-                               model(tokens), atol=1e-4)
+    np.testing.assert_allclose(
+        np.concatenate([prefilled, last[:, None]], axis=1), model(tokens), atol=1e-4
+    )
 
 
 def _keras_stepper(model):
@@ -154,9 +165,14 @@ def test_int8_export_of_lstm(tmp_path):
     randomize_weights(model, scale=0.15)  # logits spread over a few units, like a trained LM
     rng = np.random.default_rng(0)
     data = [rng.integers(0, VOCAB, (1, TIME)).astype(np.int32) for _ in range(8)]
-    manifest = export.export_model(model, tmp_path / "out", format="tflite",
-                                   quantize=["none", "int8"], representative_data=data,
-                                   seq_len=TIME)
+    manifest = export.export_model(
+        model,
+        tmp_path / "out",
+        format="tflite",
+        quantize=["none", "int8"],
+        representative_data=data,
+        seq_len=TIME,
+    )
     int8 = manifest["files"]["model_int8.tflite"]
     assert FUSED not in int8["ops"] and "QUANTIZE" in int8["ops"]
     assert int8["bytes"] < manifest["files"]["model.tflite"]["bytes"]
@@ -171,14 +187,29 @@ def test_int8_export_of_lstm(tmp_path):
 def test_export_model_writes_files_manifest_and_saved_model(tmp_path):
     model, x = tiny_model("cifg_lstm")
     out = tmp_path / "export"
-    manifest = export.export_model(model, out, quantize=["none", "dynamic"],
-                                   representative_data=[x], seq_len=TIME,
-                                   metadata={"task": "text", "vocabulary": list("abc")})
-    assert sorted(os.listdir(out)) == ["manifest.json", "model.tflite", "model_dynamic.tflite",
-                                       "saved_model"]
+    manifest = export.export_model(
+        model,
+        out,
+        quantize=["none", "dynamic"],
+        representative_data=[x],
+        seq_len=TIME,
+        metadata={"task": "text", "vocabulary": list("abc")},
+    )
+    assert sorted(os.listdir(out)) == [
+        "manifest.json",
+        "model.tflite",
+        "model_dynamic.tflite",
+        "saved_model",
+    ]
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert manifest["cells"] == [{"cell": "cifg_lstm", "units": UNITS, "fused": True,
-                                  "state_shapes": [[1, UNITS], [1, UNITS]]}]
+    assert manifest["cells"] == [
+        {
+            "cell": "cifg_lstm",
+            "units": UNITS,
+            "fused": True,
+            "state_shapes": [[1, UNITS], [1, UNITS]],
+        }
+    ]
     # The dynamic-range quantizer knows the converter's plain LSTM only: CIFG runs unrolled.
     files = manifest["files"]
     assert FUSED in files["model.tflite"]["ops"] and files["model.tflite"]["fused_lstm_layers"]
@@ -200,8 +231,13 @@ def test_export_model_writes_files_manifest_and_saved_model(tmp_path):
         "out = step(x=tf.constant([3]), state_0_0=z, state_0_1=z)\n"
         "print(sorted(out), out['output'].shape)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert f"['output', 'state_0_0', 'state_0_1'] (1, {VOCAB})" in result.stdout
 
 
@@ -211,8 +247,9 @@ def test_failed_export_leaves_the_previous_one(tmp_path):
     out.mkdir()
     (out / "manifest.json").write_text('{"format": "lstm-zoo-export", "kind": "model"}')
     with pytest.raises(export.ParityError, match="model.tflite: the .* signature differs"):
-        export.export_model(model, out, format="tflite", representative_data=[x],
-                            seq_len=TIME, tolerance=0.0)
+        export.export_model(
+            model, out, format="tflite", representative_data=[x], seq_len=TIME, tolerance=0.0
+        )
     assert os.listdir(out) == ["manifest.json"]
     assert os.listdir(tmp_path) == ["export"]
 
@@ -243,12 +280,18 @@ def test_bad_arguments_raise_clear_errors(tmp_path, kwargs, error):
 
 
 def test_layers_that_cannot_stream_are_rejected():
-    model = keras.Sequential([keras.Input((None, 3)), keras.layers.Conv1D(4, 3),
-                              keras.layers.RNN(zoo.cells.create("lstm", 4))])
+    model = keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(4, 3),
+            keras.layers.RNN(zoo.cells.create("lstm", 4)),
+        ]
+    )
     with pytest.raises(ValueError, match="Cannot export layer 'conv1d'"):
         export.InferenceModule(model)
-    backwards = keras.Sequential([keras.Input((None, 3)),
-                                  keras.layers.RNN(zoo.cells.create("lstm", 4), go_backwards=True)])
+    backwards = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.RNN(zoo.cells.create("lstm", 4), go_backwards=True)]
+    )
     with pytest.raises(ValueError, match="go_backwards=True"):
         export.InferenceModule(backwards)
 
@@ -261,8 +304,9 @@ def test_polyphonic_music_model_exports_with_parity(tmp_path):
     frames = [(rng.random((1, TIME, 10)) < 0.3).astype(np.float32) for _ in range(2)]
     model(frames[0])
     randomize_weights(model, scale=0.3)
-    manifest = export.export_model(model, tmp_path / "music", format="tflite",
-                                   representative_data=frames, seq_len=TIME)
+    manifest = export.export_model(
+        model, tmp_path / "music", format="tflite", representative_data=frames, seq_len=TIME
+    )
     tflite = manifest["files"]["model.tflite"]
     assert FUSED in tflite["ops"]
     assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
@@ -281,8 +325,9 @@ def test_time_aware_melody_model_exports_through_its_step(tmp_path):
     randomize_weights(model, scale=0.3)
     module = export.InferenceModule(model, seq_len=TIME)
     assert module.state_names[-1] == "state_1_0"  # Δt of the next step, after the layer's h, c
-    manifest = export.export_model(model, tmp_path / "melody", format="tflite",
-                                   representative_data=[ids], seq_len=TIME)
+    manifest = export.export_model(
+        model, tmp_path / "melody", format="tflite", representative_data=[ids], seq_len=TIME
+    )
     tflite = manifest["files"]["model.tflite"]
     assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
     assert tflite["parity"]["bits_per_token"]["tflite"] > 0
@@ -296,8 +341,9 @@ def test_convlstm_frame_model_exports_with_parity(tmp_path):
     videos = [(rng.random((1, TIME, 8, 8, 1)) < 0.2).astype(np.float32) for _ in range(2)]
     model(videos[0])
     randomize_weights(model, scale=0.3)
-    manifest = export.export_model(model, tmp_path / "frames", format="tflite",
-                                   representative_data=videos, seq_len=TIME)
+    manifest = export.export_model(
+        model, tmp_path / "frames", format="tflite", representative_data=videos, seq_len=TIME
+    )
     tflite = manifest["files"]["model.tflite"]
     assert max(tflite["parity"]["max_abs_diff"].values()) < 1e-4
     assert not any(op.startswith("Flex") for op in tflite["ops"])
@@ -311,8 +357,13 @@ def test_bidirectional_ctc_model_exports_predict_over_a_fixed_window(tmp_path):
     features = [rng.normal(size=(1, TIME, 6)).astype(np.float32) for _ in range(2)]
     model(features[0])
     randomize_weights(model, scale=0.3)
-    manifest = export.export_model(model, tmp_path / "ctc", format=["tflite", "saved_model"],
-                                   representative_data=features, seq_len=TIME)
+    manifest = export.export_model(
+        model,
+        tmp_path / "ctc",
+        format=["tflite", "saved_model"],
+        representative_data=features,
+        seq_len=TIME,
+    )
     assert list(manifest["signatures"]) == ["predict"]  # no streaming: it reads both ways
     assert manifest["signatures"]["predict"]["outputs"]["output"]["shape"] == [1, TIME, 6]
     tflite = manifest["files"]["model.tflite"]

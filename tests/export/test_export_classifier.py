@@ -19,15 +19,24 @@ SEQUENCES = [(RNG.normal(size=(n, 3)).astype("float32"), n) for n in (12, 5, 9, 
 
 
 def classifier(**overrides):
-    model = SequenceClassifier(3, channels=3, units=8, conv_filters=(4,), conv_kernels=(3,),
-                               pooling="attention", **overrides)
+    model = SequenceClassifier(
+        3,
+        channels=3,
+        units=8,
+        conv_filters=(4,),
+        conv_kernels=(3,),
+        pooling="attention",
+        **overrides,
+    )
     model({"features": SEQUENCES[0][0][None], "lengths": np.array([12])})
     return model
 
 
 def keras_labels(model):
-    return [int(np.argmax(model({"features": x[None], "lengths": np.array([n])})[0]))
-            for x, n in SEQUENCES]
+    return [
+        int(np.argmax(model({"features": x[None], "lengths": np.array([n])})[0]))
+        for x, n in SEQUENCES
+    ]
 
 
 @pytest.mark.parametrize("cell, bidirectional", [("lstm", False), ("vanilla_lstm", True)])
@@ -35,11 +44,13 @@ def test_files_match_keras_and_fuse_the_lstm(cell, bidirectional, tmp_path):
     model = classifier(cell=cell, bidirectional=bidirectional)
     labels = keras_labels(model)  # Keras's own answers: 100% accuracy to keep
     # `zoo.export.export` asks the model what it is: a Classifier
-    manifest = export(model, tmp_path / "export", sequences=SEQUENCES, labels=labels, seq_len=12,
-                      format="tflite")
+    manifest = export(
+        model, tmp_path / "export", sequences=SEQUENCES, labels=labels, seq_len=12, format="tflite"
+    )
     files = manifest["files"]
-    assert set(files) == ({"model.tflite"} if bidirectional
-                          else {"model.tflite", "streaming.tflite"})
+    assert set(files) == (
+        {"model.tflite"} if bidirectional else {"model.tflite", "streaming.tflite"}
+    )
     ops = files["model.tflite"]["ops"]
     assert ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 1 and "WHILE" not in ops
     assert files["model.tflite"]["fused_lstm_layers"] == (2 if bidirectional else 1)
@@ -52,8 +63,9 @@ def test_files_match_keras_and_fuse_the_lstm(cell, bidirectional, tmp_path):
 
 def test_a_file_carries_no_state_from_one_call_to_the_next(tmp_path):
     model = classifier()
-    export_classifier(model, tmp_path / "export", SEQUENCES, keras_labels(model), seq_len=12,
-                      streaming=False)
+    export_classifier(
+        model, tmp_path / "export", SEQUENCES, keras_labels(model), seq_len=12, streaming=False
+    )
     path = tmp_path / "export" / "model.tflite"
     together = classify_file(path, SEQUENCES)
     alone = np.concatenate([classify_file(path, [s]) for s in SEQUENCES])
@@ -64,8 +76,16 @@ def test_the_quality_gate_is_in_accuracy_points(tmp_path):
     model = classifier()
     wrong = [(label + 1) % 3 for label in keras_labels(model)]  # scored against other labels
     with pytest.raises(QualityError, match="misclassified"):
-        export_classifier(model, tmp_path / "export", SEQUENCES, wrong, seq_len=12,
-                          quantize=["none", "float16"], streaming=False, max_quality_loss=-1.0)
+        export_classifier(
+            model,
+            tmp_path / "export",
+            SEQUENCES,
+            wrong,
+            seq_len=12,
+            quantize=["none", "float16"],
+            streaming=False,
+            max_quality_loss=-1.0,
+        )
     assert not (tmp_path / "export" / "model_float16.tflite").exists()
     assert (tmp_path / "export" / "model.tflite").exists()
 
@@ -98,15 +118,24 @@ def test_a_model_implementing_only_the_protocol_exports_fused(tmp_path):
     model = MeanLSTM()
     model(SEQUENCES[0][0][None])
     labels = keras_labels_of(model)
-    manifest = export(model, tmp_path / "export", sequences=SEQUENCES, labels=labels,
-                      seq_len=12, quantize=["none", "float16"])
+    manifest = export(
+        model,
+        tmp_path / "export",
+        sequences=SEQUENCES,
+        labels=labels,
+        seq_len=12,
+        quantize=["none", "float16"],
+    )
     assert set(manifest["files"]) == {"saved_model", "model.tflite", "model_float16.tflite"}
     assert manifest["files"]["model.tflite"]["fused_lstm_layers"] == 1
     assert manifest["files"]["saved_model"]["reload_max_abs_diff"] < 1e-5
-    assert all(manifest["files"][name]["accuracy"] == 1.0
-               for name in ("model.tflite", "model_float16.tflite"))
+    assert all(
+        manifest["files"][name]["accuracy"] == 1.0
+        for name in ("model.tflite", "model_float16.tflite")
+    )
 
 
 def keras_labels_of(model):
-    return [int(np.argmax(model.classify(x[None], np.array([n], np.int32))[0]))
-            for x, n in SEQUENCES]
+    return [
+        int(np.argmax(model.classify(x[None], np.array([n], np.int32))[0])) for x, n in SEQUENCES
+    ]

@@ -20,9 +20,20 @@ def test_export_run_writes_a_calibrated_tflite_with_the_vocabulary(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(LINE * 40)
     run_dir = str(tmp_path / "run")
-    train.train(TextConfig(data=str(corpus), run_dir=run_dir, size="tiny", cell="cifg_lstm",
-                           seq_len=16, batch_size=4, epochs=1, steps=3, validation_steps=1),
-                verbose=0)
+    train.train(
+        TextConfig(
+            data=str(corpus),
+            run_dir=run_dir,
+            size="tiny",
+            cell="cifg_lstm",
+            seq_len=16,
+            batch_size=4,
+            epochs=1,
+            steps=3,
+            validation_steps=1,
+        ),
+        verbose=0,
+    )
 
     manifest = export_run(run_dir, format="tflite", calibration_windows=2)
 
@@ -33,7 +44,10 @@ def test_export_run_writes_a_calibrated_tflite_with_the_vocabulary(tmp_path):
     vocab = text.Vocabulary.load(os.path.join(run_dir, text.VOCAB))
     metadata = manifest["metadata"]
     assert (metadata["vocabulary"], metadata["level"], metadata["task"]) == (
-        vocab.tokens, "char", "text")
+        vocab.tokens,
+        "char",
+        "text",
+    )
     assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 16]
     parity = manifest["files"]["model.tflite"]["parity"]
     assert parity["sequences"] == 2 and max(parity["max_abs_diff"].values()) <= 1e-4
@@ -41,8 +55,7 @@ def test_export_run_writes_a_calibrated_tflite_with_the_vocabulary(tmp_path):
     assert np.isclose(parity["bits_per_token"]["tflite"], parity["bits_per_token"]["keras"])
 
     # On-device decoding needs nothing but the .tflite file: it carries the vocabulary.
-    embedded = json.loads(read_metadata(os.path.join(export_dir, "model.tflite"))[
-        "lstm_zoo.json"])
+    embedded = json.loads(read_metadata(os.path.join(export_dir, "model.tflite"))["lstm_zoo.json"])
     assert embedded["metadata"]["vocabulary"] == vocab.tokens
     assert embedded["signatures"] == manifest["signatures"]
     stepper = TFLiteStepper(os.path.join(export_dir, "model.tflite"))

@@ -64,7 +64,7 @@ def trained():
     split = int(len(series) * 0.8)
     scale = series[:split].std()
     train = _windows(series[:split] / scale)
-    train = np.concatenate([train, _windows(series[WINDOW // 2:split] / scale)])  # shifted too
+    train = np.concatenate([train, _windows(series[WINDOW // 2 : split] / scale)])  # shifted too
     test = _windows(series[split:] / scale)
     keras.utils.set_random_seed(0)
     model = NextMonth()
@@ -73,8 +73,9 @@ def trained():
     return model, [w[None] for w in test], float(series[:split].mean() / scale)
 
 
-def test_a_model_implementing_only_the_step_protocol_exports_with_parity_and_a_gate(trained,
-                                                                                      tmp_path):
+def test_a_model_implementing_only_the_step_protocol_exports_with_parity_and_a_gate(
+    trained, tmp_path
+):
     model, held_out, trained_mean = trained
     windows = np.concatenate(held_out)
     keras_mae = model.quality(model(windows), windows, None)[1]
@@ -84,8 +85,14 @@ def test_a_model_implementing_only_the_step_protocol_exports_with_parity_and_a_g
     climatology = float(np.abs(windows[:, 1:] - trained_mean).mean())
     assert keras_mae < min(1.02 * persistence, 0.35 * climatology)
 
-    manifest = export(model, tmp_path / "ok", representative_data=held_out, seq_len=WINDOW,
-                      quantize=["none", "int8"], max_quality_loss=0.5 * keras_mae)
+    manifest = export(
+        model,
+        tmp_path / "ok",
+        representative_data=held_out,
+        seq_len=WINDOW,
+        quantize=["none", "int8"],
+        max_quality_loss=0.5 * keras_mae,
+    )
     assert set(manifest["files"]) == {"saved_model", "model.tflite", "model_int8.tflite"}
     assert set(manifest["signatures"]) == {"step", "predict"}
     assert manifest["signatures"]["step"]["inputs"]["x"] == {"shape": [1, 1], "dtype": "float32"}
@@ -101,7 +108,16 @@ def test_a_model_implementing_only_the_step_protocol_exports_with_parity_and_a_g
 
     # The same int8 file against a gate just under its own loss: refused, not written.
     with pytest.raises(QualityError, match="model_int8.tflite .* mean_absolute_error"):
-        export(model, tmp_path / "tight", format="tflite", representative_data=held_out,
-               seq_len=WINDOW, quantize=["none", "int8"], max_quality_loss=int8_loss - 1e-4)
-    assert sorted(p.name for p in (tmp_path / "tight").iterdir()) == ["manifest.json",
-                                                                      "model.tflite"]
+        export(
+            model,
+            tmp_path / "tight",
+            format="tflite",
+            representative_data=held_out,
+            seq_len=WINDOW,
+            quantize=["none", "int8"],
+            max_quality_loss=int8_loss - 1e-4,
+        )
+    assert sorted(p.name for p in (tmp_path / "tight").iterdir()) == [
+        "manifest.json",
+        "model.tflite",
+    ]

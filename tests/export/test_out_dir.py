@@ -18,18 +18,23 @@ VOCAB, TIME = 12, 5
 @pytest.fixture(scope="module")
 def tiny():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((None,), dtype="int32"),
-                              keras.layers.Embedding(VOCAB, 4),
-                              keras.layers.RNN(zoo.cells.create("gru", 4), return_sequences=True),
-                              keras.layers.Dense(VOCAB)])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(VOCAB, 4),
+            keras.layers.RNN(zoo.cells.create("gru", 4), return_sequences=True),
+            keras.layers.Dense(VOCAB),
+        ]
+    )
     x = np.random.default_rng(0).integers(0, VOCAB, (1, TIME)).astype(np.int32)
     return model, x
 
 
 def run_export(tiny, out, **kwargs):
     model, x = tiny
-    return export.export_model(model, out, format="tflite", representative_data=[x],
-                               seq_len=TIME, **kwargs)
+    return export.export_model(
+        model, out, format="tflite", representative_data=[x], seq_len=TIME, **kwargs
+    )
 
 
 def snapshot(folder):
@@ -47,13 +52,26 @@ def leftovers(parent):
     return [name for name in os.listdir(parent) if name.startswith(".export")]
 
 
-@pytest.mark.parametrize("files, example", [
-    ({"notes.txt": b"mine"}, "notes.txt"),
-    ({"config.json": b"{}", "best.keras": b"PK", "vocab.json": b"[]", "logs/events": b"x",
-      "manifest.json": b"{}", "model.tflite": b"x"}, "best.keras"),  # a run directory
-])
-def test_a_folder_of_user_files_is_refused_before_any_work(tiny, tmp_path, monkeypatch, files,
-                                                           example):
+@pytest.mark.parametrize(
+    "files, example",
+    [
+        ({"notes.txt": b"mine"}, "notes.txt"),
+        (
+            {
+                "config.json": b"{}",
+                "best.keras": b"PK",
+                "vocab.json": b"[]",
+                "logs/events": b"x",
+                "manifest.json": b"{}",
+                "model.tflite": b"x",
+            },
+            "best.keras",
+        ),  # a run directory
+    ],
+)
+def test_a_folder_of_user_files_is_refused_before_any_work(
+    tiny, tmp_path, monkeypatch, files, example
+):
     out = tmp_path / "mine"
     for name, data in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
@@ -63,8 +81,10 @@ def test_a_folder_of_user_files_is_refused_before_any_work(tiny, tmp_path, monke
         raise AssertionError("conversion work started before the out_dir check")
 
     monkeypatch.setattr(export_module, "InferenceModule", no_work)
-    message = (f"{out}: holds files that are not an lstm-zoo export (e.g. {example}); "
-               "choose an empty or new --out_dir")
+    message = (
+        f"{out}: holds files that are not an lstm-zoo export (e.g. {example}); "
+        "choose an empty or new --out_dir"
+    )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         run_export(tiny, out)
     assert snapshot(out) == files
@@ -112,8 +132,11 @@ def test_an_older_manifest_is_recognised_but_not_extra_files(tiny, tmp_path):
     (out / "manifest.json").write_text(json.dumps(older))
     assert export.check_out_dir(out, "model")
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"holds files that are not an lstm-zoo export \(e.g. "
-                                         r"notes.txt\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds files that are not an lstm-zoo export \(e.g. "
+        r"notes.txt\)",
+    ):
         run_export(tiny, out)
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -139,11 +162,18 @@ def test_a_seq2seq_export_keeps_its_extra_files_replaceable(tmp_path):
     out.mkdir()
     (out / "model.tflite").write_bytes(b"x")
     (out / "subwords.model").write_bytes(b"sp")
-    (out / "manifest.json").write_text(json.dumps(
-        {"format": "lstm-zoo-export", "kind": "seq2seq", "extra_files": ["subwords.model"]}))
+    (out / "manifest.json").write_text(
+        json.dumps(
+            {"format": "lstm-zoo-export", "kind": "seq2seq", "extra_files": ["subwords.model"]}
+        )
+    )
     assert export.check_out_dir(out, "seq2seq")  # the manifest names its extra file
-    older = {"signatures": {"encode": {}, "decode_step": {}}, "start_id": 2, "files": {},
-             "metadata": {"tokenizer": "subwords.model"}}
+    older = {
+        "signatures": {"encode": {}, "decode_step": {}},
+        "start_id": 2,
+        "files": {},
+        "metadata": {"tokenizer": "subwords.model"},
+    }
     (out / "manifest.json").write_text(json.dumps(older))
     assert export.check_out_dir(out, "seq2seq")  # before "extra_files": the tokenizer
     (out / "manifest.json").write_text(json.dumps({**older, "metadata": {}}))

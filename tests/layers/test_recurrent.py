@@ -85,8 +85,9 @@ def test_same_outputs_and_gradients_as_keras_rnn(name):
 
 @pytest.mark.parametrize("name", cells.names())
 def test_mask_initial_state_and_go_backwards(name):
-    reference, fast, x = built_pair(name, return_sequences=True, return_state=True,
-                                    go_backwards=True)
+    reference, fast, x = built_pair(
+        name, return_sequences=True, return_state=True, go_backwards=True
+    )
     mask = np.ones(x.shape[:2], bool)
     mask[0, 3:] = False  # right padding
     mask[1, :2] = False  # left padding
@@ -94,8 +95,9 @@ def test_mask_initial_state_and_go_backwards(name):
     rng = np.random.default_rng(1)
     states = [rng.normal(size=s.shape).astype("float32") for s in states]
     kwargs = {"mask": tf.constant(mask), "initial_state": [tf.constant(s) for s in states]}
-    assert_close(outputs_and_gradients(fast, x, **kwargs),
-                 outputs_and_gradients(reference, x, **kwargs))
+    assert_close(
+        outputs_and_gradients(fast, x, **kwargs), outputs_and_gradients(reference, x, **kwargs)
+    )
 
 
 @pytest.mark.parametrize("name", ["vanilla_lstm", "projection_lstm"])
@@ -117,8 +119,10 @@ def test_last_output_only_and_zero_output_for_mask(name):
     for kwargs in ({}, {"zero_output_for_mask": True, "return_sequences": True}):
         reference, fast, x = built_pair(name, **kwargs)
         mask = tf.constant(np.arange(x.shape[1]) < [[2], [5], [0]])
-        assert_close(outputs_and_gradients(fast, x, mask=mask),
-                     outputs_and_gradients(reference, x, mask=mask))
+        assert_close(
+            outputs_and_gradients(fast, x, mask=mask),
+            outputs_and_gradients(reference, x, mask=mask),
+        )
 
 
 def test_fused_kernel_only_where_asked_and_the_math_matches():
@@ -127,8 +131,11 @@ def test_fused_kernel_only_where_asked_and_the_math_matches():
     assert not uses_block_lstm(Recurrent(cells.create("lstm", 5, activation="relu"), fused=True), x)
     mask = np.ones((2, 3), bool)
     assert uses_block_lstm(Recurrent(cells.create("lstm", 5), fused=True), x)
-    graph = tf.function(Recurrent(cells.create("lstm", 5), fused=True)).get_concrete_function(
-        tf.constant(x), mask=tf.constant(mask)).graph
+    graph = (
+        tf.function(Recurrent(cells.create("lstm", 5), fused=True))
+        .get_concrete_function(tf.constant(x), mask=tf.constant(mask))
+        .graph
+    )
     assert not any(op.type == "BlockLSTM" for op in graph.get_operations())
 
 
@@ -179,8 +186,13 @@ def test_trains_under_xla_and_mixed_precision():
     for policy, jit_compile in (("float32", True), ("mixed_bfloat16", False)):
         keras.mixed_precision.set_global_policy(policy)
         try:
-            model = keras.Sequential([keras.Input(x.shape[1:]), Recurrent(cells.create("lstm", 5)),
-                                      keras.layers.Dense(1)])
+            model = keras.Sequential(
+                [
+                    keras.Input(x.shape[1:]),
+                    Recurrent(cells.create("lstm", 5)),
+                    keras.layers.Dense(1),
+                ]
+            )
             model.compile("adam", "mse", jit_compile=jit_compile)
             loss = model.train_on_batch(x, y)
         finally:
@@ -199,8 +211,7 @@ def test_own_gradient_under_mixed_precision(name):
     try:
         reference, fast, x = built_pair(name, return_sequences=True)
         assert uses_op(fast, x, "IdentityN")
-        expected, actual = (_numpy(outputs_and_gradients(layer, x))
-                            for layer in (reference, fast))
+        expected, actual = (_numpy(outputs_and_gradients(layer, x)) for layer in (reference, fast))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     for a, e in zip(actual, expected):
@@ -220,20 +231,25 @@ def test_mixed_precision_runs_the_step_in_float32(name, training):
             keras.utils.set_random_seed(0)
             cell = cells.create(name, 64)
             x = tf.random.normal((8, 50, 16), seed=1)
-            for kind, layer in (("zoo", Recurrent(cell, return_sequences=True)),
-                                ("keras", keras.layers.RNN(cell, return_sequences=True))):
+            for kind, layer in (
+                ("zoo", Recurrent(cell, return_sequences=True)),
+                ("keras", keras.layers.RNN(cell, return_sequences=True)),
+            ):
                 with tf.GradientTape() as tape:
                     y = layer(x, training=training)
                     loss = tf.reduce_sum(tf.cast(y, "float32") ** 2)
                 gradients = tape.gradient(loss, cell.trainable_variables)
-                results[policy, kind] = [np.asarray(tf.cast(t, "float32"))
-                                         for t in (y, *gradients)]
+                results[policy, kind] = [np.asarray(tf.cast(t, "float32")) for t in (y, *gradients)]
         finally:
             keras.mixed_precision.set_global_policy("float32")
     truth = results["float32", "keras"]
-    error = {kind: max(np.linalg.norm(a - t) / np.linalg.norm(t)
-                       for a, t in zip(results["mixed_bfloat16", kind], truth))
-             for kind in ("zoo", "keras")}
+    error = {
+        kind: max(
+            np.linalg.norm(a - t) / np.linalg.norm(t)
+            for a, t in zip(results["mixed_bfloat16", kind], truth)
+        )
+        for kind in ("zoo", "keras")
+    }
     assert error["zoo"] < 0.7 * error["keras"], error
 
 
@@ -264,17 +280,22 @@ def test_a_random_step_keeps_the_loop_gradient():
 @pytest.mark.parametrize("name", ["lstm", "gru", "peephole_lstm", "conv_lstm"])
 def test_halves_of_the_batch_give_the_same_outputs_and_gradients(name, monkeypatch):
     monkeypatch.setattr(own_gradient, "MIN_SPLIT_BATCH", 2)  # batch 3: halves of 1 and 2
-    reference, fast, x = built_pair(name, return_sequences=True, return_state=True,
-                                    go_backwards=True)
+    reference, fast, x = built_pair(
+        name, return_sequences=True, return_state=True, go_backwards=True
+    )
     graph = tf.function(lambda x: fast(x, training=True)).get_concrete_function(x).graph
     assert [op.type for op in graph.get_operations()].count("IdentityN") == 2  # two loops
     mask = np.ones(x.shape[:2], bool)
     mask[0, 3:] = mask[2, :2] = False
-    states = [np.random.default_rng(1).normal(size=s.shape).astype("float32")
-              for s in reference.get_initial_state(x.shape[0])]
+    states = [
+        np.random.default_rng(1).normal(size=s.shape).astype("float32")
+        for s in reference.get_initial_state(x.shape[0])
+    ]
     kwargs = {"mask": tf.constant(mask), "initial_state": [tf.constant(s) for s in states]}
-    assert_close(outputs_and_gradients(fast, x, **kwargs),
-                 outputs_and_gradients(reference, x, **kwargs))
+    assert_close(
+        outputs_and_gradients(fast, x, **kwargs), outputs_and_gradients(reference, x, **kwargs)
+    )
     # A batch of unknown size runs as one loop.
-    assert_close(outputs_and_gradients(fast, x, unknown_batch=True),
-                 outputs_and_gradients(reference, x))
+    assert_close(
+        outputs_and_gradients(fast, x, unknown_batch=True), outputs_and_gradients(reference, x)
+    )

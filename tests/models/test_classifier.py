@@ -15,8 +15,17 @@ LENGTHS = np.array([9, 5, 2], "int32")
 
 
 def small(**overrides):
-    arguments = dict(num_classes=3, channels=2, units=6, layers=2, conv_filters=(4, 5),
-                     conv_kernels=(3, 2), mean=[0.5, -1.0], std=[2.0, 0.5], **overrides)
+    arguments = dict(
+        num_classes=3,
+        channels=2,
+        units=6,
+        layers=2,
+        conv_filters=(4, 5),
+        conv_kernels=(3, 2),
+        mean=[0.5, -1.0],
+        std=[2.0, 0.5],
+        **overrides,
+    )
     model = SequenceClassifier(**arguments)
     model({"features": X, "lengths": LENGTHS})
     return model
@@ -38,7 +47,7 @@ def test_padding_never_reaches_the_output(pooling, bidirectional):
     noisy = np.asarray(model({"features": garbage_padded(X, LENGTHS), "lengths": LENGTHS}))
     np.testing.assert_allclose(noisy, clean, atol=1e-6)
     for i, n in enumerate(LENGTHS):  # alone, unpadded
-        alone = model({"features": X[i:i + 1, :n], "lengths": LENGTHS[i:i + 1]})
+        alone = model({"features": X[i : i + 1, :n], "lengths": LENGTHS[i : i + 1]})
         np.testing.assert_allclose(np.asarray(alone)[0], clean[i], atol=1e-5)
 
 
@@ -64,7 +73,7 @@ def test_streaming_step_equals_the_whole_prefix(pooling):
         logits, states = model.step(X[:, t], states)
         outputs.append(np.asarray(logits))
     for t in (0, 3, 8):
-        prefix = model({"features": X[:, :t + 1], "lengths": np.full(3, t + 1, "int32")})
+        prefix = model({"features": X[:, : t + 1], "lengths": np.full(3, t + 1, "int32")})
         np.testing.assert_allclose(outputs[t], np.asarray(prefix), atol=1e-5)
     prefilled, _ = model.prefill(X, model.initial_state(3))
     np.testing.assert_allclose(np.asarray(prefilled), np.stack(outputs, 1), atol=1e-6)
@@ -72,15 +81,25 @@ def test_streaming_step_equals_the_whole_prefix(pooling):
 
 @pytest.mark.parametrize("cell", token_cells())
 def test_any_registered_cell_classifies_and_saves(cell, tmp_path):
-    model = SequenceClassifier(3, channels=2, cell=cell, units=8, pooling="attention",
-                               **({"cell_kwargs": {"num_heads": 2}}
-                                  if "num_heads" in cells.get(cell)(8).get_config() else {}))
+    model = SequenceClassifier(
+        3,
+        channels=2,
+        cell=cell,
+        units=8,
+        pooling="attention",
+        **(
+            {"cell_kwargs": {"num_heads": 2}}
+            if "num_heads" in cells.get(cell)(8).get_config()
+            else {}
+        ),
+    )
     logits = np.asarray(model({"features": X, "lengths": LENGTHS}))
     assert logits.shape == (3, 3) and np.isfinite(logits).all()
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(np.asarray(again({"features": X, "lengths": LENGTHS})), logits,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(again({"features": X, "lengths": LENGTHS})), logits, atol=1e-6
+    )
 
 
 def test_arguments_are_checked():

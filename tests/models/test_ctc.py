@@ -52,7 +52,7 @@ def toy_batch(rng, batch=16, frames=12):
         t = 0
         for j in range(rng.integers(1, 4)):
             symbol, hold = rng.integers(1, 4), rng.integers(2, 5)
-            features[b, t:t + hold, symbol] += 1.0
+            features[b, t : t + hold, symbol] += 1.0
             labels[b, j] = symbol
             t += hold
         lengths[b] = t

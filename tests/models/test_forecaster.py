@@ -36,12 +36,14 @@ def test_negative_log_likelihood_is_scipys(head):
 
 @pytest.mark.parametrize("head", ["normal", "student_t", "negative_binomial"])
 def test_samples_follow_the_quantiles(head):
-    params = np.asarray(distributions.constrain(head, np.full((20_000, distributions.HEADS[head]),
-                                                              0.5, np.float32)))
+    params = np.asarray(
+        distributions.constrain(head, np.full((20_000, distributions.HEADS[head]), 0.5, np.float32))
+    )
     draws = distributions.sample(head, params, np.random.default_rng(1), scale=3.0)
     expected = distributions.quantiles(head, params[0], (0.1, 0.5, 0.9), scale=3.0)
-    np.testing.assert_allclose(np.quantile(draws * 3.0, (0.1, 0.5, 0.9)), expected,
-                               rtol=0.06, atol=0.1)
+    np.testing.assert_allclose(
+        np.quantile(draws * 3.0, (0.1, 0.5, 0.9)), expected, rtol=0.06, atol=0.1
+    )
 
 
 def test_quantile_head_is_ordered_and_trained_by_pinball_loss():
@@ -49,8 +51,7 @@ def test_quantile_head_is_ordered_and_trained_by_pinball_loss():
     assert (np.diff(params, axis=-1) > 0).all()
     loss = distributions.negative_log_likelihood("quantile", params, targets(np.zeros(5)))
     q = np.asarray(distributions.QUANTILES)
-    np.testing.assert_allclose(loss, np.maximum(q * -params, (q - 1) * -params).sum(-1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(loss, np.maximum(q * -params, (q - 1) * -params).sum(-1), rtol=1e-5)
 
 
 def test_weighted_quantile_loss_is_gluontss_definition():
@@ -77,7 +78,6 @@ def test_step_and_prefill_equal_the_forward_pass_for_any_cell(cell):
     assert (whole[..., 1] > 0).all() and (whole[..., 2] > 2).all()
 
 
-
 def test_it_declares_its_step_input_and_scores_its_quality_in_quantile_loss():
     from zoo.models.protocol import StepModel, as_step_model
 
@@ -91,6 +91,7 @@ def test_it_declares_its_step_input_and_scores_its_quality_in_quantile_loss():
     quantiles = stats.norm.ppf(levels, outputs[:, :-1, :1], outputs[:, :-1, 1:2])
     assert metric == "weighted_quantile_loss"
     assert value == pytest.approx(weighted_quantile_loss(quantiles, x[:, 1:, 0]), rel=1e-4)
+
 
 def test_every_token_cell_builds_a_forecaster():
     for name in cells.names():

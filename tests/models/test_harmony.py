@@ -58,11 +58,27 @@ def test_model_masks_and_harmonizes_keeping_the_soprano():
 @pytest.mark.slow
 def test_cli_trains_then_harmonises_a_corpus_chorale_keeping_its_soprano(tmp_path):
     run_dir, output = tmp_path / "run", tmp_path / "bwv269"
-    assert cli.run(["train", "--task=harmony", "--units=16", "--layers=1", "--embedding_dim=8",
-                    "--epochs=1", "--steps=2", "--seq_len=16", "--batch_size=4",
-                    f"--run_dir={run_dir}"]) == 0
-    assert cli.run(["sample", f"--run_dir={run_dir}", "--melody=bach/bwv269",
-                    f"--output={output}"]) == 0
+    assert (
+        cli.run(
+            [
+                "train",
+                "--task=harmony",
+                "--units=16",
+                "--layers=1",
+                "--embedding_dim=8",
+                "--epochs=1",
+                "--steps=2",
+                "--seq_len=16",
+                "--batch_size=4",
+                f"--run_dir={run_dir}",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.run(["sample", f"--run_dir={run_dir}", "--melody=bach/bwv269", f"--output={output}"])
+        == 0
+    )
     soprano = read_line("bach/bwv269")[0][:, 0]
     roll = midi_to_roll(read_midi(f"{output}.mid"))
     steps = np.flatnonzero(soprano[: len(roll)] > 0)

@@ -79,8 +79,7 @@ def test_stacked_layers_and_dropout_in_training_only():
 
 def test_models_run_their_cells_in_the_fast_layer():
     model = language_model.LanguageModel(VOCAB, cell="gru", units=4, layers=2)
-    assert all(isinstance(layer, Recurrent) and layer.return_sequences
-               for layer in model.recurrent)
+    assert all(isinstance(layer, Recurrent) and layer.return_sequences for layer in model.recurrent)
     both = sequence_layer(cells.create("lstm", 3), bidirectional=True)
     assert isinstance(both, keras.layers.Bidirectional)
     assert isinstance(both.forward_layer, Recurrent)
@@ -112,8 +111,9 @@ def test_mixed_precision_logits_are_float32():
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize("cell, kwargs", [("lstm", {}), ("projection_lstm", {}),
-                                          ("mlstm", {"num_heads": 2})])
+@pytest.mark.parametrize(
+    "cell, kwargs", [("lstm", {}), ("projection_lstm", {}), ("mlstm", {"num_heads": 2})]
+)
 def test_parameter_count_matches_the_built_model(cell, kwargs):
     model = LanguageModel(VOCAB, cell=cell, units=6, layers=2, embedding_dim=3, cell_kwargs=kwargs)
     model(np.zeros((1, 2), "int32"))
@@ -127,8 +127,10 @@ def test_units_for_parameters_gives_the_nearest_size(cell, heads):
     kwargs = {"num_heads": heads} if heads > 1 else None
     units = language_model.units_for_parameters(target, VOCAB, cell, 2, 8, kwargs)
     assert units % heads == 0
-    error = [abs(language_model.parameter_count(VOCAB, cell, u, 2, 8, kwargs) - target)
-             for u in (units - heads, units, units + heads)]
+    error = [
+        abs(language_model.parameter_count(VOCAB, cell, u, 2, 8, kwargs) - target)
+        for u in (units - heads, units, units + heads)
+    ]
     assert error[1] <= min(error) and error[1] < 0.1 * target
     with pytest.raises(ValueError, match="parameters=0"):
         language_model.units_for_parameters(0, VOCAB, cell)
@@ -145,10 +147,14 @@ def test_mlstm_trains_in_its_parallel_form(monkeypatch):
     stepwise = np.stack(stepwise, axis=1)
     calls = []
     parallel = type(model.recurrent[0].cell).parallel
-    monkeypatch.setattr(type(model.recurrent[0].cell), "parallel",
-                        lambda cell, x, *a: calls.append(x.shape) or parallel(cell, x, *a))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(ids)), stepwise, rtol=1e-5,
-                               atol=1e-6)
+    monkeypatch.setattr(
+        type(model.recurrent[0].cell),
+        "parallel",
+        lambda cell, x, *a: calls.append(x.shape) or parallel(cell, x, *a),
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(ids)), stepwise, rtol=1e-5, atol=1e-6
+    )
     assert calls == [(2, 5, 3), (2, 5, 4)]
     # Traced with an unknown batch (validation), or unknown length (then the loop runs).
     monkeypatch.undo()
@@ -163,8 +169,11 @@ def test_the_generating_models_follow_the_step_protocol():
     from zoo.models.melody import melody_model
     from zoo.models.polyphonic import PolyphonicModel
 
-    for model in (LanguageModel(10, units=4, embedding_dim=3, layers=1),
-                  melody_model(size="tiny", cell="tlstm"), PolyphonicModel(6, units=4)):
+    for model in (
+        LanguageModel(10, units=4, embedding_dim=3, layers=1),
+        melody_model(size="tiny", cell="tlstm"),
+        PolyphonicModel(6, units=4),
+    ):
         assert isinstance(model, StepModel), type(model).__name__
     bidirectional, forward = CTCModel(3, units=4), CTCModel(3, units=4, bidirectional=False)
     assert isinstance(bidirectional, StepModel) and not bidirectional.streams

@@ -21,8 +21,9 @@ def test_durations_snap_and_pitches_fold():
     vocabulary = EventVocabulary()
     snapped = vocabulary.duration_index([0.25, 0.26, 1 / 3, 1.0, 1.1, 7.0])
     assert [DURATIONS[i] for i in snapped] == [0.25, 0.25, 1 / 3, 1.0, 1.0, 4.0]
-    np.testing.assert_array_equal(vocabulary.fold([30, 48, REST, 100, 121]),
-                                  [54, 48, REST, 88, 97 - 12])
+    np.testing.assert_array_equal(
+        vocabulary.fold([30, 48, REST, 100, 121]), [54, 48, REST, 88, 97 - 12]
+    )
 
 
 def test_out_of_range_pitches_are_an_error():

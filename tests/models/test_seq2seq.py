@@ -20,8 +20,9 @@ def tiny(**kwargs):
     return Seq2Seq(20, 24, **{"units": 8, "embedding_dim": 4, **kwargs})
 
 
-@pytest.mark.parametrize("cell,attention", [("lstm", "luong"), ("gru", "bahdanau"),
-                                            ("cifg_lstm", "luong")])
+@pytest.mark.parametrize(
+    "cell,attention", [("lstm", "luong"), ("gru", "bahdanau"), ("cifg_lstm", "luong")]
+)
 def test_shapes_and_padding_is_masked(cell, attention):
     model = tiny(cell=cell, attention=attention, encoder_layers=2, decoder_layers=2)
     logits, weights = (np.asarray(t) for t in model.forward(SOURCE, TARGET_IN))
@@ -88,8 +89,7 @@ def search(beam_size=None, **kwargs):
     if beam_size is None:
         ids, scores = decoding.greedy_search(bigram_step, state, start, EOS, 4)
     else:
-        ids, scores = decoding.beam_search(bigram_step, state, start, EOS, 4, beam_size,
-                                           **kwargs)
+        ids, scores = decoding.beam_search(bigram_step, state, start, EOS, 4, beam_size, **kwargs)
     return ops.convert_to_numpy(ids), ops.convert_to_numpy(scores)
 
 
@@ -106,7 +106,8 @@ def test_greedy_and_beam_search_on_a_bigram_model():
 
 
 def test_length_penalty():
-    np.testing.assert_allclose(ops.convert_to_numpy(
-        decoding.length_penalty_factor(np.array([1, 7]), 1.0)), [1.0, 2.0])
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(decoding.length_penalty_factor(np.array([1, 7]), 1.0)), [1.0, 2.0]
+    )
     _, scores = search(2, length_penalty=1.0)
     np.testing.assert_allclose(scores, logp(B, EOS) / (7 / 6), atol=1e-3)

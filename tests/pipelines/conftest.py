@@ -23,6 +23,14 @@ def corpus(tmp_path):
 @pytest.fixture
 def tiny(corpus, tmp_path):
     """A `TextConfig` that trains in seconds on `corpus`."""
-    return TextConfig(data=str(corpus), run_dir=str(tmp_path / "run"), size="tiny",
-                      seq_len=16, batch_size=8, epochs=2, steps=10, validation_steps=2,
-                      learning_rate=1e-2)
+    return TextConfig(
+        data=str(corpus),
+        run_dir=str(tmp_path / "run"),
+        size="tiny",
+        seq_len=16,
+        batch_size=8,
+        epochs=2,
+        steps=10,
+        validation_steps=2,
+        learning_rate=1e-2,
+    )

@@ -17,13 +17,15 @@ import pytest
 
 PORT = 54329  # names the socket file in the server's own folder; no TCP port is opened
 
+
 def server_binaries() -> str | None:
     """The folder of initdb and pg_ctl (Debian keeps them off PATH), or None."""
     found = shutil.which("pg_ctl")
     if found:
         return os.path.dirname(found)
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                      key=lambda p: int(p.split("/")[-3]))
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[-3])
+    )
     return os.path.dirname(versions[-1]) if versions else None
 
 
@@ -33,8 +35,9 @@ def postgres_server():
     removed afterwards."""
     binaries = server_binaries()
     if binaries is None:
-        message = ("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install "
-                   "postgresql")
+        message = (
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        )
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must run the PostgreSQL tests)")
         pytest.skip(message)
@@ -50,18 +53,35 @@ def postgres_server():
     data, log = os.path.join(folder, "data"), os.path.join(folder, "server.log")
 
     def run(*command):
-        subprocess.run([os.path.join(binaries, command[0]), *command[1:]], check=True,
-                       capture_output=True, user="postgres" if root else None, timeout=120)
+        subprocess.run(
+            [os.path.join(binaries, command[0]), *command[1:]],
+            check=True,
+            capture_output=True,
+            user="postgres" if root else None,
+            timeout=120,
+        )
 
     try:
         run("initdb", "-D", data, "-U", "zoo", "--auth=trust", "-E", "UTF8", "--no-sync")
-        run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "start", "-o",
-            f"-k {folder} -c listen_addresses='' -c fsync=off -p {PORT}")
+        run(
+            "pg_ctl",
+            "-D",
+            data,
+            "-l",
+            log,
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-k {folder} -c listen_addresses='' -c fsync=off -p {PORT}",
+        )
     except subprocess.CalledProcessError as error:
         tail = open(log).read()[-2000:] if os.path.isfile(log) else ""
         shutil.rmtree(folder, ignore_errors=True)
-        raise RuntimeError(f"PostgreSQL did not start: {error.stderr.decode()[-2000:]}"
-                           f"{tail}") from None
+        raise RuntimeError(
+            f"PostgreSQL did not start: {error.stderr.decode()[-2000:]}{tail}"
+        ) from None
     try:
         yield f"postgresql://zoo@/postgres?host={folder}&port={PORT}"
     finally:

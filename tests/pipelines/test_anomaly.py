@@ -36,8 +36,9 @@ def test_labelled_series_ship_offline(name, tmp_path, monkeypatch):
 def test_a_tiny_detector_scores_every_point_after_its_context():
     t = np.arange(600)
     values = np.sin(2 * np.pi * t / 25) + 0.05 * np.random.default_rng(2).normal(size=600)
-    model, layout = anomaly.train_detector(values[:400], context=16, epochs=1, steps=3,
-                                           batch_size=8)
+    model, layout = anomaly.train_detector(
+        values[:400], context=16, epochs=1, steps=3, batch_size=8
+    )
     scores = anomaly.residuals(model, layout, values, context=16)
     first = layout.reach + 16
     assert np.isnan(scores[:first]).all() and np.isfinite(scores[first:]).all()

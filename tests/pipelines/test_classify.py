@@ -31,17 +31,25 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("classify")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TFDS_DATA_DIR", str(folder / "tfds"))
-        config = ClassifyConfig(data=gestures_csv(folder / "gestures.csv"), units=8, fcn=True,
-                                filters=4, pooling="attention", epochs=2, steps=3,
-                                batch_size=8, learning_rate=1e-2, run_dir=str(folder / "run"))
+        config = ClassifyConfig(
+            data=gestures_csv(folder / "gestures.csv"),
+            units=8,
+            fcn=True,
+            filters=4,
+            pooling="attention",
+            epochs=2,
+            steps=3,
+            batch_size=8,
+            learning_rate=1e-2,
+            run_dir=str(folder / "run"),
+        )
         _, metrics = train(config, verbose=0)
     return config, metrics
 
 
 @pytest.fixture
 def tiny(trained, monkeypatch):
-    monkeypatch.setenv("TFDS_DATA_DIR", os.path.join(os.path.dirname(trained[0].run_dir),
-                                                     "tfds"))
+    monkeypatch.setenv("TFDS_DATA_DIR", os.path.join(os.path.dirname(trained[0].run_dir), "tfds"))
     return trained[0]
 
 
@@ -70,20 +78,31 @@ def test_a_file_with_an_unknown_label_is_refused_at_test_time(tiny, tmp_path, ca
     assert f"{other}: row 3: label 'zebra' never occurs in the training data" in line
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("sequence_id,t,ax,ay\ng1,0,1,2\n", "row 1: no 'label' column"),
-    ("sequence_id,t,ax,ay,label\ng1,0,1,a\n", "row 2: 4 fields, the header has 5"),
-    ("sequence_id,t,ax,ay,label\ng1,0,1,NaN,a\n", "row 2: column ay: 'NaN'"),
-    ("sequence_id,t,ax,ay,label\n", "an empty sequence"),
-])
-def test_bad_input_is_one_line_and_writes_no_run(tmp_path, monkeypatch, capsys, content,
-                                                 expected):
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("sequence_id,t,ax,ay\ng1,0,1,2\n", "row 1: no 'label' column"),
+        ("sequence_id,t,ax,ay,label\ng1,0,1,a\n", "row 2: 4 fields, the header has 5"),
+        ("sequence_id,t,ax,ay,label\ng1,0,1,NaN,a\n", "row 2: column ay: 'NaN'"),
+        ("sequence_id,t,ax,ay,label\n", "an empty sequence"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_no_run(tmp_path, monkeypatch, capsys, content, expected):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     data = tmp_path / "bad.csv"
     data.write_text(content)
     run_dir = tmp_path / "run"
-    code = cli.run(["train", "--task=classify", f"--data={data}", f"--run_dir={run_dir}",
-                    "--epochs=1", "--steps=1", "--units=4"])
+    code = cli.run(
+        [
+            "train",
+            "--task=classify",
+            f"--data={data}",
+            f"--run_dir={run_dir}",
+            "--epochs=1",
+            "--steps=1",
+            "--units=4",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.startswith(f"lstm-zoo: error: {data}: ") and expected in err
     assert "\n" not in err and not run_dir.exists()

@@ -74,14 +74,18 @@ def test_a_failed_preparation_leaves_nothing_in_the_data_directory(tmp_path, mon
     (tmp_path / "bad.txt").write_bytes(b"\x00\x01")
     with pytest.raises(ValueError, match="bad.txt: binary file"):
         datasets.examples("zoo_text_files", "train", tmp_path / "bad.txt")
-    left = [d for d, _, files in os.walk(tmp_path / "tfds") for f in files
-            if not f.endswith(".lock")]
+    left = [
+        d for d, _, files in os.walk(tmp_path / "tfds") for f in files if not f.endswith(".lock")
+    ]
     assert not left
 
 
 def test_import_zoo_and_help_do_not_import_tensorflow_datasets():
-    script = ("import sys, zoo, pipelines.cli; pipelines.cli.run(['--help']); "
-              "print('tensorflow_datasets' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            check=True)
+    script = (
+        "import sys, zoo, pipelines.cli; pipelines.cli.run(['--help']); "
+        "print('tensorflow_datasets' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().endswith("False")

@@ -91,11 +91,14 @@ def trained(tiny):
     return tiny.run_dir
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("cell", "gru", "edited by hand: cell='gru'"),
-    ("units", 48, "edited by hand: units=48"),
-    ("seq_len", 12, "edited by hand: seq_len=12"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("cell", "gru", "edited by hand: cell='gru'"),
+        ("units", 48, "edited by hand: units=48"),
+        ("seq_len", 12, "edited by hand: seq_len=12"),
+    ],
+)
 def test_a_config_edited_by_hand_is_refused_on_resume(trained, capsys, field, value, message):
     path = os.path.join(trained, "config.json")
     saved = json.loads(open(path).read())
@@ -106,19 +109,18 @@ def test_a_config_edited_by_hand_is_refused_on_resume(trained, capsys, field, va
 
 
 def test_a_checkpoint_of_another_model_is_refused_on_resume(trained, tmp_path, tiny, capsys):
-    other = dataclasses.replace(tiny, run_dir=str(tmp_path / "gru"), cell="gru", epochs=1,
-                                steps=2, validation_steps=1)
+    other = dataclasses.replace(
+        tiny, run_dir=str(tmp_path / "gru"), cell="gru", epochs=1, steps=2, validation_steps=1
+    )
     train.train(other, verbose=0)
     os.replace(tmp_path / "gru" / "last.keras", os.path.join(trained, "last.keras"))
     code = cli.run(["train", f"--run_dir={trained}", "--resume", "--epochs=2"])
     assert "last.keras: holds another model than config.json" in one_line_error(capsys, code)
 
 
-def test_a_resumed_epoch_records_the_losses_of_an_uninterrupted_one(tiny, tmp_path,
-                                                                    monkeypatch):
+def test_a_resumed_epoch_records_the_losses_of_an_uninterrupted_one(tiny, tmp_path, monkeypatch):
     config = dataclasses.replace(tiny, epochs=2, steps=4, validation_steps=1)
-    _, straight = train.train(dataclasses.replace(config, run_dir=str(tmp_path / "a")),
-                              verbose=0)
+    _, straight = train.train(dataclasses.replace(config, run_dir=str(tmp_path / "a")), verbose=0)
     calls = []
 
     def interrupt(self, batch, logs=None):
@@ -136,8 +138,9 @@ def test_a_resumed_epoch_records_the_losses_of_an_uninterrupted_one(tiny, tmp_pa
     for a, b in zip(straight["history"], resumed["history"]):
         assert a.keys() == b.keys()
         np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], rtol=1e-5)
-    assert "interrupted" not in json.loads(open(os.path.join(config.run_dir,
-                                                             "metrics.json")).read())
+    assert "interrupted" not in json.loads(
+        open(os.path.join(config.run_dir, "metrics.json")).read()
+    )
 
 
 def test_evaluate_refuses_a_preset_measured_on_another_dataset_version(made, capsys):

@@ -33,10 +33,16 @@ def launch(config, logical_devices=1, tf_config=None):
     env.pop("TF_CONFIG", None)
     if tf_config:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    args = [sys.executable, "-c", WORKER, json.dumps(dataclasses.asdict(config)),
-            str(logical_devices)]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    args = [
+        sys.executable,
+        "-c",
+        WORKER,
+        json.dumps(dataclasses.asdict(config)),
+        str(logical_devices),
+    ]
+    return subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def result(process):
@@ -72,9 +78,10 @@ def test_mirrored_on_two_logical_cpus(tiny, tmp_path):
 def test_multi_worker_with_two_local_workers(tiny, tmp_path):
     config = dataclasses.replace(tiny, strategy="multi_worker", epochs=1, steps=5)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    workers = [launch(config, tf_config={"cluster": cluster,
-                                         "task": {"type": "worker", "index": i}})
-               for i in range(2)]
+    workers = [
+        launch(config, tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}})
+        for i in range(2)
+    ]
     results = [result(w) for w in workers]
     assert [r["replicas"] for r in results] == [2, 2]
     assert results[0]["loss"] > 0

@@ -12,8 +12,16 @@ from pipelines import backtest, cli
 from pipelines.forecast import ForecastConfig
 from pipelines.train import load_checkpoint, sample, train
 
-SCORES = ("mase", "relative_mase", "smape", "mape", "wql", "relative_wql", "coverage_80",
-          "coverage_90")
+SCORES = (
+    "mase",
+    "relative_mase",
+    "smape",
+    "mape",
+    "wql",
+    "relative_wql",
+    "coverage_80",
+    "coverage_90",
+)
 
 
 def series_csv(path, count=2, length=120):
@@ -23,8 +31,14 @@ def series_csv(path, count=2, length=120):
     rows = []
     for k in range(count):
         promo = (np.arange(length) % 11 == 0).astype(float)
-        y = 50 + 10 * k + 8 * np.sin(2 * np.pi * np.arange(length) / 7) + 0.05 * np.arange(
-            length) + 6 * promo + rng.normal(0, 1, length)
+        y = (
+            50
+            + 10 * k
+            + 8 * np.sin(2 * np.pi * np.arange(length) / 7)
+            + 0.05 * np.arange(length)
+            + 6 * promo
+            + rng.normal(0, 1, length)
+        )
         rows += [(f"s{k}", d.date(), round(v, 3), p) for d, v, p in zip(days, y, promo)]
     pd.DataFrame(rows, columns=["unique_id", "ds", "y", "promo"]).to_csv(path, index=False)
     return str(path)
@@ -34,9 +48,17 @@ def series_csv(path, count=2, length=120):
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("forecast")
     os.environ["TFDS_DATA_DIR"] = str(folder / "tfds")
-    config = ForecastConfig(data=series_csv(folder / "sales.csv"), run_dir=str(folder / "run"),
-                            size="tiny", epochs=2, steps=5, batch_size=8, horizon=7,
-                            samples=20, learning_rate=1e-2)
+    config = ForecastConfig(
+        data=series_csv(folder / "sales.csv"),
+        run_dir=str(folder / "run"),
+        size="tiny",
+        epochs=2,
+        steps=5,
+        batch_size=8,
+        horizon=7,
+        samples=20,
+        learning_rate=1e-2,
+    )
     model, metrics = train(config, verbose=0)
     yield config, model, metrics
     os.environ.pop("TFDS_DATA_DIR")
@@ -68,8 +90,12 @@ def test_the_export_streams_with_parity_and_a_quantile_loss_gate(trained, tmp_pa
     from pipelines.export import export_run
 
     config, _, _ = trained
-    manifest = export_run(config.run_dir, out_dir=str(tmp_path / "export"),
-                          format="tflite", quantize=["none", "float16"])
+    manifest = export_run(
+        config.run_dir,
+        out_dir=str(tmp_path / "export"),
+        format="tflite",
+        quantize=["none", "float16"],
+    )
     entry = manifest["files"]["model.tflite"]
     assert max(entry["parity"]["max_abs_diff"].values()) < 1e-4
     assert entry["quality_metric"] == "weighted_quantile_loss"
@@ -82,8 +108,15 @@ def test_the_export_streams_with_parity_and_a_quantile_loss_gate(trained, tmp_pa
 def test_metrics_are_the_fields_definitions():
     """MASE over the in-sample seasonal-naive error, sMAPE as M4 (x200), MAPE in %,
     wQL as GluonTS, interval coverage."""
-    history = [{"unique_id": "a", "start": "2024-01-01", "freq": "D",
-                "y": np.array([1.0, 2, 3, 4, 6, 8]), "covariate_names": ""}]
+    history = [
+        {
+            "unique_id": "a",
+            "start": "2024-01-01",
+            "freq": "D",
+            "y": np.array([1.0, 2, 3, 4, 6, 8]),
+            "covariate_names": "",
+        }
+    ]
     quantiles = np.array([[[5.0] * 5 + [6.0] + [7.0] * 5, [6.0] * 5 + [8.0] + [9.0] * 5]])
     frame = backtest.as_frame("m", history, [4], quantiles)
     naive = backtest.as_frame(backtest.NAIVE, history, [4], np.full((1, 2, 11), 4.0))
@@ -95,16 +128,23 @@ def test_metrics_are_the_fields_definitions():
     assert table.loc[backtest.NAIVE, "mape"] == pytest.approx(100 * (2 / 6 + 4 / 8) / 2)
     # Seasonal naive's quantiles are all 4: wQL = mean_q 2 sum rho_q / sum |y| = sum|e|/sum|y|
     assert table.loc[backtest.NAIVE, "wql"] == pytest.approx(6 / 14)
-    assert table.loc["m", "coverage_80"] == 1.0 and table.loc[backtest.NAIVE,
-                                                               "coverage_80"] == 0.0
+    assert table.loc["m", "coverage_80"] == 1.0 and table.loc[backtest.NAIVE, "coverage_80"] == 0.0
 
 
 def test_windows_past_the_held_out_end_are_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     data = series_csv(tmp_path / "s.csv", count=1, length=60)
     run_dir = tmp_path / "run"
-    status = cli.run(["train", "--task=forecast", f"--data={data}", "--horizon=7",
-                      "--windows=3", f"--run_dir={run_dir}"])
+    status = cli.run(
+        [
+            "train",
+            "--task=forecast",
+            f"--data={data}",
+            "--horizon=7",
+            "--windows=3",
+            f"--run_dir={run_dir}",
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert status == 1 and "\n" not in error
     assert "span 21 steps, more than the 6 held out" in error and data in error
@@ -118,9 +158,11 @@ def test_a_bad_csv_is_refused_by_train_with_one_line(tmp_path, monkeypatch, caps
     run_dir = tmp_path / "run"
     status = cli.run(["train", "--task=forecast", f"--data={bad}", f"--run_dir={run_dir}"])
     error = capsys.readouterr().err.strip()
-    assert status == 1 and error == (f"lstm-zoo: error: {bad}: line 3, column ds: duplicate "
-                                     "timestamp '2024-01-01 00:00:00' in series 'a' (rows of "
-                                     "a series must be sorted by time, each time once)")
+    assert status == 1 and error == (
+        f"lstm-zoo: error: {bad}: line 3, column ds: duplicate "
+        "timestamp '2024-01-01 00:00:00' in series 'a' (rows of "
+        "a series must be sorted by time, each time once)"
+    )
     assert not run_dir.exists() or not any(run_dir.iterdir())
 
 
@@ -136,8 +178,16 @@ def test_a_series_too_short_for_its_context_is_named(tmp_path, monkeypatch, caps
     series_csv(data, count=1, length=120)
     short = pd.read_csv(data).head(40).assign(unique_id="b")
     pd.concat([pd.read_csv(data), short]).to_csv(data, index=False)
-    status = cli.run(["train", "--task=forecast", f"--data={data}", "--horizon=4",
-                      "--context=30", f"--run_dir={tmp_path / 'run'}"])
+    status = cli.run(
+        [
+            "train",
+            "--task=forecast",
+            f"--data={data}",
+            "--horizon=4",
+            "--context=30",
+            f"--run_dir={tmp_path / 'run'}",
+        ]
+    )
     error = capsys.readouterr().err.strip()
     assert status == 1 and "\n" not in error
     assert f"{data}: line 122, column y: series 'b' has 40 points, fewer than the 48" in error

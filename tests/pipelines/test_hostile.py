@@ -184,8 +184,12 @@ def _sandbox(folder):
     write("brokenstudy/study.json", "{")
     write("typestudy/study.json", json.dumps({**study, "cells": "lstm"}))
     write("trialstudy/study.json", json.dumps({**study, "trials": "3"}))
-    write("boundstudy/study.json", json.dumps({**study, "space": [
-        {"name": "learning_rate", "low": 0, "high": 0.1, "log": True}]}))
+    write(
+        "boundstudy/study.json",
+        json.dumps(
+            {**study, "space": [{"name": "learning_rate", "low": 0, "high": 0.1, "log": True}]}
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -198,10 +202,16 @@ def sandbox(tmp_path_factory):
 def _listing(folder):
     """Every path under `folder`, with the bytes of each file (a reader's lock comes and goes,
     so folders are compared by what they hold)."""
-    return sorted((os.path.relpath(os.path.join(p, n), folder),
-                   None if not os.path.isfile(os.path.join(p, n)) or n == "fifo"
-                   else open(os.path.join(p, n), "rb").read())
-                  for p, dirs, files in os.walk(folder) for n in dirs + files)
+    return sorted(
+        (
+            os.path.relpath(os.path.join(p, n), folder),
+            None
+            if not os.path.isfile(os.path.join(p, n)) or n == "fifo"
+            else open(os.path.join(p, n), "rb").read(),
+        )
+        for p, dirs, files in os.walk(folder)
+        for n in dirs + files
+    )
 
 
 @pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a) for a, _ in CASES])

@@ -31,8 +31,9 @@ def test_the_dataset_holds_the_drawn_sequences():
 
 
 def test_batches_pair_frames_with_their_successors_and_resume_exactly():
-    sequences = (np.stack([moving_shapes.render(i, frames=4, size=16) for i in range(5)])
-                 * 255).astype(np.uint8)
+    sequences = (
+        np.stack([moving_shapes.render(i, frames=4, size=16) for i in range(5)]) * 255
+    ).astype(np.uint8)
     inputs, targets = next(iter(moving_shapes.eval_dataset(sequences, batch_size=2)))
     assert inputs.shape == targets.shape == (2, 3, 16, 16, 1)
     np.testing.assert_array_equal(inputs[0, 1:], targets[0, :-1])
@@ -46,8 +47,10 @@ def test_batches_pair_frames_with_their_successors_and_resume_exactly():
 def test_settings_pick_a_config_and_stay_within_the_dataset():
     task = moving_shapes.MovingShapesTask()
     assert task.dataset(moving_shapes.MovingShapesConfig()) == "zoo_moving_shapes/size16_shapes2"
-    assert task.dataset(moving_shapes.MovingShapesConfig(size=32, shapes=3)) == \
-        "zoo_moving_shapes/size32_shapes3"
+    assert (
+        task.dataset(moving_shapes.MovingShapesConfig(size=32, shapes=3))
+        == "zoo_moving_shapes/size32_shapes3"
+    )
     with pytest.raises(ValueError, match="--frames=1"):
         moving_shapes.MovingShapesConfig(frames=1)
     with pytest.raises(ValueError, match="--frames=21: the zoo_moving_shapes sequences hold 20"):
@@ -61,8 +64,16 @@ def test_settings_pick_a_config_and_stay_within_the_dataset():
 @pytest.mark.slow
 def test_short_training_lowers_the_loss_and_draws_the_strip(tmp_path):
     metrics, strip = moving_shapes.train_demo(
-        run_dir=str(tmp_path / "run"), verbose=0, epochs=2, steps=12, batch_size=8,
-        frames=5, filters=4, eval_sequences=16, validation_steps=1, learning_rate=0.02,
+        run_dir=str(tmp_path / "run"),
+        verbose=0,
+        epochs=2,
+        steps=12,
+        batch_size=8,
+        frames=5,
+        filters=4,
+        eval_sequences=16,
+        validation_steps=1,
+        learning_rate=0.02,
     )
     losses = [epoch["loss"] for epoch in metrics["history"]]
     assert losses[-1] < losses[0], losses
@@ -74,8 +85,9 @@ def test_short_training_lowers_the_loss_and_draws_the_strip(tmp_path):
         moving_shapes.MovingShapesTask().sample(config, config.run_dir, None, seed=1000)
     # predict over 4 frames; the gate is lifted to read the score: a toy trained for 24 steps
     # says nothing about what int8 costs a trained model, so only the bookkeeping is checked
-    manifest = export_run(str(tmp_path / "run"), format="tflite", quantize=["none", "int8"],
-                          allow_quality_loss=True)
+    manifest = export_run(
+        str(tmp_path / "run"), format="tflite", quantize=["none", "int8"], allow_quality_loss=True
+    )
     assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 4, 16, 16, 1]
     parity = manifest["files"]["model.tflite"]["parity"]
     assert max(parity["max_abs_diff"].values()) < 1e-4

@@ -55,8 +55,10 @@ def test_chorales_are_satb_grids_in_range_with_their_fermatas(chorales):
 
 
 def test_the_splits_are_fixed_by_the_dataset_and_a_limit_filters_it(monkeypatch):
-    sizes = {name: split.num_examples
-             for name, split in datasets.prepare("zoo_bach_chorales").info.splits.items()}
+    sizes = {
+        name: split.num_examples
+        for name, split in datasets.prepare("zoo_bach_chorales").info.splits.items()
+    }
     assert sizes == {"train": 289, "validation": 29, "test": 32}
 
     def no_work(self, *args, **kwargs):
@@ -115,8 +117,7 @@ def test_chorale_transpositions_stay_in_range_and_keep_rests():
 def test_chorale_stream_resumes_on_the_same_batches(chorales):
     stream = music.chorale_train_stream(grids(chorales), 32, batch_size=4, seed=5)
     batches = [x.numpy() for x, _ in stream.take(6)]
-    resumed = music.chorale_train_stream(grids(chorales), 32, batch_size=4, seed=5,
-                                         start_step=4)
+    resumed = music.chorale_train_stream(grids(chorales), 32, batch_size=4, seed=5, start_step=4)
     np.testing.assert_array_equal(next(iter(resumed))[0].numpy(), batches[4])
 
 
@@ -152,8 +153,9 @@ def _prepared_files(tfds_dir):
     return [f for _, _, files in os.walk(tfds_dir) for f in files if not f.endswith(".lock")]
 
 
-def test_a_midi_folder_is_a_local_dataset_that_skips_bad_files_naming_them(tmp_path, tfds_dir,
-                                                                           caplog):
+def test_a_midi_folder_is_a_local_dataset_that_skips_bad_files_naming_them(
+    tmp_path, tfds_dir, caplog
+):
     folder = tmp_path / "midi"
     for i in range(12):
         _write_tune(folder / f"tune{i:02d}.mid", [60 + i, 62, 64, 65, 67])
@@ -176,19 +178,22 @@ def test_a_midi_folder_is_a_local_dataset_that_skips_bad_files_naming_them(tmp_p
     assert set(prepared.info.splits) == {split_of(name) for name in names}
     for split in prepared.info.splits:
         assert {row["name"] for row in datasets.examples("zoo_midi_melodies", split, folder)} == {
-            name for name in names if split_of(name) == split}
+            name for name in names if split_of(name) == split
+        }
     chorales = music.read_pieces("zoo_midi_chorales", folder, split=False)["all"]
-    assert chorales[0]["grid"].shape == (12, 4) and chorales[0]["grid"][0].tolist() == [
-        72, 0, 0, 0]
+    assert chorales[0]["grid"].shape == (12, 4) and chorales[0]["grid"][0].tolist() == [72, 0, 0, 0]
     config = ChoralesConfig(data=str(folder))
     assert music.ChoralesTask().dataset(config) == "zoo_midi_chorales"
     assert music.MelodyTask().dataset(MelodyConfig()) == "zoo_folk_tunes"
-    assert music.read_pieces("zoo_midi_chorales", folder, limit=5, split=False)["all"][-1][
-        "name"] == "tune01.mid"
+    assert (
+        music.read_pieces("zoo_midi_chorales", folder, limit=5, split=False)["all"][-1]["name"]
+        == "tune01.mid"
+    )
 
 
-def test_a_folder_too_small_to_split_is_refused_naming_it_yet_scores_whole(tmp_path, tfds_dir,
-                                                                          capsys):
+def test_a_folder_too_small_to_split_is_refused_naming_it_yet_scores_whole(
+    tmp_path, tfds_dir, capsys
+):
     folder = tmp_path / "two"
     _write_tune(folder / "a.mid", [60, 62, 64, 65, 67])
     _write_tune(folder / "b.mid", [72, 71, 69])
@@ -196,29 +201,48 @@ def test_a_folder_too_small_to_split_is_refused_naming_it_yet_scores_whole(tmp_p
     assert cli.run(["train", "--task=melody", f"--data={folder}", f"--run_dir={run_dir}"]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     missing = ({"train", "validation", "test"} - {split_of("a.mid"), split_of("b.mid")}).pop()
-    assert error == (f"lstm-zoo: error: {folder}: the {missing} split is empty (2 pieces); use "
-                     "more data (or a larger --limit)")
+    assert error == (
+        f"lstm-zoo: error: {folder}: the {missing} split is empty (2 pieces); use "
+        "more data (or a larger --limit)"
+    )
     assert len(music.read_pieces("zoo_midi_chorales", folder, split=False)["all"]) == 2
 
 
 def _absurdly_long(path):
     mid = mido.MidiFile(ticks_per_beat=1)  # 9 million quarters in 37 bytes: a 12 GiB roll
-    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, time=0),
-                                      mido.Message("note_off", note=60, time=9_000_000)]))
+    mid.tracks.append(
+        mido.MidiTrack(
+            [
+                mido.Message("note_on", note=60, time=0),
+                mido.Message("note_off", note=60, time=9_000_000),
+            ]
+        )
+    )
     mid.save(path)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: None, "{d}: no such file or folder"),
-    (lambda d: d.mkdir(), "{d}: no .mid or .midi files in this folder"),
-    (lambda d: d.write_text("MThd"), "{d}: not a folder; --data takes a folder of MIDI files"),
-    (lambda d: (d.mkdir(), (d / "junk.mid").write_bytes(b"\x00" * 10), (d / "dir.mid").mkdir(),
-                os.mkfifo(d / "fifo.mid"), _absurdly_long(d / "long.mid")),
-     "{d}: none of its 4 MIDI files could be read"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: None, "{d}: no such file or folder"),
+        (lambda d: d.mkdir(), "{d}: no .mid or .midi files in this folder"),
+        (lambda d: d.write_text("MThd"), "{d}: not a folder; --data takes a folder of MIDI files"),
+        (
+            lambda d: (
+                d.mkdir(),
+                (d / "junk.mid").write_bytes(b"\x00" * 10),
+                (d / "dir.mid").mkdir(),
+                os.mkfifo(d / "fifo.mid"),
+                _absurdly_long(d / "long.mid"),
+            ),
+            "{d}: none of its 4 MIDI files could be read",
+        ),
+    ],
+)
 @pytest.mark.parametrize("dataset", ["zoo_midi_chorales", "zoo_midi_melodies"])
-def test_a_bad_midi_folder_is_one_line_naming_it_and_nothing_is_prepared(tmp_path, tfds_dir,
-                                                                         dataset, make, message):
+def test_a_bad_midi_folder_is_one_line_naming_it_and_nothing_is_prepared(
+    tmp_path, tfds_dir, dataset, make, message
+):
     folder = tmp_path / "data"
     make(folder)
     with pytest.raises((ValueError, FileNotFoundError)) as error:
@@ -235,8 +259,17 @@ def test_piano_roll_png(chorales, tmp_path):
 
 @pytest.mark.slow
 def test_train_and_sample_chorales_with_four_voices(chorales, tmp_path):
-    config = ChoralesConfig(run_dir=str(tmp_path / "run"), limit=16, size="tiny", seq_len=32,
-                         batch_size=4, epochs=2, steps=8, learning_rate=0.02, cell="cifg_lstm")
+    config = ChoralesConfig(
+        run_dir=str(tmp_path / "run"),
+        limit=16,
+        size="tiny",
+        seq_len=32,
+        batch_size=4,
+        epochs=2,
+        steps=8,
+        learning_rate=0.02,
+        cell="cifg_lstm",
+    )
     _, metrics = train.train(config, verbose=0)
     history = metrics["history"]
     assert history[-1]["val_nll"] < history[0]["val_nll"] < music.PITCHES * np.log(2)
@@ -251,8 +284,16 @@ def test_train_and_sample_chorales_with_four_voices(chorales, tmp_path):
 
 @pytest.mark.slow
 def test_train_and_sample_melodies_by_sampling_and_beam_search(melodies, tmp_path):
-    config = MelodyConfig(run_dir=str(tmp_path / "run"), limit=1, size="tiny", seq_len=32,
-                          batch_size=8, epochs=1, steps=4, transpositions=1)
+    config = MelodyConfig(
+        run_dir=str(tmp_path / "run"),
+        limit=1,
+        size="tiny",
+        seq_len=32,
+        batch_size=8,
+        epochs=1,
+        steps=4,
+        transpositions=1,
+    )
     train.train(config, verbose=0)
     primer = tmp_path / "primer.mid"
     music.events_to_midi(melodies[0]["events"][:4], primer)
@@ -285,16 +326,28 @@ def test_bad_settings_are_named(tmp_path):
         music.read_midi_folder(tmp_path, "midi")
 
 
-@pytest.mark.parametrize("music_format, kept, dropped", [
-    ("chorales", "steps_per_quarter", "time_aware"), ("melody", "time_aware", "input_noise")])
-def test_runs_of_the_former_music_task_load_as_chorales_or_melody(tmp_path, music_format, kept,
-                                                                   dropped):
-    saved = {"config": "MusicConfig", "task": "music", "music_format": music_format,
-             "steps_per_quarter": 1, "input_noise": 0.1, "embedding_dim": None,
-             "time_aware": False, "cell": "gru", "size": "tiny"}
+@pytest.mark.parametrize(
+    "music_format, kept, dropped",
+    [("chorales", "steps_per_quarter", "time_aware"), ("melody", "time_aware", "input_noise")],
+)
+def test_runs_of_the_former_music_task_load_as_chorales_or_melody(
+    tmp_path, music_format, kept, dropped
+):
+    saved = {
+        "config": "MusicConfig",
+        "task": "music",
+        "music_format": music_format,
+        "steps_per_quarter": 1,
+        "input_noise": 0.1,
+        "embedding_dim": None,
+        "time_aware": False,
+        "cell": "gru",
+        "size": "tiny",
+    }
     (tmp_path / "config.json").write_text(json.dumps(saved))
     config = train.load_config(tmp_path)
     assert config.task == music_format and type(config).__name__.lower().startswith(
-        music_format[:5])
+        music_format[:5]
+    )
     assert hasattr(config, kept) and not hasattr(config, dropped)
     assert configs.migrated(saved)["task"] == music_format

@@ -29,10 +29,12 @@ def holder():
     processes = []
 
     def hold(run_dir, shared=False):
-        process = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir),
-                                    "shared" if shared else "exclusive"],
-                                   stdout=subprocess.PIPE, text=True,
-                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(run_dir), "shared" if shared else "exclusive"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         assert process.stdout.readline().strip() == "held"
         processes.append(process)
         return process
@@ -118,11 +120,13 @@ def test_a_killed_owners_lock_is_free_and_a_live_one_is_named(tiny, tmp_path, ho
 
 
 @pytest.mark.parametrize("command", ["evaluate", "sample", "export"])
-def test_readers_wait_for_no_writer_and_writers_for_no_reader(trained, holder, capsys,
-                                                              command, tmp_path):
+def test_readers_wait_for_no_writer_and_writers_for_no_reader(
+    trained, holder, capsys, command, tmp_path
+):
     writer = holder(trained)
     args = [command, f"--run_dir={trained}"] + (
-        [f"--out_dir={tmp_path / 'x'}"] if command == "export" else [])
+        [f"--out_dir={tmp_path / 'x'}"] if command == "export" else []
+    )
     assert "in use by process" in one_line_error(capsys, cli.run(args))
     writer.kill()
     writer.wait()
@@ -163,8 +167,14 @@ def test_translate_refuses_an_output_that_is_its_input(tmp_path, capsys):
     source.write_text("In the beginning\n")
     os.symlink(source, tmp_path / "link.txt")
     for output in (source, tmp_path / "link.txt", tmp_path / "." / "f.txt"):
-        code = cli.run(["translate", f"--run_dir={tmp_path / 'run'}", f"--input={source}",
-                        f"--output={output}"])
+        code = cli.run(
+            [
+                "translate",
+                f"--run_dir={tmp_path / 'run'}",
+                f"--input={source}",
+                f"--output={output}",
+            ]
+        )
         assert "is the --input file" in one_line_error(capsys, code, status=2)
     assert source.read_text() == "In the beginning\n"
 

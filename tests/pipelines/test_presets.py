@@ -9,8 +9,20 @@ import pytest
 import zoo.presets
 from pipelines import cli, presets, rundir, train
 
-REQUIRED = ("name", "task", "cell", "parameters", "data", "command", "cpu_minutes", "test",
-            "test_float32", "headline", "versions", "weights")
+REQUIRED = (
+    "name",
+    "task",
+    "cell",
+    "parameters",
+    "data",
+    "command",
+    "cpu_minutes",
+    "test",
+    "test_float32",
+    "headline",
+    "versions",
+    "weights",
+)
 
 
 @pytest.fixture
@@ -31,8 +43,11 @@ def test_a_preset_keeps_its_run_metrics_in_float16(made, tiny):
         assert {weights[k].dtype for k in weights.files} == {np.dtype("float16")}
     float32 = made["test_float32"]["bits_per_char"]
     assert abs(made["test"]["bits_per_char"] - float32) < 0.01
-    assert made["headline"] == {"metric": "stream_bits_per_char", "lower_is_better": True,
-                                "value": made["test"]["stream_bits_per_char"]}
+    assert made["headline"] == {
+        "metric": "stream_bits_per_char",
+        "lower_is_better": True,
+        "value": made["test"]["stream_bits_per_char"],
+    }
     assert made["command"] and made["cpu_minutes"] >= 0 and made["steps"] == 20
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
@@ -51,8 +66,7 @@ def test_commands_take_a_preset_instead_of_a_run(made, tmp_path, monkeypatch, ca
     assert cli.run(["presets"]) == 0
     out = capsys.readouterr().out
     assert "tiny_text" in out and "a tiny test model" in out and "bits_per_char" in out
-    assert cli.run(["sample", "--preset=tiny_text", "--prompt=To", "--length=12",
-                    "--seed=0"]) == 0
+    assert cli.run(["sample", "--preset=tiny_text", "--prompt=To", "--length=12", "--seed=0"]) == 0
     assert len(capsys.readouterr().out.strip()) >= 2
     assert cli.run(["evaluate", "--preset=tiny_text"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
@@ -91,10 +105,14 @@ def test_shipped_presets_export_to_tflite_with_parity(name, tmp_path, monkeypatc
     # lags in units of the scale, get one int8 range per tensor): the gate refuses it, and
     # its dynamic-range file is the small one that must pass.
     smallest = "dynamic" if zoo.presets.card(name)["task"] == "forecast" else "int8"
-    manifest = export_run(presets.run_dir(name), out_dir=str(tmp_path / "export"),
-                          format=["tflite"], seq_len=None if translator else 16,
-                          quantize=["none", smallest],
-                          calibration_windows=4 if translator else 16)
+    manifest = export_run(
+        presets.run_dir(name),
+        out_dir=str(tmp_path / "export"),
+        format=["tflite"],
+        seq_len=None if translator else 16,
+        quantize=["none", smallest],
+        calibration_windows=4 if translator else 16,
+    )
     assert (tmp_path / "export" / "model.tflite").is_file()
     parity = manifest["files"]["model.tflite"]["parity"]
     assert max(parity["max_abs_diff"].values()) <= 1e-3
@@ -114,12 +132,15 @@ def test_the_translation_presets_translate(name, tmp_path, capsys):
     assert "pastor" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"LSTM_ZOO_CACHE": "{tmp}/mine", "XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/mine"),
-    ({"XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/xdg/lstm-zoo"),
-    ({"XDG_CACHE_HOME": "relative/xdg"}, "{tmp}/home/.cache/lstm-zoo"),  # invalid: ignored
-    ({}, "{tmp}/home/.cache/lstm-zoo"),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"LSTM_ZOO_CACHE": "{tmp}/mine", "XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/mine"),
+        ({"XDG_CACHE_HOME": "{tmp}/xdg"}, "{tmp}/xdg/lstm-zoo"),
+        ({"XDG_CACHE_HOME": "relative/xdg"}, "{tmp}/home/.cache/lstm-zoo"),  # invalid: ignored
+        ({}, "{tmp}/home/.cache/lstm-zoo"),
+    ],
+)
 def test_presets_are_built_in_the_user_cache_folder(tmp_path, monkeypatch, env, expected):
     for name in ("LSTM_ZOO_CACHE", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
@@ -140,8 +161,9 @@ def test_the_translation_presets_name_the_pinned_dataset_they_were_measured_on(n
     presets.check_dataset(name)  # the prepared test split is the pinned one
 
 
-def test_evaluate_refuses_a_prepared_test_split_other_than_the_pinned_one(tmp_path, monkeypatch,
-                                                                        capsys):
+def test_evaluate_refuses_a_prepared_test_split_other_than_the_pinned_one(
+    tmp_path, monkeypatch, capsys
+):
     from pipelines import datasets
 
     pinned = json.loads(datasets.FINGERPRINTS.read_text())
@@ -161,8 +183,13 @@ def test_the_forecaster_int8_file_is_refused_by_its_quality_gate(tmp_path, monke
 
     monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path / "cache"))
     with pytest.raises(QualityError, match="model_int8.tflite .* weighted_quantile_loss"):
-        export_run(presets.run_dir("elecdemand_lstm"), out_dir=str(tmp_path / "export"),
-                   format=["tflite"], seq_len=16, quantize=["none", "int8"])
+        export_run(
+            presets.run_dir("elecdemand_lstm"),
+            out_dir=str(tmp_path / "export"),
+            format=["tflite"],
+            seq_len=16,
+            quantize=["none", "int8"],
+        )
     assert not (tmp_path / "export" / "model_int8.tflite").exists()
     assert (tmp_path / "export" / "model.tflite").is_file()
     gate = json.loads((tmp_path / "export" / "manifest.json").read_text())["quality_gate"]

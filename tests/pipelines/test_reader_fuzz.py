@@ -21,7 +21,7 @@ FAST = settings(max_examples=100, deadline=None, database=None)
 def _tune():
     """The bytes of a small valid two-track MIDI file (the seed of the mutations)."""
     midi = pretty_midi.PrettyMIDI(initial_tempo=100)
-    for program, notes in ((0, [(0, .5, 60), (.5, 1.5, 64), (2, 3, 67)]), (32, [(0, 3, 43)])):
+    for program, notes in ((0, [(0, 0.5, 60), (0.5, 1.5, 64), (2, 3, 67)]), (32, [(0, 3, 43)])):
         inst = pretty_midi.Instrument(program)
         inst.notes = [pretty_midi.Note(90, p, a, b) for a, b, p in notes]
         midi.instruments.append(inst)
@@ -42,9 +42,16 @@ def _mutate(edits, length):
 
 def _midi(ticks_per_beat, messages):
     """A well-formed MIDI file of arbitrary notes and timing (overlaps, empty, absurdly long)."""
-    track = mido.MidiTrack(mido.Message("note_on" if on else "note_off", channel=channel,
-                                        note=note, velocity=velocity, time=delta)
-                           for on, channel, note, velocity, delta in messages)
+    track = mido.MidiTrack(
+        mido.Message(
+            "note_on" if on else "note_off",
+            channel=channel,
+            note=note,
+            velocity=velocity,
+            time=delta,
+        )
+        for on, channel, note, velocity, delta in messages
+    )
     buffer = io.BytesIO()
     mido.MidiFile(ticks_per_beat=ticks_per_beat, tracks=[track]).save(file=buffer)
     return buffer.getvalue()
@@ -53,11 +60,25 @@ def _midi(ticks_per_beat, messages):
 MIDI_BYTES = st.one_of(
     st.binary(max_size=256),
     st.binary(max_size=64).map(lambda tail: b"MThd" + tail),
-    st.builds(_mutate, st.lists(st.tuples(st.integers(0, len(TUNE)), st.integers(0, 255)),
-                                max_size=6), st.integers(1, len(TUNE))),
-    st.builds(_midi, st.integers(1, 960), st.lists(st.tuples(
-        st.booleans(), st.integers(0, 15), st.integers(0, 127), st.integers(0, 127),
-        st.integers(0, 2**16)), max_size=12)),
+    st.builds(
+        _mutate,
+        st.lists(st.tuples(st.integers(0, len(TUNE)), st.integers(0, 255)), max_size=6),
+        st.integers(1, len(TUNE)),
+    ),
+    st.builds(
+        _midi,
+        st.integers(1, 960),
+        st.lists(
+            st.tuples(
+                st.booleans(),
+                st.integers(0, 15),
+                st.integers(0, 127),
+                st.integers(0, 127),
+                st.integers(0, 2**16),
+            ),
+            max_size=12,
+        ),
+    ),
 )
 
 
@@ -86,8 +107,9 @@ def test_any_bytes_as_a_text_file_give_a_document_or_one_clear_error(scratch, ra
 
 
 @FAST
-@given(files=st.lists(MIDI_BYTES, min_size=1, max_size=3),
-       music_format=st.sampled_from(music.FORMATS))
+@given(
+    files=st.lists(MIDI_BYTES, min_size=1, max_size=3), music_format=st.sampled_from(music.FORMATS)
+)
 def test_any_bytes_as_midi_files_give_a_corpus_or_one_clear_error(scratch, files, music_format):
     folder = Path(tempfile.mkdtemp(dir=scratch))
     try:
@@ -102,8 +124,11 @@ def test_any_bytes_as_midi_files_give_a_corpus_or_one_clear_error(scratch, files
         width, feature = (4, "grid") if music_format == "chorales" else (2, "events")
         for piece in pieces:
             notes = piece[feature]
-            assert notes.ndim == 2 and notes.shape[1] == width and np.issubdtype(
-                notes.dtype, np.integer)
+            assert (
+                notes.ndim == 2
+                and notes.shape[1] == width
+                and np.issubdtype(notes.dtype, np.integer)
+            )
     finally:
         shutil.rmtree(folder)
 

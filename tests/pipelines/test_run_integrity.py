@@ -18,9 +18,18 @@ def weights(path):
 
 
 def tiny_flags(tiny, run_dir, *extra):
-    return ["train", f"--data={tiny.data}", f"--run_dir={run_dir}", "--size=tiny",
-            "--seq_len=16", "--batch_size=8", "--epochs=1", "--steps=3",
-            "--validation_steps=1", *extra]
+    return [
+        "train",
+        f"--data={tiny.data}",
+        f"--run_dir={run_dir}",
+        "--size=tiny",
+        "--seq_len=16",
+        "--batch_size=8",
+        "--epochs=1",
+        "--steps=3",
+        "--validation_steps=1",
+        *extra,
+    ]
 
 
 def one_line_error(capsys, code, status=1):
@@ -63,7 +72,11 @@ def test_resume_continues_the_run_as_saved(tiny, tmp_path, capsys):
     capsys.readouterr()
     resumed = json.loads((run_dir / "config.json").read_text())
     assert {k: resumed[k] for k in ("data", "cell", "units", "epochs")} == {
-        "data": config["data"], "cell": "lstm", "units": 16, "epochs": 2}
+        "data": config["data"],
+        "cell": "lstm",
+        "units": 16,
+        "epochs": 2,
+    }
     assert len(resumed["invocations"]) == 2 and resumed["invocations"][1]["resume"]
     # Architecture, task or data changes are refused, and config.json is left as it was.
     code = cli.run(["train", f"--run_dir={run_dir}", "--resume", "--cell=gru", "--units=64"])
@@ -85,8 +98,9 @@ def test_resume_position_comes_from_the_checkpoint(tiny, tmp_path):
     train.train(config, verbose=0)
     train.train(dataclasses.replace(config, run_dir=str(tmp_path / "b"), epochs=1), verbose=0)
     os.remove(tmp_path / "b" / "metrics.json")
-    _, metrics = train.train(dataclasses.replace(config, run_dir=str(tmp_path / "b"),
-                                                 resume=True), verbose=0)
+    _, metrics = train.train(
+        dataclasses.replace(config, run_dir=str(tmp_path / "b"), resume=True), verbose=0
+    )
     assert [h["epoch"] for h in metrics["history"]] == [2]
     for a, b in zip(weights(tmp_path / "run/last.keras"), weights(tmp_path / "b/last.keras")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -108,25 +122,30 @@ def test_interrupt_saves_last_keras_and_resume_is_exact(tiny, tmp_path, monkeypa
     monkeypatch.undo()
     assert int(keras.models.load_model(tmp_path / "run/last.keras").optimizer.iterations) == 6
     train.train(dataclasses.replace(config, resume=True), verbose=0)
-    for a, b in zip(weights(tmp_path / "straight/last.keras"),
-                    weights(tmp_path / "run/last.keras")):
+    for a, b in zip(
+        weights(tmp_path / "straight/last.keras"), weights(tmp_path / "run/last.keras")
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--batch_size=0", "--batch_size=0: must be between 1"),
-    ("--batch_size=-3", "--batch_size=-3: must be between 1"),
-    ("--seq_len=0", "--seq_len=0: must be between 1"),
-    ("--steps=-2", "--steps=-2: must be between 0"),
-    ("--epochs=0", "--epochs=0: must be between 1"),
-    ("--max_tokens=0", "--max_tokens=0: must be at least 2"),
-    ("--units=1000000000", "--units=1000000000: must be between 1"),
-    ("--units=60000", "--units=60000: about"),
-    ("--cell=../../x", "--cell=../../x: unknown cell"),
-    ("--level=byte", "level"),
-])
-def test_bad_values_are_refused_before_anything_is_written(tiny, tmp_path, capsys, flag,
-                                                           message, monkeypatch):
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--batch_size=0", "--batch_size=0: must be between 1"),
+        ("--batch_size=-3", "--batch_size=-3: must be between 1"),
+        ("--seq_len=0", "--seq_len=0: must be between 1"),
+        ("--steps=-2", "--steps=-2: must be between 0"),
+        ("--epochs=0", "--epochs=0: must be between 1"),
+        ("--max_tokens=0", "--max_tokens=0: must be at least 2"),
+        ("--units=1000000000", "--units=1000000000: must be between 1"),
+        ("--units=60000", "--units=60000: about"),
+        ("--cell=../../x", "--cell=../../x: unknown cell"),
+        ("--level=byte", "level"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_is_written(
+    tiny, tmp_path, capsys, flag, message, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     code = cli.run(["train", f"--data={tiny.data}", "--size=tiny", flag])
     assert message in one_line_error(capsys, code, status=code if code in (1, 2) else 1)
@@ -145,8 +164,10 @@ def test_commands_report_bad_input_in_one_line(trained, tmp_path, capsys):
         (["sample", f"--run_dir={trained}", "--beam_size=4"], "'beam_size'"),
         (["sample", f"--run_dir={trained}", "--length=1000000000"], "--length=1000000000"),
         (["export", f"--run_dir={trained}", "--seq_len=0"], "--seq_len=0"),
-        (["export", f"--run_dir={trained}", f"--out_dir={trained}"],
-         "holds files that are not an lstm-zoo export"),
+        (
+            ["export", f"--run_dir={trained}", f"--out_dir={trained}"],
+            "holds files that are not an lstm-zoo export",
+        ),
         (["evaluate", f"--run_dir={tmp_path / 'nowhere'}"], "nowhere/config.json: no such file"),
         (["train", "--data=/no/such/corpus", f"--run_dir={tmp_path / 'r'}"], "/no/such/corpus"),
     ]

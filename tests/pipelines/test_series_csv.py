@@ -15,8 +15,10 @@ def rows(name, start=0, count=30, step="D"):
     import pandas as pd
 
     days = pd.date_range("2024-01-01", periods=count, freq=step)
-    return "".join(f"{name},{d.date() if step == 'D' else d.isoformat()},{10 + i % 7},{i / 10}\n"
-                   for i, d in enumerate(days[start:]))
+    return "".join(
+        f"{name},{d.date() if step == 'D' else d.isoformat()},{10 + i % 7},{i / 10}\n"
+        for i, d in enumerate(days[start:])
+    )
 
 
 def write(tmp_path, text, name="series.csv"):
@@ -47,23 +49,41 @@ def test_integer_steps_are_a_frequency_of_one(tmp_path):
 
 BAD = {
     "missing column": ("unique_id,ds,value\na,2024-01-01,1\n", "line 1: missing column 'y'"),
-    "duplicate": (HEADER + rows("a", count=5) + "a,2024-01-05,3,1\n",
-                  "line 7, column ds: duplicate timestamp"),
-    "unsorted": (HEADER + "a,2024-01-02,1,0\na,2024-01-01,2,0\na,2024-01-03,2,0\n",
-                 "line 3, column ds: unsorted timestamp"),
-    "gap": (HEADER + "".join(line + "\n" for line in rows("a", count=10).splitlines()
-                                      if "2024-01-06" not in line),
-            "line 7, column ds: gap in series 'a'"),
-    "non-numeric": (HEADER + rows("a", count=5).replace(",12,", ",twelve,"),
-                    "line 4, column y: not a finite number: 'twelve'"),
-    "missing value": (HEADER + rows("a", count=5).replace(",0.2\n", ",\n"),
-                      "line 4, column price: missing value"),
-    "bad timestamp": (HEADER + rows("a", count=5).replace("2024-01-03", "soon"),
-                      "line 4, column ds: not a timestamp: 'soon'"),
-    "short series": (HEADER + rows("a") + rows("b", count=3),
-                     "line 32, column unique_id: series 'b' has 3 points"),
-    "mixed frequencies": (HEADER + rows("a") + rows("b", step="h"),
-                          "line 32, column ds: series 'b' has steps of h"),
+    "duplicate": (
+        HEADER + rows("a", count=5) + "a,2024-01-05,3,1\n",
+        "line 7, column ds: duplicate timestamp",
+    ),
+    "unsorted": (
+        HEADER + "a,2024-01-02,1,0\na,2024-01-01,2,0\na,2024-01-03,2,0\n",
+        "line 3, column ds: unsorted timestamp",
+    ),
+    "gap": (
+        HEADER
+        + "".join(
+            line + "\n" for line in rows("a", count=10).splitlines() if "2024-01-06" not in line
+        ),
+        "line 7, column ds: gap in series 'a'",
+    ),
+    "non-numeric": (
+        HEADER + rows("a", count=5).replace(",12,", ",twelve,"),
+        "line 4, column y: not a finite number: 'twelve'",
+    ),
+    "missing value": (
+        HEADER + rows("a", count=5).replace(",0.2\n", ",\n"),
+        "line 4, column price: missing value",
+    ),
+    "bad timestamp": (
+        HEADER + rows("a", count=5).replace("2024-01-03", "soon"),
+        "line 4, column ds: not a timestamp: 'soon'",
+    ),
+    "short series": (
+        HEADER + rows("a") + rows("b", count=3),
+        "line 32, column unique_id: series 'b' has 3 points",
+    ),
+    "mixed frequencies": (
+        HEADER + rows("a") + rows("b", step="h"),
+        "line 32, column ds: series 'b' has steps of h",
+    ),
 }
 
 

@@ -11,7 +11,8 @@ from pipelines import datasets, speech, train
 from pipelines.export import export_run
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng (installed by .ci/run)")
+    shutil.which("espeak-ng") is None, reason="needs Debian espeak-ng (installed by .ci/run)"
+)
 
 
 def test_utterances_are_seeded_and_featurised():
@@ -31,11 +32,16 @@ def test_the_dataset_holds_the_generated_utterances_and_the_pipeline_their_featu
     first_test = sum(speech.SIZES[split] for split in ("train", "validation"))
     for i, row in enumerate(rows):
         text, voice, speed, pitch = speech.utterance(first_test + i, 0, max_words=2)
-        assert (row["text"], row["voice"], row["speed"], row["pitch"]) == (text, voice, speed,
-                                                                           pitch)
-        np.testing.assert_array_equal(row["audio"] / 32768, speech.synthesize(text, voice, speed,
-                                                                              pitch))
-    (inputs, labels), = speech.dataset(speech.utterances(rows, mel_bins=20), batch_size=2)
+        assert (row["text"], row["voice"], row["speed"], row["pitch"]) == (
+            text,
+            voice,
+            speed,
+            pitch,
+        )
+        np.testing.assert_array_equal(
+            row["audio"] / 32768, speech.synthesize(text, voice, speed, pitch)
+        )
+    ((inputs, labels),) = speech.dataset(speech.utterances(rows, mel_bins=20), batch_size=2)
     lengths = inputs["lengths"].numpy()
     assert inputs["features"].shape == (2, lengths.max(), 20)
     for row, features, length, label in zip(rows, inputs["features"], lengths, labels):
@@ -50,13 +56,19 @@ def test_settings_are_read_from_the_dataset_and_bounded_by_it(tmp_path):
     assert task.dataset(speech.SpeechConfig(max_words=4)) == "zoo_speech_words/words4"
     with pytest.raises(ValueError, match="--max_words=5: expected one of 1, 2, 3, 4"):
         speech.SpeechConfig(max_words=5)
-    with pytest.raises(ValueError, match="--utterances=1201: the zoo_speech_words dataset holds "
-                                         "1,200 utterances per train split"):
+    with pytest.raises(
+        ValueError,
+        match="--utterances=1201: the zoo_speech_words dataset holds "
+        "1,200 utterances per train split",
+    ):
         speech.SpeechConfig(utterances=1201)
     with pytest.raises(ValueError, match="--eval_utterances=101: .* 100 utterances per test"):
         speech.SpeechConfig(eval_utterances=101)
-    with pytest.raises(KeyError, match="Unknown config 'zoo_speech_words/words9'. Configs of "
-                                       "zoo_speech_words: words1, words2, words3, words4"):
+    with pytest.raises(
+        KeyError,
+        match="Unknown config 'zoo_speech_words/words9'. Configs of "
+        "zoo_speech_words: words1, words2, words3, words4",
+    ):
         datasets.builder("zoo_speech_words/words9")
     # A run saved with the former synthesis cache folder still loads.
     saved = json.loads(speech.SpeechConfig(run_dir=str(tmp_path)).to_json())
@@ -75,17 +87,29 @@ def test_labels_round_trip():
 def test_short_training_lowers_the_ctc_loss(tmp_path):
     settings = dict(utterances=32, eval_utterances=8, mel_bins=20)
     metrics, model = speech.train_demo(
-        run_dir=str(tmp_path / "run"), verbose=0, epochs=2, batch_size=16, units=16, layers=1,
-        learning_rate=0.01, **settings)
+        run_dir=str(tmp_path / "run"),
+        verbose=0,
+        epochs=2,
+        batch_size=16,
+        units=16,
+        layers=1,
+        learning_rate=0.01,
+        **settings,
+    )
     losses = [epoch["loss"] for epoch in metrics["history"]]
     assert losses[-1] < losses[0], losses
     assert 0 <= metrics["test"]["label_error_rate_beam_search"]
     assert not [p.name for p in (tmp_path / "run").iterdir() if p.suffix == ".npz"]  # no cache
-    text = speech.SpeechTask().sample(speech.SpeechConfig(
-        run_dir=str(tmp_path / "run"), **settings), str(tmp_path / "run"), model, count=2)
+    text = speech.SpeechTask().sample(
+        speech.SpeechConfig(run_dir=str(tmp_path / "run"), **settings),
+        str(tmp_path / "run"),
+        model,
+        count=2,
+    )
     assert text.endswith(f"{metrics['test']['label_error_rate_beam_search']:.3f}")
-    manifest = export_run(str(tmp_path / "run"), format="tflite", calibration_windows=2,
-                          quantize=["none", "int8"])
+    manifest = export_run(
+        str(tmp_path / "run"), format="tflite", calibration_windows=2, quantize=["none", "int8"]
+    )
     assert list(manifest["signatures"]) == ["predict"]  # bidirectional: a fixed window only
     assert manifest["signatures"]["predict"]["inputs"]["x"]["shape"] == [1, 100, 20]
     assert manifest["files"]["model.tflite"]["parity"]["max_abs_diff"]["predict"] < 1e-4

@@ -14,8 +14,18 @@ CELLS = ["lstm", "gru"]
 
 
 def tiny_study(corpus, trials=2, **fixed):
-    fixed = {"data": str(corpus), "units": 8, "embedding_dim": 8, "layers": 1, "seq_len": 16,
-             "batch_size": 8, "epochs": 2, "steps": 2, "validation_steps": 1, **fixed}
+    fixed = {
+        "data": str(corpus),
+        "units": 8,
+        "embedding_dim": 8,
+        "layers": 1,
+        "seq_len": 16,
+        "batch_size": 8,
+        "epochs": 2,
+        "steps": 2,
+        "validation_steps": 1,
+        **fixed,
+    }
     return Study(task="text", cells=CELLS, trials=trials, fixed=fixed)
 
 
@@ -39,15 +49,18 @@ def test_draws_are_seeded_in_range_and_independent_of_each_other():
     assert {d.name for d in SPACE} >= {"learning_rate", "units", "input_noise", "dropout"}
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"fixed": {"cell": "gru"}}, "--cell: not a setting"),
-    ({"fixed": {"bogus": 1}}, "--bogus: not a setting"),
-    ({"cells": ["lstm", "lstm"]}, "distinct cell names"),
-    ({"cells": ["lstm", "no_such_cell"]}, "--cell=no_such_cell: unknown cell"),
-    ({"baseline": "nfg_lstm"}, "--baseline=nfg_lstm: not one of the studied cells"),
-    ({"trials": 0}, "--trials=0: must be"),
-    ({"fixed": {"epochs": 0}}, "--epochs=0: must be"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"fixed": {"cell": "gru"}}, "--cell: not a setting"),
+        ({"fixed": {"bogus": 1}}, "--bogus: not a setting"),
+        ({"cells": ["lstm", "lstm"]}, "distinct cell names"),
+        ({"cells": ["lstm", "no_such_cell"]}, "--cell=no_such_cell: unknown cell"),
+        ({"baseline": "nfg_lstm"}, "--baseline=nfg_lstm: not one of the studied cells"),
+        ({"trials": 0}, "--trials=0: must be"),
+        ({"fixed": {"epochs": 0}}, "--epochs=0: must be"),
+    ],
+)
 def test_a_bad_study_is_refused_before_anything_trains(change, message):
     values = {"task": "text", "cells": CELLS, "trials": 2, **change}
     with pytest.raises(ValueError, match=message):
@@ -57,35 +70,54 @@ def test_a_bad_study_is_refused_before_anything_trains(change, message):
 def test_a_study_grows_by_trials_and_cells_but_does_not_change(corpus, tmp_path):
     study_dir = tmp_path / "study"
     open_study(study_dir, tiny_study(corpus))
-    grown = open_study(study_dir, Study(task="text", cells=["gru", "nfg_lstm"], trials=3,
-                                        fixed=tiny_study(corpus).fixed))
+    grown = open_study(
+        study_dir,
+        Study(task="text", cells=["gru", "nfg_lstm"], trials=3, fixed=tiny_study(corpus).fixed),
+    )
     assert grown.cells == ["lstm", "gru", "nfg_lstm"] and grown.trials == 3
     assert grown.reference == "lstm"  # the new cells' list does not move the baseline
     assert Study.load(study_dir) == grown
-    assert open_study(study_dir, Study(task="text", cells=["gru"], trials=1, baseline="gru",
-                                       fixed=tiny_study(corpus).fixed)).reference == "gru"
+    assert (
+        open_study(
+            study_dir,
+            Study(
+                task="text", cells=["gru"], trials=1, baseline="gru", fixed=tiny_study(corpus).fixed
+            ),
+        ).reference
+        == "gru"
+    )
     with pytest.raises(ValueError, match="a study grows by --trials and --cells only"):
         open_study(study_dir, tiny_study(corpus, steps=3))
 
 
 def test_study_runs_resumes_and_grows_from_the_command_line(corpus, tmp_path, capsys):
     study_dir = tmp_path / "study"
-    flags = ["study", "--task=text", f"--data={corpus}", "--units=8", "--embedding_dim=8",
-             "--layers=1", "--seq_len=16", "--batch_size=8", "--epochs=2", "--steps=2",
-             "--validation_steps=1", "--cells=lstm,gru", "--trials=2",
-             f"--study_dir={study_dir}"]
+    flags = [
+        "study",
+        "--task=text",
+        f"--data={corpus}",
+        "--units=8",
+        "--embedding_dim=8",
+        "--layers=1",
+        "--seq_len=16",
+        "--batch_size=8",
+        "--epochs=2",
+        "--steps=2",
+        "--validation_steps=1",
+        "--cells=lstm,gru",
+        "--trials=2",
+        f"--study_dir={study_dir}",
+    ]
     assert cli.run(flags) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert list(summary) == CELLS and summary["gru"]["finished"] == 2
     assert "p_value" in summary["gru"] and "p_value" not in summary["lstm"]
     assert captured.err.count("trial ") >= 4 and "| `gru` | 2 |" in captured.err
-    for name in ("study.json", "results.json", "results.md", "boxplot.png",
-                 "hyperparameters.png"):
+    for name in ("study.json", "results.json", "results.md", "boxplot.png", "hyperparameters.png"):
         assert (study_dir / name).stat().st_size > 100, name
     results = json.loads((study_dir / "results.json").read_text())
-    assert results["trials"] == {"storage": "journal", "optuna_trials": {"results": 4},
-                                 "hosts": 1}
+    assert results["trials"] == {"storage": "journal", "optuna_trials": {"results": 4}, "hosts": 1}
     # run again, nothing trains: the storage holds every result
     journal = (study_dir / "trials.journal").read_text()
     assert cli.run(["study", f"--study_dir={study_dir}"]) == 0
@@ -97,8 +129,9 @@ def test_study_runs_resumes_and_grows_from_the_command_line(corpus, tmp_path, ca
     interrupted = study_dir / "gru" / "trial-01"
     metrics = rundir.read_metrics(interrupted)
     finished = (study_dir / "lstm" / "trial-00" / "metrics.json").stat().st_mtime_ns
-    (interrupted / "metrics.json").write_text(json.dumps(
-        {k: v for k, v in metrics.items() if k != "test"}))
+    (interrupted / "metrics.json").write_text(
+        json.dumps({k: v for k, v in metrics.items() if k != "test"})
+    )
     assert cli.run(["study", f"--study_dir={study_dir}", "--trials=3"]) == 0
     err = capsys.readouterr().err
     assert "[1/6] lstm  trial 0" in err and "[4/6] gru  trial 1" in err
@@ -121,14 +154,25 @@ def test_a_new_study_needs_cells_and_trials(tmp_path, capsys):
     assert "--workers" in help_text and "--storage" in help_text and "--cell " not in help_text
     assert not (tmp_path / "s").exists()  # nothing written for a refused command
     storage = f"postgresql://zoo:secret@/zoo?host={tmp_path / 'nothing'}&port=5"
-    assert cli.run(["study", f"--study_dir={tmp_path / 's'}", "--cells=lstm", "--trials=1",
-                    f"--storage={storage}"]) == 1
+    assert (
+        cli.run(
+            [
+                "study",
+                f"--study_dir={tmp_path / 's'}",
+                "--cells=lstm",
+                "--trials=1",
+                f"--storage={storage}",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip()
     assert "cannot reach the database" in err and "secret" not in err and "\n" not in err
 
 
-def fake_study(tmp_path, value, trials=8, cells=("vanilla_lstm", "nfg_lstm", "cifg_lstm"),
-               failures=()):
+def fake_study(
+    tmp_path, value, trials=8, cells=("vanilla_lstm", "nfg_lstm", "cifg_lstm"), failures=()
+):
     """A study whose trials' test NLL is value(cell, settings), written without training: a
     worker reads the run directories' metrics into the storage."""
     study = Study(task="chorales", cells=list(cells), trials=trials, fixed={"epochs": 1})
@@ -136,8 +180,12 @@ def fake_study(tmp_path, value, trials=8, cells=("vanilla_lstm", "nfg_lstm", "ci
     for cell, trial in study.grid():
         run_dir = study.run_dir(study_dir, cell, trial)
         os.makedirs(run_dir)
-        rundir.write_metrics(run_dir, test={"nll": value(cell, study.settings(trial), trial)},
-                             seconds=1.0, cpu_seconds=1.0)
+        rundir.write_metrics(
+            run_dir,
+            test={"nll": value(cell, study.settings(trial), trial)},
+            seconds=1.0,
+            cpu_seconds=1.0,
+        )
         if (cell, trial) in failures:
             rundir.write_metrics(run_dir, failure="diverged")
     open_study(study_dir, study)
@@ -152,8 +200,12 @@ def test_analysis_finds_a_worse_cell_and_the_setting_that_matters(tmp_path):
     def value(cell, settings, trial):
         penalty = {"vanilla_lstm": 0.0, "nfg_lstm": 0.5, "cifg_lstm": 0.0}[cell]
         index = ["vanilla_lstm", "nfg_lstm", "cifg_lstm"].index(cell)
-        return 8.5 + penalty + math.log(settings["learning_rate"] / 1e-2) ** 2 / 4 \
+        return (
+            8.5
+            + penalty
+            + math.log(settings["learning_rate"] / 1e-2) ** 2 / 4
             + noise[index, trial]
+        )
 
     results = study_report.analyze(fake_study(tmp_path, value, trials=12))
     cells = results["cells"]
@@ -162,13 +214,16 @@ def test_analysis_finds_a_worse_cell_and_the_setting_that_matters(tmp_path):
     assert cells["vanilla_lstm"]["finished"] == 12 and "p_value" not in cells["vanilla_lstm"]
     variance = results["variance"]
     assert variance["learning_rate"] > 0.2 and variance["learning_rate"] > 5 * max(
-        variance["units"], variance["input_noise"], variance["dropout"])
+        variance["units"], variance["input_noise"], variance["dropout"]
+    )
     assert variance["cell"] > 0.2
     assert abs(variance["cell"] + variance["trial"] + variance["cell_x_trial"] - 1) < 1e-3
     # fANOVA (Optuna's) agrees: the learning rate per cell, the cell and the rate pooled
     fanova = results["fanova"]
-    assert "FanovaImportanceEvaluator" in fanova["method"] and "estimator" in results[
-        "variance_method"]
+    assert (
+        "FanovaImportanceEvaluator" in fanova["method"]
+        and "estimator" in results["variance_method"]
+    )
     for cell in ("vanilla_lstm", "nfg_lstm", "cifg_lstm"):
         shares = fanova["cells"][cell]
         assert max(shares, key=shares.get) == "learning_rate" and shares["learning_rate"] > 0.4
@@ -200,8 +255,7 @@ def test_a_pair_enqueued_twice_trains_once(tmp_path):
     # two workers that both find a pair missing enqueue it twice: the second copy is skipped
     for _ in range(2):
         trials.enqueue_trial({}, user_attrs={"cell": "gru", "trial": 0})
-    open_study(study_dir, Study(task="chorales", cells=["gru"], trials=2,
-                                fixed={"epochs": 1}))
+    open_study(study_dir, Study(task="chorales", cells=["gru"], trials=2, fixed={"epochs": 1}))
     for trial in range(2):
         run_dir = study_dir / "gru" / f"trial-{trial:02d}"
         os.makedirs(run_dir)

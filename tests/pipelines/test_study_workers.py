@@ -30,15 +30,36 @@ def corpus(tmp_path_factory):
 def worker(study_dir, storage, corpus):
     """`lstm-zoo study` in a process of its own: 2 cells x 2 draws of a tiny text model (each
     trial a few seconds; one thread, so that every process computes alike)."""
-    command = [sys.executable, "-m", "pipelines.cli", "study", "--task=text", f"--data={corpus}",
-               "--units=8", "--embedding_dim=8", "--layers=1", "--seq_len=16", "--batch_size=8",
-               "--epochs=3", "--steps=6", "--validation_steps=1", "--intra_op_threads=1",
-               "--inter_op_threads=1", "--cells=lstm,gru", "--trials=2", "--heartbeat=1",
-               f"--study_dir={study_dir}", *([f"--storage={storage}"] if storage else [])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-        ROOT, os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "study",
+        "--task=text",
+        f"--data={corpus}",
+        "--units=8",
+        "--embedding_dim=8",
+        "--layers=1",
+        "--seq_len=16",
+        "--batch_size=8",
+        "--epochs=3",
+        "--steps=6",
+        "--validation_steps=1",
+        "--intra_op_threads=1",
+        "--inter_op_threads=1",
+        "--cells=lstm,gru",
+        "--trials=2",
+        "--heartbeat=1",
+        f"--study_dir={study_dir}",
+        *([f"--storage={storage}"] if storage else []),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(process, timeout=300):
@@ -67,12 +88,14 @@ def kill_mid_trial(process, study_dir, storage, timeout=180):
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1][-3000:]
         trials = trials or study_storage.connect(str(study_dir), storage)
-        for trial in trials.get_trials(deepcopy=False, states=(
-                TrialState.RUNNING,)) if trials else []:
+        for trial in (
+            trials.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if trials else []
+        ):
             cell, k = study_storage.pair(trial) or (None, None)
             run_dir = os.path.join(study_dir, str(cell), f"trial-{k:02d}" if cell else "")
-            if trial.user_attrs.get("worker", "").endswith(f" {process.pid}") and \
-                    os.path.isfile(os.path.join(run_dir, "config.json")):
+            if trial.user_attrs.get("worker", "").endswith(f" {process.pid}") and os.path.isfile(
+                os.path.join(run_dir, "config.json")
+            ):
                 process.send_signal(signal.SIGKILL)
                 process.communicate()
                 return cell, k
@@ -90,8 +113,9 @@ def two_workers_one_killed(study_dir, storage, corpus, one_worker):
     assert sorted(found) == sorted(one_worker)
     for key, attempts in found.items():  # every pair trained once
         assert sum(map(study_storage.is_result, attempts)) == 1, key
-    stopped = [t for t in found[killed] if not study_storage.is_result(t)
-               and "skipped" not in t.user_attrs]
+    stopped = [
+        t for t in found[killed] if not study_storage.is_result(t) and "skipped" not in t.user_attrs
+    ]
     assert stopped and stopped[0].state == TrialState.FAIL
     assert study_storage.summary(trials, storage or "j")["optuna_trials"]["results"] == 4
     got = values(study_dir, storage)
@@ -101,14 +125,14 @@ def two_workers_one_killed(study_dir, storage, corpus, one_worker):
 
 
 def test_two_workers_on_a_journal_file_lose_no_trial_when_one_is_killed(
-        corpus, one_worker, tmp_path):
+    corpus, one_worker, tmp_path
+):
     study_dir = tmp_path / "study"
     two_workers_one_killed(study_dir, None, corpus, one_worker)
     assert (study_dir / study_storage.JOURNAL).is_file()
 
 
-def test_two_workers_on_postgresql_lose_no_trial_when_one_is_killed(
-        corpus, one_worker, tmp_path):
+def test_two_workers_on_postgresql_lose_no_trial_when_one_is_killed(corpus, one_worker, tmp_path):
     with postgres_server() as url:
         two_workers_one_killed(tmp_path / "study", url, corpus, one_worker)
         assert not (tmp_path / "study" / study_storage.JOURNAL).exists()

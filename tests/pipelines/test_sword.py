@@ -27,11 +27,20 @@ def write_ztext(directory, testament, entries, per_block=2):
             f.write(blob)
 
 
-ENGLISH = ["", '<title type="main">GENESIS</title>', "In the <w lemma=\"H7225\">beginning</w>.",
-           "And the earth<note type=\"study\">Or, <hi>land</hi></note> was void &amp; dark.",
-           "Verse only in English."]
-SPANISH = ["", "<title>GÉNESIS</title>", "En el <w>principio</w>.",
-           "Y la tierra estaba desordenada y vacía.", ""]
+ENGLISH = [
+    "",
+    '<title type="main">GENESIS</title>',
+    'In the <w lemma="H7225">beginning</w>.',
+    'And the earth<note type="study">Or, <hi>land</hi></note> was void &amp; dark.',
+    "Verse only in English.",
+]
+SPANISH = [
+    "",
+    "<title>GÉNESIS</title>",
+    "En el <w>principio</w>.",
+    "Y la tierra estaba desordenada y vacía.",
+    "",
+]
 
 
 @pytest.fixture
@@ -45,13 +54,22 @@ def modules(tmp_path):
 
 def test_reads_entries_by_index(modules):
     english = sword.read_module(modules[0])
-    assert english == ["", "", "In the beginning.", "And the earth was void & dark.",
-                       "Verse only in English.", "", "Jesus wept."]
+    assert english == [
+        "",
+        "",
+        "In the beginning.",
+        "And the earth was void & dark.",
+        "Verse only in English.",
+        "",
+        "Jesus wept.",
+    ]
 
 
 def test_osis_markup_notes_and_titles():
-    markup = ('<div type="x-p"/><title>Heading</title><w lemma="strong:G1">Grace</w> '
-              '<note n="a">footnote</note>be &lt;with&gt;   you.<milestone type="x-p"/>')
+    markup = (
+        '<div type="x-p"/><title>Heading</title><w lemma="strong:G1">Grace</w> '
+        '<note n="a">footnote</note>be &lt;with&gt;   you.<milestone type="x-p"/>'
+    )
     assert sword.osis_to_text(markup) == "Grace be <with> you."
 
 
@@ -67,7 +85,8 @@ def test_module_found_by_name_in_a_sword_root(tmp_path, modules):
     os.makedirs(tmp_path / "mods.d")
     (tmp_path / "mods.d" / "myKJV.conf").write_text(
         "[MyKJV]\nDataPath=./en/\nModDrv=zText\nCompressType=ZIP\n"
-        "History_1.0=first\n continued line\n")
+        "History_1.0=first\n continued line\n"
+    )
     assert sword.module_dir("mykjv", root=str(tmp_path)) == os.path.normpath(modules[0])
     with pytest.raises(FileNotFoundError, match="'nosuch' not found"):
         sword.module_dir("nosuch", root=str(tmp_path))
@@ -85,11 +104,15 @@ def test_mismatched_versifications_and_corrupt_index(tmp_path, modules):
         sword.read_module(str(tmp_path))
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(sword.SWORD_ROOT, "modules")),
-                    reason="Debian sword-text-kjv / sword-text-sparv not installed")
+@pytest.mark.skipif(
+    not os.path.isdir(os.path.join(sword.SWORD_ROOT, "modules")),
+    reason="Debian sword-text-kjv / sword-text-sparv not installed",
+)
 def test_debian_bible_pairs():
     pairs = sword.verse_pairs()
     assert 30000 < len(pairs) < 31200
-    assert pairs[0] == ("In the beginning God created the heaven and the earth.",
-                        "EN el principio crió Dios los cielos y la tierra.")
+    assert pairs[0] == (
+        "In the beginning God created the heaven and the earth.",
+        "EN el principio crió Dios los cielos y la tierra.",
+    )
     assert not any("<" in s or "<" in t for s, t in pairs)

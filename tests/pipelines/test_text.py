@@ -24,8 +24,9 @@ def test_a_single_document_is_split_by_position():
     assert all(parts[s][0]["cut"] for s in parts)
 
 
-@pytest.mark.parametrize("level, sample", [("char", "To be, or not"),
-                                           ("word", "To be, or not to be\n the")])
+@pytest.mark.parametrize(
+    "level, sample", [("char", "To be, or not"), ("word", "To be, or not to be\n the")]
+)
 def test_vocabulary_round_trip_and_unknown_tokens(tmp_path, level, sample):
     vocab = text.Vocabulary.build(["To be, or not to be, that is the question.\n"], level)
     ids = vocab.encode(sample)
@@ -47,8 +48,9 @@ def test_windows_are_shifted_pairs_and_resume_exactly():
     assert np.all(x[:, 0] % 10 == 0)
     seen = np.concatenate([b[0][:, 0] for b in batches[:4]])  # one pass = 19 windows // 4
     assert len(set(seen)) == 16
-    resumed = [x.numpy() for x, _ in
-               streams.token_window_stream(ids, 10, 4, seed=3, start_step=5).take(3)]
+    resumed = [
+        x.numpy() for x, _ in streams.token_window_stream(ids, 10, 4, seed=3, start_step=5).take(3)
+    ]
     for a, (b, _) in zip(resumed, batches[5:]):
         np.testing.assert_array_equal(a, b)
 
@@ -164,16 +166,25 @@ def test_stream_loss_carries_the_states_across_windows():
     model.set_weights([4 * w for w in model.get_weights()])  # so that the context matters
     ids = np.random.default_rng(0).integers(0, 12, 241)
     # one stream in one window: the mean NLL of the whole text from zero states
-    whole = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        ids[1:], model(ids[None, :-1])[0])))
+    whole = float(
+        tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(ids[1:], model(ids[None, :-1])[0])
+        )
+    )
     assert text.stream_loss(model, ids, 1, 240) == pytest.approx(whole, rel=1e-5)
     # the same text read 7 tokens at a time: the carried states make it the same number
     assert text.stream_loss(model, ids, 1, 7) == pytest.approx(whole, rel=1e-5)
     # from zero states at every window it would differ
     windows = np.reshape(ids[:240], (-1, 8))
-    fresh = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        np.reshape(ids[1:241], (-1, 8)), model(windows))))
+    fresh = float(
+        tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(
+                np.reshape(ids[1:241], (-1, 8)), model(windows)
+            )
+        )
+    )
     assert abs(fresh - whole) > 0.01
     # 4 side-by-side streams (60 tokens each), read in windows of 9 = 4 streams in one window
     assert text.stream_loss(model, ids, 4, 9) == pytest.approx(
-        text.stream_loss(model, ids, 4, 60), rel=1e-5)
+        text.stream_loss(model, ids, 4, 60), rel=1e-5
+    )

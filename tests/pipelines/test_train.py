@@ -48,16 +48,18 @@ def test_training_lowers_the_loss_and_writes_the_run_directory(tiny, tmp_path):
         run(tiny)
 
 
-@pytest.mark.parametrize("changes", [{}, {"optimizer": "muon", "cell": "gru", "weight_decay": 0.1}],
-                         ids=["adam", "muon"])
+@pytest.mark.parametrize(
+    "changes", [{}, {"optimizer": "muon", "cell": "gru", "weight_decay": 0.1}], ids=["adam", "muon"]
+)
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny, tmp_path, changes):
     config = dataclasses.replace(tiny, epochs=2, steps=5, validation_steps=1, **changes)
     run(config, run_dir=str(tmp_path / "straight"))
     run(config, run_dir=str(tmp_path / "resumed"), epochs=1)
     _, metrics = run(config, run_dir=str(tmp_path / "resumed"), resume=True)
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
-    for a, b in zip(weights(tmp_path / "straight/last.keras"),
-                    weights(tmp_path / "resumed/last.keras")):
+    for a, b in zip(
+        weights(tmp_path / "straight/last.keras"), weights(tmp_path / "resumed/last.keras")
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="no run to resume"):
         run(config, run_dir=str(tmp_path / "nothing"), resume=True)
@@ -88,9 +90,24 @@ def test_command_line(tiny, tmp_path, capsys):
     assert cli.run(["list"]) == 0
     listing = capsys.readouterr().out
     assert "cifg_lstm" in listing and "text" in listing and "tiny" in listing
-    assert cli.run(["train", f"--data={tiny.data}", f"--run_dir={tmp_path / 'cli'}",
-                    "--size=tiny", "--cell=gru", "--seq_len=16", "--batch_size=8",
-                    "--epochs=1", "--steps=3", "--validation_steps=1", "--mixed_precision"]) == 0
+    assert (
+        cli.run(
+            [
+                "train",
+                f"--data={tiny.data}",
+                f"--run_dir={tmp_path / 'cli'}",
+                "--size=tiny",
+                "--cell=gru",
+                "--seq_len=16",
+                "--batch_size=8",
+                "--epochs=1",
+                "--steps=3",
+                "--validation_steps=1",
+                "--mixed_precision",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert json.loads(out)["best"]["val_bits_per_char"] > 0
     summary = err.strip().splitlines()[-1]
@@ -101,8 +118,12 @@ def test_command_line(tiny, tmp_path, capsys):
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after training
     model = train.load_checkpoint(tmp_path / "cli")
     assert model.recurrent[0].cell.compute_dtype == "bfloat16"
-    assert cli.run(["sample", f"--run_dir={tmp_path / 'cli'}", "--length=12", "--seed=4",
-                    "--prompt=Or"]) == 0
+    assert (
+        cli.run(
+            ["sample", f"--run_dir={tmp_path / 'cli'}", "--length=12", "--seed=4", "--prompt=Or"]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("Or")
     assert cli.run(["evaluate", f"--run_dir={tmp_path / 'cli'}"]) == 0
     assert "bits_per_char" in json.loads(capsys.readouterr().out)
@@ -126,7 +147,8 @@ def test_cosine_schedule_warms_up_and_decays_and_weight_decay_means_adamw():
     assert float(constant.learning_rate) == pytest.approx(1e-2)
     assert type(constant).__name__ == "Adam" and constant.beta_2 == pytest.approx(0.999)
     adamw = optimizers.make_optimizer(
-        dataclasses.replace(config, weight_decay=0.1, adam_beta2=0.99), 110)
+        dataclasses.replace(config, weight_decay=0.1, adam_beta2=0.99), 110
+    )
     assert type(adamw).__name__ == "AdamW" and adamw.weight_decay == pytest.approx(0.1)
     assert adamw.beta_2 == pytest.approx(0.99)
     with pytest.raises(ValueError, match="--adam_beta2=1.0: must be between 0.0 and 0.999999"):
@@ -140,16 +162,25 @@ def test_muon_steps_the_hidden_matrices_and_adamw_the_rest(tiny):
 
     model = from_size("tiny", 12, cell="gru")
     optimizer = optimizers.make_optimizer(
-        dataclasses.replace(tiny, optimizer="muon", weight_decay=0.1), 100)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        dataclasses.replace(tiny, optimizer="muon", weight_decay=0.1), 100
+    )
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     tokens = np.random.default_rng(0).integers(0, 12, (4, 9))
     first = model.train_on_batch(tokens, tokens)
-    adamw = {(v.path.split("/")[1], v.name): optimizer._should_use_adamw(v)
-             for v in model.trainable_variables}
-    assert adamw == {("embedding", "embeddings"): True, ("recurrent_0", "kernel"): False,
-                     ("recurrent_0", "recurrent_kernel"): False, ("recurrent_0", "bias"): True,
-                     ("logits", "kernel"): True, ("logits", "bias"): True}
+    adamw = {
+        (v.path.split("/")[1], v.name): optimizer._should_use_adamw(v)
+        for v in model.trainable_variables
+    }
+    assert adamw == {
+        ("embedding", "embeddings"): True,
+        ("recurrent_0", "kernel"): False,
+        ("recurrent_0", "recurrent_kernel"): False,
+        ("recurrent_0", "bias"): True,
+        ("logits", "kernel"): True,
+        ("logits", "bias"): True,
+    }
     for _ in range(5):
         last = model.train_on_batch(tokens, tokens)
     assert last < first

@@ -19,8 +19,12 @@ from pipelines.translate import translate_lines
 NUMBERS = {"one": "uno", "two": "dos", "three": "tres", "four": "cuatro", "five": "cinco"}
 THINGS = {"house": "casa", "dog": "perro", "book": "libro", "tree": "árbol"}
 COLOURS = {"red": "rojo", "green": "verde", "black": "negro"}
-PAIRS = [(f"I see {n} {c} {t}s .", f"veo {ns} {ts}s {cs}s .")
-         for n, ns in NUMBERS.items() for t, ts in THINGS.items() for c, cs in COLOURS.items()]
+PAIRS = [
+    (f"I see {n} {c} {t}s .", f"veo {ns} {ts}s {cs}s .")
+    for n, ns in NUMBERS.items()
+    for t, ts in THINGS.items()
+    for c, cs in COLOURS.items()
+]
 
 
 BLEU_SIGNATURE = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:"
@@ -32,18 +36,39 @@ def run(tmp_path_factory):
     """A translation run trained from the command line in seconds (tiny GRU, 20 steps)."""
     folder = tmp_path_factory.mktemp("translation")
     tr.write_tsv(folder / "pairs.tsv", PAIRS)
-    assert cli.run(["train", "--task=translation", f"--data={folder / 'pairs.tsv'}",
-                    f"--run_dir={folder / 'run'}", "--size=tiny", "--vocab_size=60",
-                    "--batch_size=8", "--epochs=2", "--steps=10", "--learning_rate=0.02",
-                    "--dropout=0", "--cell=gru", "--attention=bahdanau", "--beam_size=2",
-                    "--validation_steps=0", "--bleu_sentences=4", "--max_len=40"]) == 0
+    assert (
+        cli.run(
+            [
+                "train",
+                "--task=translation",
+                f"--data={folder / 'pairs.tsv'}",
+                f"--run_dir={folder / 'run'}",
+                "--size=tiny",
+                "--vocab_size=60",
+                "--batch_size=8",
+                "--epochs=2",
+                "--steps=10",
+                "--learning_rate=0.02",
+                "--dropout=0",
+                "--cell=gru",
+                "--attention=bahdanau",
+                "--beam_size=2",
+                "--validation_steps=0",
+                "--bleu_sentences=4",
+                "--max_len=40",
+            ]
+        )
+        == 0
+    )
     return folder / "run"
 
 
 def test_tsv_reader_skips_malformed_lines_with_one_warning(tmp_path):
     path = tmp_path / "mixed.tsv"
-    path.write_bytes(b"hello\thola\n\nno tab here\n\tsolo\nbad \xff byte\tmalo\n"
-                     b"thanks\tgracias\tCC-BY attribution\r\n")
+    path.write_bytes(
+        b"hello\thola\n\nno tab here\n\tsolo\nbad \xff byte\tmalo\n"
+        b"thanks\tgracias\tCC-BY attribution\r\n"
+    )
     with pytest.warns(UserWarning, match=r"skipped 3 malformed line\(s\).*first is line 3"):
         pairs = tr.read_tsv(path)
     assert pairs == [("hello", "hola"), ("thanks", "gracias")]
@@ -86,8 +111,11 @@ def test_a_run_of_an_earlier_split_is_refused_unless_it_is_the_datasets(tmp_path
     tr.write_tsv(tmp_path / "test.tsv", test)
     tr.check_earlier_split(tmp_path, test)  # the same pairs (written with spaces squeezed)
     tr.write_tsv(tmp_path / "test.tsv", PAIRS[:3])
-    with pytest.raises(ValueError, match=r"test.tsv: the run was split by an earlier lstm-zoo.*"
-                                         r"lstm-zoo evaluate --run_dir=.* --data=.*test.tsv"):
+    with pytest.raises(
+        ValueError,
+        match=r"test.tsv: the run was split by an earlier lstm-zoo.*"
+        r"lstm-zoo evaluate --run_dir=.* --data=.*test.tsv",
+    ):
         tr.check_earlier_split(tmp_path, test)
 
 
@@ -138,8 +166,7 @@ def test_bucketed_batches_and_exact_resume():
 def test_bleu_and_chrf_with_their_signatures():
     references = ["veo dos casas rojas .", "veo un perro ."]
     scores = tr.score(references, references)
-    assert {k: scores[k] for k in ("bleu", "chrf")} == pytest.approx({"bleu": 100.0,
-                                                                      "chrf": 100.0})
+    assert {k: scores[k] for k in ("bleu", "chrf")} == pytest.approx({"bleu": 100.0, "chrf": 100.0})
     assert scores["bleu_signature"].startswith(BLEU_SIGNATURE)
     assert scores["chrf_signature"].startswith(CHRF_SIGNATURE)
     assert tr.score(["nada", "nada"], references)["bleu"] < 10
@@ -172,8 +199,9 @@ def test_translate_lines_equals_translate_in_any_batch_size(run, caplog):
     config = train.load_config(run)
     model, subwords = train.load_checkpoint(run), tr.Subwords.load(run / tr.TOKENIZER)
     sources = [s for s, _ in PAIRS[::9]]
-    expected = tr.translate(model, subwords, sources, beam_size=1,
-                            max_length=2 * config.max_len + 10)
+    expected = tr.translate(
+        model, subwords, sources, beam_size=1, max_length=2 * config.max_len + 10
+    )
     lines = [sources[0], "", *sources[1:]]
     out = list(translate_lines(run, lines, batch_size=3, beam_size=1))
     assert out == [expected[0], "", *expected[1:]]
@@ -215,8 +243,15 @@ class Terminal(io.StringIO):
 def test_bleu_report_shows_progress_on_a_terminal_and_records_signatures(run, monkeypatch):
     model, subwords = train.load_checkpoint(run), tr.Subwords.load(run / tr.TOKENIZER)
     report = tr.bleu_report(model, subwords, PAIRS[:5], beam_size=2)
-    assert set(report) == {"bleu_sentences", "bleu_signature", "chrf_signature", "bleu_greedy",
-                           "chrf_greedy", "bleu_beam2", "chrf_beam2"}
+    assert set(report) == {
+        "bleu_sentences",
+        "bleu_signature",
+        "chrf_signature",
+        "bleu_greedy",
+        "chrf_greedy",
+        "bleu_beam2",
+        "chrf_beam2",
+    }
     assert report["bleu_signature"].startswith(BLEU_SIGNATURE)
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -250,8 +285,19 @@ def test_translate_command_reads_a_file_or_stdin(run, tmp_path, capsys, monkeypa
     source = tmp_path / "in.txt"
     source.write_text("I see two red dogs .\n\nthe cat sleeps .\n")
     target = tmp_path / "out.txt"
-    assert cli.run(["translate", f"--run_dir={run}", f"--input={source}", f"--output={target}",
-                    "--beam_size=1", "--batch_size=2"]) == 0
+    assert (
+        cli.run(
+            [
+                "translate",
+                f"--run_dir={run}",
+                f"--input={source}",
+                f"--output={target}",
+                "--beam_size=1",
+                "--batch_size=2",
+            ]
+        )
+        == 0
+    )
     lines = target.read_text().split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == "" and lines[0]
     monkeypatch.setattr("sys.stdin", io.StringIO(source.read_text()))

@@ -17,16 +17,36 @@ from pipelines.datasets import translation as tr
 FAST = settings(max_examples=200, deadline=None, database=None)
 # The bytes that matter to the reader: tabs, line ends, spaces, NUL, byte-order marks, bytes that
 # are not UTF-8, Unicode line separators, and text.
-PIECES = st.sampled_from([b"\t", b"\n", b"\r\n", b"\r", b" ", b"\0", b"\xef\xbb\xbf", b"\xff\xfe",
-                          b"\xff", b"\xc3", "é".encode(), "\u2028".encode(), b"\x1c", b"a",
-                          b"hola", b"\t\t"])
-FIELD = st.lists(st.one_of(PIECES, st.text(max_size=6).map(str.encode)), max_size=4).map(
-    b"".join)
+PIECES = st.sampled_from(
+    [
+        b"\t",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b" ",
+        b"\0",
+        b"\xef\xbb\xbf",
+        b"\xff\xfe",
+        b"\xff",
+        b"\xc3",
+        "é".encode(),
+        "\u2028".encode(),
+        b"\x1c",
+        b"a",
+        b"hola",
+        b"\t\t",
+    ]
+)
+FIELD = st.lists(st.one_of(PIECES, st.text(max_size=6).map(str.encode)), max_size=4).map(b"".join)
 LINE = st.builds(lambda source, target: source + b"\t" + target + b"\n", FIELD, FIELD)
-TSV_BYTES = st.one_of(st.binary(max_size=300), st.lists(PIECES, max_size=40).map(b"".join),
-                      st.lists(LINE, max_size=6).map(b"".join))
-SIDE = st.text(st.characters(blacklist_characters="\0\ufeff", blacklist_categories=("Cs",)),
-               max_size=12)
+TSV_BYTES = st.one_of(
+    st.binary(max_size=300),
+    st.lists(PIECES, max_size=40).map(b"".join),
+    st.lists(LINE, max_size=6).map(b"".join),
+)
+SIDE = st.text(
+    st.characters(blacklist_characters="\0\ufeff", blacklist_categories=("Cs",)), max_size=12
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +96,28 @@ def test_written_pairs_are_read_back(folder, pairs):
             tr.read_tsv(path)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "no valid source<TAB>target pair (UTF-8, both sides non-empty); empty file"),
-    (b"\n \n\t\n", "no valid source<TAB>target pair (UTF-8, both sides non-empty); blank lines "
-                   "only"),
-    (b"no tab\n", "no valid source<TAB>target pair (UTF-8, both sides non-empty); line 1: no tab"),
-    (b"\n hola\t \n", "no valid source<TAB>target pair (UTF-8, both sides non-empty); line 2: "
-                      "empty target"),
-    (b"\t\tcasa\n", "line 1: empty source"),
-    ("caf\xe9\tcaf\xe9\n".encode("latin-1"), "line 1: not UTF-8 (byte 4)"),
-    (b"a\tb\nc\x00\td\n", "line 2: NUL byte; binary data, not UTF-8 text"),
-    ("a\tb\n".encode("utf-16"), "UTF-16 text (byte-order mark); save it as UTF-8"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "no valid source<TAB>target pair (UTF-8, both sides non-empty); empty file"),
+        (
+            b"\n \n\t\n",
+            "no valid source<TAB>target pair (UTF-8, both sides non-empty); blank lines only",
+        ),
+        (
+            b"no tab\n",
+            "no valid source<TAB>target pair (UTF-8, both sides non-empty); line 1: no tab",
+        ),
+        (
+            b"\n hola\t \n",
+            "no valid source<TAB>target pair (UTF-8, both sides non-empty); line 2: empty target",
+        ),
+        (b"\t\tcasa\n", "line 1: empty source"),
+        ("caf\xe9\tcaf\xe9\n".encode("latin-1"), "line 1: not UTF-8 (byte 4)"),
+        (b"a\tb\nc\x00\td\n", "line 2: NUL byte; binary data, not UTF-8 text"),
+        ("a\tb\n".encode("utf-16"), "UTF-16 text (byte-order mark); save it as UTF-8"),
+    ],
+)
 def test_bad_files_are_one_line_errors(tmp_path, data, message):
     path = tmp_path / "bad.tsv"
     path.write_bytes(data)
@@ -103,7 +133,8 @@ def test_a_few_bad_lines_are_skipped_with_one_warning(tmp_path):
         assert tr.read_tsv(path) == [("hello", "hola")]  # the UTF-8 byte-order mark is dropped
     assert one_line(caught[0].message, path).endswith(
         "skipped 2 malformed line(s) (no tab, an empty side or invalid UTF-8); the first is "
-        "line 2 (no tab)")
+        "line 2 (no tab)"
+    )
 
 
 def test_paths_that_are_not_readable_files(tmp_path, monkeypatch):
@@ -136,19 +167,29 @@ def test_paths_that_are_not_readable_files(tmp_path, monkeypatch):
     assert one_line(error.value, path) == f"{path}: input/output error"
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"no tab\n", "no valid source<TAB>target pair (UTF-8, both sides non-empty); line 1: no tab"),
-    ("a\tb\n".encode("utf-16"), "UTF-16 text (byte-order mark); save it as UTF-8"),
-    (b"a\tb\nc\td\n", "2 valid pair(s); a corpus needs at least 3, one each for train, "
-                       "validation and test"),
-])
-def test_the_task_reports_a_bad_file_in_one_line_and_writes_nothing(tmp_path, monkeypatch,
-                                                                      capsys, data, message):
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            b"no tab\n",
+            "no valid source<TAB>target pair (UTF-8, both sides non-empty); line 1: no tab",
+        ),
+        ("a\tb\n".encode("utf-16"), "UTF-16 text (byte-order mark); save it as UTF-8"),
+        (
+            b"a\tb\nc\td\n",
+            "2 valid pair(s); a corpus needs at least 3, one each for train, validation and test",
+        ),
+    ],
+)
+def test_the_task_reports_a_bad_file_in_one_line_and_writes_nothing(
+    tmp_path, monkeypatch, capsys, data, message
+):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     path = tmp_path / "bad.tsv"
     path.write_bytes(data)
-    code = cli.run(["train", "--task=translation", f"--data={path}",
-                    f"--run_dir={tmp_path / 'run'}"])
+    code = cli.run(
+        ["train", "--task=translation", f"--data={path}", f"--run_dir={tmp_path / 'run'}"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].endswith(f"{path}: {message}"), err
     run = tmp_path / "run"

@@ -86,8 +86,10 @@ def accepts_old_names(**new_names):
             for old, new in new_names.items():
                 if old in kwargs:
                     if new in kwargs:
-                        raise TypeError(f"{type(self).__name__}: got both `{old}` and `{new}`, "
-                                        f"two names of one argument; pass `{new}` only")
+                        raise TypeError(
+                            f"{type(self).__name__}: got both `{old}` and `{new}`, "
+                            f"two names of one argument; pass `{new}` only"
+                        )
                     kwargs[new] = kwargs.pop(old)
             init(self, *args, **kwargs)
 
@@ -146,8 +148,10 @@ class RecurrentCell(keras.layers.Layer):
 
     def activation_names(self) -> dict:
         """`activation` and `recurrent_activation` by name, as a structure records them."""
-        return {"activation": activation_name(self.activation),
-                "recurrent_activation": activation_name(self.recurrent_activation)}
+        return {
+            "activation": activation_name(self.activation),
+            "recurrent_activation": activation_name(self.recurrent_activation),
+        }
 
     @property
     def recurrent_kernel_gates(self) -> tuple[str, ...]:
@@ -225,9 +229,7 @@ class RecurrentCell(keras.layers.Layer):
             "recurrent",
         )
         self.bias = (
-            self.add_cell_weight(
-                "bias", self.bias_shape(width), "bias", self.initial_bias()
-            )
+            self.add_cell_weight("bias", self.bias_shape(width), "bias", self.initial_bias())
             if self.use_bias
             else None
         )
@@ -253,11 +255,13 @@ class RecurrentCell(keras.layers.Layer):
         after = len(self.gates) - before - 1
 
         def initializer(shape, dtype=None):
-            return ops.concatenate([
-                base((before * units,), dtype=dtype),
-                keras.initializers.Ones()((units,), dtype=dtype),
-                base((after * units,), dtype=dtype),
-            ])
+            return ops.concatenate(
+                [
+                    base((before * units,), dtype=dtype),
+                    keras.initializers.Ones()((units,), dtype=dtype),
+                    base((after * units,), dtype=dtype),
+                ]
+            )
 
         return initializer
 
@@ -270,8 +274,9 @@ class RecurrentCell(keras.layers.Layer):
             setattr(
                 self,
                 f"peephole_{gate}",
-                self.add_cell_weight(f"peephole_{gate}", (self.units,), "recurrent",
-                                     keras.initializers.Zeros()),
+                self.add_cell_weight(
+                    f"peephole_{gate}", (self.units,), "recurrent", keras.initializers.Zeros()
+                ),
             )
 
     # -- computation ---------------------------------------------------------------------------
@@ -310,8 +315,9 @@ class RecurrentCell(keras.layers.Layer):
         raise NotImplementedError
 
     def call(self, inputs, states, training=False):
-        return self.step(self.project_inputs(inputs), self.recurrent_term(states), states,
-                         training=training)
+        return self.step(
+            self.project_inputs(inputs), self.recurrent_term(states), states, training=training
+        )
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, n), dtype=self.compute_dtype) for n in self.state_size]

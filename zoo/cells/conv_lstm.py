@@ -174,9 +174,16 @@ class ConvLSTMCell(RecurrentCell):
         )
         if self.use_peepholes:
             for gate in ("i", "f", "o"):
-                setattr(self, f"peephole_{gate}", self.add_cell_weight(
-                    f"peephole_{gate}", self.state_shape, "recurrent", keras.initializers.Zeros()
-                ))
+                setattr(
+                    self,
+                    f"peephole_{gate}",
+                    self.add_cell_weight(
+                        f"peephole_{gate}",
+                        self.state_shape,
+                        "recurrent",
+                        keras.initializers.Zeros(),
+                    ),
+                )
         self.built = True
 
     # -- computation -----------------------------------------------------------------------------
@@ -187,7 +194,10 @@ class ConvLSTMCell(RecurrentCell):
         if timed:
             inputs = ops.reshape(inputs, (-1, *inputs.shape[2:]))
         projected = ops.conv(
-            inputs, self.kernel, strides=self.strides, padding=self.padding,
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
             dilation_rate=self.dilation_rate,
         )
         if self.bias is not None:

@@ -85,10 +85,14 @@ class VanillaLSTMCell(RecurrentCell):
     def structure(self):
         if self.full_gate_recurrence:
             return None
-        return LSTMStructure(gates=self.gates, peepholes=self.peephole_gates,
-                             coupled=self.forget_gate == "coupled",
-                             input_activation=self.input_activation,
-                             output_activation=self.output_activation, **self.activation_names())
+        return LSTMStructure(
+            gates=self.gates,
+            peepholes=self.peephole_gates,
+            coupled=self.forget_gate == "coupled",
+            input_activation=self.input_activation,
+            output_activation=self.output_activation,
+            **self.activation_names(),
+        )
 
     def step(self, projected, recurrent, states, training=False):
         c_prev = states[1]

@@ -65,8 +65,9 @@ class LayerNormLSTMCell(RecurrentCell):
 
     @property
     def structure(self):
-        return LSTMStructure(epsilon=self.epsilon, cell_norm=self.cell_norm,
-                             **self.activation_names())
+        return LSTMStructure(
+            epsilon=self.epsilon, cell_norm=self.cell_norm, **self.activation_names()
+        )
 
     def step(self, projected, recurrent, states, training=False):
         c_prev = states[1]

@@ -1,6 +1,5 @@
 """The LSTM with a forget gate (Gers, Schmidhuber & Cummins 2000)."""
 
-
 from zoo.cells.base import RecurrentCell
 from zoo.cells.structure import LSTMStructure
 from zoo.registry import CELLS

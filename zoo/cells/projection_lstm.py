@@ -66,8 +66,11 @@ class ProjectionLSTMCell(RecurrentCell):
 
     @property
     def structure(self):
-        return LSTMStructure(peepholes=("i", "f", "o") if self.use_peepholes else (),
-                             projection=True, **self.activation_names())
+        return LSTMStructure(
+            peepholes=("i", "f", "o") if self.use_peepholes else (),
+            projection=True,
+            **self.activation_names(),
+        )
 
     def step(self, projected, recurrent, states, training=False):
         c_prev = states[1]

@@ -59,9 +59,13 @@ class LSTMStructure:
     @property
     def block_lstm(self) -> bool:
         """Whether TF's BlockLSTM op computes it (a missing gate held open by its bias)."""
-        return (not (self.coupled or self.projection or self.epsilon is not None)
-                and self.input_activation and self.output_activation
-                and "c" in self.gates and self._standard_activations)
+        return (
+            not (self.coupled or self.projection or self.epsilon is not None)
+            and self.input_activation
+            and self.output_activation
+            and "c" in self.gates
+            and self._standard_activations
+        )
 
     @property
     def _standard_activations(self) -> bool:
@@ -99,8 +103,10 @@ def structure_of(cell) -> LSTMStructure | GRUStructure | None:
         return None  # a subclass may change the arithmetic
     if cell.dropout or cell.recurrent_dropout:
         return None  # a random step, not these equations
-    activations = {"activation": activation_name(cell.activation),
-                   "recurrent_activation": activation_name(cell.recurrent_activation)}
+    activations = {
+        "activation": activation_name(cell.activation),
+        "recurrent_activation": activation_name(cell.recurrent_activation),
+    }
     if type(cell) is keras.layers.LSTMCell:
         return LSTMStructure(**activations)
     return GRUStructure(reset_after=cell.reset_after, **activations)

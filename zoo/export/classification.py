@@ -60,8 +60,10 @@ class ClassifierModule(tf.Module):
     def __init__(self, model, seq_len=128, signature="classify", fuse="all"):
         super().__init__(name="zoo_classifier")
         if signature not in SIGNATURES:
-            raise ValueError(f"Argument `signature` must be one of {', '.join(SIGNATURES)}. "
-                             f"Received: signature={signature!r}")
+            raise ValueError(
+                f"Argument `signature` must be one of {', '.join(SIGNATURES)}. "
+                f"Received: signature={signature!r}"
+            )
         keras_variables = list(model.variables)
         self.weights = [tf.Variable(v.value, trainable=False, name=v.name) for v in keras_variables]
         values = {id(v): w.numpy() for v, w in zip(keras_variables, self.weights)}
@@ -73,23 +75,32 @@ class ClassifierModule(tf.Module):
             return keras.StatelessScope(state_mapping=list(zip(keras_variables, values)))
 
         if signature == "classify":
+
             def classify(x, length):
                 with stateless(), exporting(fuse, share_weights=False, values=values) as scope:
                     logits = model.classify(x, length)
                 self.fused_specs = scope.fused_specs
                 return {"probabilities": tf.nn.softmax(logits)}
 
-            self.classify = tf.function(classify, autograph=False, input_signature=[
-                tf.TensorSpec((1, seq_len, *features), dtype, name="x"),
-                tf.TensorSpec((1,), tf.int32, name="length")])
+            self.classify = tf.function(
+                classify,
+                autograph=False,
+                input_signature=[
+                    tf.TensorSpec((1, seq_len, *features), dtype, name="x"),
+                    tf.TensorSpec((1,), tf.int32, name="length"),
+                ],
+            )
             self.classify.get_concrete_function()  # traced now: its fused layers
             return
         groups = model.initial_state(1)
         sizes = [len(group) for group in groups]
-        self.state_names = tuple(f"state_{g}_{i}" for g, size in enumerate(sizes)
-                                 for i in range(size))
-        self.initial_states = {name: keras.ops.convert_to_numpy(s) for name, s in
-                               zip(self.state_names, (s for group in groups for s in group))}
+        self.state_names = tuple(
+            f"state_{g}_{i}" for g, size in enumerate(sizes) for i in range(size)
+        )
+        self.initial_states = {
+            name: keras.ops.convert_to_numpy(s)
+            for name, s in zip(self.state_names, (s for group in groups for s in group))
+        }
 
         def step(x, *states):
             grouped, flat = [], list(states)
@@ -100,10 +111,17 @@ class ClassifierModule(tf.Module):
             new = [s for group in new for s in group]
             return {"probabilities": tf.nn.softmax(logits), **dict(zip(self.state_names, new))}
 
-        self.step = tf.function(step, autograph=False, input_signature=[
-            tf.TensorSpec((1, *features), dtype, name="x"),
-            *(tf.TensorSpec(value.shape, tf.float32, name=name)
-              for name, value in self.initial_states.items())])
+        self.step = tf.function(
+            step,
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec((1, *features), dtype, name="x"),
+                *(
+                    tf.TensorSpec(value.shape, tf.float32, name=name)
+                    for name, value in self.initial_states.items()
+                ),
+            ],
+        )
 
     def signatures(self) -> dict:
         """The one signature's name -> its concrete function."""
@@ -118,15 +136,20 @@ class ClassifierModule(tf.Module):
             budget = max_steps
             for x, length in sequences:
                 if self.signature == "classify":
-                    yield "classify", {"x": window(x, self.seq_len)[None],
-                                       "length": np.array([min(length, self.seq_len)], np.int32)}
+                    yield (
+                        "classify",
+                        {
+                            "x": window(x, self.seq_len)[None],
+                            "length": np.array([min(length, self.seq_len)], np.int32),
+                        },
+                    )
                     continue
                 length, budget = min(length, budget), budget - min(length, budget)
                 if length == 0:
                     return
                 states = dict(self.initial_states)
                 for t in range(length):
-                    inputs = {"x": np.asarray(x[t:t + 1], np.float32), **states}
+                    inputs = {"x": np.asarray(x[t : t + 1], np.float32), **states}
                     yield "step", inputs
                     outputs = self.step(*inputs.values())
                     states = {name: outputs[name].numpy() for name in self.state_names}
@@ -134,9 +157,21 @@ class ClassifierModule(tf.Module):
         return generate
 
 
-def export_classifier(model, out_dir, sequences, labels, quantize="none", seq_len=None,
-                      streaming=True, calibration=None, metadata=None, tolerance=1e-4,
-                      max_quality_loss=1.0, allow_quality_loss=False, format=FORMATS) -> dict:
+def export_classifier(
+    model,
+    out_dir,
+    sequences,
+    labels,
+    quantize="none",
+    seq_len=None,
+    streaming=True,
+    calibration=None,
+    metadata=None,
+    tolerance=1e-4,
+    max_quality_loss=1.0,
+    allow_quality_loss=False,
+    format=FORMATS,
+) -> dict:
     """Export a trained `Classifier` as TFLite files; returns the manifest.
 
     Writes into `out_dir` (new, empty or an earlier classifier export, replaced once all
@@ -158,48 +193,89 @@ def export_classifier(model, out_dir, sequences, labels, quantize="none", seq_le
     seq_len = seq_len or max(int(n) for _, n in sequences)
     # Every file is judged on the sequences' first seq_len steps, what `classify` reads.
     sequences = [(np.asarray(x, np.float32)[:seq_len], min(int(n), seq_len)) for x, n in sequences]
-    reference = np.concatenate([
-        keras.ops.convert_to_numpy(keras.ops.softmax(model.classify(
-            window(x, seq_len)[None], np.array([n], np.int32)))) for x, n in sequences])
+    reference = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                keras.ops.softmax(model.classify(window(x, seq_len)[None], np.array([n], np.int32)))
+            )
+            for x, n in sequences
+        ]
+    )
     metric, keras_score = model.quality(reference, labels)
     signatures = ["classify"] + (["step"] if streaming and model.streams else [])
-    manifest = {"format": EXPORT_FORMAT, "kind": KIND, "model": model.name,
-                "classes": int(model.num_classes), "seq_len": seq_len, "files": {},
-                "rejected": {}, "keras_accuracy": 1.0 - keras_score / 100.0,
-                "sequences": len(sequences),
-                "quality_gate": {"max_loss": max_quality_loss, "metric": metric,
-                                 "unit": "accuracy points",
-                                 "allowed": bool(allow_quality_loss)},
-                "metadata": metadata or {}}
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "kind": KIND,
+        "model": model.name,
+        "classes": int(model.num_classes),
+        "seq_len": seq_len,
+        "files": {},
+        "rejected": {},
+        "keras_accuracy": 1.0 - keras_score / 100.0,
+        "sequences": len(sequences),
+        "quality_gate": {
+            "max_loss": max_quality_loss,
+            "metric": metric,
+            "unit": "accuracy points",
+            "allowed": bool(allow_quality_loss),
+        },
+        "metadata": metadata or {},
+    }
     rejected = {}
     with atomic_directory(out_dir, KIND) as staging:
         if "saved_model" in formats:
             manifest["files"]["saved_model"] = _saved_model(
                 ClassifierModule(model, seq_len, "classify", fuse="none"),
-                os.path.join(staging, "saved_model"), sequences[0])
+                os.path.join(staging, "saved_model"),
+                sequences[0],
+            )
         for signature in signatures if "tflite" in formats else ():
             for q in quantizations:
                 fuse = "all" if q in ("none", "float16") else "standard"
                 module = ClassifierModule(model, seq_len, signature, fuse)
                 # An int8 window runs its plain LSTM layers in the fused op's integer kernel:
                 # unrolled, every step's tensors would repeat T times in the file.
-                flatbuffer = conversion.convert(module, q, calibration or sequences,
-                                                integer_lstm=signature == "classify")
+                flatbuffer = conversion.convert(
+                    module, q, calibration or sequences, integer_lstm=signature == "classify"
+                )
                 name = classifier_filename(signature, q)
-                flatbuffer = with_metadata(flatbuffer, {JSON_ENTRY: {
-                    "kind": KIND, "signature": signature, "metadata": metadata or {}}})
+                flatbuffer = with_metadata(
+                    flatbuffer,
+                    {
+                        JSON_ENTRY: {
+                            "kind": KIND,
+                            "signature": signature,
+                            "metadata": metadata or {},
+                        }
+                    },
+                )
                 probabilities = classify_file(flatbuffer, sequences, signature=signature)
-                score = {"metric": metric, "keras": keras_score,
-                         "tflite": model.quality(probabilities, labels)[1]}
-                report = {"max_abs_diff": {signature: float(np.abs(
-                    probabilities - reference).max())}, "sequences": len(sequences),
-                    "score": score}
+                score = {
+                    "metric": metric,
+                    "keras": keras_score,
+                    "tflite": model.quality(probabilities, labels)[1],
+                }
+                report = {
+                    "max_abs_diff": {signature: float(np.abs(probabilities - reference).max())},
+                    "sequences": len(sequences),
+                    "score": score,
+                }
                 if q == "none":
                     check_parity(report, tolerance, name)
-                write_gated(staging, manifest, rejected, q, flatbuffer, report, max_quality_loss,
-                            allow_quality_loss, name=name, signature=signature,
-                            fused_lstm_layers=len(module.fused_specs),
-                            accuracy=1.0 - score["tflite"] / 100.0)
+                write_gated(
+                    staging,
+                    manifest,
+                    rejected,
+                    q,
+                    flatbuffer,
+                    report,
+                    max_quality_loss,
+                    allow_quality_loss,
+                    name=name,
+                    signature=signature,
+                    fused_lstm_layers=len(module.fused_specs),
+                    accuracy=1.0 - score["tflite"] / 100.0,
+                )
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
     if rejected and not allow_quality_loss:
@@ -211,8 +287,10 @@ def _saved_model(module, path, sequence) -> dict:
     """Write `module`'s `classify` as a SavedModel; the reloaded signature's max abs
     difference from the module on `sequence` (x, length)."""
     tf.saved_model.save(module, path, signatures=module.signatures())
-    inputs = {"x": tf.constant(window(sequence[0], module.seq_len)[None]),
-              "length": tf.constant([min(sequence[1], module.seq_len)], tf.int32)}
+    inputs = {
+        "x": tf.constant(window(sequence[0], module.seq_len)[None]),
+        "length": tf.constant([min(sequence[1], module.seq_len)], tf.int32),
+    }
     reloaded = tf.saved_model.load(path).signatures["classify"](**inputs)["probabilities"]
     expected = module.classify(**inputs)["probabilities"]
     return {"reload_max_abs_diff": float(np.abs(reloaded.numpy() - expected.numpy()).max())}

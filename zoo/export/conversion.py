@@ -14,9 +14,7 @@ from zoo.export.quantization import int8_file, widen_zero_ranges
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # Ops that must never appear: loops, resource variables, and TF kernels (Flex).
-FORBIDDEN_OPS = frozenset(
-    {"WHILE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
-)
+FORBIDDEN_OPS = frozenset({"WHILE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"})
 
 
 def check_quantize(quantize: str) -> str:
@@ -54,9 +52,7 @@ def convert(module, quantize="none", representative_data=None, integer_lstm=Fals
             "layers then run unrolled)."
         )
     signatures = module.signatures()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        list(signatures.values()), module
-    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(list(signatures.values()), module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -71,7 +67,8 @@ def convert(module, quantize="none", representative_data=None, integer_lstm=Fals
         samples = module.calibration_samples(representative_data)
         if len(signatures) == 1:  # the converter's name for it, until `_renamed_signature`
             converter.representative_dataset = lambda: (
-                ("serving_default", inputs) for _, inputs in samples())
+                ("serving_default", inputs) for _, inputs in samples()
+            )
         else:
             converter.representative_dataset = samples
     logger, level = tf.get_logger(), tf.get_logger().level
@@ -81,8 +78,9 @@ def convert(module, quantize="none", representative_data=None, integer_lstm=Fals
         warnings.filterwarnings("ignore", "(?s).*tf.lite.Interpreter is deprecated")
         logger.setLevel("WARNING")
         try:
-            flatbuffer = (int8_file(converter, integer_lstm) if quantize == "int8"
-                          else converter.convert())
+            flatbuffer = (
+                int8_file(converter, integer_lstm) if quantize == "int8" else converter.convert()
+            )
         finally:
             logger.setLevel(level)
     if quantize == "int8":  # XNNPACK-safe scales; one tensor per weight, not per step's read

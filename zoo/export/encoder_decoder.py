@@ -38,18 +38,24 @@ class Seq2SeqModule(tf.Module):
         start_id, end_id, max_length: the greedy search of the SavedModel's `translate`.
     """
 
-    def __init__(self, model, max_source_len=64, batch_size=1, start_id=2, end_id=3,
-                 max_length=100):
+    def __init__(
+        self, model, max_source_len=64, batch_size=1, start_id=2, end_id=3, max_length=100
+    ):
         super().__init__(name="zoo_seq2seq")
-        for name, value in (("max_source_len", max_source_len), ("batch_size", batch_size),
-                            ("max_length", max_length)):
+        for name, value in (
+            ("max_source_len", max_source_len),
+            ("batch_size", batch_size),
+            ("max_length", max_length),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(
                     f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
                 )
         if not isinstance(model, EncoderDecoder):
-            raise TypeError(f"{type(model).__name__} is not an EncoderDecoder "
-                            "(zoo.models.protocol): export it with `export_model`")
+            raise TypeError(
+                f"{type(model).__name__} is not an EncoderDecoder "
+                "(zoo.models.protocol): export it with `export_model`"
+            )
         if not model.built:
             model.build()
         keras_variables = list(model.variables)
@@ -58,8 +64,9 @@ class Seq2SeqModule(tf.Module):
         self.start_id = start_id
         probe = model.encode(np.ones((batch_size, max_source_len), np.int32))["states"]
         shapes = [[tuple(state.shape) for state in group] for group in probe]
-        self.state_names = tuple(f"state_{i}_{j}" for i, layer in enumerate(shapes)
-                                 for j in range(len(layer)))
+        self.state_names = tuple(
+            f"state_{i}_{j}" for i, layer in enumerate(shapes) for j in range(len(layer))
+        )
 
         def scope():
             values = [w.read_value() for w in self.weights]
@@ -68,8 +75,8 @@ class Seq2SeqModule(tf.Module):
         def nested(states):
             states, layers = list(states), []
             for layer in shapes:
-                layers.append(states[:len(layer)])
-                states = states[len(layer):]
+                layers.append(states[: len(layer)])
+                states = states[len(layer) :]
             return layers
 
         def named(states):
@@ -78,13 +85,20 @@ class Seq2SeqModule(tf.Module):
         def encode(source):
             with scope(), exporting(fuse="none"):
                 encoded = model.encode(source)
-            return {"memory": encoded["memory"], "keys": encoded["keys"],
-                    "source_mask": tf.cast(encoded["mask"], tf.float32),
-                    **named(encoded["states"])}
+            return {
+                "memory": encoded["memory"],
+                "keys": encoded["keys"],
+                "source_mask": tf.cast(encoded["mask"], tf.float32),
+                **named(encoded["states"]),
+            }
 
         def decode_step(ids, memory, keys, source_mask, *states):
-            encoded = {"memory": memory, "keys": keys, "mask": source_mask,
-                       "states": nested(states)}
+            encoded = {
+                "memory": memory,
+                "keys": keys,
+                "mask": source_mask,
+                "states": nested(states),
+            }
             with scope():
                 logits, encoded, weights = model.decode_step(ids, encoded, attention=True)
             return {"logits": logits, "attention": weights, **named(encoded["states"])}
@@ -99,15 +113,18 @@ class Seq2SeqModule(tf.Module):
         outputs = self.encode.get_concrete_function().structured_outputs
         step_spec = [tf.TensorSpec((batch_size,), tf.int32, name="ids")] + [
             tf.TensorSpec(outputs[name].shape, tf.float32, name=name)
-            for name in ("memory", "keys", "source_mask", *self.state_names)]
+            for name in ("memory", "keys", "source_mask", *self.state_names)
+        ]
         self.decode_step = tf.function(decode_step, input_signature=step_spec, autograph=False)
         self.translate = tf.function(translate, input_signature=[source_spec])
         self.fused_specs = ()  # no fused LSTM op: `tflite.convert` completes nothing
 
     def signatures(self) -> dict:
         """The TFLite signatures: `encode` and `decode_step`."""
-        return {"encode": self.encode.get_concrete_function(),
-                "decode_step": self.decode_step.get_concrete_function()}
+        return {
+            "encode": self.encode.get_concrete_function(),
+            "decode_step": self.decode_step.get_concrete_function(),
+        }
 
     def run(self, signature, inputs) -> dict:
         """Call `encode` or `decode_step` with inputs given by name, as in TFLite."""

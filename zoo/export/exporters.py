@@ -118,8 +118,10 @@ def export_model(
         allow_quality_loss: write such files anyway (the manifest records their loss).
     """
     if isinstance(model, EncoderDecoder):
-        raise ValueError(f"Model {model.name!r} is an encoder-decoder: export it with "
-                         "`zoo.export.export_seq2seq`")
+        raise ValueError(
+            f"Model {model.name!r} is an encoder-decoder: export it with "
+            "`zoo.export.export_seq2seq`"
+        )
     formats = as_list(format, "format", FORMATS)
     quantizations = as_list(quantize, "quantize", conversion.QUANTIZATIONS)
     check_out_dir(out_dir, "model")  # before any conversion work
@@ -143,18 +145,25 @@ def export_model(
             {"cell": name, "units": units, "fused": fused, "state_shapes": list(map(list, shapes))}
             for name, units, fused, shapes in module.layout
         ],
-        "signatures": {name: signature_shapes(getattr(module, name))
-                       for name in module.signatures()},
+        "signatures": {
+            name: signature_shapes(getattr(module, name)) for name in module.signatures()
+        },
         "files": {},
         "rejected": {},
-        "quality_gate": {"max_loss": max_quality_loss, "allowed": bool(allow_quality_loss),
-                         "metric": metric, "unit": unit_of(metric)},
+        "quality_gate": {
+            "max_loss": max_quality_loss,
+            "allowed": bool(allow_quality_loss),
+            "metric": metric,
+            "unit": unit_of(metric),
+        },
         "metadata": metadata or {},
     }
     rejected = {}
     phases = ("saved_model" in formats) + len(quantizations) * ("tflite" in formats)
-    with atomic_directory(out_dir, "model") as staging, tqdm(
-            total=phases, desc="export", unit="file", disable=None, leave=False) as progress:
+    with (
+        atomic_directory(out_dir, "model") as staging,
+        tqdm(total=phases, desc="export", unit="file", disable=None, leave=False) as progress,
+    ):
         if "saved_model" in formats:
             progress.set_postfix_str("saved_model")
             path = os.path.join(staging, "saved_model")
@@ -176,14 +185,25 @@ def export_model(
                     source = module_for("standard" if surgery else fuse, share_weights=False)
                 elif q == "int8":  # unfused: its matmuls become int8 FULLY_CONNECTED ops
                     source = module_for("none", share_weights=False)
-                flatbuffer = with_metadata(conversion.convert(source, q, calibration),
-                                           {JSON_ENTRY: {k: manifest[k] for k in DEVICE_KEYS}})
+                flatbuffer = with_metadata(
+                    conversion.convert(source, q, calibration),
+                    {JSON_ENTRY: {k: manifest[k] for k in DEVICE_KEYS}},
+                )
                 report = parity(model, flatbuffer, sequences)
                 if q == "none":
                     check_parity(report, tolerance, name)
                 progress.update()
-                write_gated(staging, manifest, rejected, q, flatbuffer, report, max_quality_loss,
-                            allow_quality_loss, fused_lstm_layers=len(source.fused_specs))
+                write_gated(
+                    staging,
+                    manifest,
+                    rejected,
+                    q,
+                    flatbuffer,
+                    report,
+                    max_quality_loss,
+                    allow_quality_loss,
+                    fused_lstm_layers=len(source.fused_specs),
+                )
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
     if rejected and not allow_quality_loss:
@@ -191,10 +211,25 @@ def export_model(
     return manifest
 
 
-def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_model", "tflite"),
-                   quantize="none", max_source_len=64, max_length=100, tolerance=1e-4,
-                   metadata=None, files=None, targets=None, calibration=None, bleu=None,
-                   max_quality_loss=0.05, allow_quality_loss=False):
+def export_seq2seq(
+    model,
+    out_dir,
+    sources,
+    start_id,
+    end_id,
+    format=("saved_model", "tflite"),
+    quantize="none",
+    max_source_len=64,
+    max_length=100,
+    tolerance=1e-4,
+    metadata=None,
+    files=None,
+    targets=None,
+    calibration=None,
+    bleu=None,
+    max_quality_loss=0.05,
+    allow_quality_loss=False,
+):
     """Export an encoder-decoder for serving and for mobile; returns the manifest.
 
     Writes into `out_dir` (new, empty or an earlier export: see `check_out_dir`) `saved_model/`
@@ -240,19 +275,24 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
     for source in sources + [source for source, _ in calibration or ()]:
         module.pad(source)  # a clear error for a sentence longer than max_source_len
     manifest = {
-        "format": EXPORT_FORMAT, "kind": "seq2seq",
+        "format": EXPORT_FORMAT,
+        "kind": "seq2seq",
         "model": model.name,
         "config": {k: v for k, v in model.get_config().items() if k != "dtype"},
         "start_id": int(start_id),
         "end_id": int(end_id),
         "max_source_len": max_source_len,
         "max_length": max_length,
-        "signatures": {name: signature_shapes(getattr(module, name))
-                       for name in ("encode", "decode_step")},
+        "signatures": {
+            name: signature_shapes(getattr(module, name)) for name in ("encode", "decode_step")
+        },
         "files": {},
         "rejected": {},
-        "quality_gate": {"max_loss": max_quality_loss, "allowed": bool(allow_quality_loss),
-                         "unit": "bits per target token, teacher-forced"},
+        "quality_gate": {
+            "max_loss": max_quality_loss,
+            "allowed": bool(allow_quality_loss),
+            "unit": "bits per target token, teacher-forced",
+        },
         "extra_files": extra_files,
         "metadata": metadata or {},
     }
@@ -260,22 +300,40 @@ def export_seq2seq(model, out_dir, sources, start_id, end_id, format=("saved_mod
     with atomic_directory(out_dir, "seq2seq", extra_files) as staging:
         if "saved_model" in formats:
             path = os.path.join(staging, "saved_model")
-            tf.saved_model.save(module, path, signatures={
-                **module.signatures(), "translate": module.translate.get_concrete_function()})
-            manifest["files"]["saved_model"] = _reload_check(module, path, sources, model,
-                                                             start_id, end_id, max_length)
+            tf.saved_model.save(
+                module,
+                path,
+                signatures={
+                    **module.signatures(),
+                    "translate": module.translate.get_concrete_function(),
+                },
+            )
+            manifest["files"]["saved_model"] = _reload_check(
+                module, path, sources, model, start_id, end_id, max_length
+            )
         if "tflite" in formats:
-            device = {JSON_ENTRY: {k: v for k, v in manifest.items()
-                                   if k not in ("files", "rejected")}, **(files or {})}
+            device = {
+                JSON_ENTRY: {k: v for k, v in manifest.items() if k not in ("files", "rejected")},
+                **(files or {}),
+            }
             for q in quantizations:
                 flatbuffer = with_metadata(conversion.convert(module, q, calibration), device)
                 name = tflite_filename(q)
-                report = translator_parity(model, flatbuffer, sources, start_id, end_id,
-                                           max_length, targets, bleu)
+                report = translator_parity(
+                    model, flatbuffer, sources, start_id, end_id, max_length, targets, bleu
+                )
                 if q == "none":
                     check_translator_parity(report, tolerance, name)
-                write_gated(staging, manifest, rejected, q, flatbuffer, report,
-                            max_quality_loss, allow_quality_loss)
+                write_gated(
+                    staging,
+                    manifest,
+                    rejected,
+                    q,
+                    flatbuffer,
+                    report,
+                    max_quality_loss,
+                    allow_quality_loss,
+                )
         for name, data in (files or {}).items():
             with open(os.path.join(staging, name), "wb") as f:
                 f.write(data)
@@ -294,5 +352,7 @@ def _reload_check(module, path, sources, model, start_id, end_id, max_length):
     memory = reloaded["encode"](source=source)["memory"]
     ids = reloaded["translate"](source=source)["ids"].numpy()
     expected, _ = model.generate(source, start_id, end_id, max_length=max_length)
-    return {"reload_max_abs_diff": float(np.abs(memory - module.encode(source)["memory"]).max()),
-            "translate_equal": bool(np.array_equal(ids, expected))}
+    return {
+        "reload_max_abs_diff": float(np.abs(memory - module.encode(source)["memory"]).max()),
+        "translate_equal": bool(np.array_equal(ids, expected)),
+    }

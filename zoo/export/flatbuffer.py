@@ -34,12 +34,17 @@ def _constant_key(model: schema.ModelT, tensor: schema.TensorT):
 
     def values(name):
         value = getattr(q, name, None) if q is not None else None
-        return None if value is None else tuple(value.tolist() if hasattr(value, "tolist")
-                                                else value)
+        return (
+            None if value is None else tuple(value.tolist() if hasattr(value, "tolist") else value)
+        )
 
-    return (tensor.buffer, tensor.type, tuple(tensor.shape.tolist()),
-            *(values(name) for name in ("scale", "zeroPoint", "min", "max")),
-            getattr(q, "quantizedDimension", 0) if q is not None else 0)
+    return (
+        tensor.buffer,
+        tensor.type,
+        tuple(tensor.shape.tolist()),
+        *(values(name) for name in ("scale", "zeroPoint", "min", "max")),
+        getattr(q, "quantizedDimension", 0) if q is not None else 0,
+    )
 
 
 def _renumbered(moved: dict, indices):
@@ -67,8 +72,10 @@ def share_constants(model: schema.ModelT) -> None:
         moved[-1] = -1  # an omitted optional input
         renumbered = functools.partial(_renumbered, moved)
         subgraph.tensors = [subgraph.tensors[i] for i in kept]
-        subgraph.inputs, subgraph.outputs = (renumbered(subgraph.inputs),
-                                             renumbered(subgraph.outputs))
+        subgraph.inputs, subgraph.outputs = (
+            renumbered(subgraph.inputs),
+            renumbered(subgraph.outputs),
+        )
         for op in subgraph.operators:
             op.inputs, op.outputs = renumbered(op.inputs), renumbered(op.outputs)
             op.intermediates = renumbered(op.intermediates)

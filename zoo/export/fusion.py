@@ -82,8 +82,7 @@ class FusedLSTM:
     @property
     def standard(self) -> bool:
         """Whether the converter alone produces this op (no surgery but the clip)."""
-        return not (self.cifg or self.peepholes or self.projection is not None
-                    or self.layer_norm)
+        return not (self.cifg or self.peepholes or self.projection is not None or self.layer_norm)
 
 
 def _gate_blocks(gates, weight):
@@ -92,13 +91,17 @@ def _gate_blocks(gates, weight):
 
 def fusible(structure) -> bool:
     """Whether the op computes a cell of this declared structure exactly."""
-    return (isinstance(structure, LSTMStructure)
-            and structure.activation == "tanh" and structure.recurrent_activation == "sigmoid"
-            and structure.input_activation and structure.output_activation
-            and structure.gates == (("i", "c", "o") if structure.coupled else LSTM_GATES)
-            and structure.peepholes in ((), tuple(g for g in structure.gates if g != "c"))
-            and not structure.cell_norm
-            and (structure.epsilon or 0.0) <= MAX_LAYER_NORM_EPSILON)
+    return (
+        isinstance(structure, LSTMStructure)
+        and structure.activation == "tanh"
+        and structure.recurrent_activation == "sigmoid"
+        and structure.input_activation
+        and structure.output_activation
+        and structure.gates == (("i", "c", "o") if structure.coupled else LSTM_GATES)
+        and structure.peepholes in ((), tuple(g for g in structure.gates if g != "c"))
+        and not structure.cell_norm
+        and (structure.epsilon or 0.0) <= MAX_LAYER_NORM_EPSILON
+    )
 
 
 def lstm_spec(cell, value=keras.ops.convert_to_numpy) -> FusedLSTM | None:
@@ -111,8 +114,11 @@ def lstm_spec(cell, value=keras.ops.convert_to_numpy) -> FusedLSTM | None:
     gates = structure.gates
     kernel = _gate_blocks(gates, value(cell.kernel))
     recurrent = _gate_blocks(gates, value(cell.recurrent_kernel))
-    bias = (_gate_blocks(gates, value(cell.bias)) if cell.use_bias
-            else {g: np.zeros(cell.units, np.float32) for g in gates})
+    bias = (
+        _gate_blocks(gates, value(cell.bias))
+        if cell.use_bias
+        else {g: np.zeros(cell.units, np.float32) for g in gates}
+    )
     peep = {g: value(getattr(cell, f"peephole_{g}")) for g in structure.peepholes}
     spec = {}
     if structure.coupled:
@@ -182,9 +188,14 @@ def fused_sequence(function, spec, inputs, states):
     ones, so it gets private copies: anything else reading `states` (`final_states`) would
     otherwise read them after the op ran, and the next call would start from them.
     """
-    return function(inputs, _private_copy(states[0], inputs, 0),
-                    _private_copy(states[1], inputs, 1), spec.kernel, spec.recurrent_kernel,
-                    spec.bias)[1]
+    return function(
+        inputs,
+        _private_copy(states[0], inputs, 0),
+        _private_copy(states[1], inputs, 1),
+        spec.kernel,
+        spec.recurrent_kernel,
+        spec.bias,
+    )[1]
 
 
 def _op_gates(spec, per_gate=True):
@@ -194,8 +205,10 @@ def _op_gates(spec, per_gate=True):
     gate block, as the converted op does (`per_gate`), or one over all four gates, as the
     cell's own step does: whichever the file already holds, so that it stores each weight once
     (the converter merges equal float constants; a quantiser quantises each op's own)."""
-    blocks = {g: np.split(w, 4, axis=-1) for g, w in
-              (("x", spec.kernel), ("r", spec.recurrent_kernel), ("b", spec.bias))}
+    blocks = {
+        g: np.split(w, 4, axis=-1)
+        for g, w in (("x", spec.kernel), ("r", spec.recurrent_kernel), ("b", spec.bias))
+    }
     peepholes = dict(zip("ifo", spec.peepholes or (None,) * 3))
     norms = dict(zip("ifco", spec.layer_norm or (None,) * 4))
 
@@ -254,8 +267,11 @@ def final_states(spec, inputs, outputs, states, per_gate=True):
     batch, time = outputs.shape[0], outputs.shape[1]
     previous = tf.concat([r[:, None], outputs[:, :-1]], axis=1)
     linear, _, cell_update = _op_gates(spec, per_gate)
-    z = linear(tf.reshape(inputs, (batch * time, -1)),
-               tf.reshape(previous, (batch * time, -1)), indices=range(3))
+    z = linear(
+        tf.reshape(inputs, (batch * time, -1)),
+        tf.reshape(previous, (batch * time, -1)),
+        indices=range(3),
+    )
     z = {i: tf.reshape(value, (batch, time, -1)) for i, value in z.items()}
     if spec.peepholes:
         for t in range(time):
@@ -315,8 +331,9 @@ def completed(flatbuffer: bytes, specs) -> bytes:
             inputs = list(op.inputs)
             extras = []
             if spec.peepholes:
-                extras += zip(PEEPHOLE_SLOTS, spec.peepholes, ("peephole_i", "peephole_f",
-                                                              "peephole_o"))
+                extras += zip(
+                    PEEPHOLE_SLOTS, spec.peepholes, ("peephole_i", "peephole_f", "peephole_o")
+                )
             if spec.projection is not None:
                 extras.append((PROJECTION_SLOT, spec.projection, "projection"))
             if spec.layer_norm:

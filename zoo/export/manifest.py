@@ -57,8 +57,7 @@ def _is_export_file(folder, name, extras) -> bool:
         return False
     if name == "saved_model":
         return os.path.isdir(path)
-    return os.path.isfile(path) and (name == MANIFEST or name.endswith(".tflite")
-                                     or name in extras)
+    return os.path.isfile(path) and (name == MANIFEST or name.endswith(".tflite") or name in extras)
 
 
 def check_out_dir(path, kind, extra_files=()) -> bool:
@@ -84,8 +83,9 @@ def check_out_dir(path, kind, extra_files=()) -> bool:
     extras = set(extra_files) | (_extras_of(manifest) if found else set())
     strangers = [name for name in names if not _is_export_file(path, name, extras)]
     if strangers:
-        raise ValueError(f"{path}: holds files that are not an lstm-zoo export "
-                         f"(e.g. {strangers[0]}); {_CHOOSE}")
+        raise ValueError(
+            f"{path}: holds files that are not an lstm-zoo export (e.g. {strangers[0]}); {_CHOOSE}"
+        )
     if found is None:
         raise ValueError(f"{path}: holds no lstm-zoo export {MANIFEST}; {_CHOOSE}")
     if found != kind:
@@ -158,25 +158,44 @@ def parity_inputs(module, representative_data, seed=0):
 def signature_shapes(function):
     """{inputs, outputs} of a tf.function signature: name -> shape and dtype."""
     concrete = function.get_concrete_function()
-    inputs = {s.name: {"shape": s.shape.as_list(), "dtype": s.dtype.name}
-              for s in function.input_signature}
-    outputs = {name: {"shape": s.shape.as_list(), "dtype": s.dtype.name}
-               for name, s in concrete.structured_outputs.items()}
+    inputs = {
+        s.name: {"shape": s.shape.as_list(), "dtype": s.dtype.name}
+        for s in function.input_signature
+    }
+    outputs = {
+        name: {"shape": s.shape.as_list(), "dtype": s.dtype.name}
+        for name, s in concrete.structured_outputs.items()
+    }
     return {"inputs": inputs, "outputs": outputs}
 
 
-def write_gated(staging, manifest, rejected, quantize, flatbuffer, report, max_quality_loss,
-                allow_quality_loss, name=None, **details) -> None:
+def write_gated(
+    staging,
+    manifest,
+    rejected,
+    quantize,
+    flatbuffer,
+    report,
+    max_quality_loss,
+    allow_quality_loss,
+    name=None,
+    **details,
+) -> None:
     """Write a converted file into `staging` (as `name`, default `tflite_filename`) and
     describe it in `manifest["files"]`, unless it is quantised and loses more than
     `max_quality_loss` (its `parity` report's score): then its score goes into `rejected`,
     and the file is written only with `allow_quality_loss` (else it is described in
     `manifest["rejected"]`)."""
     name = name or tflite_filename(quantize)
-    entry = {"quantize": quantize, "bytes": len(flatbuffer), "ops": conversion.ops_used(flatbuffer),
-             **details, "parity": report,
-             "quality_metric": report.get("score", {}).get("metric"),
-             "quality_loss": quality_loss(report)}
+    entry = {
+        "quantize": quantize,
+        "bytes": len(flatbuffer),
+        "ops": conversion.ops_used(flatbuffer),
+        **details,
+        "parity": report,
+        "quality_metric": report.get("score", {}).get("metric"),
+        "quality_loss": quality_loss(report),
+    }
     loss = entry["quality_loss"]
     if quantize != "none" and loss is not None and loss > max_quality_loss:
         rejected[name] = report["score"]

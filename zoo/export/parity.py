@@ -48,9 +48,13 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
             step.reset()
             streamed = np.stack([step(sequence[:, t]) for t in range(sequence.shape[1])], 1)
             diffs["step"] = max(diffs["step"], float(np.abs(streamed - expected).max()))
-            diffs["predict_states"] = max(diffs["predict_states"], max(
-                float(np.abs(predict.states[name] - step.states[name]).max())
-                for name in step.state_names))
+            diffs["predict_states"] = max(
+                diffs["predict_states"],
+                max(
+                    float(np.abs(predict.states[name] - step.states[name]).max())
+                    for name in step.state_names
+                ),
+            )
         keras_outputs.append(expected)
         tflite_outputs.append(predicted)
         inputs.append(sequence)
@@ -61,8 +65,11 @@ def parity(model, flatbuffer: bytes, sequences, num_threads: int = 2) -> dict:
     score = _scorer(as_step_model(model), data, expected)
     if score is not None:
         metric, function = score
-        report["score"] = {"metric": metric, "keras": function(expected),
-                           "tflite": function(np.concatenate(tflite_outputs))}
+        report["score"] = {
+            "metric": metric,
+            "keras": function(expected),
+            "tflite": function(np.concatenate(tflite_outputs)),
+        }
         report[metric] = {k: report["score"][k] for k in ("keras", "tflite")}
     return report
 
@@ -99,9 +106,12 @@ def check_parity(report: dict, tolerance: float = 1e-4, name: str = "model.tflit
         )
 
 
-UNITS = {"bits_per_token": "bits/token", "nats_per_step": "nats/step",
-         "kl_bits_per_step": "bits/step of KL divergence from Keras",
-         "error_percent": "% misclassified"}
+UNITS = {
+    "bits_per_token": "bits/token",
+    "nats_per_step": "nats/step",
+    "kl_bits_per_step": "bits/step of KL divergence from Keras",
+    "error_percent": "% misclassified",
+}
 
 
 def unit_of(metric: str | None) -> str | None:
@@ -113,13 +123,16 @@ def unit_of(metric: str | None) -> str | None:
 def quality_error(rejected: dict, max_quality_loss: float, out_dir) -> QualityError:
     """The `QualityError` for the quantised files in `rejected` (file name -> its report's
     `score`): which file, by how much, and what to try."""
-    worst = ", ".join(f"{name} {s['tflite']:.3f} {unit_of(s['metric'])} against "
-                      f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
-                      for name, s in rejected.items())
+    worst = ", ".join(
+        f"{name} {s['tflite']:.3f} {unit_of(s['metric'])} against "
+        f"{s['keras']:.3f} in Keras (+{s['tflite'] - s['keras']:.3f})"
+        for name, s in rejected.items()
+    )
     return QualityError(
         f"{worst}: more than the allowed loss of {max_quality_loss:g}, so not written (the "
         f"other files are in {out_dir}); use --quantize=dynamic or float16, or pass "
-        "--allow_quality_loss to keep it")
+        "--allow_quality_loss to keep it"
+    )
 
 
 def quality_loss(report: dict) -> float | None:
@@ -133,8 +146,9 @@ def _max_diff(a, b):
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())
 
 
-def translator_parity(model, flatbuffer, sources, start_id, end_id, max_length=100, targets=None,
-           bleu=None):
+def translator_parity(
+    model, flatbuffer, sources, start_id, end_id, max_length=100, targets=None, bleu=None
+):
     """Compare a translator .tflite file with `model` on sentences (lists of source ids).
 
     Each sentence is encoded by both (memory, keys and states compared at its real
@@ -155,21 +169,34 @@ def translator_parity(model, flatbuffer, sources, start_id, end_id, max_length=1
         raise ValueError(f"Parity got {len(targets)} targets for {len(sources)} sources")
     translator = TFLiteTranslator(flatbuffer)
     diffs = {"encode": 0.0, "decode_step": 0.0}
-    translations = [_sentence_parity(model, translator, source, start_id, end_id, max_length,
-                                     diffs) for source in sources]
-    report = {"max_abs_diff": diffs, "sentences": len(sources),
-              "greedy_equal": sum(ids == expected for ids, expected in translations)
-              / len(sources)}
+    translations = [
+        _sentence_parity(model, translator, source, start_id, end_id, max_length, diffs)
+        for source in sources
+    ]
+    report = {
+        "max_abs_diff": diffs,
+        "sentences": len(sources),
+        "greedy_equal": sum(ids == expected for ids, expected in translations) / len(sources),
+    }
     if targets is not None:
-        bits = np.array([_teacher_forced_bits(model, translator, source, target, start_id)
-                         for source, target in zip(sources, targets)])
+        bits = np.array(
+            [
+                _teacher_forced_bits(model, translator, source, target, start_id)
+                for source, target in zip(sources, targets)
+            ]
+        )
         tokens = sum(len(target) for target in targets)
-        report["score"] = {"metric": "bits_per_token", "keras": bits[:, 0].sum() / tokens,
-                           "tflite": bits[:, 1].sum() / tokens}
+        report["score"] = {
+            "metric": "bits_per_token",
+            "keras": bits[:, 0].sum() / tokens,
+            "tflite": bits[:, 1].sum() / tokens,
+        }
         report["bits_per_token"] = {k: report["score"][k] for k in ("keras", "tflite")}
     if bleu is not None:
-        report["bleu_greedy"] = {"keras": float(bleu([e for _, e in translations])),
-                                 "tflite": float(bleu([ids for ids, _ in translations]))}
+        report["bleu_greedy"] = {
+            "keras": float(bleu([e for _, e in translations])),
+            "tflite": float(bleu([ids for ids, _ in translations])),
+        }
     return report
 
 
@@ -182,20 +209,26 @@ def _sentence_parity(model, translator, source, start_id, end_id, max_length, di
         diffs["encode"],
         _max_diff(exported["memory"][:, :n], encoded["memory"]),
         _max_diff(exported["keys"][:, :n], encoded["keys"]),
-        *(_max_diff(exported[name], s) for name, s in
-          zip(_state_keys(exported), tf.nest.flatten(encoded["states"]))),
+        *(
+            _max_diff(exported[name], s)
+            for name, s in zip(_state_keys(exported), tf.nest.flatten(encoded["states"]))
+        ),
     )
 
     def compare(token, outputs):
         nonlocal encoded
-        logits, encoded, weights = model.decode_step(np.array([token], np.int32), encoded,
-                                                     attention=True)
+        logits, encoded, weights = model.decode_step(
+            np.array([token], np.int32), encoded, attention=True
+        )
         states = encoded["states"]
         diffs["decode_step"] = max(
-            diffs["decode_step"], _max_diff(outputs["logits"], logits),
+            diffs["decode_step"],
+            _max_diff(outputs["logits"], logits),
             _max_diff(outputs["attention"][:, :n], weights),
-            *(_max_diff(outputs[name], s) for name, s in
-              zip(_state_keys(outputs), tf.nest.flatten(states))),
+            *(
+                _max_diff(outputs[name], s)
+                for name, s in zip(_state_keys(outputs), tf.nest.flatten(states))
+            ),
         )
 
     ids = translator.greedy(source, start_id, end_id, max_length, on_step=compare)
@@ -232,8 +265,12 @@ def check_translator_parity(report, tolerance, name):
     translation differs from Keras's."""
     worst = max(report["max_abs_diff"].items(), key=lambda item: item[1])
     if worst[1] > tolerance:
-        raise ParityError(f"{name}: the {worst[0]!r} signature differs from Keras by "
-                          f"{worst[1]:.3g} (max abs), more than the tolerance {tolerance:g}")
+        raise ParityError(
+            f"{name}: the {worst[0]!r} signature differs from Keras by "
+            f"{worst[1]:.3g} (max abs), more than the tolerance {tolerance:g}"
+        )
     if report["greedy_equal"] < 1.0:
-        raise ParityError(f"{name}: greedy translations differ from Seq2Seq.generate on "
-                          f"{1 - report['greedy_equal']:.0%} of the sentences")
+        raise ParityError(
+            f"{name}: greedy translations differ from Seq2Seq.generate on "
+            f"{1 - report['greedy_equal']:.0%} of the sentences"
+        )

@@ -66,19 +66,25 @@ class TFLiteStepper:
         """Outputs (B, len, ...) for `tokens` (B, len) or (len,) read from the current states,
         which then hold the states after the last token (None for no tokens)."""
         if not {"step", "predict"} <= set(self.signatures):
-            raise ValueError("prefill needs a streaming model (`step` and `predict` "
-                             f"signatures). Received: signatures={sorted(self.signatures)}")
+            raise ValueError(
+                "prefill needs a streaming model (`step` and `predict` "
+                f"signatures). Received: signatures={sorted(self.signatures)}"
+            )
         tokens = np.asarray(tokens, self.inputs["x"]["dtype"])
         tokens = tokens[None] if tokens.ndim == 1 else tokens
         predict = self.interpreter.get_signature_runner("predict")
         window = predict.get_input_details()["x"]["shape"][1]
         whole = tokens.shape[1] - tokens.shape[1] % window
-        outputs = [self._run(predict, tokens[:, start:start + window])["output"]
-                   for start in range(0, whole, window)]
+        outputs = [
+            self._run(predict, tokens[:, start : start + window])["output"]
+            for start in range(0, whole, window)
+        ]
         if whole < tokens.shape[1]:
             step = self.interpreter.get_signature_runner("step")
-            outputs += [self._run(step, tokens[:, t])["output"][:, None]
-                        for t in range(whole, tokens.shape[1])]
+            outputs += [
+                self._run(step, tokens[:, t])["output"][:, None]
+                for t in range(whole, tokens.shape[1])
+            ]
         return np.concatenate(outputs, axis=1) if outputs else None
 
 
@@ -92,8 +98,9 @@ def sample_next(logits, rng: np.random.Generator, temperature: float = 1.0) -> i
     return int(rng.choice(len(probs), p=probs / probs.sum()))
 
 
-def generate(step: Callable, prompt: Sequence[int], length: int, temperature: float = 1.0,
-             seed: int = 0) -> list[int]:
+def generate(
+    step: Callable, prompt: Sequence[int], length: int, temperature: float = 1.0, seed: int = 0
+) -> list[int]:
     """Token ids continuing `prompt` for `length` tokens, one `step(x_t) -> logits` at a time.
 
     `step` is a `TFLiteStepper` or any callable with the same contract (batch 1), so the same
@@ -121,8 +128,12 @@ def latency(call: Callable, steps: int = 200, warmup: int = 20) -> dict:
         call()
         times[i] = time.perf_counter() - start
     times *= 1e6
-    return {"mean_us": float(times.mean()), "p50_us": float(np.percentile(times, 50)),
-            "p90_us": float(np.percentile(times, 90)), "steps": steps}
+    return {
+        "mean_us": float(times.mean()),
+        "p50_us": float(np.percentile(times, 50)),
+        "p90_us": float(np.percentile(times, 90)),
+        "steps": steps,
+    }
 
 
 class TFLiteTranslator:
@@ -142,8 +153,9 @@ class TFLiteTranslator:
             interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
         missing = {"encode", "decode_step"} - set(interpreter.get_signature_list())
         if missing:
-            raise ValueError(f"The model lacks the signature(s) {sorted(missing)} of a "
-                             "translator export")
+            raise ValueError(
+                f"The model lacks the signature(s) {sorted(missing)} of a translator export"
+            )
         self.encode_runner = interpreter.get_signature_runner("encode")
         self.step_runner = interpreter.get_signature_runner("decode_step")
         self.max_source_len = int(self.encode_runner.get_input_details()["source"]["shape"][1])
@@ -184,12 +196,13 @@ def pad_source(source_ids, max_source_len):
     if they do not fit."""
     source_ids = np.asarray(source_ids, np.int32).reshape(-1)
     if len(source_ids) > max_source_len:
-        raise ValueError(f"The source holds {len(source_ids)} tokens, more than the exported "
-                         f"max_source_len={max_source_len}")
+        raise ValueError(
+            f"The source holds {len(source_ids)} tokens, more than the exported "
+            f"max_source_len={max_source_len}"
+        )
     padded = np.zeros((1, max_source_len), np.int32)
-    padded[0, :len(source_ids)] = source_ids
+    padded[0, : len(source_ids)] = source_ids
     return padded
-
 
 
 def bench_translator(path, steps=200, warmup=20, num_threads=2, source_length=None) -> dict:
@@ -204,14 +217,23 @@ def bench_translator(path, steps=200, warmup=20, num_threads=2, source_length=No
         nonlocal encoded
         encoded = translator.step(4, encoded)[1]
 
-    return {"encode": latency(lambda: translator.encode(source), max(1, steps // 10),
-                              max(1, warmup // 10)),
-            "decode_step": latency(step, steps, warmup),
-            "num_threads": num_threads, "bytes": os.path.getsize(path)}
+    return {
+        "encode": latency(
+            lambda: translator.encode(source), max(1, steps // 10), max(1, warmup // 10)
+        ),
+        "decode_step": latency(step, steps, warmup),
+        "num_threads": num_threads,
+        "bytes": os.path.getsize(path),
+    }
 
 
-def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
-                 num_threads: int = 2, signature: str = "step") -> dict:
+def bench_tflite(
+    path: str | os.PathLike,
+    steps: int = 200,
+    warmup: int = 20,
+    num_threads: int = 2,
+    signature: str = "step",
+) -> dict:
     """Per-call latency of a signature of a .tflite file in LiteRT, in microseconds.
 
     The inputs are zeros and the states are fed back, as in generation. Returns a dict with
@@ -229,8 +251,12 @@ def bench_tflite(path: str | os.PathLike, steps: int = 200, warmup: int = 20,
         return bench_translator(path, steps, warmup, num_threads)
     stepper = TFLiteStepper(path, num_threads=num_threads, signature=signature)
     x = np.zeros(stepper.inputs["x"]["shape"], stepper.inputs["x"]["dtype"])
-    return {"signature": signature, **latency(lambda: stepper(x), steps, warmup),
-            "num_threads": num_threads, "bytes": os.path.getsize(path)}
+    return {
+        "signature": signature,
+        **latency(lambda: stepper(x), steps, warmup),
+        "num_threads": num_threads,
+        "bytes": os.path.getsize(path),
+    }
 
 
 def window(x, seq_len) -> np.ndarray:
@@ -243,9 +269,11 @@ def classify_file(model, sequences, num_threads=1, signature=None) -> np.ndarray
     """Class probabilities (N, K) of a classifier .tflite file (a path or its bytes) over
     (x (T, C), length) pairs: its `classify` signature on each window, or, for a streaming
     file, `step` fed one sample at a time."""
-    interpreter = (Interpreter(model_content=bytes(model), num_threads=num_threads)
-                   if isinstance(model, (bytes, bytearray)) else
-                   Interpreter(model_path=str(model), num_threads=num_threads))
+    interpreter = (
+        Interpreter(model_content=bytes(model), num_threads=num_threads)
+        if isinstance(model, (bytes, bytearray))
+        else Interpreter(model_path=str(model), num_threads=num_threads)
+    )
     names = interpreter.get_signature_list()
     signature = signature or ("classify" if "classify" in names else "step")
     runner = interpreter.get_signature_runner(signature)
@@ -254,12 +282,15 @@ def classify_file(model, sequences, num_threads=1, signature=None) -> np.ndarray
     for x, length in sequences:
         if signature == "classify":
             seq_len = details["x"]["shape"][1]
-            results.append(runner(x=window(x, seq_len)[None], length=np.array(
-                [min(length, seq_len)], np.int32))["probabilities"][0])
+            results.append(
+                runner(
+                    x=window(x, seq_len)[None], length=np.array([min(length, seq_len)], np.int32)
+                )["probabilities"][0]
+            )
             continue
         states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "x"}
         for t in range(length):
-            outputs = runner(x=np.asarray(x[t:t + 1], np.float32), **states)
+            outputs = runner(x=np.asarray(x[t : t + 1], np.float32), **states)
             states = {n: outputs[n] for n in states}
         results.append(outputs["probabilities"][0])
     return np.array(results)

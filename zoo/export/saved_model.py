@@ -16,7 +16,9 @@ def reload_difference(module, path, sequence) -> float:
 
     The reload uses only `tf.saved_model.load` and the serving signature, as a user would.
     """
-    inputs = {"x": tf.constant(sequence, module.predict.input_signature[0].dtype),
-              **module.zero_states()}
+    inputs = {
+        "x": tf.constant(sequence, module.predict.input_signature[0].dtype),
+        **module.zero_states(),
+    }
     reloaded = tf.saved_model.load(str(path)).signatures["predict"](**inputs)["output"]
     return float(np.abs(reloaded.numpy() - module.run("predict", inputs)["output"].numpy()).max())

@@ -32,9 +32,15 @@ from zoo.models.protocol import as_step_model
 def _layout(scope) -> tuple:
     """Plain data on the recurrent layers that ran (tracked Keras objects would enter the
     SavedModel): (cell name, units, fused, state shapes) each, in call order."""
-    return tuple((getattr(layer.cell, "registry_name", type(layer.cell).__name__),
-                  int(getattr(layer.cell, "units", getattr(layer.cell, "filters", 0))),
-                  layer.spec is not None, tuple(layer.state_shapes)) for layer in scope.layers)
+    return tuple(
+        (
+            getattr(layer.cell, "registry_name", type(layer.cell).__name__),
+            int(getattr(layer.cell, "units", getattr(layer.cell, "filters", 0))),
+            layer.spec is not None,
+            tuple(layer.state_shapes),
+        )
+        for layer in scope.layers
+    )
 
 
 class InferenceModule(tf.Module):
@@ -64,10 +70,12 @@ class InferenceModule(tf.Module):
         for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(
-                    f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+                    f"Argument `{name}` must be a positive integer. Received: {name}={value!r}"
+                )
         if fuse not in FUSE_MODES:
-            raise ValueError(f"Argument `fuse` must be one of {', '.join(FUSE_MODES)}. "
-                             f"Received: fuse={fuse!r}")
+            raise ValueError(
+                f"Argument `fuse` must be one of {', '.join(FUSE_MODES)}. Received: fuse={fuse!r}"
+            )
         steps = as_step_model(model)
         keras_variables = list(model.variables)
         self.weights = [tf.Variable(v.value, trainable=False, name=v.name) for v in keras_variables]
@@ -80,8 +88,9 @@ class InferenceModule(tf.Module):
 
         shapes = [[tuple(s.shape) for s in group] for group in steps.initial_state(batch_size)]
         sizes = [len(group) for group in shapes]
-        self.state_names = tuple(f"state_{group}_{index}" for group, size in enumerate(sizes)
-                                 for index in range(size))
+        self.state_names = tuple(
+            f"state_{group}_{index}" for group, size in enumerate(sizes) for index in range(size)
+        )
 
         def grouped(flat):
             flat, groups = list(flat), []
@@ -106,14 +115,28 @@ class InferenceModule(tf.Module):
             return named(output, new_states)
 
         dtype, features = steps.step_input
-        state_specs = [tf.TensorSpec(shape, tf.float32, name=name) for name, shape in
-                       zip(self.state_names, (s for group in shapes for s in group))]
-        self.predict = tf.function(predict, autograph=False, input_signature=[
-            tf.TensorSpec((batch_size, seq_len, *features), dtype, name="x"), *state_specs])
+        state_specs = [
+            tf.TensorSpec(shape, tf.float32, name=name)
+            for name, shape in zip(self.state_names, (s for group in shapes for s in group))
+        ]
+        self.predict = tf.function(
+            predict,
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec((batch_size, seq_len, *features), dtype, name="x"),
+                *state_specs,
+            ],
+        )
         self.predict.get_concrete_function()  # traced now: its layout and fused layers
         if self.streaming:
-            self.step = tf.function(step, autograph=False, input_signature=[
-                tf.TensorSpec((batch_size, *features), dtype, name="x"), *state_specs])
+            self.step = tf.function(
+                step,
+                autograph=False,
+                input_signature=[
+                    tf.TensorSpec((batch_size, *features), dtype, name="x"),
+                    *state_specs,
+                ],
+            )
 
     def signatures(self) -> dict:
         """Signature name -> concrete function, for SavedModel and the TFLite converter."""
@@ -127,8 +150,10 @@ class InferenceModule(tf.Module):
 
     def zero_states(self) -> dict:
         """Signature inputs name -> zero array for every state tensor."""
-        return {spec.name: tf.zeros(spec.shape, spec.dtype).numpy()
-                for spec in self.predict.input_signature[1:]}
+        return {
+            spec.name: tf.zeros(spec.shape, spec.dtype).numpy()
+            for spec in self.predict.input_signature[1:]
+        }
 
     def calibration_samples(self, sequences):
         """int8 calibration samples for both signatures, drawn from real input sequences.

@@ -136,7 +136,6 @@ class LuongAttention(_Attention):
         return {**super().get_config(), "scaled": self.scaled}
 
 
-
 @ATTENTIONS.register("scaled_luong")
 class ScaledLuongAttention(LuongAttention):
     """`LuongAttention` with `scaled=True`: score(q_t, h_s) = q_tᵀ W h_s / sqrt(units)."""

@@ -25,5 +25,16 @@ from zoo.models import (
 )
 from zoo.models.protocol import StepModel
 
-__all__ = ["StepModel", "classifier", "ctc", "distributions", "forecaster", "harmony",
-           "language_model", "melody", "polyphonic", "protocol", "seq2seq"]
+__all__ = [
+    "StepModel",
+    "classifier",
+    "ctc",
+    "distributions",
+    "forecaster",
+    "harmony",
+    "language_model",
+    "melody",
+    "polyphonic",
+    "protocol",
+    "seq2seq",
+]

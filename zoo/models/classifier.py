@@ -18,8 +18,10 @@ FCN_FILTERS, FCN_KERNELS = (128, 256, 128), (8, 5, 3)
 def _per_channel(values, channels, name, default):
     values = [float(default)] * channels if values is None else [float(v) for v in values]
     if len(values) != channels:
-        raise ValueError(f"Argument `{name}` must hold one value per channel ({channels}). "
-                         f"Received: {name} of length {len(values)}")
+        raise ValueError(
+            f"Argument `{name}` must hold one value per channel ({channels}). "
+            f"Received: {name} of length {len(values)}"
+        )
     return values
 
 
@@ -73,20 +75,42 @@ class SequenceClassifier(keras.Model, Classifier):
     Attention Can Solve Some Long-Term Memory Problems", 2015 (attention pooling).
     """
 
-    def __init__(self, num_classes, channels, cell="lstm", units=64, layers=1,
-                 bidirectional=False, pooling="last", conv_filters=(), conv_kernels=(),
-                 dropout=0.0, mean=None, std=None, cell_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        num_classes,
+        channels,
+        cell="lstm",
+        units=64,
+        layers=1,
+        bidirectional=False,
+        pooling="last",
+        conv_filters=(),
+        conv_kernels=(),
+        dropout=0.0,
+        mean=None,
+        std=None,
+        cell_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for name, value in (("num_classes", num_classes), ("channels", channels),
-                            ("units", units), ("layers", layers)):
+        for name, value in (
+            ("num_classes", num_classes),
+            ("channels", channels),
+            ("units", units),
+            ("layers", layers),
+        ):
             check_units(name, value)
         if pooling not in POOLINGS:
-            raise ValueError(f"Argument `pooling` must be one of {', '.join(POOLINGS)}. "
-                             f"Received: pooling={pooling!r}")
+            raise ValueError(
+                f"Argument `pooling` must be one of {', '.join(POOLINGS)}. "
+                f"Received: pooling={pooling!r}"
+            )
         if len(conv_filters) != len(conv_kernels) or any(k < 2 for k in conv_kernels):
-            raise ValueError("Arguments `conv_filters` and `conv_kernels` must be of equal "
-                             "length, kernels of at least 2 steps. Received: conv_filters="
-                             f"{list(conv_filters)}, conv_kernels={list(conv_kernels)}")
+            raise ValueError(
+                "Arguments `conv_filters` and `conv_kernels` must be of equal "
+                "length, kernels of at least 2 steps. Received: conv_filters="
+                f"{list(conv_filters)}, conv_kernels={list(conv_kernels)}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
         self.num_classes, self.channels, self.cell, self.units = num_classes, channels, cell, units
@@ -99,22 +123,29 @@ class SequenceClassifier(keras.Model, Classifier):
             raise ValueError(f"Argument `std` must be positive. Received: std={self.std}")
         rank = cells.create(cell, units, **self.cell_kwargs).input_rank
         if rank != 1:
-            raise ValueError(f"Cell {cell!r} takes inputs of rank {rank} per step, not vectors "
-                             f"of readings. Received: cell={cell!r}")
+            raise ValueError(
+                f"Cell {cell!r} takes inputs of rank {rank} per step, not vectors "
+                f"of readings. Received: cell={cell!r}"
+            )
         self.recurrent = [
-            sequence_layer(cells.create(cell, units, **self.cell_kwargs),
-                           bidirectional=self.bidirectional, name=f"recurrent_{i}")
+            sequence_layer(
+                cells.create(cell, units, **self.cell_kwargs),
+                bidirectional=self.bidirectional,
+                name=f"recurrent_{i}",
+            )
             for i in range(layers)
         ]
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         if pooling == "attention":
             self.score_hidden = keras.layers.Dense(units, activation="tanh", name="score_hidden")
             self.score = keras.layers.Dense(1, use_bias=False, name="score")
-        self.convs = [keras.layers.Conv1D(f, k, padding="causal", use_bias=False,
-                                          name=f"conv_{i}")
-                      for i, (f, k) in enumerate(zip(conv_filters, conv_kernels))]
-        self.norms = [keras.layers.BatchNormalization(name=f"conv_norm_{i}")
-                      for i in range(len(self.convs))]
+        self.convs = [
+            keras.layers.Conv1D(f, k, padding="causal", use_bias=False, name=f"conv_{i}")
+            for i, (f, k) in enumerate(zip(conv_filters, conv_kernels))
+        ]
+        self.norms = [
+            keras.layers.BatchNormalization(name=f"conv_norm_{i}") for i in range(len(self.convs))
+        ]
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
 
     @property
@@ -137,8 +168,9 @@ class SequenceClassifier(keras.Model, Classifier):
 
     def normalize(self, x):
         """(x - μ) / σ per channel."""
-        return (ops.cast(x, self.compute_dtype) - ops.array(self.mean, self.compute_dtype)) \
-            / ops.array(self.std, self.compute_dtype)
+        return (
+            ops.cast(x, self.compute_dtype) - ops.array(self.mean, self.compute_dtype)
+        ) / ops.array(self.std, self.compute_dtype)
 
     def build(self, input_shape=None):
         """Create every weight by classifying a dummy sequence of two steps."""
@@ -181,15 +213,22 @@ class SequenceClassifier(keras.Model, Classifier):
         online softmax's running max score m, sum s and weighted sum), then each convolution's
         last k-1 inputs, then the convolutional branch's running sum and step count."""
         if self.bidirectional:
-            raise ValueError("A bidirectional classifier reads whole sequences: it has no "
-                             "streaming step (train with bidirectional=False to stream)")
+            raise ValueError(
+                "A bidirectional classifier reads whole sequences: it has no "
+                "streaming step (train with bidirectional=False to stream)"
+            )
         groups = [list(layer.cell.get_initial_state(batch_size)) for layer in self.recurrent]
         if self.pooling == "attention":
             width = self.recurrent[-1].cell.output_size
             # m_0 = 0 is exact (s_0 = 0 weighs it out) and keeps every state zero at the start;
             # exp(e - m) cannot underflow since |e| <= ||v||_1 (a tanh feeds the score).
-            groups.append([ops.zeros((batch_size, 1)), ops.zeros((batch_size, 1)),
-                           ops.zeros((batch_size, width))])
+            groups.append(
+                [
+                    ops.zeros((batch_size, 1)),
+                    ops.zeros((batch_size, 1)),
+                    ops.zeros((batch_size, width)),
+                ]
+            )
         width = self.channels
         for filters, kernel in zip(self.conv_filters, self.conv_kernels):
             groups.append([ops.zeros((batch_size, kernel - 1, width))])
@@ -239,12 +278,22 @@ class SequenceClassifier(keras.Model, Classifier):
         return ops.stack(outputs, 1), states
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes,
-                "channels": self.channels, "cell": self.cell, "units": self.units,
-                "layers": self.num_layers, "bidirectional": self.bidirectional,
-                "pooling": self.pooling, "conv_filters": self.conv_filters,
-                "conv_kernels": self.conv_kernels, "dropout": self.dropout_rate,
-                "mean": self.mean, "std": self.std, "cell_kwargs": self.cell_kwargs}
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "cell": self.cell,
+            "units": self.units,
+            "layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "pooling": self.pooling,
+            "conv_filters": self.conv_filters,
+            "conv_kernels": self.conv_kernels,
+            "dropout": self.dropout_rate,
+            "mean": self.mean,
+            "std": self.std,
+            "cell_kwargs": self.cell_kwargs,
+        }
 
 
 def _read(layer, h, lengths, training):

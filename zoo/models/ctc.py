@@ -1,9 +1,9 @@
 """Sequence labelling without alignment: a recurrent encoder trained with CTC.
 
-    model = CTCModel(num_labels=26, cell="lstm", units=128)
-    model.compile(optimizer="adam")               # the CTC loss is built in
-    model.fit({"features": x, "lengths": n}, labels)   # labels: (batch, L), 1..26, 0 = padding
-    model.decode({"features": x, "lengths": n}, strategy="beam_search")   # lists of labels
+model = CTCModel(num_labels=26, cell="lstm", units=128)
+model.compile(optimizer="adam")               # the CTC loss is built in
+model.fit({"features": x, "lengths": n}, labels)   # labels: (batch, L), 1..26, 0 = padding
+model.decode({"features": x, "lengths": n}, strategy="beam_search")   # lists of labels
 """
 
 from __future__ import annotations
@@ -41,8 +41,12 @@ def ctc_decode(logits, logit_lengths, strategy="greedy", beam_width=16):
             f"Received: strategy={strategy!r}"
         )
     decoded, _ = ops.ctc_decode(
-        logits, ops.cast(logit_lengths, "int32"), strategy=strategy, beam_width=beam_width,
-        top_paths=1, mask_index=BLANK,
+        logits,
+        ops.cast(logit_lengths, "int32"),
+        strategy=strategy,
+        beam_width=beam_width,
+        top_paths=1,
+        mask_index=BLANK,
     )
     return [[int(v) for v in row if v > BLANK] for row in ops.convert_to_numpy(decoded[0])]
 
@@ -91,8 +95,16 @@ class CTCModel(keras.Model, StepModel):
     ICML 2006.
     """
 
-    def __init__(self, num_labels, cell="lstm", units=64, layers=1, bidirectional=True,
-                 cell_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        num_labels,
+        cell="lstm",
+        units=64,
+        layers=1,
+        bidirectional=True,
+        cell_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         for name, value in (("num_labels", num_labels), ("units", units), ("layers", layers)):
             check_units(name, value)
@@ -100,8 +112,11 @@ class CTCModel(keras.Model, StepModel):
         self.bidirectional = bool(bidirectional)
         self.cell_kwargs = dict(cell_kwargs or {})
         self.recurrent = [
-            sequence_layer(cells.create(cell, units, **self.cell_kwargs),
-                            bidirectional=self.bidirectional, name=f"recurrent_{i}")
+            sequence_layer(
+                cells.create(cell, units, **self.cell_kwargs),
+                bidirectional=self.bidirectional,
+                name=f"recurrent_{i}",
+            )
             for i in range(layers)
         ]
         self.head = keras.layers.Dense(num_labels + 1, dtype="float32", name="logits")

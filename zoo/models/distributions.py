@@ -30,8 +30,9 @@ MIN_SCALE = 1e-3  # smallest sigma (in units of s): keeps the likelihood finite
 def check_head(head: str) -> str:
     """`head` if it is one of HEADS, else a ValueError listing them."""
     if head not in HEADS:
-        raise ValueError(f"Argument `head` must be one of {', '.join(HEADS)}. "
-                         f"Received: head={head!r}")
+        raise ValueError(
+            f"Argument `head` must be one of {', '.join(HEADS)}. Received: head={head!r}"
+        )
     return head
 
 
@@ -41,8 +42,8 @@ def constrain(head, raw):
         middle = len(QUANTILES) // 2
         steps = ops.softplus(raw) + 1e-4
         below = -ops.flip(ops.cumsum(ops.flip(steps[..., :middle], -1), -1), -1)
-        above = ops.cumsum(steps[..., middle + 1:], -1)
-        centre = raw[..., middle:middle + 1]
+        above = ops.cumsum(steps[..., middle + 1 :], -1)
+        centre = raw[..., middle : middle + 1]
         return ops.concatenate([centre + below, centre, centre + above], -1)
     positive = ops.softplus(raw[..., 1:]) + MIN_SCALE
     if head == "student_t":
@@ -73,12 +74,22 @@ def negative_log_likelihood(head, params, targets):
     if head == "student_t":
         mu, sigma, nu = params[..., 0], params[..., 1], params[..., 2]
         z = (value - mu) / sigma
-        return (_lgamma(nu / 2) - _lgamma((nu + 1) / 2) + 0.5 * ops.log(nu * math.pi)
-                + ops.log(sigma) + (nu + 1) / 2 * ops.log1p(z * z / nu))
+        return (
+            _lgamma(nu / 2)
+            - _lgamma((nu + 1) / 2)
+            + 0.5 * ops.log(nu * math.pi)
+            + ops.log(sigma)
+            + (nu + 1) / 2 * ops.log1p(z * z / nu)
+        )
     mean, alpha = params[..., 0] * scale, params[..., 1] / ops.sqrt(scale)  # negative binomial
     counts, r = ops.maximum(value * scale, 0.0), 1.0 / alpha
-    return -(_lgamma(counts + r) - _lgamma(counts + 1) - _lgamma(r)
-             + r * ops.log(r / (r + mean)) + counts * ops.log(mean / (r + mean)))
+    return -(
+        _lgamma(counts + r)
+        - _lgamma(counts + 1)
+        - _lgamma(r)
+        + r * ops.log(r / (r + mean))
+        + counts * ops.log(mean / (r + mean))
+    )
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -105,14 +116,14 @@ def quantiles(head, params, levels=QUANTILES, scale=1.0) -> np.ndarray:
     scale = np.asarray(scale, np.float64)[..., None]
     levels = np.asarray(levels, np.float64)
     if head == "quantile":
-        found = np.stack([np.interp(levels, QUANTILES, row) for row in
-                          params.reshape(-1, params.shape[-1])]).reshape(*params.shape[:-1], -1)
+        found = np.stack(
+            [np.interp(levels, QUANTILES, row) for row in params.reshape(-1, params.shape[-1])]
+        ).reshape(*params.shape[:-1], -1)
         return found * scale
     if head == "normal":
         return (params[..., :1] + params[..., 1:2] * stats.norm.ppf(levels)) * scale
     if head == "student_t":
-        return (params[..., :1] + params[..., 1:2]
-                * stats.t.ppf(levels, params[..., 2:3])) * scale
+        return (params[..., :1] + params[..., 1:2] * stats.t.ppf(levels, params[..., 2:3])) * scale
     mean, alpha = params[..., :1] * scale, params[..., 1:2] / np.sqrt(scale)
     r = 1.0 / alpha
     return stats.nbinom.ppf(levels, r, r / (r + mean))

@@ -64,24 +64,40 @@ class Forecaster(keras.Model, StepModel):
     forecasting with autoregressive recurrent networks", Int. J. Forecasting 36(3), 2020.
     """
 
-    def __init__(self, features, cell="lstm", units=40, layers=2, head="student_t",
-                 dropout=0.1, target_feature=0, cell_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        features,
+        cell="lstm",
+        units=40,
+        layers=2,
+        head="student_t",
+        dropout=0.1,
+        target_feature=0,
+        cell_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         for name, value in (("features", features), ("units", units), ("layers", layers)):
             check_units(name, value)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
         if not 0 <= target_feature < features:
-            raise ValueError(f"Argument `target_feature` must be a column of the {features} "
-                             f"features. Received: target_feature={target_feature}")
+            raise ValueError(
+                f"Argument `target_feature` must be a column of the {features} "
+                f"features. Received: target_feature={target_feature}"
+            )
         if cells.get(cell).input_rank != 1:  # the cell's declaration, read before building
-            raise ValueError(f"Cell {cell!r} takes inputs of rank {cells.get(cell).input_rank} "
-                             f"per step, not feature vectors. Received: cell={cell!r}")
+            raise ValueError(
+                f"Cell {cell!r} takes inputs of rank {cells.get(cell).input_rank} "
+                f"per step, not feature vectors. Received: cell={cell!r}"
+            )
         self.features, self.cell, self.units, self.num_layers = features, cell, units, layers
         self.head, self.dropout_rate = check_head(head), dropout
         self.target_feature, self.cell_kwargs = target_feature, dict(cell_kwargs or {})
-        self.recurrent = [sequence_layer(cells.create(cell, units, **self.cell_kwargs),
-                                         name=f"recurrent_{i}") for i in range(layers)]
+        self.recurrent = [
+            sequence_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")
+            for i in range(layers)
+        ]
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         self.projection = keras.layers.Dense(HEADS[head], dtype="float32", name="head")
 
@@ -123,9 +139,16 @@ class Forecaster(keras.Model, StepModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(features=self.features, cell=self.cell, units=self.units,
-                      layers=self.num_layers, head=self.head, dropout=self.dropout_rate,
-                      target_feature=self.target_feature, cell_kwargs=self.cell_kwargs)
+        config.update(
+            features=self.features,
+            cell=self.cell,
+            units=self.units,
+            layers=self.num_layers,
+            head=self.head,
+            dropout=self.dropout_rate,
+            target_feature=self.target_feature,
+            cell_kwargs=self.cell_kwargs,
+        )
         return config
 
 

@@ -65,8 +65,10 @@ class SATBVocabulary:
         grid = np.asarray(grid, dtype=np.int64).reshape(-1, VOICE_COUNT)
         sounding = grid > 0
         if np.any(sounding & ((grid < self.lowest) | (grid > self.highest))):
-            raise ValueError(f"Pitches must lie in {self.lowest}..{self.highest} (or be 0, a "
-                             f"rest). Received: {sorted(set(grid[sounding].tolist()))}")
+            raise ValueError(
+                f"Pitches must lie in {self.lowest}..{self.highest} (or be 0, a "
+                f"rest). Received: {sorted(set(grid[sounding].tolist()))}"
+            )
         index = np.where(sounding, grid - self.lowest + 1, 0)
         voices = 4 + np.arange(VOICE_COUNT) * self.pitches + index
         fermatas = np.zeros(len(grid), bool) if fermatas is None else np.asarray(fermatas, bool)
@@ -126,13 +128,16 @@ class SerialChoraleModel(LanguageModel):
         self.vocabulary = SATBVocabulary(lowest, highest)
         super().__init__(vocab_size or self.vocabulary.size, **kwargs)
         if self.vocab_size != self.vocabulary.size:
-            raise ValueError(f"Argument `vocab_size` must be {self.vocabulary.size} for pitches "
-                             f"{lowest}..{highest}. Received: vocab_size={vocab_size}")
+            raise ValueError(
+                f"Argument `vocab_size` must be {self.vocabulary.size} for pitches "
+                f"{lowest}..{highest}. Received: vocab_size={vocab_size}"
+            )
         self.penalty = np.where(self.vocabulary.grammar(), 0.0, -1e9).astype(np.float32)
 
     def _masked(self, ids, logits):
-        return logits + ops.take(ops.convert_to_tensor(self.penalty), ops.cast(ids, "int32"),
-                                 axis=0)
+        return logits + ops.take(
+            ops.convert_to_tensor(self.penalty), ops.cast(ids, "int32"), axis=0
+        )
 
     def call(self, ids, training=False):
         return self._masked(ids, super().call(ids, training=training))
@@ -149,13 +154,15 @@ class SerialChoraleModel(LanguageModel):
 
     def quality(self, outputs, inputs, reference):
         """Nats per quarter-note step (`nll_per_step`) of `outputs` on token windows `inputs`."""
-        nll = nll_per_step(np.asarray(inputs)[:, 1:], np.asarray(outputs)[:, :-1],
-                           self.vocabulary)
+        nll = nll_per_step(np.asarray(inputs)[:, 1:], np.asarray(outputs)[:, :-1], self.vocabulary)
         return "nats_per_step", nll
 
     def get_config(self):
-        return {**super().get_config(), "lowest": self.vocabulary.lowest,
-                "highest": self.vocabulary.highest}
+        return {
+            **super().get_config(),
+            "lowest": self.vocabulary.lowest,
+            "highest": self.vocabulary.highest,
+        }
 
 
 def nll_per_step(targets, logits, vocabulary=None):
@@ -204,8 +211,9 @@ def serial_model(size="small", vocabulary=None, **overrides):
     vocabulary = vocabulary or SATBVocabulary()
     if size not in SIZES:
         raise KeyError(f"Unknown size {size!r}. Known sizes: {', '.join(SIZES)}")
-    return SerialChoraleModel(vocabulary.size, vocabulary.lowest, vocabulary.highest,
-                              **{**SIZES[size], **overrides})
+    return SerialChoraleModel(
+        vocabulary.size, vocabulary.lowest, vocabulary.highest, **{**SIZES[size], **overrides}
+    )
 
 
 def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
@@ -221,15 +229,19 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
 
     vocabulary = model.vocabulary
     template = np.asarray(template, dtype=np.int64).reshape(-1, VOICE_COUNT + 1)
-    expected = [np.array([vocabulary.FRAME, vocabulary.FERMATA]),
-                *(vocabulary.voice_tokens(v) for v in range(VOICE_COUNT))]
+    expected = [
+        np.array([vocabulary.FRAME, vocabulary.FERMATA]),
+        *(vocabulary.voice_tokens(v) for v in range(VOICE_COUNT)),
+    ]
     for column, allowed in enumerate(expected):
         given = template[:, column]
         wrong = (given != -1) & ~np.isin(given, allowed)
         if wrong.any():
-            raise ValueError(f"Frame {int(np.argmax(wrong))}, token {column}: "
-                             f"{int(given[wrong][0])} is not a "
-                             f"{('marker', 'soprano', 'alto', 'tenor', 'bass')[column]} token")
+            raise ValueError(
+                f"Frame {int(np.argmax(wrong))}, token {column}: "
+                f"{int(given[wrong][0])} is not a "
+                f"{('marker', 'soprano', 'alto', 'tenor', 'bass')[column]} token"
+            )
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0. Received: temperature={temperature}")
     step = tf.function(model.step, reduce_retracing=True)

@@ -53,11 +53,24 @@ class LanguageModel(keras.Model, StepModel):
     A. Karpathy, J. Johnson, L. Fei-Fei, "Visualizing and Understanding Recurrent Networks", 2015.
     """
 
-    def __init__(self, vocab_size, cell="lstm", units=256, layers=2, embedding_dim=64,
-                 dropout=0.0, cell_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        vocab_size,
+        cell="lstm",
+        units=256,
+        layers=2,
+        embedding_dim=64,
+        dropout=0.0,
+        cell_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for name, value in (("vocab_size", vocab_size), ("units", units), ("layers", layers),
-                            ("embedding_dim", embedding_dim)):
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("units", units),
+            ("layers", layers),
+            ("embedding_dim", embedding_dim),
+        ):
             check_units(name, value)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
@@ -67,13 +80,18 @@ class LanguageModel(keras.Model, StepModel):
         if cells.get(cell).input_rank != 1:  # get: an error listing the cells
             raise ValueError(
                 f"Cell {cell!r} takes inputs of rank {cells.get(cell).input_rank} per step, not "
-                f"token vectors. Received: cell={cell!r}; use one of {token_cells()}")
+                f"token vectors. Received: cell={cell!r}; use one of {token_cells()}"
+            )
         policy = self.dtype_policy  # the model's (e.g. mixed_bfloat16), kept in its config
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, dtype=policy,
-                                                name="embedding")
+        self.embedding = keras.layers.Embedding(
+            vocab_size, embedding_dim, dtype=policy, name="embedding"
+        )
         self.recurrent = [
-            sequence_layer(cells.create(cell, units, dtype=policy, **self.cell_kwargs),
-                            dtype=policy, name=f"recurrent_{i}")
+            sequence_layer(
+                cells.create(cell, units, dtype=policy, **self.cell_kwargs),
+                dtype=policy,
+                name=f"recurrent_{i}",
+            )
             for i in range(layers)
         ]
         self.dropout = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
@@ -110,14 +128,21 @@ class LanguageModel(keras.Model, StepModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(vocab_size=self.vocab_size, cell=self.cell, units=self.units,
-                      layers=self.num_layers, embedding_dim=self.embedding_dim,
-                      dropout=self.dropout_rate, cell_kwargs=self.cell_kwargs)
+        config.update(
+            vocab_size=self.vocab_size,
+            cell=self.cell,
+            units=self.units,
+            layers=self.num_layers,
+            embedding_dim=self.embedding_dim,
+            dropout=self.dropout_rate,
+            cell_kwargs=self.cell_kwargs,
+        )
         return config
 
 
-def parameter_count(vocab_size, cell="lstm", units=256, layers=2, embedding_dim=64,
-                    cell_kwargs=None):
+def parameter_count(
+    vocab_size, cell="lstm", units=256, layers=2, embedding_dim=64, cell_kwargs=None
+):
     """Weights of `LanguageModel(...)` with these arguments, counted without building it."""
     count, width = vocab_size * embedding_dim, embedding_dim  # the embedding
     for _ in range(layers):
@@ -127,8 +152,9 @@ def parameter_count(vocab_size, cell="lstm", units=256, layers=2, embedding_dim=
     return count + (width + 1) * vocab_size  # the output layer
 
 
-def units_for_parameters(parameters, vocab_size, cell="lstm", layers=2, embedding_dim=64,
-                         cell_kwargs=None):
+def units_for_parameters(
+    parameters, vocab_size, cell="lstm", layers=2, embedding_dim=64, cell_kwargs=None
+):
     """The units (a multiple of the cell's `num_heads`) whose `LanguageModel` has the parameter
     count nearest to `parameters`: for comparing cells at equal size.
 
@@ -140,8 +166,9 @@ def units_for_parameters(parameters, vocab_size, cell="lstm", layers=2, embeddin
     step = (cell_kwargs or {}).get("num_heads", 1)
 
     def count(multiple):
-        return parameter_count(vocab_size, cell, multiple * step, layers, embedding_dim,
-                               cell_kwargs)
+        return parameter_count(
+            vocab_size, cell, multiple * step, layers, embedding_dim, cell_kwargs
+        )
 
     low, high = 1, 2  # bisect for the smallest multiple with count >= parameters
     while count(high) < parameters:

@@ -38,15 +38,18 @@ def _chain(model) -> list:
     for layer in model.layers:
         if isinstance(layer, keras.layers.Bidirectional):
             if layer.merge_mode not in ("concat", "sum", "ave", "mul"):
-                raise ValueError(f"Cannot export Bidirectional layer {layer.name!r} with "
-                                 f"merge_mode={layer.merge_mode!r}")
+                raise ValueError(
+                    f"Cannot export Bidirectional layer {layer.name!r} with "
+                    f"merge_mode={layer.merge_mode!r}"
+                )
             chain.append(layer)
         elif isinstance(layer, keras.layers.RNN):
             if layer.go_backwards or isinstance(layer.cell, keras.layers.StackedRNNCells):
                 raise ValueError(
                     f"Cannot export recurrent layer {layer.name!r}: only forward layers with a "
                     f"single cell stream. Received: go_backwards={layer.go_backwards}, "
-                    f"cell={type(layer.cell).__name__}")
+                    f"cell={type(layer.cell).__name__}"
+                )
             chain.append(layer)
         elif isinstance(layer, STEPWISE_LAYERS):
             if not isinstance(layer, SKIPPED_AT_INFERENCE):
@@ -55,9 +58,11 @@ def _chain(model) -> list:
             raise ValueError(
                 f"Cannot export layer {layer.name!r} ({type(layer).__name__}): only step-wise "
                 f"layers ({', '.join(t.__name__ for t in STEPWISE_LAYERS)}) and recurrent "
-                "layers can run one step at a time.")
-    if not any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
-               for layer in chain):
+                "layers can run one step at a time."
+            )
+    if not any(
+        isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)) for layer in chain
+    ):
         raise ValueError(f"Model {model.name!r} has no recurrent layer to export.")
     return chain
 
@@ -77,8 +82,10 @@ def _per_step(layer, x, sequence):
 def _both_ways(layer, x):
     """A Bidirectional layer over the whole window from zero states, unrolled both ways."""
     batch = x.shape[0]
-    zeros = [tf.nest.flatten(part.cell.get_initial_state(batch))
-             for part in (layer.forward_layer, layer.backward_layer)]
+    zeros = [
+        tf.nest.flatten(part.cell.get_initial_state(batch))
+        for part in (layer.forward_layer, layer.backward_layer)
+    ]
     _, forward, _ = exported.unrolled(layer.forward_layer.cell, x, zeros[0])
     _, backward, _ = exported.unrolled(layer.backward_layer.cell, tf.reverse(x, [1]), zeros[1])
     backward = tf.reverse(backward, [1])
@@ -95,8 +102,9 @@ class LayerChain(StepModel):
     def __init__(self, model):
         self.model, self.chain = model, _chain(model)
         self.recurrent = [layer for layer in self.chain if isinstance(layer, keras.layers.RNN)]
-        self.streams = not any(isinstance(layer, keras.layers.Bidirectional)
-                               for layer in self.chain)
+        self.streams = not any(
+            isinstance(layer, keras.layers.Bidirectional) for layer in self.chain
+        )
         self.name = model.name
 
     @property
@@ -109,13 +117,15 @@ class LayerChain(StepModel):
                 f"Cannot tell the input of model {self.model.name!r}: export needs an Embedding "
                 "first layer or a single `keras.Input`, or a model that declares its "
                 "`step_input` (zoo.models.protocol.StepModel). Received: inputs="
-                f"{[tuple(i.shape) for i in inputs]}")
+                f"{[tuple(i.shape) for i in inputs]}"
+            )
         dtype = "int32" if "int" in str(inputs[0].dtype) else "float32"
         return dtype, tuple(inputs[0].shape[2:])
 
     def initial_state(self, batch_size):
-        return [tf.nest.flatten(layer.cell.get_initial_state(batch_size))
-                for layer in self.recurrent]
+        return [
+            tf.nest.flatten(layer.cell.get_initial_state(batch_size)) for layer in self.recurrent
+        ]
 
     def _run(self, x, states, sequence):
         states, new_states = list(states), []
@@ -124,8 +134,11 @@ class LayerChain(StepModel):
                 x = _both_ways(layer, x)
             elif isinstance(layer, keras.layers.RNN):
                 own = states.pop(0)
-                x, own = (exported.sequence(layer, x, own) if sequence
-                          else exported.step(layer.cell, x, own))
+                x, own = (
+                    exported.sequence(layer, x, own)
+                    if sequence
+                    else exported.step(layer.cell, x, own)
+                )
                 new_states.append(list(own))
             else:
                 x = _per_step(layer, x, sequence)
@@ -133,8 +146,9 @@ class LayerChain(StepModel):
 
     def step(self, inputs, states):
         if not self.streams:
-            raise ValueError(f"Model {self.model.name!r} reads its window both ways: it has "
-                             "no streaming step")
+            raise ValueError(
+                f"Model {self.model.name!r} reads its window both ways: it has no streaming step"
+            )
         return self._run(inputs, states, sequence=False)
 
     def prefill(self, inputs, states):

@@ -58,8 +58,10 @@ class EventVocabulary:
         pitch, duration = events[:, 0], events[:, 1]
         sounding = pitch != REST
         if np.any(sounding & ((pitch < self.lowest) | (pitch > self.highest))):
-            raise ValueError(f"Pitches must lie in {self.lowest}..{self.highest} (or be a rest). "
-                             f"Received: {sorted(set(pitch[sounding].tolist()))}")
+            raise ValueError(
+                f"Pitches must lie in {self.lowest}..{self.highest} (or be a rest). "
+                f"Received: {sorted(set(pitch[sounding].tolist()))}"
+            )
         index = np.where(sounding, pitch - self.lowest + 1, 0)
         return (2 + index * len(self.durations) + duration).astype(np.int32)
 
@@ -106,8 +108,10 @@ class TimeAwareMelodyModel(LanguageModel):
         super().__init__(vocab_size, **kwargs)
         self.gaps = [float(g) for g in gaps]
         if len(self.gaps) != vocab_size:
-            raise ValueError(f"Argument `gaps` needs one length per token ({vocab_size}). "
-                             f"Received: {len(self.gaps)} lengths")
+            raise ValueError(
+                f"Argument `gaps` needs one length per token ({vocab_size}). "
+                f"Received: {len(self.gaps)} lengths"
+            )
 
     def _gap(self, ids):
         table = ops.convert_to_tensor(self.gaps, self.compute_dtype)
@@ -124,8 +128,10 @@ class TimeAwareMelodyModel(LanguageModel):
 
     def initial_state(self, batch_size):
         """Zero states of every layer, then [Δt of the next step]."""
-        return [*stack_initial_state(self.recurrent, batch_size),
-                [ops.zeros((batch_size, 1), self.compute_dtype)]]
+        return [
+            *stack_initial_state(self.recurrent, batch_size),
+            [ops.zeros((batch_size, 1), self.compute_dtype)],
+        ]
 
     def step(self, ids, states):
         *states, (delta_t,) = states
@@ -141,8 +147,9 @@ class TimeAwareMelodyModel(LanguageModel):
         delta_t = ops.concatenate([delta_t[:, None], gap[:, :-1]], 1)
         x, new_states = self.embedding(ids), []
         for layer, state in zip(self.recurrent, states):
-            x, *state = layer(ops.concatenate([x, delta_t], -1), initial_state=list(state),
-                              return_state=True)
+            x, *state = layer(
+                ops.concatenate([x, delta_t], -1), initial_state=list(state), return_state=True
+            )
             new_states.append(state)
         return self.head(x), [*new_states, [gap[:, -1]]]
 

@@ -108,16 +108,26 @@ class PolyphonicModel(keras.Model, StepModel):
     Transcription", ICML 2012; K. Greff et al., "LSTM: A Search Space Odyssey", 2015.
     """
 
-    def __init__(self, pitches=46, cell="lstm", units=128, layers=1, dropout=0.0,
-                 input_noise=0.0, cell_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        pitches=46,
+        cell="lstm",
+        units=128,
+        layers=1,
+        dropout=0.0,
+        input_noise=0.0,
+        cell_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         for name, value in (("pitches", pitches), ("units", units), ("layers", layers)):
             check_units(name, value)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
         if not input_noise >= 0.0:
-            raise ValueError("Argument `input_noise` must be >= 0. Received: "
-                             f"input_noise={input_noise}")
+            raise ValueError(
+                f"Argument `input_noise` must be >= 0. Received: input_noise={input_noise}"
+            )
         self.pitches, self.cell, self.units = pitches, cell, units
         self.num_layers, self.dropout_rate, self.input_noise = layers, dropout, input_noise
         self.cell_kwargs = dict(cell_kwargs or {})
@@ -164,9 +174,15 @@ class PolyphonicModel(keras.Model, StepModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(pitches=self.pitches, cell=self.cell, units=self.units,
-                      layers=self.num_layers, dropout=self.dropout_rate,
-                      input_noise=self.input_noise, cell_kwargs=self.cell_kwargs)
+        config.update(
+            pitches=self.pitches,
+            cell=self.cell,
+            units=self.units,
+            layers=self.num_layers,
+            dropout=self.dropout_rate,
+            input_noise=self.input_noise,
+            cell_kwargs=self.cell_kwargs,
+        )
         return config
 
 
@@ -186,8 +202,9 @@ def sample(model, steps, batch_size=1, primer=None, temperature=1.0, max_voices=
     states = model.initial_state(batch_size)
     frame = ops.zeros((batch_size, model.pitches))
     if primer is not None:
-        primer = ops.broadcast_to(ops.convert_to_tensor(primer, "float32"),
-                                  (batch_size, *ops.shape(primer)[1:]))
+        primer = ops.broadcast_to(
+            ops.convert_to_tensor(primer, "float32"), (batch_size, *ops.shape(primer)[1:])
+        )
         for t in range(primer.shape[1]):
             _, states = model.step(frame, states)
             frame = primer[:, t]

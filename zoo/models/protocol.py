@@ -62,10 +62,10 @@ class StepModel:
 class EncoderDecoder:
     """A model of two stages: `encode` a source, then `decode_step` token by token.
 
-        encoded = model.encode(source)                          # a dict: memory, keys, mask,
-        logits, encoded = model.decode_step(ids, encoded)       #   states (one group a layer)
-        logits, encoded, attention = model.decode_step(ids, encoded, attention=True)
-        ids, scores = model.search(source, start_id, end_id, max_length, beam_size, penalty)
+    encoded = model.encode(source)                          # a dict: memory, keys, mask,
+    logits, encoded = model.decode_step(ids, encoded)       #   states (one group a layer)
+    logits, encoded, attention = model.decode_step(ids, encoded, attention=True)
+    ids, scores = model.search(source, start_id, end_id, max_length, beam_size, penalty)
     """
 
     def encode(self, source) -> dict:

@@ -61,14 +61,30 @@ class Seq2Seq(keras.Model, EncoderDecoder):
     R. Sennrich et al., "Nematus: a Toolkit for Neural Machine Translation", EACL 2017.
     """
 
-    def __init__(self, source_vocab_size, target_vocab_size, cell="lstm", units=256,
-                 encoder_layers=1, decoder_layers=1, embedding_dim=128, bidirectional=True,
-                 attention="luong", dropout=0.0, cell_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        source_vocab_size,
+        target_vocab_size,
+        cell="lstm",
+        units=256,
+        encoder_layers=1,
+        decoder_layers=1,
+        embedding_dim=128,
+        bidirectional=True,
+        attention="luong",
+        dropout=0.0,
+        cell_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for name, value in (("source_vocab_size", source_vocab_size),
-                            ("target_vocab_size", target_vocab_size), ("units", units),
-                            ("encoder_layers", encoder_layers),
-                            ("decoder_layers", decoder_layers), ("embedding_dim", embedding_dim)):
+        for name, value in (
+            ("source_vocab_size", source_vocab_size),
+            ("target_vocab_size", target_vocab_size),
+            ("units", units),
+            ("encoder_layers", encoder_layers),
+            ("decoder_layers", decoder_layers),
+            ("embedding_dim", embedding_dim),
+        ):
             check_units(name, value)
         if attention not in ATTENTIONS:
             raise ValueError(
@@ -87,17 +103,26 @@ class Seq2Seq(keras.Model, EncoderDecoder):
         def new_cell():
             return cells.create(cell, units, **self.cell_kwargs)
 
-        self.source_embedding = keras.layers.Embedding(source_vocab_size, embedding_dim,
-                                                       name="source_embedding")
-        self.target_embedding = keras.layers.Embedding(target_vocab_size, embedding_dim,
-                                                       name="target_embedding")
-        self.encoder = [sequence_layer(new_cell(), bidirectional=self.bidirectional,
-                                        name=f"encoder_{i}") for i in range(encoder_layers)]
-        self.decoder = [sequence_layer(new_cell(), name=f"decoder_{i}")
-                        for i in range(decoder_layers)]
-        self.bridge = [[keras.layers.Dense(size, activation="tanh", name=f"bridge_{i}_{j}")
-                        for j, size in enumerate(_sizes(layer.cell.state_size))]
-                       for i, layer in enumerate(self.decoder)]
+        self.source_embedding = keras.layers.Embedding(
+            source_vocab_size, embedding_dim, name="source_embedding"
+        )
+        self.target_embedding = keras.layers.Embedding(
+            target_vocab_size, embedding_dim, name="target_embedding"
+        )
+        self.encoder = [
+            sequence_layer(new_cell(), bidirectional=self.bidirectional, name=f"encoder_{i}")
+            for i in range(encoder_layers)
+        ]
+        self.decoder = [
+            sequence_layer(new_cell(), name=f"decoder_{i}") for i in range(decoder_layers)
+        ]
+        self.bridge = [
+            [
+                keras.layers.Dense(size, activation="tanh", name=f"bridge_{i}_{j}")
+                for j, size in enumerate(_sizes(layer.cell.state_size))
+            ]
+            for i, layer in enumerate(self.decoder)
+        ]
         self.attention = ATTENTIONS.get(attention)(units, name="attention")
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         # float32 logits keep the softmax stable under mixed precision.
@@ -125,8 +150,9 @@ class Seq2Seq(keras.Model, EncoderDecoder):
     # -- decoder -------------------------------------------------------------------------------
     def readout(self, outputs, encoded, training=False):
         """Logits and attention weights from decoder outputs (batch, [time,] units)."""
-        context, weights = self.attention(outputs, encoded["memory"], encoded["mask"],
-                                          keys=encoded["keys"])
+        context, weights = self.attention(
+            outputs, encoded["memory"], encoded["mask"], keys=encoded["keys"]
+        )
         hidden = ops.concatenate([outputs, ops.cast(context, outputs.dtype)], -1)
         return self.head(self.dropout(hidden, training=training)), weights
 
@@ -156,8 +182,7 @@ class Seq2Seq(keras.Model, EncoderDecoder):
         return self.forward(source, target_in, training=training)[0]
 
     # -- generation ----------------------------------------------------------------------------
-    def generate(self, source, start_id, end_id, max_length=100, beam_size=1,
-                 length_penalty=0.0):
+    def generate(self, source, start_id, end_id, max_length=100, beam_size=1, length_penalty=0.0):
         """Translations of a batch of source ids, in graph mode.
 
         Returns (ids, scores): (batch, max_length) ids ending with `end_id` and padded with 0,
@@ -186,17 +211,31 @@ class Seq2Seq(keras.Model, EncoderDecoder):
         start = ops.full((ops.shape(source)[0],), start_id, "int32")
         if beam_size == 1:
             return decoding.greedy_search(self.decode_step, encoded, start, end_id, max_length)
-        return decoding.beam_search(self.decode_step, encoded, start, end_id, max_length,
-                                    beam_size=beam_size, length_penalty=length_penalty)
+        return decoding.beam_search(
+            self.decode_step,
+            encoded,
+            start,
+            end_id,
+            max_length,
+            beam_size=beam_size,
+            length_penalty=length_penalty,
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(source_vocab_size=self.source_vocab_size,
-                      target_vocab_size=self.target_vocab_size, cell=self.cell,
-                      units=self.units, encoder_layers=self.encoder_layers,
-                      decoder_layers=self.decoder_layers, embedding_dim=self.embedding_dim,
-                      bidirectional=self.bidirectional, attention=self.attention_kind,
-                      dropout=self.dropout_rate, cell_kwargs=self.cell_kwargs)
+        config.update(
+            source_vocab_size=self.source_vocab_size,
+            target_vocab_size=self.target_vocab_size,
+            cell=self.cell,
+            units=self.units,
+            encoder_layers=self.encoder_layers,
+            decoder_layers=self.decoder_layers,
+            embedding_dim=self.embedding_dim,
+            bidirectional=self.bidirectional,
+            attention=self.attention_kind,
+            dropout=self.dropout_rate,
+            cell_kwargs=self.cell_kwargs,
+        )
         return config
 
 

@@ -41,8 +41,13 @@ from zoo.files import read_json
 from zoo.vocabulary import Vocabulary
 
 ROOT = Path(__file__).parent
-CARD, CONFIG, MODEL, WEIGHTS, VOCAB = ("card.json", "config.json", "model.json", "weights.npz",
-                                      "vocab.json")
+CARD, CONFIG, MODEL, WEIGHTS, VOCAB = (
+    "card.json",
+    "config.json",
+    "model.json",
+    "weights.npz",
+    "vocab.json",
+)
 SUBWORDS = "subwords.model"
 CLASSES = "classes.json"  # a classifier's class names
 TOKENIZERS = (VOCAB, SUBWORDS, CLASSES)  # what a run holds besides the model and config
@@ -79,8 +84,10 @@ def check_files(name: str) -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing from preset {name}; reinstall lstm-zoo")
         if digest(path) != expected:
-            raise ValueError(f"{path}: not the file preset {name} shipped with (truncated or "
-                             "changed); reinstall lstm-zoo")
+            raise ValueError(
+                f"{path}: not the file preset {name} shipped with (truncated or "
+                "changed); reinstall lstm-zoo"
+            )
     return info
 
 
@@ -92,11 +99,13 @@ def load_model(name: str) -> keras.Model:
         with np.load(folder / WEIGHTS) as saved:
             weights = [saved[f"w{i}"] for i in range(len(saved.files))]
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{folder / WEIGHTS}: unreadable weights ({error}); reinstall "
-                         "lstm-zoo") from None
+        raise ValueError(
+            f"{folder / WEIGHTS}: unreadable weights ({error}); reinstall lstm-zoo"
+        ) from None
     if len(weights) != len(model.weights):
-        raise ValueError(f"{folder / WEIGHTS}: {len(weights)} arrays for a model of "
-                         f"{len(model.weights)} weights")
+        raise ValueError(
+            f"{folder / WEIGHTS}: {len(weights)} arrays for a model of {len(model.weights)} weights"
+        )
     model.set_weights([w.astype(v.dtype) for w, v in zip(weights, model.weights)])
     return model
 
@@ -110,11 +119,13 @@ def save_model(model: keras.Model, folder) -> None:
     serialized.pop("compile_config", None)  # a preset is for inference: no optimizer
     if "dtype" in serialized.get("config", {}):  # computes in float32 whatever it trained in
         serialized["config"]["dtype"] = keras.saving.serialize_keras_object(
-            keras.DTypePolicy("float32"))
+            keras.DTypePolicy("float32")
+        )
     atomic_write(folder / MODEL, json.dumps(serialized))
     with atomic_path(folder / WEIGHTS) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **{f"w{i}": np.asarray(w, np.float16)
-                                  for i, w in enumerate(model.get_weights())})
+        np.savez_compressed(
+            f, **{f"w{i}": np.asarray(w, np.float16) for i, w in enumerate(model.get_weights())}
+        )
 
 
 @dataclass
@@ -134,28 +145,43 @@ class Preset:
 
         return tf.function(self.model.step, reduce_retracing=True)
 
-    def generate(self, prompt: str = "\n", length: int = 200, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None,
-                 seed: int | None = None) -> str:
+    def generate(
+        self,
+        prompt: str = "\n",
+        length: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> str:
         """`prompt` continued by `length` sampled tokens (language-model presets)."""
         if self.vocabulary is None:
-            raise TypeError(f"Preset {self.name!r} ({self.card.get('task')}) has no vocabulary, "
-                            "so it does not generate text; use `lstm-zoo sample "
-                            f"--preset={self.name}`")
+            raise TypeError(
+                f"Preset {self.name!r} ({self.card.get('task')}) has no vocabulary, "
+                "so it does not generate text; use `lstm-zoo sample "
+                f"--preset={self.name}`"
+            )
         ids = self.vocabulary.encode(prompt or "\n")
         if ids.size == 0:
             ids = self.vocabulary.encode("\n")
-        tokens = decoding.generate(self._step, self.model.initial_state(1), ids[None], length,
-                                   temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        tokens = decoding.generate(
+            self._step,
+            self.model.initial_state(1),
+            ids[None],
+            length,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+        )
         return prompt + self.vocabulary.decode(tokens[0])
 
-
-    def translate(self, text: str | list[str], beam_size: int = 4,
-                  length_penalty: float = 0.6) -> str | list[str]:
+    def translate(
+        self, text: str | list[str], beam_size: int = 4, length_penalty: float = 0.6
+    ) -> str | list[str]:
         """The translation of a sentence, or of a list of them (translator presets)."""
         if self.subwords is None:
-            raise TypeError(f"Preset {self.name!r} ({self.card.get('task')}) does not "
-                            "translate")
+            raise TypeError(f"Preset {self.name!r} ({self.card.get('task')}) does not translate")
         from zoo.subwords import translate
 
         texts = [text] if isinstance(text, str) else list(text)
@@ -173,7 +199,8 @@ def load(name: str) -> Preset:
         try:
             from zoo.subwords import Subwords
         except ModuleNotFoundError as error:
-            raise ImportError(f"Preset {name!r} needs {error.name}: pip install "
-                              "'lstm-zoo[translation]'") from None
+            raise ImportError(
+                f"Preset {name!r} needs {error.name}: pip install 'lstm-zoo[translation]'"
+            ) from None
         subwords = Subwords.load(folder / SUBWORDS)
     return Preset(name, load_model(name), info, vocabulary, subwords)

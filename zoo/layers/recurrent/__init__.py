@@ -78,16 +78,34 @@ class Recurrent(keras.layers.RNN):
         keras.layers.Bidirectional(Recurrent(zoo.cells.create("gru", 64)))
     """
 
-    def __init__(self, cell, return_sequences: bool = False, return_state: bool = False,
-                 go_backwards: bool = False, fused: bool = False, **kwargs):
-        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, **kwargs)
+    def __init__(
+        self,
+        cell,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        fused: bool = False,
+        **kwargs,
+    ):
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            **kwargs,
+        )
         self.fused = bool(fused)
         if not isinstance(cell, (list, tuple)) and cudnn.eligible(cell):
             self.supports_jit = False  # cuDNN's kernels do not compile with XLA
 
-    def call(self, sequences, initial_state=None, mask=None, training=False,
-             return_state: bool | None = None):
+    def call(
+        self,
+        sequences,
+        initial_state=None,
+        mask=None,
+        training=False,
+        return_state: bool | None = None,
+    ):
         """`keras.layers.RNN.call`; `return_state` overrides the layer's setting for this call
         (eager or in a `tf.function`: e.g. to carry the states from one window to the next)."""
         if return_state is None or return_state == self.return_state:

@@ -17,8 +17,12 @@ def eligible(cell) -> bool:
     """Whether a GPU is visible and the cell's declared structure is exactly cuDNN's (with a
     bias)."""
     structure = structure_of(cell)
-    return (structure is not None and structure.plain and getattr(cell, "use_bias", False)
-            and bool(tf.config.list_logical_devices("GPU")))
+    return (
+        structure is not None
+        and structure.plain
+        and getattr(cell, "use_bias", False)
+        and bool(tf.config.list_logical_devices("GPU"))
+    )
 
 
 def applies(layer, sequences, mask, training):
@@ -35,10 +39,17 @@ def run(layer, sequences, initial_state, mask, training):
         kernel, states, extra = cudnn_gru, initial_state[:1], {"reset_after": True}
     try:
         result = kernel(
-            sequences, *states, None, kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel,
-            bias=cell.bias, activation=cell.activation,
+            sequences,
+            *states,
+            None,
+            kernel=cell.kernel,
+            recurrent_kernel=cell.recurrent_kernel,
+            bias=cell.bias,
+            activation=cell.activation,
             recurrent_activation=cell.recurrent_activation,
-            return_sequences=layer.return_sequences, go_backwards=layer.go_backwards, **extra,
+            return_sequences=layer.return_sequences,
+            go_backwards=layer.go_backwards,
+            **extra,
         )
     except NotImplementedError:
         return None

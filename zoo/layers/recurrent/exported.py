@@ -23,7 +23,8 @@ import tensorflow as tf
 
 FUSE_MODES = ("all", "standard", "none")
 _SCOPE: contextvars.ContextVar[ExportScope | None] = contextvars.ContextVar(
-    "zoo_export_scope", default=None)
+    "zoo_export_scope", default=None
+)
 
 
 @dataclasses.dataclass
@@ -81,8 +82,9 @@ def exporting(fuse: str = "all", share_weights: bool = True, values=None):
     """Run recurrent layers as exports need them (module docstring) inside the block;
     `values`: {id(variable): NumPy value} of the model's weights, for a block that traces."""
     if fuse not in FUSE_MODES:
-        raise ValueError(f"Argument `fuse` must be one of {', '.join(FUSE_MODES)}. "
-                         f"Received: fuse={fuse!r}")
+        raise ValueError(
+            f"Argument `fuse` must be one of {', '.join(FUSE_MODES)}. Received: fuse={fuse!r}"
+        )
     scope = ExportScope(fuse, share_weights, dict(values or {}))
     token = _SCOPE.set(scope)
     try:
@@ -108,8 +110,9 @@ def unrolled(cell, sequences, initial_state, mask=None, go_backwards=False):
         if mask is not None:
             keep = mask[:, t, None]
             new_states = [tf.where(keep, n, s) for n, s in zip(new_states, states)]
-            new_output = tf.where(keep, new_output,
-                                  tf.zeros_like(new_output) if output is None else output)
+            new_output = tf.where(
+                keep, new_output, tf.zeros_like(new_output) if output is None else output
+            )
         states, output = new_states, new_output
         outputs.append(output)
     return output, tf.stack(outputs, axis=1), states
@@ -149,8 +152,9 @@ def _exported(cell, sequences, initial_state, mask, go_backwards):
     if go_backwards:  # the op reads forward; outputs come in processing order either way
         sequences = tf.reverse(sequences, [1])
     outputs = fusion.fused_sequence(scope.function(cell), spec, sequences, initial_state)
-    return outputs, fusion.final_states(spec, sequences, outputs, initial_state,
-                                        scope.share_weights)
+    return outputs, fusion.final_states(
+        spec, sequences, outputs, initial_state, scope.share_weights
+    )
 
 
 def step(cell, x, states):

@@ -36,7 +36,7 @@ def where(keep, new, old):
 def zero_output(step, inputs, initial_state):
     """Zeros shaped like one output of `step(x_t, states)` (traced symbolically, never run),
     for `inputs` of all steps, batch- or time-major alike."""
-    symbolic = lambda x, drop: keras.KerasTensor((None, *x.shape[1 + drop:]), x.dtype)
+    symbolic = lambda x, drop: keras.KerasTensor((None, *x.shape[1 + drop :]), x.dtype)
     spec, _ = compute_output_spec(
         step,
         tree.map_structure(lambda x: symbolic(x, 1), inputs),

@@ -41,9 +41,12 @@ def applies(layer, sequences, mask, training):
     """When training (or recording gradients) a cell with a declared recurrent product and a
     deterministic step."""
     cell = layer.cell
-    return (isinstance(cell, RecurrentCell) and cell.recurrent_state is not None
-            and not (training and cell.stochastic)
-            and bool(training or could_record_gradient()))  # it keeps more per step
+    return (
+        isinstance(cell, RecurrentCell)
+        and cell.recurrent_state is not None
+        and not (training and cell.stochastic)
+        and bool(training or could_record_gradient())
+    )  # it keeps more per step
 
 
 def run(layer, sequences, initial_state, mask, training):
@@ -79,14 +82,14 @@ def _split_batch(sequences):
     batch of a static size of at least MIN_SPLIT_BATCH (training streams drop their last
     partial batch)."""
     batch = sequences.shape[1]
-    return (batch is not None and batch >= MIN_SPLIT_BATCH
-            and not tf.config.list_logical_devices("GPU"))
+    return (
+        batch is not None and batch >= MIN_SPLIT_BATCH and not tf.config.list_logical_devices("GPU")
+    )
 
 
 def _array(like, length):
     """A TensorArray of `length` tensors like `like`, read forward and backward."""
-    return tf.TensorArray(like.dtype, size=length, element_shape=like.shape,
-                          clear_after_read=False)
+    return tf.TensorArray(like.dtype, size=length, element_shape=like.shape, clear_after_read=False)
 
 
 class _OwnGradientLoop:
@@ -103,8 +106,7 @@ class _OwnGradientLoop:
         self.dtype = step_dtype(self.cell)
         # A plain matmul product: its input gradient is one matmul with U^T, made once (oneDNN
         # runs a transposed float32 operand at half speed).
-        self.matmul = (type(self.cell).multiply_recurrent
-                       is RecurrentCell.multiply_recurrent)
+        self.matmul = type(self.cell).multiply_recurrent is RecurrentCell.multiply_recurrent
         self.kernel_t = tf.transpose(self.kernel) if self.matmul else None
         # An LSTM-structure step reads x_t and m_t only as their sum (z = W x_t + R r_{t-1},
         # `LSTMStructure`), so dm_t is dx_t: the backward loop keeps one array for both
@@ -127,12 +129,14 @@ class _OwnGradientLoop:
         def run(projected, kernel, *states):
             outputs, final_states, saved = loop.forward(projected, keep, list(states))
             return (outputs, *final_states), lambda *d, variables=None: loop.backward(
-                saved, keep, *d, variables=variables)
+                saved, keep, *d, variables=variables
+            )
 
         # The step and the states in `self.dtype` (see `loop.step_dtype`); TF differentiates
         # the casts around the loop.
-        outputs, *final_states = run(tf.cast(projected, self.dtype), self.kernel,
-                                     *(tf.cast(s, self.dtype) for s in states))
+        outputs, *final_states = run(
+            tf.cast(projected, self.dtype), self.kernel, *(tf.cast(s, self.dtype) for s in states)
+        )
         return tf.cast(outputs, dtype), [tf.cast(s, dtype) for s in final_states]
 
     # -- forward ---------------------------------------------------------------------------------
@@ -140,8 +144,9 @@ class _OwnGradientLoop:
         """The loop, keeping per step the product m_t and the states it started from."""
         length = tf.shape(projected)[0]
         inputs_ta = _array(projected[0], length).unstack(projected)
-        zeros = zero_output(lambda x, s: self.step(x, self.product(s[self.index]), s),
-                            projected, states)
+        zeros = zero_output(
+            lambda x, s: self.step(x, self.product(s[self.index]), s), projected, states
+        )
         r = states[self.index]
         spec = compute_output_spec(self.product, keras.KerasTensor(r.shape, r.dtype))
         product_like = tf.zeros(tf.concat([tf.shape(r)[:1], spec.shape[1:]], 0), spec.dtype)
@@ -155,20 +160,38 @@ class _OwnGradientLoop:
                 masked = zeros if self.layer.zero_output_for_mask else prev_output
                 output = where(keep[t], output, masked)
                 new_states = [where(keep[t], new, old) for new, old in zip(new_states, states)]
-            return (t + 1, output, new_states, [ta.write(t, output) for ta in outputs_ta],
-                    products_ta.write(t, m), [ta.write(t, s) for ta, s in zip(states_tas, states)])
+            return (
+                t + 1,
+                output,
+                new_states,
+                [ta.write(t, output) for ta in outputs_ta],
+                products_ta.write(t, m),
+                [ta.write(t, s) for ta, s in zip(states_tas, states)],
+            )
 
         _, last, final_states, outputs_ta, products_ta, states_tas = tf.while_loop(
             lambda t, *_: t < length,
             body,
-            (tf.constant(0), zeros, states, outputs_ta, _array(product_like, length),
-             [_array(s, length) for s in states]),
+            (
+                tf.constant(0),
+                zeros,
+                states,
+                outputs_ta,
+                _array(product_like, length),
+                [_array(s, length) for s in states],
+            ),
             maximum_iterations=length,
         )
         outputs = outputs_ta[0].stack() if self.layer.return_sequences else last
-        saved = {"length": length, "inputs": inputs_ta, "products": products_ta,
-                 "states": states_tas, "zeros": zeros, "outputs": outputs,
-                 "initial": states}
+        saved = {
+            "length": length,
+            "inputs": inputs_ta,
+            "products": products_ta,
+            "states": states_tas,
+            "zeros": zeros,
+            "outputs": outputs,
+            "initial": states,
+        }
         return outputs, final_states, saved
 
     def product(self, r):
@@ -211,16 +234,24 @@ class _OwnGradientLoop:
                 d_output = where(keep[t], d_output, tf.zeros_like(d_output))
                 d_states = [where(keep[t], d, tf.zeros_like(d)) for d in d_states]
             d_x, d_m, *grads = self.step_gradients(x, m, prev, d_output, d_states, var_list)
-            d_prev = [d + p for d, p in zip(grads[:len(prev)], passed)]
+            d_prev = [d + p for d, p in zip(grads[: len(prev)], passed)]
             d_prev[self.index] += self.d_recurrent_input(d_m, prev[self.index])
-            d_variables = [a if d is None else a + d
-                           for a, d in zip(d_variables, grads[len(prev):])]
-            return (t, d_carry, d_prev, d_variables,
-                    [ta.write(t, d) for ta, d in zip(d_arrays, (d_x, d_m))])
+            d_variables = [
+                a if d is None else a + d for a, d in zip(d_variables, grads[len(prev) :])
+            ]
+            return (
+                t,
+                d_carry,
+                d_prev,
+                d_variables,
+                [ta.write(t, d) for ta, d in zip(d_arrays, (d_x, d_m))],
+            )
 
         # dx_t, and dm_t unless it is dx_t (`self.summed`).
-        d_arrays = [_array(saved[name].read(0), length)
-                    for name in ("inputs", "products")[:1 if self.summed else 2]]
+        d_arrays = [
+            _array(saved[name].read(0), length)
+            for name in ("inputs", "products")[: 1 if self.summed else 2]
+        ]
         _, _, d_initial, d_variables, d_arrays = tf.while_loop(
             lambda t, *_: t > 0,
             back,
@@ -240,8 +271,9 @@ class _OwnGradientLoop:
             tape.watch([x, m, *prev, *variables])
             output, new_states = self.step(x, m, prev)  # in its own autocast scope
         sources = [x, m, *prev, *variables]
-        grads = tape.gradient([output, *tree.flatten(new_states)], sources,
-                              output_gradients=[d_output, *d_states])
+        grads = tape.gradient(
+            [output, *tree.flatten(new_states)], sources, output_gradients=[d_output, *d_states]
+        )
         n = 2 + len(prev)
         grads[:n] = [tf.zeros_like(s) if g is None else g for g, s in zip(grads, sources)]
         return grads

@@ -14,8 +14,12 @@ import tensorflow as tf
 def applies(layer, sequences, mask, training):
     """For a cell with a `parallel` form (mLSTM), unmasked, float32, of a static length."""
     cell = layer.cell
-    return (hasattr(cell, "parallel") and mask is None and cell.compute_dtype == "float32"
-            and sequences.shape[1] is not None)
+    return (
+        hasattr(cell, "parallel")
+        and mask is None
+        and cell.compute_dtype == "float32"
+        and sequences.shape[1] is not None
+    )
 
 
 def run(layer, sequences, initial_state, mask, training):

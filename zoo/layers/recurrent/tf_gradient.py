@@ -28,6 +28,7 @@ def run(layer, sequences, initial_state, mask, training):
     cell = layer.cell
     projected = cell.project_inputs(sequences)
     if cell.recurrent_state is None:  # the step's own matmuls: all in the compute dtype
+
         def step(x, states):
             return cell.step(x, None, states, training=training)
 
@@ -43,7 +44,11 @@ def run(layer, sequences, initial_state, mask, training):
             return cell.step(x, m, states, training=training)
 
     last, outputs, states = while_loop(
-        wide_step, tf.cast(projected, dtype),
-        tree.map_structure(lambda s: tf.cast(s, dtype), initial_state), mask, layer)
+        wide_step,
+        tf.cast(projected, dtype),
+        tree.map_structure(lambda s: tf.cast(s, dtype), initial_state),
+        mask,
+        layer,
+    )
     back = lambda x: tf.cast(x, projected.dtype)
     return back(last), back(outputs), tree.map_structure(back, states)
