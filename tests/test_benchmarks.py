@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from benchmarks import run
+from benchmarks import measure, run
 
 TINY = run.Settings(batch=2, length=3, warmup=1, steps=1, repeats=2)
 
@@ -34,13 +34,13 @@ def test_training_row():
     times = row["tokens_per_s"]
     assert 0 < times["min"] <= times["median"] <= times["max"]
     # 6 flops per matmul weight per token: kernel, recurrent kernel and the Dense layer.
-    weights = 3 * (run.EMBED * 4 + 4 * 4) + 4 * run.VOCAB
+    weights = 3 * (measure.EMBED * 4 + 4 * 4) + 4 * measure.VOCAB
     assert row["gflops"] == pytest.approx(6 * weights * times["median"] / 1e9)
     assert row["loss"] > 0 and row["peak_rss_mib"] > 0
 
 
 def test_report_files(tmp_path):
-    row = {**run._result(run.Case("keras", "lstm", 8), [1.0, 3.0, 2.0], 1.5, 4.0, 10, 0.0)}
+    row = {**measure._result(run.Case("keras", "lstm", 8), [1.0, 3.0, 2.0], 1.5, 4.0, 10, 0.0)}
     torch_row = {**row, "model": "torch", "label": "torch.lstm"}
     report = {
         "machine": {
@@ -80,8 +80,8 @@ def test_unknown_cells_are_refused():
 
 def test_rounds_merge_every_repetition():
     case = run.Case("zoo", "lstm", 8)
-    first = run._result(case, [1.0, 2.0, 9.0], 5.0, 4.0, 10, 0.0)
-    second = run._result(case, [3.0, 4.0, 5.0], 7.0, 4.5, 10, 0.0)
+    first = measure._result(case, [1.0, 2.0, 9.0], 5.0, 4.0, 10, 0.0)
+    second = measure._result(case, [3.0, 4.0, 5.0], 7.0, 4.5, 10, 0.0)
     merged = run.merge([first, second])
     assert merged["tokens_per_s"] == {"median": 3.5, "min": 1.0, "max": 9.0}
     assert merged["tokens_per_cpu_s"] == 6.0 and merged["loss"] == 4.0
