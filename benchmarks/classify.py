@@ -119,7 +119,8 @@ def run_zoo(dataset, runs, settings, rounds) -> tuple[dict, list[dict]]:
     """Train the zoo classifier on `dataset` in runs/<dataset>, export it and measure it;
     (row, device rows)."""
     from benchmarks.classify_device import device_figures
-    from pipelines.classify import ClassifyConfig, ClassifyTask, predict, sequences_of
+    from pipelines.classify import ClassifyConfig, ClassifyTask, predict
+    from pipelines.classify_data import sequences_of
     from pipelines.export import export_run
     from pipelines.rundir import load_checkpoint
     from pipelines.train import train

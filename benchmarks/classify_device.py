@@ -215,7 +215,8 @@ def main(argv=None):
     figures as a Markdown table."""
     import argparse
 
-    from pipelines.classify import ClassifyTask, sequences_of
+    from pipelines.classify import ClassifyTask
+    from pipelines.classify_data import sequences_of
     from pipelines.export import export_run
     from pipelines.rundir import load_checkpoint
     from pipelines.train import load_config

@@ -6,7 +6,8 @@ import json
 import os
 
 from benchmarks import pipelines
-from zoo.files import atomic_path, atomic_write
+from pipelines.figures import new_figure, save_png
+from zoo.files import atomic_write
 
 VOCAB, EMBED = 96, 64  # the char-LM of every training case
 
@@ -92,14 +93,9 @@ def _best_precision(find, units):
 
 
 def chart(report, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sizes = sorted({r["units"] for r in report["training"]})
     labels = list(dict.fromkeys(r["label"] for r in report["training"]))
-    fig, axes = plt.subplots(
+    fig, axes = new_figure(
         1, len(sizes), figsize=(6 * len(sizes), 0.3 * len(labels) + 1.5), squeeze=False, sharey=True
     )
     for ax, units in zip(axes[0], sizes):
@@ -116,9 +112,7 @@ def chart(report, path):
         ax.set_title(f"training tokens/s, H={units}")
     axes[0][0].invert_yaxis()  # shared: once for all
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path, tight=False)
 
 
 def save(report, out):

@@ -24,11 +24,19 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import datasets
+from pipelines.classify_data import (
+    BUCKET,
+    class_weights,
+    eval_dataset,
+    padded,
+    sequences_of,
+    train_stream,
+)
 from pipelines.configs import TrainConfig, option
 from pipelines.datasets.sensor_files import check_known_labels
-from pipelines.streams import shuffled_batches
+from pipelines.figures import new_figure, save_png
 from pipelines.tasks import Task, TaskData, register_task
-from zoo.files import atomic_path, atomic_write, read_json
+from zoo.files import atomic_write, read_json
 from zoo.models.classifier import FCN_KERNELS, SequenceClassifier
 
 CLASSES = "classes.json"
@@ -90,58 +98,8 @@ class ClassifyConfig(TrainConfig):
     )
 
 
-def padded(sequences, multiple=1):
-    """(features (N, T, C) float32 zero-padded, lengths (N,) int32) of sequences; T is the
-    longest length rounded up to a multiple of `multiple`."""
-    lengths = np.array([len(s) for s in sequences], np.int32)
-    steps = -(-int(lengths.max()) // multiple) * multiple
-    features = np.zeros((len(sequences), steps, sequences[0].shape[1]), np.float32)
-    for row, sequence in zip(features, sequences):
-        row[: len(sequence)] = sequence
-    return features, lengths
-
-
-# Batches are cut to their longest sequence rounded up to a multiple of this many steps: few
-# distinct shapes, so the training step is traced a few times, not once per batch.
-BUCKET = 32
 # int8 calibration reads at least this many training sequences (all of a small training set).
 CALIBRATION_SEQUENCES = 64
-
-
-def _trimmed(features, lengths, labels, *rest):
-    """A batch cut to its longest sequence (rounded up to a multiple of BUCKET steps: the
-    arrays are padded to one)."""
-    steps = -(-tf.reduce_max(lengths) // BUCKET) * BUCKET
-    return ({"features": features[:, :steps], "lengths": lengths}, labels, *rest)
-
-
-def train_stream(features, lengths, labels, weights, batch_size, seed, start_step=0):
-    """Endless (inputs, labels, class weights) batches in `streams.shuffled_batches` order."""
-    tensors = [tf.constant(a) for a in (features, lengths, labels, weights)]
-    return (
-        shuffled_batches(len(labels), batch_size, seed, start_step)
-        .map(
-            lambda index: _trimmed(*(tf.gather(t, index) for t in tensors)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        .prefetch(tf.data.AUTOTUNE)
-    )
-
-
-def eval_dataset(features, lengths, labels, batch_size) -> tf.data.Dataset:
-    """Every sequence once, in order: (inputs, labels) batches."""
-    return (
-        tf.data.Dataset.from_tensor_slices((features, lengths, labels))
-        .batch(batch_size)
-        .map(_trimmed)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-
-
-def class_weights(labels, classes: int) -> np.ndarray:
-    """Per-class weights n / (K n_c) (1 for a class absent from `labels`)."""
-    counts = np.bincount(labels, minlength=classes).astype(np.float64)
-    return np.where(counts > 0, len(labels) / (classes * np.maximum(counts, 1)), 1.0)
 
 
 def _natural(label):
@@ -154,17 +112,6 @@ def _number(text) -> bool:
     except ValueError:
         return False
     return True
-
-
-def sequences_of(dataset, limit=None) -> list[tuple]:
-    """(features (T, C), length, label) of every sequence of a dataset of batches."""
-    found = []
-    for inputs, labels, *_ in dataset:
-        for x, n, y in zip(
-            np.asarray(inputs["features"]), np.asarray(inputs["lengths"]), np.asarray(labels)
-        ):
-            found.append((x[:n], int(n), int(y)))
-    return found[:limit]
 
 
 def predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -191,32 +138,23 @@ def scores(truth, predicted, classes: int) -> dict:
 
 def save_confusion(truth, predicted, names, path, title=None):
     """The confusion matrix (rows: true class, columns: predicted) as a PNG, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = 2.5 + 0.45 * len(names)
-    figure, axes = plt.subplots(figsize=(size, size))
-    try:
-        ConfusionMatrixDisplay.from_predictions(
-            truth,
-            predicted,
-            labels=range(len(names)),
-            display_labels=names,
-            ax=axes,
-            colorbar=False,
-            cmap="Blues",
-            xticks_rotation="vertical",
-        )
-        if title:
-            axes.set_title(title, fontsize=9)
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-    return path
+    figure, axes = new_figure(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(
+        truth,
+        predicted,
+        labels=range(len(names)),
+        display_labels=names,
+        ax=axes,
+        colorbar=False,
+        cmap="Blues",
+        xticks_rotation="vertical",
+    )
+    if title:
+        axes.set_title(title, fontsize=9)
+    return save_png(figure, path, dpi=90)
 
 
 @register_task

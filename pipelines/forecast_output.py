@@ -15,8 +15,9 @@ import os
 import numpy as np
 
 from pipelines import backtest
+from pipelines.figures import new_figure, save_png
 from pipelines.forecast_features import LAYOUT, Layout
-from zoo.files import atomic_path, atomic_write
+from zoo.files import atomic_write
 
 PLOTTED = 4  # series drawn in the PNG (the CSV holds them all)
 
@@ -70,13 +71,8 @@ def forecast(task, config, run_dir, model, seed=0):
 def plot(frame, rows, cutoffs, path, history):
     """The PNG: for the first PLOTTED series, `history` steps before the origin, the
     median, the 80% and 90% bands, and the actual values where known; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     shown = list(zip(rows, cutoffs))[:PLOTTED]
-    figure, axes = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown)), squeeze=False)
+    figure, axes = new_figure(len(shown), 1, figsize=(9, 2.6 * len(shown)), squeeze=False)
     for axis, (row, cutoff) in zip(axes[:, 0], shown):
         part = frame[frame["unique_id"] == row["unique_id"]]
         first = max(0, cutoff - history)
@@ -100,11 +96,7 @@ def plot(frame, rows, cutoffs, path, history):
         axis.tick_params(labelsize=8)
     axes[0, 0].legend(fontsize=8, loc="upper left")
     figure.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=90)
-    finally:
-        plt.close(figure)
+    save_png(figure, path, dpi=90, tight=False)
 
 
 def write(task, config, run_dir, model, output=None, seed=None) -> str:

@@ -28,11 +28,11 @@ from pipelines.datasets.moving_shapes import (  # noqa: F401 (the generator, for
     SIZES,
     render,
 )
+from pipelines.figures import new_figure, save_png
 from pipelines.rundir import default_run_dir
 from pipelines.streams import shuffled_batches
 from pipelines.tasks import Task, TaskData, register_task
 from zoo.cells.conv_lstm import ConvLSTMCell, ConvRNN
-from zoo.files import atomic_path
 
 STRIP = "strip.png"
 
@@ -132,13 +132,8 @@ def build_model(
 
 def save_strip(true, predicted, path, title=None):
     """A PNG of the true frames (top row) over the predicted ones (bottom), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     frames = len(true)
-    figure, axes = plt.subplots(2, frames, figsize=(frames * 0.9, 2.1), squeeze=False)
+    figure, axes = new_figure(2, frames, figsize=(frames * 0.9, 2.1), squeeze=False)
     for row, (label, video) in enumerate((("true", true), ("predicted", predicted))):
         for t in range(frames):
             axes[row, t].imshow(video[t, ..., 0], cmap="gray", vmin=0, vmax=1)
@@ -147,12 +142,7 @@ def save_strip(true, predicted, path, title=None):
         axes[row, 0].set_ylabel(label, fontsize=8)
     if title:
         figure.suptitle(title, fontsize=9)
-    try:
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=80, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-    return path
+    return save_png(figure, path, dpi=80)
 
 
 @register_task

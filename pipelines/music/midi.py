@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.figures import new_figure, save_png
 from zoo.files import atomic_path
 from zoo.models.melody import REST, EventVocabulary
 
@@ -174,11 +175,9 @@ def plot_roll(
 ):
     """Draw a piano roll (steps, P), time across and pitch up, on `ax` (default: a new figure);
     save the figure as a PNG if `path`. Returns the axes."""
-    from matplotlib.figure import Figure
-
     roll = np.asarray(roll)
     if ax is None:
-        ax = Figure(figsize=(min(16, max(4, len(roll) / 24)), 3)).subplots()
+        ax = new_figure(figsize=(min(16, max(4, len(roll) / 24)), 3))[1]
     ax.imshow(
         roll.T,
         origin="lower",
@@ -191,6 +190,5 @@ def plot_roll(
     if title:
         ax.set_title(title)
     if path is not None:
-        with atomic_path(path) as tmp:
-            ax.figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        save_png(ax.figure, path)
     return ax

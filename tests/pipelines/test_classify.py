@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pipelines import cli
-from pipelines.classify import ClassifyConfig, class_weights
+from pipelines.classify import ClassifyConfig
+from pipelines.classify_data import class_weights
 from pipelines.train import evaluate, sample, train
 
 
