@@ -107,8 +107,8 @@ class RecurrentCell(keras.layers.Layer):
     `bias`; `recurrent_kernel_gates` if the recurrent kernel has fewer), `paper`, and
     implement `step`; they add weights beyond the three standard ones in
     `build_extra_weights`, and declare what differs from the defaults of `recurrent_state`
-    (0: the step multiplies h_{t-1}), `stochastic` (False), `input_rank` (1) and `structure`
-    (None), see `zoo.cells.structure`.
+    (0: the step multiplies h_{t-1}), `stochastic` (False), `input_rank` (1), `structure`
+    (None, see `zoo.cells.structure`) and `parallel` (None: no whole-sequence form).
 
     Args:
         units: positive int, size of the hidden state.
@@ -126,11 +126,14 @@ class RecurrentCell(keras.layers.Layer):
     # The declared contract (zoo.cells.structure): which state the recurrent kernel
     # multiplies (None: the step takes no such single product), whether the step draws random
     # numbers when training, the axes of one step's input after the batch axis, and the
-    # sequence layer the cell needs beyond `keras.layers.RNN` (None: any, e.g. `Recurrent`).
+    # sequence layer the cell needs beyond `keras.layers.RNN` (None: any, e.g. `Recurrent`), and
+    # the cell's own whole-sequence form `parallel(inputs, initial_state) -> (outputs, states)`
+    # that `Recurrent` runs instead of the loop (None: none; a method, as mLSTM's chunk-wise form).
     recurrent_state: int | None = 0
     stochastic: bool = False
     input_rank: int = 1
     sequence_layer: type | None = None
+    parallel = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -12,10 +12,11 @@ import tensorflow as tf
 
 
 def applies(layer, sequences, mask, training):
-    """For a cell with a `parallel` form (mLSTM), unmasked, float32, of a static length."""
+    """For a cell that declares a `parallel` form (mLSTM), unmasked, float32, of a static
+    length (a Keras cell declares none)."""
     cell = layer.cell
     return (
-        hasattr(cell, "parallel")
+        getattr(cell, "parallel", None) is not None
         and mask is None
         and cell.compute_dtype == "float32"
         and sequences.shape[1] is not None
