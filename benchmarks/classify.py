@@ -23,7 +23,6 @@ classify.csv and classify.md to `--out` (benchmarks/results/classify).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -34,6 +33,7 @@ import time
 import numpy as np
 
 from benchmarks.classify_device import table
+from pipelines import script_flags as flags
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "classify")
 DATASETS = ("basic_motions", "pickup_gesture_wiimote_z", "japanese_vowels")
@@ -205,21 +205,35 @@ def save(report, out):
         f.write(markdown(report) + "\n")
 
 
+def define_flags(flags, values):
+    """The flags of `python -m benchmarks.classify` (see `pipelines.script_flags.parse`)."""
+    flags.DEFINE_list(
+        "datasets", list(DATASETS), "Datasets (zoo_ prefix left out).", flag_values=values
+    )
+    flags.DEFINE_list("peers", list(PEERS), "Peer models.", flag_values=values)
+    flags.DEFINE_boolean("quick", False, "Tiny settings (a smoke run).", flag_values=values)
+    flags.DEFINE_integer(
+        "inception_epochs",
+        INCEPTION_EPOCHS,
+        "InceptionTime's epochs.",
+        lower_bound=1,
+        flag_values=values,
+    )
+    flags.DEFINE_integer(
+        "rounds", 5, "Interleaved latency rounds.", lower_bound=1, flag_values=values
+    )
+    flags.DEFINE_string("out", RESULTS, "Results folder.", flag_values=values)
+    flags.DEFINE_string(
+        "runs",
+        os.path.join("runs", "classify-benchmark"),
+        "Where the zoo's runs and their exports go.",
+        flag_values=values,
+    )
+
+
 def main(argv=None):
     """`python -m benchmarks.classify`: see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--peers", default=",".join(PEERS))
-    parser.add_argument("--quick", action="store_true", help="tiny settings (a smoke run)")
-    parser.add_argument("--inception_epochs", type=int, default=INCEPTION_EPOCHS)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
-    parser.add_argument("--out", default=RESULTS)
-    parser.add_argument(
-        "--runs",
-        default=os.path.join("runs", "classify-benchmark"),
-        help="where the zoo's runs and their exports go",
-    )
-    args = parser.parse_args(argv)
+    args = flags.parse(argv, "python -m benchmarks.classify", __doc__, define_flags)
     from pipelines import datasets
 
     settings = {**ZOO_SETTINGS, **(QUICK if args.quick else {})}
@@ -229,13 +243,13 @@ def main(argv=None):
         "settings": settings,
         "datasets": {},
     }
-    for dataset in args.datasets.split(","):
+    for dataset in args.datasets:
         name = f"zoo_{dataset}"
         train = datasets.examples(name, "train") + datasets.examples(name, "validation")
         test = datasets.examples(name, "test")
         zoo, device = run_zoo(dataset, args.runs, settings, 1 if args.quick else args.rounds)
         models = [zoo]
-        for peer in args.peers.split(","):
+        for peer in args.peers:
             try:
                 models.append(
                     run_peer(peer, train, test, 2 if args.quick else args.inception_epochs)

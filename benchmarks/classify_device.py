@@ -210,21 +210,28 @@ def table(rows) -> str:
 
 
 def main(argv=None):
-    """`python -m benchmarks.classify_device RUN_DIR [--rounds N]`: export a classify run
+    """`python -m benchmarks.classify_device RUN_DIR [--rounds=N]`: export a classify run
     (float32, float16, dynamic, int8, each scored on the test split) and print its device
     figures as a Markdown table."""
-    import argparse
-
+    from pipelines import script_flags as flags
     from pipelines.classify import ClassifyTask
     from pipelines.classify_data import sequences_of
     from pipelines.export import export_run
     from pipelines.rundir import load_checkpoint
     from pipelines.train import load_config
 
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args(argv)
+    def define_flags(flags, values):
+        flags.DEFINE_integer(
+            "rounds", 5, "Interleaved latency rounds.", lower_bound=1, flag_values=values
+        )
+
+    args = flags.parse(
+        argv,
+        "python -m benchmarks.classify_device",
+        main.__doc__,
+        define_flags,
+        positional=("run_dir",),
+    )
     export_dir = os.path.join(args.run_dir, "export")
     export_run(
         args.run_dir,

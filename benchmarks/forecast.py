@@ -3,7 +3,7 @@
 every packaged series, in one run.
 
     python -m benchmarks.forecast                          # the table of docs/tasks/forecasting.md
-    python -m benchmarks.forecast --datasets=air_passengers --epochs=2 --steps=5 --no-neural
+    python -m benchmarks.forecast --datasets=air_passengers --epochs=2 --steps=5 --noneural
 
 For each dataset the zoo's model trains first (`lstm-zoo train --task=forecast`, its wall and
 process CPU time recorded); the neural peers then get the same wall time each (see
@@ -13,23 +13,25 @@ the last table gives their geometric means over the datasets.
 
 Writes results.csv (one row per dataset and model), results.json and results.md to `--out`.
 neuralforecast (PyTorch) is optional (`pip install -e .[forecast-bench]`): without it, or with
---no-neural, those rows are left out.
+--noneural, those rows are left out.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 
 import numpy as np
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "forecast")
+# Forecast-task settings the command line may override (None: the task's own).
+OVERRIDES = ("epochs", "steps", "samples", "batch_size", "patience", "context", "windows")
 COLUMNS = {
     "mase": "MASE",
     "relative_mase": "rel. MASE",
@@ -180,35 +182,37 @@ def main(argv=None):
     """`python -m benchmarks.forecast` (see the module docstring)."""
     import pandas as pd
 
+    from pipelines import script_flags as flags
     from pipelines.forecast import DATASETS
     from zoo.files import atomic_write
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.forecast")
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--cell", default="lstm")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--samples", type=int)
-    parser.add_argument("--batch_size", type=int)
-    parser.add_argument("--patience", type=int)
-    parser.add_argument("--context", type=int)
-    parser.add_argument("--windows", type=int)
-    parser.add_argument("--no-neural", action="store_true")
-    parser.add_argument("--out", default=RESULTS)
-    args = parser.parse_args(argv)
-    overrides = {
-        k: getattr(args, k)
-        for k in ("epochs", "steps", "samples", "batch_size", "patience", "context", "windows")
-        if getattr(args, k) is not None
-    }
-    neural = not args.no_neural and importlib.util.find_spec("neuralforecast") is not None
+    def define_flags(flags, values):
+        flags.DEFINE_list("datasets", list(DATASETS), "Datasets.", flag_values=values)
+        flags.DEFINE_string("cell", "lstm", "The zoo's cell.", flag_values=values)
+        for name in OVERRIDES:
+            flags.DEFINE_integer(
+                name,
+                None,
+                f"The forecast task's --{name} (default: its own).",
+                lower_bound=1,
+                flag_values=values,
+            )
+        flags.DEFINE_boolean(
+            "neural", True, "Include neuralforecast's models (--noneural: not).", flag_values=values
+        )
+        flags.DEFINE_string("out", RESULTS, "Results folder.", flag_values=values)
+
+    args = flags.parse(argv, "python -m benchmarks.forecast", __doc__, define_flags)
+    overrides = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    neural = args.neural and importlib.util.find_spec("neuralforecast") is not None
     results = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "command": "python -m benchmarks.forecast " + " ".join(argv or []),
+        "command": "python -m benchmarks.forecast "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "datasets": {},
     }
-    for dataset in args.datasets.split(","):
+    for dataset in args.datasets:
         print(f"{dataset}: training and backtesting", flush=True)
         results["datasets"][dataset] = benchmark(dataset, args.out, args.cell, neural, **overrides)
     rows = [row for found in results["datasets"].values() for row in found["rows"]]

@@ -1,8 +1,8 @@
 """One recurrent layer's forward and forward+backward time: the A/B measurement behind
 `benchmarks/attempts.md`.
 
-    python -m benchmarks.layer --cell lstm --units 256 512 --precision mixed_bfloat16 \
-        --tf-threads 1,2
+    python -m benchmarks.layer --cell=lstm --units=256,512 --precision=mixed_bfloat16 \
+        --tf_threads=1,2
 
 A `zoo.layers.Recurrent` layer (or `keras.layers.LSTM`/`GRU` with `--keras`) on a random
 batch (64 x 100 x 64 features by default), called in a `tf.function` with `training=True`;
@@ -13,48 +13,41 @@ one line per size. Run it on a quiet machine and compare runs made back to back.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
 
+from pipelines import script_flags as flags
 
-def parse(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.layer",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def define_flags(flags, values):
+    """The flags of `python -m benchmarks.layer` (see `pipelines.script_flags.parse`)."""
+    flags.DEFINE_string("cell", "lstm", "Zoo cell name.", flag_values=values)
+    flags.DEFINE_list("units", ["256", "512"], "Sizes H.", flag_values=values)
+    flags.DEFINE_string(
+        "precision", "float32", "Keras dtype policy, e.g. mixed_bfloat16.", flag_values=values
     )
-    parser.add_argument("--cell", default="lstm", help="zoo cell name (default: lstm)")
-    parser.add_argument("--units", type=int, nargs="+", default=[256, 512], help="sizes H")
-    parser.add_argument(
-        "--precision",
-        default="float32",
-        help="Keras dtype policy, e.g. mixed_bfloat16 (default: float32)",
+    for name, default in (("batch", 64), ("length", 100), ("features", 64), ("calls", 15)):
+        flags.DEFINE_integer(
+            name, default, f"{name.capitalize()}.", lower_bound=1, flag_values=values
+        )
+    flags.DEFINE_string(
+        "tf_threads",
+        "0,0",
+        "TensorFlow's intra- and inter-op threads INTRA,INTER (0: its default).",
+        flag_values=values,
     )
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--length", type=int, default=100)
-    parser.add_argument("--features", type=int, default=64)
-    parser.add_argument("--calls", type=int, default=15, help="timed calls (default: 15)")
-    parser.add_argument(
-        "--tf-threads",
-        default="0,0",
-        metavar="INTRA,INTER",
-        help="TensorFlow's intra- and inter-op threads (0 = its default)",
+    flags.DEFINE_boolean(
+        "keras", False, "Time keras.layers.LSTM/GRU instead (cell lstm or gru).", flag_values=values
     )
-    parser.add_argument(
-        "--keras", action="store_true", help="time keras.layers.LSTM/GRU instead (cell lstm or gru)"
-    )
-    return parser.parse_args(argv)
 
 
 def main(argv=None):
-    args = parse(argv)
+    args = flags.parse(argv, "python -m benchmarks.layer", __doc__, define_flags)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from benchmarks.run import parse_threads
     from pipelines.threads import set_threads
 
-    set_threads(*parse_threads(args.tf_threads))  # before TensorFlow's first op
+    set_threads(*flags.threads(args.tf_threads))  # before TensorFlow's first op
     import keras
     import tensorflow as tf
 
@@ -62,7 +55,7 @@ def main(argv=None):
     from zoo.layers import Recurrent
 
     keras.mixed_precision.set_global_policy(args.precision)
-    for units in args.units:
+    for units in map(int, args.units):
         keras.utils.set_random_seed(0)
         if args.keras:
             layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[args.cell](

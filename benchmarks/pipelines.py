@@ -18,7 +18,6 @@ The two rates are taken one after the other on the same cores, not overlapped as
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import os
@@ -28,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from pipelines import script_flags as flags
 
 
 @dataclass(frozen=True)
@@ -167,10 +168,15 @@ def markdown(results) -> str:
     return "\n".join(lines)
 
 
+def define_flags(flags, values):
+    """The flags of `python -m benchmarks.pipelines` (see `pipelines.script_flags.parse`)."""
+    flags.DEFINE_boolean("quick", False, "Tiny models, corpus slices.", flag_values=values)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny models, corpus slices")
-    print(markdown(measure(parser.parse_args(argv).quick)))
+    """`python -m benchmarks.pipelines`: see the module docstring."""
+    args = flags.parse(argv, "python -m benchmarks.pipelines", __doc__, define_flags)
+    print(markdown(measure(args.quick)))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import os
 import platform
 import statistics
 import sys
-from types import SimpleNamespace
 
 from benchmarks import pipelines
 from benchmarks.measure import (
@@ -43,6 +42,7 @@ from benchmarks.measure import (
     train_torch,
 )
 from benchmarks.report import save
+from pipelines import script_flags as flags
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 MODELS = {
@@ -142,13 +142,8 @@ def machine():
     }
 
 
-def parse(argv, prog="python -m benchmarks.run"):
-    """The suite's flags from `argv`, in the style of every `lstm-zoo` command (absl flags,
-    `--name=value`): a namespace of their values. `--help` prints them and exits 0; a bad
-    flag exits with one line."""
-    from absl import flags
-
-    values = flags.FlagValues()
+def define_flags(flags, values):
+    """The suite's flags (see `pipelines.script_flags.parse`)."""
     flags.DEFINE_list("cells", ["*"], "Cell names or patterns (default: all).", flag_values=values)
     flags.DEFINE_list("sizes", ["256", "512"], "Hidden sizes H.", flag_values=values)
     flags.DEFINE_integer(
@@ -182,34 +177,10 @@ def parse(argv, prog="python -m benchmarks.run"):
         "Smoke run: H=32, batch 8, length 10, 1 step x 2, no bfloat16 rows.",
         flag_values=values,
     )
-    if any(arg in ("-h", "--help", "--helpfull") for arg in argv):
-        print(
-            f"Usage: {prog} [--flags]\n\n{__doc__}\nFlags:\n"
-            f"{values.get_help(include_special_flags=False)}"
-        )
-        raise SystemExit(0)
-    try:
-        rest = values([prog, *argv])
-    except flags.Error as error:
-        raise SystemExit(f"{prog}: error: {error}") from None
-    if len(rest) > 1:
-        raise SystemExit(f"{prog}: error: takes flags only; received {' '.join(rest[1:])}")
-    return SimpleNamespace(**{name: values[name].value for name in values})
-
-
-def parse_threads(text, flag="--tf_threads"):
-    """`flag` INTRA,INTER as two non-negative ints, or SystemExit with one line."""
-    try:
-        threads = tuple(int(n) for n in text.split(","))
-    except ValueError:
-        threads = ()
-    if len(threads) != 2 or min(threads) < 0:
-        raise SystemExit(f"{flag}={text}: expected INTRA,INTER, e.g. 1,2")
-    return threads
 
 
 def main(argv=None, prog="python -m benchmarks.run"):
-    args = parse(argv, prog)
+    args = flags.parse(argv, prog, __doc__, define_flags)
     quiet()
     import zoo
 
@@ -228,7 +199,7 @@ def main(argv=None, prog="python -m benchmarks.run"):
     except ValueError:
         raise SystemExit(f"--sizes={','.join(args.sizes)}: expected whole numbers") from None
     with_torch = args.torch and importlib.util.find_spec("torch") is not None
-    tf_threads = parse_threads(args.tf_threads)
+    tf_threads = flags.threads(args.tf_threads)
     settings = Settings(
         steps=args.steps, repeats=args.repeats, rounds=args.rounds, tf_threads=tf_threads
     )

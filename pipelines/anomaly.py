@@ -21,7 +21,6 @@ Spacecraft Anomalies Using LSTMs and Nonparametric Dynamic Thresholding", KDD 20
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -185,16 +184,19 @@ def evaluate(name, cell="lstm", epochs=10, steps=100, seed=0) -> dict:
 
 def main(argv=None):
     """`python -m pipelines.anomaly` (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.anomaly")
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--cell", default="lstm")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--out", help="Write the results as JSON to this file.")
-    args = parser.parse_args(argv)
-    results = [
-        evaluate(name, args.cell, args.epochs, args.steps) for name in args.datasets.split(",")
-    ]
+    from pipelines import script_flags
+
+    def define_flags(flags, values):
+        flags.DEFINE_list("datasets", list(DATASETS), "Labelled series.", flag_values=values)
+        flags.DEFINE_string("cell", "lstm", "The forecaster's cell.", flag_values=values)
+        flags.DEFINE_integer("epochs", 10, "Training epochs.", lower_bound=1, flag_values=values)
+        flags.DEFINE_integer("steps", 100, "Steps per epoch.", lower_bound=1, flag_values=values)
+        flags.DEFINE_string(
+            "out", None, "Write the results as JSON to this file.", flag_values=values
+        )
+
+    args = script_flags.parse(argv, "python -m pipelines.anomaly", __doc__, define_flags)
+    results = [evaluate(name, args.cell, args.epochs, args.steps) for name in args.datasets]
     lines = [
         "| series | points | labelled | flagged | point F1 | range F1 | wall s | CPU s |",
         "|---|---|---|---|---|---|---|---|",

@@ -19,7 +19,7 @@ def test_tiny_benchmark_writes_the_table_and_csv(tmp_path, monkeypatch):
             "--samples=5",
             "--batch_size=16",
             "--windows=2",
-            "--no-neural",
+            "--noneural",
             f"--out={tmp_path}",
         ]
     )

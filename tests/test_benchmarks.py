@@ -100,21 +100,7 @@ def test_layer_timing_prints_forward_and_backward_per_size(capsys):
     from benchmarks import layer
 
     layer.main(
-        [
-            "--cell",
-            "gru",
-            "--units",
-            "4",
-            "6",
-            "--batch",
-            "2",
-            "--length",
-            "3",
-            "--features",
-            "2",
-            "--calls",
-            "1",
-        ]
+        ["--cell=gru", "--units=4,6", "--batch=2", "--length=3", "--features=2", "--calls=1"]
     )
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" float32")[0] for line in lines] == [
