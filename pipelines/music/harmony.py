@@ -132,14 +132,18 @@ def harmonize(model, melody, fermata=None, steps_per_quarter=1, temperature=1.0,
 def continue_chorale(
     model, opening, length, fermata=None, steps_per_quarter=1, temperature=1.0, seed=None
 ):
-    """An SATB grid per 16th note: the opening (steps, 4) per 16th note read at
-    `steps_per_quarter`, then the model's frames, `length` steps in all."""
+    """An SATB grid per 16th note: the opening (steps, 4) per 16th note, kept exactly (the
+    model reads it at each step's onset, `steps_per_quarter`), then the model's frames,
+    `length` steps in all."""
+    opening = np.asarray(opening, np.int64).reshape(-1, VOICE_COUNT)
     frames, held = chorale_frames(opening, fermata, steps_per_quarter)
     template = _template(frames, held, max(length, len(frames)), VOICE_COUNT, model.vocabulary)
     tokens = harmony.fill_chorale(model, template, temperature, seed)[0]
-    return np.repeat(
+    grid = np.repeat(
         model.vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter, axis=0
     )
+    grid[: len(opening)] = opening
+    return grid
 
 
 def check_range(grid, source):

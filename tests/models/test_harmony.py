@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipelines import cli
-from pipelines.music.harmony import chorale_frames, harmonize, read_line
+from pipelines.music.harmony import chorale_frames, continue_chorale, harmonize, read_line
 from pipelines.music.midi import LOWEST, midi_to_roll, read_midi
 from zoo.models import harmony
 from zoo.models.harmony import SATBVocabulary, nll_per_step
@@ -53,6 +53,16 @@ def test_model_masks_and_harmonizes_keeping_the_soprano():
     np.testing.assert_array_equal(grid[:, 0], melody)
     frames, _ = chorale_frames(grid)
     assert grid.shape == (len(melody), 4) and frames.shape == (6, 4)
+
+
+def test_continuation_keeps_the_opening_exactly_then_writes_whole_chords():
+    model = harmony.serial_model("tiny")
+    opening = np.repeat([[72, 67, 64, 48], [74, 67, 65, 47], [76, 67, 60, 48]], 4, axis=0)
+    opening[5] = [73, 67, 65, 47]  # a passing 16th note between quarter onsets
+    grid = continue_chorale(model, opening, length=8, seed=2)
+    assert grid.shape == (8 * 4, 4)
+    np.testing.assert_array_equal(grid[: len(opening)], opening)
+    assert ((grid[len(opening) :] == 0) | (grid[len(opening) :] >= LOWEST)).all()
 
 
 @pytest.mark.slow
