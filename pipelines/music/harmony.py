@@ -21,6 +21,7 @@ from pipelines import datasets
 from pipelines.configs import option
 from pipelines.music.chorales import transposed_grids
 from pipelines.music.common import MusicConfig, MusicTask, read_pieces
+from pipelines.music.harmony_frames import frame_batches, frame_window_stream
 from pipelines.music.midi import (
     HIGHEST,
     LOWEST,
@@ -34,7 +35,7 @@ from pipelines.music.midi import (
 )
 from pipelines.streams import token_window_stream
 from pipelines.tasks import TaskData, register_task
-from zoo.models import harmony
+from zoo.models import frame_chorale, harmony
 from zoo.models.harmony import VOICE_COUNT, SATBVocabulary
 
 
@@ -84,6 +85,15 @@ def chorale_batches(sequences, batch_size):
 
 
 # -- harmonising and continuing ---------------------------------------------------------------
+def fill(model, template, temperature=1.0, seed=None):
+    """`template` completed by the model: `frame_chorale.fill_frames` for a frame model,
+    `harmony.fill_chorale` for a serialised one."""
+    framed = isinstance(model, frame_chorale.FrameChoraleModel)
+    return (frame_chorale.fill_frames if framed else harmony.fill_chorale)(
+        model, template, temperature, seed
+    )
+
+
 def read_line(reference, voices=4) -> tuple[np.ndarray, np.ndarray | None]:
     """(grid (steps, voices) per 16th note, fermatas or None) of a MIDI file (its highest
     `voices` notes at every 16th) or of a Bach chorale of the corpus named by its music21
@@ -122,7 +132,7 @@ def harmonize(model, melody, fermata=None, steps_per_quarter=1, temperature=1.0,
     vocabulary = model.vocabulary
     frames, held = chorale_frames(melody[:, None], fermata, steps_per_quarter)
     template = _template(frames, held, len(frames), 1, vocabulary)
-    tokens = harmony.fill_chorale(model, template, temperature, seed)[0]
+    tokens = fill(model, template, temperature, seed)[0]
     lower = np.repeat(
         vocabulary.decode(tokens)[0][:, 1:], STEPS_PER_QUARTER // steps_per_quarter, axis=0
     )[: len(melody)]
@@ -138,7 +148,7 @@ def continue_chorale(
     opening = np.asarray(opening, np.int64).reshape(-1, VOICE_COUNT)
     frames, held = chorale_frames(opening, fermata, steps_per_quarter)
     template = _template(frames, held, max(length, len(frames)), VOICE_COUNT, model.vocabulary)
-    tokens = harmony.fill_chorale(model, template, temperature, seed)[0]
+    tokens = fill(model, template, temperature, seed)[0]
     grid = np.repeat(
         model.vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter, axis=0
     )
@@ -172,6 +182,12 @@ class HarmonyConfig(MusicConfig):
     steps_per_quarter: int = option(
         1, "Time steps (chords) per quarter note: 4, 2 or 1.", between=(1, 4)
     )
+    head: str = option(
+        "serial",
+        "The chord's distribution: serial (a recurrent step per token) or frame (a step per "
+        "chord, then an autoregressive head within it: zoo.models.frame_chorale).",
+        choices=("serial", "frame"),
+    )
 
 
 @register_task
@@ -193,21 +209,24 @@ class HarmonyTask(MusicTask):
     def prepare(self, config, run_dir, split=True):
         pieces, spq = self.pieces(config, split), config.steps_per_quarter
         window, batch = self.sequence_length(config), config.batch_size
-        evaluation = {n: chorale_batches(chorale_tokens(p, spq), batch) for n, p in pieces.items()}
-        train = (
-            np.concatenate(chorale_tokens(pieces["train"], spq, config.transpositions))
-            if split
-            else np.zeros(0, np.int32)
-        )
+        framed = config.head == "frame"  # whole frames (harmony_frames) for a frame model
+        batches = frame_batches if framed else chorale_batches
+        evaluation = {n: batches(chorale_tokens(p, spq), batch) for n, p in pieces.items()}
+        sequences = chorale_tokens(pieces["train"], spq, config.transpositions) if split else []
+        train = np.concatenate(sequences) if split else np.zeros(0, np.int32)
         if split and len(train) <= window:
             raise ValueError(
                 f"The train split has {len(train)} tokens, fewer than one window "
                 f"of --seq_len={config.seq_len} steps"
             )
+
+        def stream(step):
+            if framed:
+                return frame_window_stream(sequences, config.seq_len, batch, config.seed, step)
+            return token_window_stream(train, window, batch, config.seed, step)
+
         return TaskData(
-            train=(lambda step: token_window_stream(train, window, batch, config.seed, step))
-            if split
-            else None,
+            train=stream if split else None,
             validation=evaluation.get("validation"),
             test=evaluation["test" if split else "all"],
             steps_per_pass=max(1, len(train) // window // batch),
@@ -216,7 +235,8 @@ class HarmonyTask(MusicTask):
         )
 
     def build_model(self, config, data):
-        return harmony.serial_model(
+        build = frame_chorale.frame_model if config.head == "frame" else harmony.serial_model
+        return build(
             config.size,
             cell=config.cell,
             dropout=config.dropout,

@@ -228,22 +228,7 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
     import tensorflow as tf
 
     vocabulary = model.vocabulary
-    template = np.asarray(template, dtype=np.int64).reshape(-1, VOICE_COUNT + 1)
-    expected = [
-        np.array([vocabulary.FRAME, vocabulary.FERMATA]),
-        *(vocabulary.voice_tokens(v) for v in range(VOICE_COUNT)),
-    ]
-    for column, allowed in enumerate(expected):
-        given = template[:, column]
-        wrong = (given != -1) & ~np.isin(given, allowed)
-        if wrong.any():
-            raise ValueError(
-                f"Frame {int(np.argmax(wrong))}, token {column}: "
-                f"{int(given[wrong][0])} is not a "
-                f"{('marker', 'soprano', 'alto', 'tenor', 'bass')[column]} token"
-            )
-    if temperature < 0:
-        raise ValueError(f"`temperature` must be >= 0. Received: temperature={temperature}")
+    template = check_template(template, vocabulary, temperature)
     step = tf.function(model.step, reduce_retracing=True)
     rng = np.random.default_rng(seed)
     states = model.initial_state(batch_size)
@@ -260,6 +245,29 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
                 ids = _draw(logits, temperature, rng)
             out[:, frame, column] = ids
     return out
+
+
+def check_template(template, vocabulary, temperature=1.0):
+    """`template` as int64 (frames, 5), checked: ValueError naming the first given token that
+    is not of its column's kind (marker, soprano, alto, tenor, bass), or a negative
+    `temperature`."""
+    template = np.asarray(template, dtype=np.int64).reshape(-1, VOICE_COUNT + 1)
+    expected = [
+        np.array([vocabulary.FRAME, vocabulary.FERMATA]),
+        *(vocabulary.voice_tokens(v) for v in range(VOICE_COUNT)),
+    ]
+    for column, allowed in enumerate(expected):
+        given = template[:, column]
+        wrong = (given != -1) & ~np.isin(given, allowed)
+        if wrong.any():
+            raise ValueError(
+                f"Frame {int(np.argmax(wrong))}, token {column}: "
+                f"{int(given[wrong][0])} is not a "
+                f"{('marker', 'soprano', 'alto', 'tenor', 'bass')[column]} token"
+            )
+    if temperature < 0:
+        raise ValueError(f"`temperature` must be >= 0. Received: temperature={temperature}")
+    return template
 
 
 def _draw(logits, temperature, rng):
