@@ -260,6 +260,14 @@ class HarmonyTask(MusicTask):
         """Tokens of one training window: `seq_len` frames of five tokens."""
         return config.seq_len * (VOICE_COUNT + 1)
 
+    def export_options(self, config, data, count, seq_len=None):
+        if config.head == "frame":  # its head draws within the frame, outside `step`
+            raise ValueError(
+                f"{config.run_dir}: a --head=frame model does not export (its step gives the "
+                "context of a chord, not the chord's tokens); export a --head=serial run"
+            )
+        return super().export_options(config, data, count, seq_len)
+
     def sample(
         self,
         config,

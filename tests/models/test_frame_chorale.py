@@ -141,3 +141,6 @@ def test_cli_trains_and_evaluates_the_frame_head(tmp_path, capsys):
     assert np.isclose(evaluated["nll"], test["nll"], rtol=1e-5)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["head"] == "frame"
+    assert cli.run(["export", f"--run_dir={run_dir}"]) != 0  # refused in one line
+    assert "--head=frame model does not export" in capsys.readouterr().err
+    assert not (run_dir / "export").exists()

@@ -3,6 +3,7 @@
     zoo.models.language_model.LanguageModel   text (and melodies: `melody`)
     zoo.models.polyphonic.PolyphonicModel     piano rolls
     zoo.models.harmony.SerialChoraleModel     four-part chorales as SATB tokens
+    zoo.models.frame_chorale.FrameChoraleModel  the same, one step per chord
     zoo.models.seq2seq.Seq2Seq                translation
     zoo.models.ctc.CTCModel                   sequence labelling (speech)
     zoo.models.forecaster.Forecaster          probabilistic forecasting (DeepAR-style)
@@ -16,6 +17,7 @@ from zoo.models import (
     ctc,
     distributions,
     forecaster,
+    frame_chorale,
     harmony,
     language_model,
     melody,
@@ -31,6 +33,7 @@ __all__ = [
     "ctc",
     "distributions",
     "forecaster",
+    "frame_chorale",
     "harmony",
     "language_model",
     "melody",
