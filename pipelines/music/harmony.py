@@ -2,6 +2,7 @@
 that also harmonises a given melody (soprano) or continues an opening.
 
     lstm-zoo train --task=harmony --transpositions=5 --run_dir=runs/harmony
+    lstm-zoo train --task=harmony --head=frame --run_dir=runs/harmony-frame  # a step per chord
     lstm-zoo sample --run_dir=runs/harmony --melody=bach/bwv269 --output=bwv269
     lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --output=harmonised
     lstm-zoo sample --run_dir=runs/harmony --prompt=opening.mid --length=32
@@ -192,7 +193,8 @@ class HarmonyConfig(MusicConfig):
 
 @register_task
 class HarmonyTask(MusicTask):
-    """Serialised SATB chorales for a `SerialChoraleModel`; see `HarmonyConfig`."""
+    """SATB chorales for a `SerialChoraleModel` (tokens) or, with `--head=frame`, a
+    `FrameChoraleModel` (frames); see `HarmonyConfig`."""
 
     name, config_class = "harmony", HarmonyConfig
     corpus_dataset, folder_dataset = "zoo_bach_chorales", "zoo_midi_chorales"
