@@ -167,6 +167,29 @@ def cadences(chords_, under):
     return len(ends), tonic, authentic
 
 
+def allowed_pitches(before, chord, voice, candidates):
+    """Boolean (batch, len(candidates)): the `candidates` (MIDI pitches, 0 a rest) that `voice`
+    (1 alto .. 3 bass) may take under the voices above it in `chord` (batch, >= voice), coming
+    from the chords `before` (batch, 4; None for the first): inside its range, under (or in
+    unison with) every voice above, and in no parallel fifth or octave with one of them. A rest
+    is always allowed. The rules are the statistics' (see the module docstring)."""
+    chord, candidates = np.asarray(chord)[:, :voice, None], np.asarray(candidates)[None, :]
+    low, high = RANGES[VOICES[voice]]
+    sounding = candidates > 0
+    ok = ~sounding | ((candidates >= low) & (candidates <= high))
+    ok &= ~sounding | ((chord <= 0) | (candidates <= chord)).all(1)
+    if before is not None:
+        before = np.asarray(before)[:, :, None]
+        moves = np.sign(candidates - before[:, voice])
+        for upper in range(voice):
+            was = np.abs(before[:, upper] - before[:, voice]) % 12
+            now = np.abs(chord[:, upper] - candidates) % 12
+            similar = (np.sign(chord[:, upper] - before[:, upper]) == moves) & (moves != 0)
+            held = (before[:, upper] > 0) & (before[:, voice] > 0) & (chord[:, upper] > 0)
+            ok &= ~(similar & held & sounding & (was == now) & ((now == 0) | (now == 7)))
+    return ok
+
+
 def _rate(part, whole):
     """100 part / whole, NaN for nothing to count."""
     return 100.0 * part / whole if whole else float("nan")
@@ -243,17 +266,20 @@ def table(columns):
 
 
 # -- the command: Bach's held-out chorales beside a model's harmonisations of their sopranos --
-def harmonisations(model, pieces, temperature, samples=1, seed=0, steps_per_quarter=1):
+def harmonisations(model, pieces, temperature, samples=1, seed=0, steps_per_quarter=1, rules=False):
     """(grids, fermatas): `samples` harmonisations of the soprano of each (grid, fermata) piece
-    by a `harmony` model, the fermatas given (seeds seed, seed + 1, ... in piece order)."""
+    by a `harmony` model, the fermatas given (seeds seed, seed + 1, ... in piece order);
+    `rules`: drawn under the voice-leading rules (`harmony.voice_leading_rules`)."""
     from pipelines.music.harmony import harmonize
 
     grids, fermatas = [], []
     for index, (grid, fermata) in enumerate(pieces):
         for sample in range(samples):
-            melody = np.asarray(grid)[:, 0]
             draw = seed + index * samples + sample
-            grids.append(harmonize(model, melody, fermata, steps_per_quarter, temperature, draw))
+            melody = np.asarray(grid)[:, 0]
+            grids.append(
+                harmonize(model, melody, fermata, steps_per_quarter, temperature, draw, rules)
+            )
             fermatas.append(fermata)
     return grids, fermatas
 
@@ -298,10 +324,12 @@ def rule_check(
     limit=None,
     free=False,
     steps_per_quarter=4,
+    rules=False,
 ):
     """The markdown rule-check table of the held-out Bach chorales beside a harmony model's
-    harmonisations of their sopranos at each temperature (and free chorales of the same lengths
-    at the first temperature), and a line with the wall and process CPU time of the drawing."""
+    harmonisations of their sopranos at each temperature (with `rules`, also drawn under the
+    voice-leading rules; with `free`, chorales of the same lengths drawn from nothing at the
+    first temperature), and a line with the wall and process CPU time of the drawing."""
     from pipelines import datasets
 
     model, config = _load(preset, run_dir)
@@ -315,8 +343,10 @@ def rule_check(
     wall, cpu = time.monotonic(), time.process_time()
     spq = config.steps_per_quarter
     for temperature in temperatures:
-        drawn = harmonisations(model, pieces, temperature, samples, seed, spq)
-        columns[f"{name}, T={temperature:g}"] = statistics(*drawn, steps_per_quarter)
+        for guided in (False, True) if rules else (False,):
+            drawn = harmonisations(model, pieces, temperature, samples, seed, spq, guided)
+            title = f"{name}{' + rules' if guided else ''}, T={temperature:g}"
+            columns[title] = statistics(*drawn, steps_per_quarter)
     if free:
         lengths = [len(grid) for grid in grids for _ in range(samples)]
         drawn = free_chorales(model, lengths, temperatures[0], seed, spq)
@@ -324,7 +354,7 @@ def rule_check(
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
     return (
         f"{table(columns)}\n\n{len(pieces)} test chorales x {samples} sample(s) x "
-        f"{len(temperatures) + free} column(s) drawn in {wall:.1f} s wall, {cpu:.1f} s CPU; "
+        f"{len(columns) - 1} column(s) drawn in {wall:.1f} s wall, {cpu:.1f} s CPU; "
         f"read at {steps_per_quarter} frame(s) per quarter note"
     )
 
@@ -345,6 +375,9 @@ def main(argv=None):
     flags.DEFINE_integer("seed", 0, "Seed of the first draw.", flag_values=values)
     flags.DEFINE_integer("limit", None, "Only the first N test chorales.", 1, flag_values=values)
     flags.DEFINE_boolean("free", False, "Add chorales drawn from nothing.", flag_values=values)
+    flags.DEFINE_boolean(
+        "rules", False, "Add harmonisations drawn under the rules.", flag_values=values
+    )
     flags.DEFINE_integer(
         "steps_per_quarter",
         4,
@@ -377,6 +410,7 @@ def main(argv=None):
                 values.limit,
                 values.free,
                 values.steps_per_quarter,
+                values.rules,
             )
     except (flags.Error, ValueError, KeyError, OSError) as error:
         sys.exit(f"{prog}: error: {str(error).strip().splitlines()[0]}")
