@@ -10,9 +10,11 @@ A grid is (steps, 4) MIDI pitches per 16th note, soprano, alto, tenor, bass, 0 a
 statistics are read on a frame of `steps_per_quarter` onsets per quarter note: 4 (the default)
 reads every 16th, so every note as heard; 1 reads the pitch each voice sounds at the start of
 each beat (the model's own resolution), where Bach's passing eighths are not read and fifths
-they break up count as parallels. Frames where every voice rests are dropped; a *chord change*
-is a frame in which any voice's pitch differs from the frame before, and the *chords* are the
-first frame and every chord change (repeated frames collapse into one chord).
+they break up count as parallels. A *chord change* is a frame in which any voice's pitch
+differs from the frame before, and the *chords* are the first frame and every chord change
+(repeated frames collapse into one chord). A silence (every voice resting) is not counted as a
+chord, and no transition crosses it: the rules read the chords and the transitions between
+successive sounding chords.
 The rules, each counted over the chords or over the transitions between successive chords:
 
 - *Parallel fifths / octaves*: for every pair of voices sounding in both chords, both voices
@@ -66,8 +68,8 @@ STEPS_PER_QUARTER = 4  # the grids' resolution: 16th notes
 
 def chords(grid, fermata=None, steps_per_quarter=4):
     """(chords (n, 4), under_fermata (n,)) of a 16th-note SATB grid read at
-    `steps_per_quarter` onsets per quarter note: all-rest frames dropped, repeated frames
-    collapsed into one chord, which is under a fermata when any of its frames is."""
+    `steps_per_quarter` onsets per quarter note: repeated frames collapsed into one chord,
+    which is under a fermata when any of its frames is (silences, all voices 0, included)."""
     if steps_per_quarter not in (1, 2, 4):
         raise ValueError(f"`steps_per_quarter` must be 1, 2 or 4. Received: {steps_per_quarter}")
     stride = STEPS_PER_QUARTER // steps_per_quarter
@@ -77,8 +79,6 @@ def chords(grid, fermata=None, steps_per_quarter=4):
         raise ValueError(f"{len(held)} fermata flags for a grid of {len(grid)} steps")
     frames = grid[::stride]
     held = np.pad(held, (0, -len(held) % stride)).reshape(-1, stride).any(1)
-    keep = (frames > 0).any(1)
-    frames, held = frames[keep], held[keep]
     if not len(frames):
         return frames, held
     change = np.concatenate([[True], (frames[1:] != frames[:-1]).any(1)])
@@ -207,15 +207,17 @@ def statistics(grids, fermatas=None, steps_per_quarter=4):
     for grid, fermata in zip(grids, fermatas):
         found, under = chords(grid, fermata, steps_per_quarter)
         fifths, octaves = parallels(found)
-        outside = out_of_range(found)
+        cadence_counts = cadences(found, under)
+        sounding = (found > 0).any(1)
+        changes = (sounding[1:] & sounding[:-1]).sum()
+        found = found[sounding]
         full = (found > 0).all(1)
         for pitches in found[full]:
             kinds[quality(pitches)[0]] += 1
-        cadence_counts = cadences(found, under)
         for key, value in zip(
             counts,
-            (1, len(found), max(len(found) - 1, 0), fifths, octaves, crossed(found).sum())
-            + ((found > 0).sum(), outside.sum(), (~full).sum(), full.sum(), *cadence_counts),
+            (1, len(found), changes, fifths, octaves, crossed(found).sum(), (found > 0).sum())
+            + (out_of_range(found).sum(), (~full).sum(), full.sum(), *cadence_counts),
         ):
             counts[key] += int(value)
     return {

@@ -79,10 +79,13 @@ def test_chords_collapse_repeats_drop_rests_and_read_beats():
     fermata = np.zeros(len(passing), bool)
     fermata[-1] = True
     chords, under = vl.chords(passing, fermata)
-    assert chords.tolist() == [C_MAJOR, [74, 67, 64, 48], G_SEVENTH]
-    assert under.tolist() == [False, False, True]
+    assert chords.tolist() == [C_MAJOR, [74, 67, 64, 48], [0, 0, 0, 0], G_SEVENTH]
+    assert under.tolist() == [False, False, False, True]
     beats, _ = vl.chords(passing, fermata, steps_per_quarter=1)
-    assert beats.tolist() == [C_MAJOR, G_SEVENTH]  # the passing D5 falls between beats
+    assert beats.tolist() == [C_MAJOR, [0] * 4, G_SEVENTH]  # the passing D5 is between beats
+    # No transition crosses the silence: C5-G4 to C5-G4 over it are no parallel octaves/fifths.
+    stats = vl.statistics([grid([72, 67, 60, 48], [0] * 4, [74, 69, 62, 50])])
+    assert (stats["chords"], stats["changes"], stats["fifths"], stats["octaves"]) == (2, 0, 0, 0)
     with pytest.raises(ValueError, match="fermata flags"):
         vl.chords(passing, fermata[:-1])
 
@@ -116,15 +119,58 @@ def test_statistics_pool_counts_and_rates():
     assert "| parallel fifths per 100 chord changes | 33.33 (1) | 33.33 (1) |" in table
 
 
+def test_allowed_pitches_keep_range_order_and_forbid_parallels():
+    before = np.array([[72, 67, 60, 48]])
+    chord = np.array([[72, 69, 62]])  # alto and tenor already moved up a fifth apart
+    candidates = np.array([0, 38, 43, 48, 50, 55, 60, 62])
+    ok = vl.allowed_pitches(before, chord, 3, candidates)[0]
+    # 38 and 62 lie outside the bass range; 50 (D3) makes octaves with the tenor (D4) by
+    # similar motion; 55 (G3) a fourth with it, a ninth with the alto.
+    assert dict(zip(candidates.tolist(), ok.tolist())) == {
+        0: True, 38: False, 43: True, 48: True, 50: False, 55: True, 60: True, 62: False,
+    }  # fmt: skip
+    # A voice may double the one above it in unison but not cross it.
+    crossing = vl.allowed_pitches(None, np.array([[72, 64]]), 2, np.array([64, 65]))[0]
+    assert crossing.tolist() == [True, False]
+    # The tenor's own fifth with the alto: 62 repeats it, 64 escapes it.
+    tenor = vl.allowed_pitches(before, np.array([[72, 69]]), 2, np.array([62, 64]))[0]
+    assert tenor.tolist() == [False, True]
+    assert vl.allowed_pitches(None, chord, 3, np.array([50]))[0].tolist() == [True]
+
+
+@pytest.fixture(scope="module")
+def harmony_lstm():
+    import zoo.presets
+
+    return zoo.presets.load_model("harmony_lstm")
+
+
+def test_harmonising_under_the_rules_breaks_none(harmony_lstm):
+    from pipelines import datasets
+    from pipelines.music.harmony import harmonize
+
+    piece = next(iter(datasets.examples("zoo_bach_chorales", "test")))
+    melody, fermata = np.asarray(piece["grid"])[:, 0], np.asarray(piece["fermata"])
+    free = [harmonize(harmony_lstm, melody, fermata, 1, 1.0, seed) for seed in range(3)]
+    ruled = [harmonize(harmony_lstm, melody, fermata, 1, 1.0, s, rules=True) for s in range(3)]
+    assert all((grid[:, 0] == melody).all() for grid in ruled)
+    loose, kept = vl.statistics(free, [fermata] * 3), vl.statistics(ruled, [fermata] * 3)
+    assert loose["fifths"] + loose["octaves"] > 0  # the model alone breaks them
+    assert kept["fifths"] == kept["octaves"] == kept["crossed"] == kept["outside"] == 0
+
+
 def test_command_harmonises_held_out_chorales(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path))
-    vl.main(["--preset=harmony_lstm", "--limit=2", "--temperatures=0.8,0", "--free"])
+    vl.main(["--preset=harmony_lstm", "--limit=2", "--temperatures=0.8,0", "--free", "--rules"])
     out = capsys.readouterr().out
-    header = "| check | Bach, held-out | harmony_lstm, T=0.8 | harmony_lstm, T=0 |"
-    assert header + " harmony_lstm free, T=0.8 |" in out
+    header = "| check | Bach, held-out | harmony_lstm, T=0.8 | harmony_lstm + rules, T=0.8 |"
+    assert (
+        header + " harmony_lstm, T=0 | harmony_lstm + rules, T=0 | harmony_lstm free, T=0.8 |"
+        in out
+    )
     rows = [line for line in out.splitlines() if line.startswith("| pieces / chords")]
-    assert rows and rows[0].count("| 2 / ") == 4
-    assert "2 test chorales x 1 sample(s) x 3 column(s) drawn in" in out
+    assert rows and rows[0].count("| 2 / ") == 6
+    assert "2 test chorales x 1 sample(s) x 5 column(s) drawn in" in out
 
 
 def test_command_refuses_bad_flags_in_one_line(capsys):
