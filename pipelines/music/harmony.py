@@ -283,11 +283,13 @@ class HarmonyTask(MusicTask):
         temperature=1.0,
         seed=None,
         output=None,
+        rules=False,
     ):
         """Write a chorale as MIDI and piano-roll PNG; returns their paths.
 
         `melody` (a MIDI file, or a corpus chorale such as bach/bwv269) is harmonised: its
-        highest line is the soprano, kept exactly; else `prompt` (a MIDI file or corpus
+        highest line is the soprano, kept exactly (`rules`: under the voice-leading rules of
+        `voice_leading_rules`); else `prompt` (a MIDI file or corpus
         chorale) is the opening the model continues, to `length` steps (default 16 bars).
         """
         spq = config.steps_per_quarter
@@ -295,9 +297,11 @@ class HarmonyTask(MusicTask):
         if melody:
             line, fermata = read_line(melody, voices=1)
             check_range(line, melody)
-            grid = harmonize(model, line[:, 0], fermata, spq, temperature, seed)
+            grid = harmonize(model, line[:, 0], fermata, spq, temperature, seed, rules)
             title = f"{config.cell}: {Path(melody).stem} harmonised"
         else:
+            if rules:
+                raise ValueError("--rules harmonises a --melody; give --melody=FILE or a chorale")
             opening, fermata = read_line(prompt) if prompt else (np.zeros((0, 4), int), None)
             check_range(opening, prompt)
             grid = continue_chorale(

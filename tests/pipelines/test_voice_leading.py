@@ -182,3 +182,18 @@ def test_command_refuses_bad_flags_in_one_line(capsys):
         with pytest.raises(SystemExit) as exit_:
             vl.main(argv)
         assert message in str(exit_.value) and "\n" not in str(exit_.value)
+
+
+def test_sample_harmonises_under_the_rules(tmp_path, monkeypatch, capsys):
+    from pipelines import cli
+    from pipelines.music.midi import midi_to_roll, read_midi, roll_to_grid
+
+    monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path))
+    stem = tmp_path / "bwv269"
+    argv = ["sample", "--preset=harmony_lstm", "--melody=bach/bwv269", f"--output={stem}"]
+    assert cli.run([*argv, "--rules", "--seed=1"]) == 0
+    grid = roll_to_grid(midi_to_roll(read_midi(stem.with_suffix(".mid"))), 4)
+    stats = vl.statistics([grid])
+    assert stats["chords"] > 20 and stats["fifths"] == stats["octaves"] == stats["outside"] == 0
+    assert cli.run(["sample", "--preset=harmony_lstm", "--rules", f"--output={stem}"]) == 1
+    assert "--rules harmonises a --melody" in capsys.readouterr().err
