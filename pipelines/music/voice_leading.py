@@ -1,10 +1,11 @@
 """Voice-leading and harmony statistics of SATB grids: a rule-check table beside Bach's.
 
-    python -m pipelines.music.voice_leading --preset=harmony_lstm --temperatures=1.0,0.8,0.5
+    python -m pipelines.music.voice_leading --preset=harmony_lstm --temperatures=1.0,0.5
 
 harmonises the soprano of every held-out (test) Bach chorale with a `harmony` model (its
-fermatas given) and prints, in markdown, the statistics of Bach's own chorales beside those of
-the harmonisations (and with `--free`, of chorales the model writes from nothing).
+fermatas given), by the model alone and under the rules below (`harmony.voice_leading_rules`;
+`--norules` leaves those out), and prints in markdown the statistics of Bach's own chorales
+beside those of the harmonisations (and with `--free`, of chorales written from nothing).
 
 A grid is (steps, 4) MIDI pitches per 16th note, soprano, alto, tenor, bass, 0 a rest. The
 statistics are read on a frame of `steps_per_quarter` onsets per quarter note: 4 (the default)
@@ -320,13 +321,13 @@ def _load(preset, run_dir):
 def rule_check(
     preset=None,
     run_dir=None,
-    temperatures=(1.0,),
+    temperatures=(0.5,),
     samples=1,
     seed=0,
     limit=None,
     free=False,
     steps_per_quarter=4,
-    rules=False,
+    rules=True,
 ):
     """The markdown rule-check table of the held-out Bach chorales beside a harmony model's
     harmonisations of their sopranos at each temperature (with `rules`, also drawn under the
@@ -371,14 +372,14 @@ def main(argv=None):
     flags.DEFINE_string("preset", None, "A trained harmony preset.", flag_values=values)
     flags.DEFINE_string("run_dir", None, "A harmony run directory.", flag_values=values)
     flags.DEFINE_list(
-        "temperatures", ["0.8"], "Sampling temperatures, one column each.", flag_values=values
+        "temperatures", ["0.5"], "Sampling temperatures, one column each.", flag_values=values
     )
     flags.DEFINE_integer("samples", 1, "Harmonisations per chorale.", 1, flag_values=values)
     flags.DEFINE_integer("seed", 0, "Seed of the first draw.", flag_values=values)
     flags.DEFINE_integer("limit", None, "Only the first N test chorales.", 1, flag_values=values)
     flags.DEFINE_boolean("free", False, "Add chorales drawn from nothing.", flag_values=values)
     flags.DEFINE_boolean(
-        "rules", False, "Add harmonisations drawn under the rules.", flag_values=values
+        "rules", True, "Add harmonisations drawn under the rules.", flag_values=values
     )
     flags.DEFINE_integer(
         "steps_per_quarter",

@@ -161,7 +161,7 @@ def test_harmonising_under_the_rules_breaks_none(harmony_lstm):
 
 def test_command_harmonises_held_out_chorales(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path))
-    vl.main(["--preset=harmony_lstm", "--limit=2", "--temperatures=0.8,0", "--free", "--rules"])
+    vl.main(["--preset=harmony_lstm", "--limit=2", "--temperatures=0.8,0", "--free"])
     out = capsys.readouterr().out
     header = "| check | Bach, held-out | harmony_lstm, T=0.8 | harmony_lstm + rules, T=0.8 |"
     assert (
@@ -171,6 +171,10 @@ def test_command_harmonises_held_out_chorales(tmp_path, monkeypatch, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| pieces / chords")]
     assert rows and rows[0].count("| 2 / ") == 6
     assert "2 test chorales x 1 sample(s) x 5 column(s) drawn in" in out
+    vl.main(["--preset=harmony_lstm", "--limit=1", "--norules", "--steps_per_quarter=1"])
+    out = capsys.readouterr().out
+    assert "| check | Bach, held-out | harmony_lstm, T=0.5 |\n" in out
+    assert "read at 1 frame(s) per quarter note" in out
 
 
 def test_command_refuses_bad_flags_in_one_line(capsys):
