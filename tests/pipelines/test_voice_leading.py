@@ -1,10 +1,12 @@
-"""The rule checks of `pipelines.music.voice_leading` on hand-made SATB grids, and the command."""
+"""The rule checks of `pipelines.music.voice_leading` on hand-made SATB grids, the rule filter
+of harmonising, and the rule-check command (`pipelines.music.rule_check`)."""
 
 import math
 
 import numpy as np
 import pytest
 
+from pipelines.music import rule_check
 from pipelines.music import voice_leading as vl
 
 C_MAJOR = [72, 67, 64, 48]  # C5 G4 E4 C3: root position
@@ -161,7 +163,7 @@ def test_harmonising_under_the_rules_breaks_none(harmony_lstm):
 
 def test_command_harmonises_held_out_chorales(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LSTM_ZOO_CACHE", str(tmp_path))
-    vl.main(["--preset=harmony_lstm", "--limit=2", "--temperatures=0.8,0", "--free"])
+    rule_check.main(["--preset=harmony_lstm", "--limit=2", "--temperatures=0.8,0", "--free"])
     out = capsys.readouterr().out
     header = "| check | Bach, held-out | harmony_lstm, T=0.8 | harmony_lstm + rules, T=0.8 |"
     assert (
@@ -171,7 +173,7 @@ def test_command_harmonises_held_out_chorales(tmp_path, monkeypatch, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| pieces / chords")]
     assert rows and rows[0].count("| 2 / ") == 6
     assert "2 test chorales x 1 sample(s) x 5 column(s) drawn in" in out
-    vl.main(["--preset=harmony_lstm", "--limit=1", "--norules", "--steps_per_quarter=1"])
+    rule_check.main(["--preset=harmony_lstm", "--limit=1", "--norules", "--steps_per_quarter=1"])
     out = capsys.readouterr().out
     assert "| check | Bach, held-out | harmony_lstm, T=0.5 |\n" in out
     assert "read at 1 frame(s) per quarter note" in out
@@ -182,10 +184,14 @@ def test_command_refuses_bad_flags_in_one_line(capsys):
         (["--preset=harmony_lstm", "--temperatures=hot"], "'hot' is not a number"),
         (["--preset=harmony_lstm", "--run_dir=x"], "give --preset=NAME or --run_dir=DIR"),
         (["--preset=chorales_lstm"], "is a chorales model, not a harmony model"),
+        (["--preset=nope"], "error: Unknown preset 'nope'"),
+        (["--preset=harmony_lstm", "--limit=0"], "0 is not a positive integer"),
     ):
         with pytest.raises(SystemExit) as exit_:
-            vl.main(argv)
+            rule_check.main(argv)
         assert message in str(exit_.value) and "\n" not in str(exit_.value)
+    rule_check.main(["--help"])
+    assert "--temperatures" in capsys.readouterr().out
 
 
 def test_sample_harmonises_under_the_rules(tmp_path, monkeypatch, capsys):
