@@ -4,6 +4,7 @@ that also harmonises a given melody (soprano) or continues an opening.
     lstm-zoo train --task=harmony --transpositions=5 --run_dir=runs/harmony
     lstm-zoo sample --run_dir=runs/harmony --melody=bach/bwv269 --output=bwv269
     lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --output=harmonised
+    lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --rules --temperature=0.5
     lstm-zoo sample --run_dir=runs/harmony --prompt=opening.mid --length=32
 
 Its test metric is the negative log-likelihood per time step of the same held-out chorales as
