@@ -216,14 +216,16 @@ def serial_model(size="small", vocabulary=None, **overrides):
     )
 
 
-def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
+def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1, allowed=None):
     """Complete serialised frames: `template` (frames, 5) of tokens (marker, soprano, alto,
     tenor, bass), -1 where the model draws the token. Forcing the soprano harmonises a melody;
     forcing the first frames continues an opening. Returns tokens (batch, frames, 5).
 
     Tokens are read one at a time through `model.step` from SEP; a drawn token comes from the
     model's grammar-masked softmax (logits / `temperature`; 0 = the most likely), SEP excluded,
-    so every frame is complete.
+    so every frame is complete. `allowed(tokens, frame, column)`, if given, narrows a draw
+    further: tokens (batch, frames, 5) drawn so far -> boolean (batch, vocab) of the tokens
+    that may be drawn (None: any); a row that allows nothing is left unmasked.
     """
     import tensorflow as tf
 
@@ -233,9 +235,9 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
         np.array([vocabulary.FRAME, vocabulary.FERMATA]),
         *(vocabulary.voice_tokens(v) for v in range(VOICE_COUNT)),
     ]
-    for column, allowed in enumerate(expected):
+    for column, kind in enumerate(expected):
         given = template[:, column]
-        wrong = (given != -1) & ~np.isin(given, allowed)
+        wrong = (given != -1) & ~np.isin(given, kind)
         if wrong.any():
             raise ValueError(
                 f"Frame {int(np.argmax(wrong))}, token {column}: "
@@ -257,6 +259,9 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
             else:
                 logits = np.asarray(logits, np.float64)
                 logits[:, vocabulary.SEP] = -np.inf
+                mask = None if allowed is None else allowed(out, frame, column)
+                if mask is not None:
+                    logits[mask.any(-1)[:, None] & ~mask] = -np.inf
                 ids = _draw(logits, temperature, rng)
             out[:, frame, column] = ids
     return out
