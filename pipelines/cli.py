@@ -47,6 +47,11 @@ OPTIONS = {
         "A melody to harmonise: a MIDI file or a Bach chorale of the corpus "
         "(bach/bwv269); its highest line is the soprano, kept exactly.",
     ),
+    "rules": (
+        bool,
+        "Harmonise under the voice-leading rules: voice ranges kept, no crossings, no "
+        "parallel fifths or octaves (pipelines.music.voice_leading).",
+    ),
     "length": (int, "Tokens or steps to generate.", (1, 100_000)),
     "temperature": (float, "Sampling temperature; 0 = greedy.", (0.0, 100.0)),
     "top_k": (int, "Sample among the k most likely tokens only.", (1, None)),

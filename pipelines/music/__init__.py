@@ -11,7 +11,10 @@ Two tasks, each in its own module:
 rolls; `pipelines.music.corpus` reads the corpora, from which the datasets of
 `pipelines.datasets.music` are generated (`zoo_bach_chorales`, `zoo_folk_tunes`, and a MIDI
 folder's `zoo_midi_chorales` or `zoo_midi_melodies`); the tasks read those datasets
-(`read_pieces`). This package re-exports their public names, so
+(`read_pieces`). `pipelines.music.voice_leading` counts the rules a harmony textbook checks
+(parallel fifths and octaves, crossings, ranges, chord kinds, cadences) and
+`pipelines.music.rule_check` prints them for a harmony model beside Bach's held-out chorales.
+This package re-exports their public names, so
 `from pipelines import music; music.read_midi(...)` works.
 """
 

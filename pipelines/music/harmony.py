@@ -5,6 +5,7 @@ that also harmonises a given melody (soprano) or continues an opening.
     lstm-zoo train --task=harmony --head=frame --run_dir=runs/harmony-frame  # a step per chord
     lstm-zoo sample --run_dir=runs/harmony --melody=bach/bwv269 --output=bwv269
     lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --output=harmonised
+    lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --rules --temperature=0.5
     lstm-zoo sample --run_dir=runs/harmony --prompt=opening.mid --length=32
 
 Its test metric is the negative log-likelihood per time step of the same held-out chorales as
@@ -86,12 +87,12 @@ def chorale_batches(sequences, batch_size):
 
 
 # -- harmonising and continuing ---------------------------------------------------------------
-def fill(model, template, temperature=1.0, seed=None):
+def fill(model, template, temperature=1.0, seed=None, allowed=None):
     """`template` completed by the model: `frame_chorale.fill_frames` for a frame model,
-    `harmony.fill_chorale` for a serialised one."""
+    `harmony.fill_chorale` for a serialised one (`allowed`: see `fill_chorale`)."""
     framed = isinstance(model, frame_chorale.FrameChoraleModel)
     return (frame_chorale.fill_frames if framed else harmony.fill_chorale)(
-        model, template, temperature, seed
+        model, template, temperature, seed, allowed=allowed
     )
 
 
@@ -124,20 +125,56 @@ def _template(frames, held, length, fixed_voices, vocabulary):
     return template
 
 
-def harmonize(model, melody, fermata=None, steps_per_quarter=1, temperature=1.0, seed=None):
+def harmonize(
+    model, melody, fermata=None, steps_per_quarter=1, temperature=1.0, seed=None, rules=False
+):
     """Alto, tenor and bass under `melody` (MIDI pitches per 16th note, 0 = rest): the SATB
     grid per 16th note, its soprano the melody itself. The model reads the melody at each
     step's onset (`steps_per_quarter`) with the fermatas given (none: no phrase ends marked).
+    `rules`: draw only notes that keep the voice-leading rules (`voice_leading_rules`).
     ValueError naming a pitch outside the model's range."""
     melody = np.asarray(melody, np.int64).reshape(-1)
     vocabulary = model.vocabulary
     frames, held = chorale_frames(melody[:, None], fermata, steps_per_quarter)
     template = _template(frames, held, len(frames), 1, vocabulary)
-    tokens = fill(model, template, temperature, seed)[0]
+    stride = STEPS_PER_QUARTER // steps_per_quarter
+    allowed = voice_leading_rules(vocabulary, melody, stride) if rules else None
+    tokens = fill(model, template, temperature, seed, allowed)[0]
     lower = np.repeat(
         vocabulary.decode(tokens)[0][:, 1:], STEPS_PER_QUARTER // steps_per_quarter, axis=0
     )[: len(melody)]
     return np.concatenate([melody[:, None], lower], 1).astype(np.int16)
+
+
+def voice_leading_rules(vocabulary, melody, stride):
+    """`fill_chorale`'s `allowed(tokens, frame, column)` for harmonising `melody` (per 16th
+    note, one frame every `stride`): alto, tenor and bass keep their ranges, cross no voice
+    above and make no parallel fifths or octaves with one (`voice_leading.allowed_pitches`),
+    the soprano read where it sounds just before each frame (its passing notes included)."""
+    from pipelines.music.voice_leading import allowed_pitches
+
+    candidates = np.concatenate([[0], np.arange(vocabulary.lowest, vocabulary.highest + 1)])
+    offsets = 4 + np.arange(VOICE_COUNT) * vocabulary.pitches
+    soprano_before = melody[np.maximum(np.arange(0, len(melody), stride) - 1, 0)]
+
+    def pitches(tokens, voices):
+        index = tokens[..., :voices] - offsets[:voices]
+        return np.where(index > 0, index - 1 + vocabulary.lowest, 0)
+
+    def allowed(tokens, frame, column):
+        voice = column - 1
+        if voice < 1:
+            return None
+        before = None
+        if frame:
+            before = pitches(tokens[:, frame - 1, 1:], VOICE_COUNT)
+            before[:, 0] = soprano_before[frame]
+        ok = allowed_pitches(before, pitches(tokens[:, frame, 1:], voice), voice, candidates)
+        mask = np.zeros((len(tokens), vocabulary.size), bool)
+        mask[:, vocabulary.voice_tokens(voice)] = ok
+        return mask
+
+    return allowed
 
 
 def continue_chorale(
@@ -281,11 +318,13 @@ class HarmonyTask(MusicTask):
         temperature=1.0,
         seed=None,
         output=None,
+        rules=False,
     ):
         """Write a chorale as MIDI and piano-roll PNG; returns their paths.
 
         `melody` (a MIDI file, or a corpus chorale such as bach/bwv269) is harmonised: its
-        highest line is the soprano, kept exactly; else `prompt` (a MIDI file or corpus
+        highest line is the soprano, kept exactly (`rules`: under the voice-leading rules of
+        `voice_leading_rules`); else `prompt` (a MIDI file or corpus
         chorale) is the opening the model continues, to `length` steps (default 16 bars).
         """
         spq = config.steps_per_quarter
@@ -293,9 +332,11 @@ class HarmonyTask(MusicTask):
         if melody:
             line, fermata = read_line(melody, voices=1)
             check_range(line, melody)
-            grid = harmonize(model, line[:, 0], fermata, spq, temperature, seed)
+            grid = harmonize(model, line[:, 0], fermata, spq, temperature, seed, rules)
             title = f"{config.cell}: {Path(melody).stem} harmonised"
         else:
+            if rules:
+                raise ValueError("--rules harmonises a --melody; give --melody=FILE or a chorale")
             opening, fermata = read_line(prompt) if prompt else (np.zeros((0, 4), int), None)
             check_range(opening, prompt)
             grid = continue_chorale(

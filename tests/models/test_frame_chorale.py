@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines import cli
+from pipelines.music import voice_leading
 from pipelines.music.harmony import harmonize
 from pipelines.music.harmony_frames import as_frames, frame_batches
 from tests.cells.test_lstm import numpy_lstm
@@ -113,12 +114,16 @@ def test_evaluation_batches_score_whole_chorales_from_their_sep_frame():
     np.testing.assert_array_equal(targets[1].reshape(-1), vocabulary.encode(CHORDS))
 
 
-def test_harmonising_keeps_the_soprano_and_draws_whole_chords():
+def test_harmonising_keeps_the_soprano_and_draws_whole_chords_under_the_rules():
     model = frame_chorale.frame_model("tiny")
-    melody = np.repeat([72, 74, 76, 0, 77, 76], 4)
+    melody = np.repeat([72, 74, 76, 0, 77, 76, 74, 72], 4)
     grid = harmonize(model, melody, seed=3)
     np.testing.assert_array_equal(grid[:, 0], melody)
     assert ((grid[:, 1:] == 0) | (grid[:, 1:] >= model.vocabulary.lowest)).all()
+    ruled = [harmonize(model, melody, seed=s, rules=True) for s in range(3)]
+    assert all((g[:, 0] == melody).all() for g in ruled)
+    kept = voice_leading.statistics(ruled)
+    assert kept["fifths"] == kept["octaves"] == kept["crossed"] == kept["outside"] == 0
 
 
 @pytest.mark.slow

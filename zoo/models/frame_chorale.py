@@ -197,31 +197,33 @@ def frame_model(size="small", vocabulary=None, **overrides):
     return FrameChoraleModel(vocabulary.lowest, vocabulary.highest, **{**SIZES[size], **overrides})
 
 
-def fill_frames(model, template, temperature=1.0, seed=None, batch_size=1):
+def fill_frames(model, template, temperature=1.0, seed=None, batch_size=1, allowed=None):
     """`zoo.models.harmony.fill_chorale` for a `FrameChoraleModel`: complete `template`
     (frames, 5), -1 where the model draws a token, one recurrent step per frame and the head's
     tokens in order (marker, soprano, alto, tenor, bass), a forced token read as given. A drawn
-    marker is never SEP, so every frame is complete. Returns tokens (batch, frames, 5)."""
+    marker is never SEP, so every frame is complete; `allowed` narrows a draw as in
+    `fill_chorale`. Returns tokens (batch, frames, 5)."""
     import tensorflow as tf
 
-    from zoo.models.harmony import _draw, check_template
+    from zoo.models.harmony import _draw, check_template, narrow
 
     vocabulary = model.vocabulary
     template = check_template(template, vocabulary, temperature)
     step = tf.function(model.step, reduce_retracing=True)
     rng = np.random.default_rng(seed)
     states = model.initial_state(batch_size)
-    frame = np.tile(frame_of_separator(vocabulary), (batch_size, 1))
+    previous = np.tile(frame_of_separator(vocabulary), (batch_size, 1))
     out = np.zeros((batch_size, len(template), FRAME_WIDTH), np.int32)
     for index, tokens in enumerate(template):
-        context, states = step(frame, states)
-        frame = np.zeros((batch_size, FRAME_WIDTH), np.int32)
+        context, states = step(previous, states)
+        frame = out[:, index]  # a view: the head reads the tokens drawn so far, zeros after
         for k, token in enumerate(tokens):
             if token >= 0:
                 frame[:, k] = token
             else:
                 logits = np.asarray(model.token_logits(context, frame, k), np.float64)
                 logits[:, vocabulary.SEP] = -np.inf
+                narrow(logits, None if allowed is None else allowed(out, index, k))
                 frame[:, k] = _draw(logits, temperature, rng)
-        out[:, index] = frame
+        previous = frame.copy()
     return out

@@ -216,14 +216,16 @@ def serial_model(size="small", vocabulary=None, **overrides):
     )
 
 
-def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
+def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1, allowed=None):
     """Complete serialised frames: `template` (frames, 5) of tokens (marker, soprano, alto,
     tenor, bass), -1 where the model draws the token. Forcing the soprano harmonises a melody;
     forcing the first frames continues an opening. Returns tokens (batch, frames, 5).
 
     Tokens are read one at a time through `model.step` from SEP; a drawn token comes from the
     model's grammar-masked softmax (logits / `temperature`; 0 = the most likely), SEP excluded,
-    so every frame is complete.
+    so every frame is complete. `allowed(tokens, frame, column)`, if given, narrows a draw
+    further: tokens (batch, frames, 5) drawn so far -> boolean (batch, vocab) of the tokens
+    that may be drawn (None: any); a row that allows nothing is left unmasked.
     """
     import tensorflow as tf
 
@@ -242,6 +244,7 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1):
             else:
                 logits = np.asarray(logits, np.float64)
                 logits[:, vocabulary.SEP] = -np.inf
+                narrow(logits, None if allowed is None else allowed(out, frame, column))
                 ids = _draw(logits, temperature, rng)
             out[:, frame, column] = ids
     return out
@@ -256,9 +259,9 @@ def check_template(template, vocabulary, temperature=1.0):
         np.array([vocabulary.FRAME, vocabulary.FERMATA]),
         *(vocabulary.voice_tokens(v) for v in range(VOICE_COUNT)),
     ]
-    for column, allowed in enumerate(expected):
+    for column, kind in enumerate(expected):
         given = template[:, column]
-        wrong = (given != -1) & ~np.isin(given, allowed)
+        wrong = (given != -1) & ~np.isin(given, kind)
         if wrong.any():
             raise ValueError(
                 f"Frame {int(np.argmax(wrong))}, token {column}: "
@@ -268,6 +271,13 @@ def check_template(template, vocabulary, temperature=1.0):
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0. Received: temperature={temperature}")
     return template
+
+
+def narrow(logits, mask):
+    """Set the logits (batch, vocab) outside `mask` (boolean, the same shape; None: all
+    allowed) to -inf in place, except in a row that the mask allows nothing."""
+    if mask is not None:
+        logits[mask.any(-1)[:, None] & ~mask] = -np.inf
 
 
 def _draw(logits, temperature, rng):
