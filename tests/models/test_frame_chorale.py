@@ -25,8 +25,8 @@ def two_chorales():
     return np.concatenate([as_frames(first), as_frames(second)])[None]
 
 
-def tiny_model(seed=0):
-    model = frame_chorale.frame_model("tiny", units=6, embedding_dim=3)
+def tiny_model(seed=0, cell="lstm"):
+    model = frame_chorale.frame_model("tiny", cell=cell, units=6, embedding_dim=3)
     model(two_chorales())
     testing.randomize_weights(model, seed=seed)
     return model
@@ -91,8 +91,9 @@ def test_logits_of_a_token_read_only_the_tokens_before_it():
             assert not np.allclose(moved[:, :, 4], logits[:, :, 4])
 
 
-def test_step_and_prefill_give_the_recurrence_of_call():
-    model, frames = tiny_model(2), two_chorales()
+@pytest.mark.parametrize("cell", ["lstm", "gru", "layer_norm_lstm"])
+def test_step_and_prefill_give_the_recurrence_of_call(cell):
+    model, frames = tiny_model(2, cell), two_chorales()
     contexts = np.asarray(model.contexts(frames))
     prefilled, _ = model.prefill(frames, model.initial_state(1))
     np.testing.assert_allclose(prefilled, contexts, rtol=1e-5, atol=1e-6)
