@@ -226,6 +226,11 @@ class HarmonyConfig(MusicConfig):
         "chord, then an autoregressive head within it: zoo.models.frame_chorale).",
         choices=("serial", "frame"),
     )
+    head_units: int = option(
+        0,
+        "--head=frame: a tanh layer of this width per token in the head (0: none).",
+        between=(0, 65_536),
+    )
 
 
 @register_task
@@ -274,11 +279,12 @@ class HarmonyTask(MusicTask):
         )
 
     def build_model(self, config, data):
-        build = frame_chorale.frame_model if config.head == "frame" else harmony.serial_model
-        return build(
+        framed = config.head == "frame"
+        return (frame_chorale.frame_model if framed else harmony.serial_model)(
             config.size,
             cell=config.cell,
             dropout=config.dropout,
+            **({"head_units": config.head_units} if framed else {}),
             **self.sizes(config, ("units", "layers", "embedding_dim")),
         )
 

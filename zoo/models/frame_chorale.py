@@ -6,6 +6,12 @@ chord as the product of its five tokens' conditionals (Boulanger-Lewandowski et 
     h_t = cell(x_t, h_{t-1})                                    (any zoo cell, stacked)
     p(y_k | h_t, y_<k) = softmax_k(W_k [h_t, E[y_0], ..., E[y_{k-1}]] + c_k)
 
+or, with `head_units` > 0, through a tanh layer of its own per position (as NADE's hidden
+layer), so that the earlier tokens and the context interact (a cadence: the fermata marker
+with the key in h_t):
+
+    p(y_k | h_t, y_<k) = softmax_k(V_k tanh(W_k [h_t, E[y_0], ..., E[y_{k-1}]] + c_k) + d_k)
+
 with y = (m, s, a, t, b) the tokens of frame t+1 (`SATBVocabulary`) and softmax_k over the
 tokens allowed at position k only (the markers FRAME, FERMATA and SEP; the pitches and rest of
 one voice), so
@@ -68,6 +74,8 @@ class FrameChoraleModel(keras.Model, StepModel):
         embedding_dim: width of a token's embedding (a frame reads five, concatenated).
         dropout: dropout rate on the frame embedding and after every recurrent layer.
         cell_kwargs: extra arguments of the cell.
+        head_units: width of each position's tanh layer in the head; 0: none (logits linear
+            in the context and the earlier tokens).
 
     Reference: N. Boulanger-Lewandowski, Y. Bengio, P. Vincent, "Modeling Temporal
     Dependencies in High-Dimensional Sequences: Application to Polyphonic Music Generation
@@ -85,11 +93,14 @@ class FrameChoraleModel(keras.Model, StepModel):
         embedding_dim=32,
         dropout=0.0,
         cell_kwargs=None,
+        head_units=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         for name, value in (("units", units), ("layers", layers), ("embedding_dim", embedding_dim)):
             check_units(name, value)
+        if head_units < 0:
+            raise ValueError(f"Argument `head_units` must be >= 0. Received: {head_units}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Argument `dropout` must be in [0, 1). Received: dropout={dropout}")
         if cells.get(cell).input_rank != 1:
@@ -100,7 +111,7 @@ class FrameChoraleModel(keras.Model, StepModel):
         self.vocabulary = SATBVocabulary(lowest, highest)
         self.cell, self.units, self.num_layers = cell, units, layers
         self.embedding_dim, self.dropout_rate = embedding_dim, dropout
-        self.cell_kwargs = dict(cell_kwargs or {})
+        self.cell_kwargs, self.head_units = dict(cell_kwargs or {}), head_units
         policy = self.dtype_policy
         self.embedding = keras.layers.Embedding(
             self.vocabulary.size, embedding_dim, dtype=policy, name="embedding"
@@ -115,14 +126,22 @@ class FrameChoraleModel(keras.Model, StepModel):
         ]
         self.dropout = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
         # One softmax per position over the tokens it admits; float32 keeps them stable.
-        self.heads = [
-            keras.layers.Dense(
-                position_tokens(self.vocabulary, k)[1], dtype="float32", name=f"token_{k}"
-            )
-            for k in range(FRAME_WIDTH)
-        ]
+        self.heads = [self._position_head(k) for k in range(FRAME_WIDTH)]
 
     step_input = ("int32", (FRAME_WIDTH,))  # a frame of five token ids per step
+
+    def _position_head(self, position):
+        """Position `position`'s layers: logits over its admitted tokens [after a tanh layer]."""
+        name, count = f"token_{position}", position_tokens(self.vocabulary, position)[1]
+        if not self.head_units:
+            return keras.layers.Dense(count, dtype="float32", name=name)
+        return keras.Sequential(
+            [
+                keras.layers.Dense(self.head_units, "tanh", dtype="float32", name="hidden"),
+                keras.layers.Dense(count, dtype="float32", name="logits"),
+            ],
+            name=name,
+        )
 
     def _frame_vectors(self, frames, training=False):
         """(..., 5) ids -> (..., 5 E): the tokens' embeddings side by side."""
@@ -185,6 +204,7 @@ class FrameChoraleModel(keras.Model, StepModel):
             "embedding_dim": self.embedding_dim,
             "dropout": self.dropout_rate,
             "cell_kwargs": self.cell_kwargs,
+            "head_units": self.head_units,
         }
 
 
