@@ -25,8 +25,10 @@ def two_chorales():
     return np.concatenate([as_frames(first), as_frames(second)])[None]
 
 
-def tiny_model(seed=0, cell="lstm"):
-    model = frame_chorale.frame_model("tiny", cell=cell, units=6, embedding_dim=3)
+def tiny_model(seed=0, cell="lstm", head_units=0):
+    model = frame_chorale.frame_model(
+        "tiny", cell=cell, units=6, embedding_dim=3, head_units=head_units
+    )
     model(two_chorales())
     testing.randomize_weights(model, seed=seed)
     return model
@@ -48,7 +50,13 @@ def numpy_frame_logits(model, frames):
     vocabulary, logits = model.vocabulary, []
     for k in range(5):
         features = np.concatenate([h, table[targets[..., :k]].reshape(*h.shape[:2], -1)], -1)
-        small = features @ w[f"token_{k}/kernel"] + w[f"token_{k}/bias"]
+        if model.head_units:  # a tanh layer, then the logits
+            features = np.tanh(
+                features @ w[f"token_{k}/hidden/kernel"] + w[f"token_{k}/hidden/bias"]
+            )
+            small = features @ w[f"token_{k}/logits/kernel"] + w[f"token_{k}/logits/bias"]
+        else:
+            small = features @ w[f"token_{k}/kernel"] + w[f"token_{k}/bias"]
         first, count = frame_chorale.position_tokens(vocabulary, k)
         full = np.full((*h.shape[:2], vocabulary.size), -1e9)
         full[..., first : first + count] = small
@@ -56,8 +64,9 @@ def numpy_frame_logits(model, frames):
     return np.stack(logits, -2)
 
 
-def test_nll_matches_numpy_computation_token_by_token():
-    model, frames = tiny_model(), two_chorales()
+@pytest.mark.parametrize("head_units", [0, 4])
+def test_nll_matches_numpy_computation_token_by_token(head_units):
+    model, frames = tiny_model(head_units=head_units), two_chorales()
     expected_logits = numpy_frame_logits(model, frames)
     logits = np.asarray(model(frames))
     np.testing.assert_allclose(logits, expected_logits, rtol=1e-4, atol=1e-4)
@@ -76,8 +85,9 @@ def test_nll_matches_numpy_computation_token_by_token():
     assert np.isclose(float(metric.result()), expected, rtol=1e-5)
 
 
-def test_logits_of_a_token_read_only_the_tokens_before_it():
-    model, frames = tiny_model(1), two_chorales()
+@pytest.mark.parametrize("head_units", [0, 4])
+def test_logits_of_a_token_read_only_the_tokens_before_it(head_units):
+    model, frames = tiny_model(1, head_units=head_units), two_chorales()
     contexts, targets = model.contexts(frames[:, :-1]), frames[:, 1:]
     vocabulary, logits = model.vocabulary, np.asarray(model.head(contexts, targets))
     for k in range(5):
