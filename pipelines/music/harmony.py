@@ -227,7 +227,7 @@ class HarmonyConfig(MusicConfig):
         choices=("serial", "frame"),
     )
     head_units: int = option(
-        0,
+        64,
         "--head=frame: a tanh layer of this width per token in the head (0: none).",
         between=(0, 65_536),
     )

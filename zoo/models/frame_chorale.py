@@ -6,9 +6,9 @@ chord as the product of its five tokens' conditionals (Boulanger-Lewandowski et 
     h_t = cell(x_t, h_{t-1})                                    (any zoo cell, stacked)
     p(y_k | h_t, y_<k) = softmax_k(W_k [h_t, E[y_0], ..., E[y_{k-1}]] + c_k)
 
-or, with `head_units` > 0, through a tanh layer of its own per position (as NADE's hidden
-layer), so that the earlier tokens and the context interact (a cadence: the fermata marker
-with the key in h_t):
+or, with `head_units` > 0 (the default, 64), through a tanh layer of its own per position (as
+NADE's hidden layer), so that the earlier tokens and the context interact (a cadence: the
+fermata marker with the key in h_t):
 
     p(y_k | h_t, y_<k) = softmax_k(V_k tanh(W_k [h_t, E[y_0], ..., E[y_{k-1}]] + c_k) + d_k)
 
@@ -93,7 +93,7 @@ class FrameChoraleModel(keras.Model, StepModel):
         embedding_dim=32,
         dropout=0.0,
         cell_kwargs=None,
-        head_units=0,
+        head_units=64,
         **kwargs,
     ):
         super().__init__(**kwargs)
