@@ -25,7 +25,7 @@ def two_chorales():
     return np.concatenate([as_frames(first), as_frames(second)])[None]
 
 
-def tiny_model(seed=0, cell="lstm", head_units=0):
+def tiny_model(seed=0, cell="lstm", head_units=4):
     model = frame_chorale.frame_model(
         "tiny", cell=cell, units=6, embedding_dim=3, head_units=head_units
     )
@@ -51,12 +51,8 @@ def numpy_frame_logits(model, frames):
     for k in range(5):
         features = np.concatenate([h, table[targets[..., :k]].reshape(*h.shape[:2], -1)], -1)
         if model.head_units:  # a tanh layer, then the logits
-            features = np.tanh(
-                features @ w[f"token_{k}/hidden/kernel"] + w[f"token_{k}/hidden/bias"]
-            )
-            small = features @ w[f"token_{k}/logits/kernel"] + w[f"token_{k}/logits/bias"]
-        else:
-            small = features @ w[f"token_{k}/kernel"] + w[f"token_{k}/bias"]
+            features = np.tanh(features @ w[f"hidden_{k}/kernel"] + w[f"hidden_{k}/bias"])
+        small = features @ w[f"token_{k}/kernel"] + w[f"token_{k}/bias"]
         first, count = frame_chorale.position_tokens(vocabulary, k)
         full = np.full((*h.shape[:2], vocabulary.size), -1e9)
         full[..., first : first + count] = small
@@ -126,7 +122,7 @@ def test_evaluation_batches_score_whole_chorales_from_their_sep_frame():
 
 
 def test_harmonising_keeps_the_soprano_and_draws_whole_chords_under_the_rules():
-    model = frame_chorale.frame_model("tiny")
+    model = tiny_model(4)  # built on (batch, time) frames, then drawn from frame by frame
     melody = np.repeat([72, 74, 76, 0, 77, 76, 74, 72], 4)
     grid = harmonize(model, melody, seed=3)
     np.testing.assert_array_equal(grid[:, 0], melody)

@@ -126,22 +126,18 @@ class FrameChoraleModel(keras.Model, StepModel):
         ]
         self.dropout = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
         # One softmax per position over the tokens it admits; float32 keeps them stable.
-        self.heads = [self._position_head(k) for k in range(FRAME_WIDTH)]
+        self.hidden = [
+            keras.layers.Dense(head_units, "tanh", dtype="float32", name=f"hidden_{k}")
+            for k in range(FRAME_WIDTH if head_units else 0)
+        ]
+        self.heads = [
+            keras.layers.Dense(
+                position_tokens(self.vocabulary, k)[1], dtype="float32", name=f"token_{k}"
+            )
+            for k in range(FRAME_WIDTH)
+        ]
 
     step_input = ("int32", (FRAME_WIDTH,))  # a frame of five token ids per step
-
-    def _position_head(self, position):
-        """Position `position`'s layers: logits over its admitted tokens [after a tanh layer]."""
-        name, count = f"token_{position}", position_tokens(self.vocabulary, position)[1]
-        if not self.head_units:
-            return keras.layers.Dense(count, dtype="float32", name=name)
-        return keras.Sequential(
-            [
-                keras.layers.Dense(self.head_units, "tanh", dtype="float32", name="hidden"),
-                keras.layers.Dense(count, dtype="float32", name="logits"),
-            ],
-            name=name,
-        )
 
     def _frame_vectors(self, frames, training=False):
         """(..., 5) ids -> (..., 5 E): the tokens' embeddings side by side."""
@@ -165,7 +161,8 @@ class FrameChoraleModel(keras.Model, StepModel):
             inputs.append(
                 ops.reshape(prefix, (*ops.shape(prefix)[:-2], position * self.embedding_dim))
             )
-        small = self.heads[position](ops.concatenate(inputs, -1))
+        x = ops.concatenate(inputs, -1)
+        small = self.heads[position](self.hidden[position](x) if self.hidden else x)
         first, count = position_tokens(self.vocabulary, position)
         pad = [(0, 0)] * (len(small.shape) - 1) + [(first, self.vocabulary.size - first - count)]
         return ops.pad(small, pad, constant_values=NEGATIVE)
