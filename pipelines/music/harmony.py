@@ -123,7 +123,7 @@ def harmonize(
     `rules`: draw only notes that keep the voice-leading rules (`voice_leading_rules`).
     ValueError naming a pitch outside the model's range."""
     melody = np.asarray(melody, np.int64).reshape(-1)
-    vocabulary = model.vocabulary
+    vocabulary = harmony.vocabulary_of(model)
     frames, held = chorale_frames(melody[:, None], fermata, steps_per_quarter)
     template = _template(frames, held, len(frames), 1, vocabulary)
     stride = STEPS_PER_QUARTER // steps_per_quarter
@@ -173,12 +173,11 @@ def continue_chorale(
     model reads it at each step's onset, `steps_per_quarter`), then the model's frames,
     `length` steps in all."""
     opening = np.asarray(opening, np.int64).reshape(-1, VOICE_COUNT)
+    vocabulary = harmony.vocabulary_of(model)
     frames, held = chorale_frames(opening, fermata, steps_per_quarter)
-    template = _template(frames, held, max(length, len(frames)), VOICE_COUNT, model.vocabulary)
+    template = _template(frames, held, max(length, len(frames)), VOICE_COUNT, vocabulary)
     tokens = harmony.fill_chorale(model, template, temperature, seed)[0]
-    grid = np.repeat(
-        model.vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter, axis=0
-    )
+    grid = np.repeat(vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter, axis=0)
     grid[: len(opening)] = opening
     return grid
 
@@ -276,6 +275,31 @@ class HarmonyTask(MusicTask):
     def sequence_length(self, config):
         """Tokens of one training window: `seq_len` frames of five tokens."""
         return config.seq_len * (VOICE_COUNT + 1)
+
+    def export_options(self, config, data, count, seq_len=None):
+        """What `zoo.export.export` needs: the first `count` held-out (validation) chorales,
+        each whole from its SEP, cut to `seq_len` tokens (default the training window) or
+        padded with PAD (never scored), so that the quality gate is the NLL per step of whole
+        chorales; and the device's metadata (the task, its settings, the SATB token layout)."""
+        import dataclasses
+
+        seq_len = seq_len or self.sequence_length(config)
+        windows = []
+        for inputs, _ in data.validation or data.test:
+            for row in np.asarray(inputs, np.int32)[: count - len(windows)]:
+                row = row[:seq_len]
+                windows.append(np.pad(row, (0, seq_len - len(row)))[None])
+            if len(windows) >= count:
+                break
+        return {
+            "representative_data": windows,
+            "seq_len": seq_len,
+            "metadata": {
+                "task": config.task,
+                "config": dataclasses.asdict(config),
+                "satb_vocabulary": SATBVocabulary().metadata(),
+            },
+        }
 
     def sample(
         self,

@@ -85,6 +85,26 @@ class SATBVocabulary:
         grid = np.where(index > 0, index - 1 + self.lowest, 0).astype(np.int16)
         return grid, tokens[:, 0] == self.FERMATA
 
+    def metadata(self):
+        """The layout as plain data, what a device encodes a melody with (an export's metadata;
+        `from_metadata` reads it back)."""
+        return {
+            "lowest": self.lowest,
+            "highest": self.highest,
+            "pad": self.PAD,
+            "sep": self.SEP,
+            "frame": self.FRAME,
+            "fermata": self.FERMATA,
+            "voices": ["soprano", "alto", "tenor", "bass"],
+            "token": "4 + voice * (highest - lowest + 2) + (0 if rest else pitch - lowest + 1)",
+            "frame_tokens": "marker, soprano, alto, tenor, bass",
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata):
+        """The vocabulary `metadata()` describes."""
+        return cls(int(metadata["lowest"]), int(metadata["highest"]))
+
     def voice_tokens(self, voice):
         """The token ids of `voice` (0 soprano .. 3 bass)."""
         start = 4 + voice * self.pitches
@@ -216,20 +236,36 @@ def serial_model(size="small", vocabulary=None, **overrides):
     )
 
 
+def vocabulary_of(model) -> SATBVocabulary:
+    """The SATB vocabulary of a `SerialChoraleModel`, or of an exported file's step model
+    (`zoo.export.TFLiteStepModel`) from the `satb_vocabulary` its export wrote into the file;
+    ValueError for any other model."""
+    if isinstance(getattr(model, "vocabulary", None), SATBVocabulary):
+        return model.vocabulary
+    described = (getattr(model, "metadata", None) or {}).get("satb_vocabulary")
+    if described is None:
+        raise ValueError(
+            f"{type(model).__name__} is no SATB chorale model: it has no SATB vocabulary "
+            "(nor an exported file's `satb_vocabulary` metadata)"
+        )
+    return SATBVocabulary.from_metadata(described)
+
+
 def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1, allowed=None):
     """Complete serialised frames: `template` (frames, 5) of tokens (marker, soprano, alto,
     tenor, bass), -1 where the model draws the token. Forcing the soprano harmonises a melody;
     forcing the first frames continues an opening. Returns tokens (batch, frames, 5).
 
-    Tokens are read one at a time through `model.step` from SEP; a drawn token comes from the
-    model's grammar-masked softmax (logits / `temperature`; 0 = the most likely), SEP excluded,
-    so every frame is complete. `allowed(tokens, frame, column)`, if given, narrows a draw
-    further: tokens (batch, frames, 5) drawn so far -> boolean (batch, vocab) of the tokens
-    that may be drawn (None: any); a row that allows nothing is left unmasked.
+    `model` is anything with the step protocol (`zoo.models.protocol`) over SATB tokens
+    (`vocabulary_of`): a `SerialChoraleModel`, or an exported .tflite file's `step` through
+    `zoo.export.TFLiteStepModel` (its batch size, 1 by default). Tokens are read one at a time
+    through `model.step` from SEP; a drawn token comes from the model's grammar-masked softmax
+    (logits / `temperature`; 0 = the most likely), SEP excluded, so every frame is complete.
+    `allowed(tokens, frame, column)`, if given, narrows a draw further: tokens (batch,
+    frames, 5) drawn so far -> boolean (batch, vocab) of the tokens that may be drawn (None:
+    any); a row that allows nothing is left unmasked.
     """
-    import tensorflow as tf
-
-    vocabulary = model.vocabulary
+    vocabulary = vocabulary_of(model)
     template = np.asarray(template, dtype=np.int64).reshape(-1, VOICE_COUNT + 1)
     expected = [
         np.array([vocabulary.FRAME, vocabulary.FERMATA]),
@@ -246,7 +282,11 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1, allo
             )
     if temperature < 0:
         raise ValueError(f"`temperature` must be >= 0. Received: temperature={temperature}")
-    step = tf.function(model.step, reduce_retracing=True)
+    step = model.step
+    if isinstance(model, keras.Layer):  # one graph per token; a LiteRT file steps as it is
+        import tensorflow as tf
+
+        step = tf.function(model.step, reduce_retracing=True)
     rng = np.random.default_rng(seed)
     states = model.initial_state(batch_size)
     ids = np.full(batch_size, vocabulary.SEP, np.int32)
