@@ -6,6 +6,8 @@ that also harmonises a given melody (soprano) or continues an opening.
     lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --output=harmonised
     lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --rules --temperature=0.5
     lstm-zoo sample --run_dir=runs/harmony --prompt=opening.mid --length=32
+    lstm-zoo export --preset=harmony_lstm --format=tflite     # a phone's file; from Python:
+    harmonize(zoo.export.TFLiteStepModel("harmony_lstm-export/model.tflite"), melody)
 
 Its test metric is the negative log-likelihood per time step of the same held-out chorales as
 the `chorales` task, in the same unit (`zoo.models.harmony`).
@@ -120,8 +122,9 @@ def harmonize(
     """Alto, tenor and bass under `melody` (MIDI pitches per 16th note, 0 = rest): the SATB
     grid per 16th note, its soprano the melody itself. The model reads the melody at each
     step's onset (`steps_per_quarter`) with the fermatas given (none: no phrase ends marked).
-    `rules`: draw only notes that keep the voice-leading rules (`voice_leading_rules`).
-    ValueError naming a pitch outside the model's range."""
+    `model` is a `SerialChoraleModel` or an exported file's `zoo.export.TFLiteStepModel` (see
+    `zoo.models.harmony.fill_chorale`). `rules`: draw only notes that keep the voice-leading
+    rules (`voice_leading_rules`). ValueError naming a pitch outside the model's range."""
     melody = np.asarray(melody, np.int64).reshape(-1)
     vocabulary = harmony.vocabulary_of(model)
     frames, held = chorale_frames(melody[:, None], fermata, steps_per_quarter)

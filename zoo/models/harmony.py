@@ -133,7 +133,8 @@ class SerialChoraleModel(LanguageModel):
         p(w_{t+1} | w_{<=t}) = softmax(W h_t + b + log G[w_t])      G = `grammar()`, 0/1
 
     so each chord's tokens (marker, soprano, alto, tenor, bass) are five categorical draws
-    whose probabilities multiply to the chord's. The logits of disallowed tokens are -1e9.
+    whose probabilities multiply to the chord's. The logits of disallowed tokens are -1e9
+    (in an exported file too: the mask is part of `step` and `prefill`).
 
     Args:
         vocab_size: `SATBVocabulary().size` (the grammar is that vocabulary's).
@@ -152,12 +153,16 @@ class SerialChoraleModel(LanguageModel):
                 f"Argument `vocab_size` must be {self.vocabulary.size} for pitches "
                 f"{lowest}..{highest}. Received: vocab_size={vocab_size}"
             )
-        self.penalty = np.where(self.vocabulary.grammar(), 0.0, -1e9).astype(np.float32)
+        # A token's successors depend on its kind alone (PAD, SEP, marker or a voice): one
+        # penalty row per kind and each token's kind, not a (vocab, vocab) matrix, which
+        # would be a tenth of an exported float32 file.
+        rows, kinds = np.unique(self.vocabulary.grammar(), axis=0, return_inverse=True)
+        self.penalty = np.where(rows, 0.0, -1e9).astype(np.float32)  # (kinds, vocab)
+        self.kind = kinds.reshape(-1).astype(np.int32)  # (vocab,)
 
     def _masked(self, ids, logits):
-        return logits + ops.take(
-            ops.convert_to_tensor(self.penalty), ops.cast(ids, "int32"), axis=0
-        )
+        kind = ops.take(ops.convert_to_tensor(self.kind), ops.cast(ids, "int32"), axis=0)
+        return logits + ops.take(ops.convert_to_tensor(self.penalty), kind, axis=0)
 
     def call(self, ids, training=False):
         return self._masked(ids, super().call(ids, training=training))
