@@ -4,6 +4,7 @@ does: the grammar mask is inside the file's `step`, and `harmonize` runs the fil
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipelines import datasets
@@ -63,6 +64,8 @@ def test_exported_preset_harmonises_a_held_out_melody_as_keras_does(tmp_path):
     harmonised = harmonize(file_model, melody, fermata, temperature=0)
     np.testing.assert_array_equal(harmonised, expected)
     np.testing.assert_array_equal(harmonised[:, 0], melody)
+    with pytest.raises(ValueError, match="batch of 1"):
+        file_model.initial_state(2)
 
     # The file alone gives the grammar-masked distribution, step by step along that chorale.
     vocabulary = SATBVocabulary()
