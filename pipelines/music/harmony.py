@@ -7,6 +7,8 @@ that also harmonises a given melody (soprano) or continues an opening.
     lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --output=harmonised
     lstm-zoo sample --run_dir=runs/harmony --melody=soprano.mid --rules --temperature=0.5
     lstm-zoo sample --run_dir=runs/harmony --prompt=opening.mid --length=32
+    lstm-zoo export --preset=harmony_lstm --format=tflite     # a phone's file; from Python:
+    harmonize(zoo.export.TFLiteStepModel("harmony_lstm-export/model.tflite"), melody)
 
 Its test metric is the negative log-likelihood per time step of the same held-out chorales as
 the `chorales` task, in the same unit (`zoo.models.harmony`).
@@ -131,10 +133,11 @@ def harmonize(
     """Alto, tenor and bass under `melody` (MIDI pitches per 16th note, 0 = rest): the SATB
     grid per 16th note, its soprano the melody itself. The model reads the melody at each
     step's onset (`steps_per_quarter`) with the fermatas given (none: no phrase ends marked).
-    `rules`: draw only notes that keep the voice-leading rules (`voice_leading_rules`).
-    ValueError naming a pitch outside the model's range."""
+    `model` is a `SerialChoraleModel` or an exported file's `zoo.export.TFLiteStepModel` (see
+    `zoo.models.harmony.fill_chorale`). `rules`: draw only notes that keep the voice-leading
+    rules (`voice_leading_rules`). ValueError naming a pitch outside the model's range."""
     melody = np.asarray(melody, np.int64).reshape(-1)
-    vocabulary = model.vocabulary
+    vocabulary = harmony.vocabulary_of(model)
     frames, held = chorale_frames(melody[:, None], fermata, steps_per_quarter)
     template = _template(frames, held, len(frames), 1, vocabulary)
     stride = STEPS_PER_QUARTER // steps_per_quarter
@@ -184,12 +187,11 @@ def continue_chorale(
     model reads it at each step's onset, `steps_per_quarter`), then the model's frames,
     `length` steps in all."""
     opening = np.asarray(opening, np.int64).reshape(-1, VOICE_COUNT)
+    vocabulary = harmony.vocabulary_of(model)
     frames, held = chorale_frames(opening, fermata, steps_per_quarter)
-    template = _template(frames, held, max(length, len(frames)), VOICE_COUNT, model.vocabulary)
+    template = _template(frames, held, max(length, len(frames)), VOICE_COUNT, vocabulary)
     tokens = fill(model, template, temperature, seed)[0]
-    grid = np.repeat(
-        model.vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter, axis=0
-    )
+    grid = np.repeat(vocabulary.decode(tokens)[0], STEPS_PER_QUARTER // steps_per_quarter, axis=0)
     grid[: len(opening)] = opening
     return grid
 
@@ -306,12 +308,35 @@ class HarmonyTask(MusicTask):
         return config.seq_len * (VOICE_COUNT + 1)
 
     def export_options(self, config, data, count, seq_len=None):
+        """What `zoo.export.export` needs: the first `count` held-out (validation) chorales,
+        each whole from its SEP, cut to `seq_len` tokens (default the training window) or
+        padded with PAD (never scored), so that the quality gate is the NLL per step of whole
+        chorales; and the device's metadata (the task, its settings, the SATB token layout).
+        ValueError for a --head=frame run."""
         if config.head == "frame":  # its head draws within the frame, outside `step`
             raise ValueError(
                 f"{config.run_dir}: a --head=frame model does not export (its step gives the "
                 "context of a chord, not the chord's tokens); export a --head=serial run"
             )
-        return super().export_options(config, data, count, seq_len)
+        import dataclasses
+
+        seq_len = seq_len or self.sequence_length(config)
+        windows = []
+        for inputs, _ in data.validation or data.test:
+            for row in np.asarray(inputs, np.int32)[: count - len(windows)]:
+                row = row[:seq_len]
+                windows.append(np.pad(row, (0, seq_len - len(row)))[None])
+            if len(windows) >= count:
+                break
+        return {
+            "representative_data": windows,
+            "seq_len": seq_len,
+            "metadata": {
+                "task": config.task,
+                "config": dataclasses.asdict(config),
+                "satb_vocabulary": SATBVocabulary().metadata(),
+            },
+        }
 
     def sample(
         self,

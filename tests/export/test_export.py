@@ -112,6 +112,14 @@ def test_unfusable_cells_use_no_fused_op():
     assert FUSED not in export.ops_used(export.convert(module))
 
 
+def test_states_are_compared_relative_to_their_magnitude_above_one():
+    from zoo.export.parity import _scaled_diff
+
+    # A cell state of 130 holds float32 steps of 1.5e-5: 2e-4 is a few of them, not a fault.
+    assert _scaled_diff(np.float32([[130.0002]]), np.float32([[130.0]])) < 2e-6
+    assert _scaled_diff(np.float32([[0.5002]]), np.float32([[0.5]])) == pytest.approx(2e-4, 1e-3)
+
+
 def test_predict_uses_the_initial_states_it_is_given():
     model, x = tiny_model("lstm")
     module = export.InferenceModule(model, seq_len=TIME)

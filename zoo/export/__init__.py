@@ -40,6 +40,7 @@ from zoo.export.manifest import (
 from zoo.export.metadata import read_metadata, with_metadata
 from zoo.export.parity import ParityError, QualityError, check_parity, parity
 from zoo.export.runtime import (
+    TFLiteStepModel,
     TFLiteStepper,
     TFLiteTranslator,
     bench_tflite,
@@ -58,6 +59,7 @@ __all__ = [
     "ParityError",
     "QualityError",
     "Seq2SeqModule",
+    "TFLiteStepModel",
     "TFLiteStepper",
     "TFLiteTranslator",
     "atomic_directory",

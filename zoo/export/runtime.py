@@ -6,6 +6,7 @@ Only NumPy and `ai_edge_litert` are used here, as on a device: no TensorFlow, no
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -86,6 +87,64 @@ class TFLiteStepper:
                 for t in range(whole, tokens.shape[1])
             ]
         return np.concatenate(outputs, axis=1) if outputs else None
+
+
+class TFLiteStepModel:
+    """The `step` signature of a .tflite file behind the step protocol of
+    `zoo.models.protocol` (NumPy in and out), so code written for a Keras step model runs the
+    file unchanged: `zoo.models.harmony.fill_chorale`, `pipelines.music.harmony.harmonize`.
+
+        states = model.initial_state(1)              # zeros, one group per layer
+        logits, states = model.step(x_t, states)     # x_t (1,) ids or (1, features)
+
+    `metadata` is what the export wrote into the file (`zoo.export.read_metadata`): the task,
+    its settings, a vocabulary. The file's batch size is fixed at export (1 by default).
+
+    Example:
+        model = TFLiteStepModel("harmony_lstm-export/model.tflite")
+        grid = pipelines.music.harmony.harmonize(model, melody, temperature=0)
+    """
+
+    def __init__(self, model, num_threads=2):
+        from zoo.export.metadata import JSON_ENTRY, read_metadata
+
+        self.stepper = TFLiteStepper(model, num_threads, signature="step")
+        inputs = self.stepper.inputs
+        self.batch_size = int(inputs["x"]["shape"][0])
+        self.step_input = (np.dtype(inputs["x"]["dtype"]).name, tuple(inputs["x"]["shape"][1:]))
+        # state_<group>_<index>, in group then index order
+        names = sorted(self.stepper.state_names, key=lambda n: tuple(map(int, n.split("_")[1:])))
+        self.groups = [
+            [n for n in names if n.split("_")[1] == group]
+            for group in dict.fromkeys(n.split("_")[1] for n in names)
+        ]
+        source = model if isinstance(model, (str, os.PathLike)) else bytes(model)
+        entry = read_metadata(source).get(JSON_ENTRY)
+        self.metadata = json.loads(entry).get("metadata", {}) if entry else {}
+
+    def initial_state(self, batch_size):
+        """Zero states, a list of groups of arrays; ValueError for another batch size than
+        the file's."""
+        if batch_size != self.batch_size:
+            raise ValueError(
+                f"The file steps a batch of {self.batch_size}. Received: batch_size={batch_size}"
+            )
+        inputs = self.stepper.inputs
+        return [
+            [np.zeros(inputs[n]["shape"], inputs[n]["dtype"]) for n in group]
+            for group in self.groups
+        ]
+
+    def step(self, x, states):
+        """One call of the file's `step`: (output, new states), states as `initial_state`."""
+        flat = {
+            n: np.asarray(s)
+            for group, values in zip(self.groups, states)
+            for n, s in zip(group, values)
+        }
+        x = np.asarray(x, self.stepper.inputs["x"]["dtype"])
+        outputs = self.stepper.runner(x=x, **flat)
+        return outputs["output"], [[outputs[n] for n in group] for group in self.groups]
 
 
 def sample_next(logits, rng: np.random.Generator, temperature: float = 1.0) -> int:

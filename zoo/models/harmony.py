@@ -85,6 +85,26 @@ class SATBVocabulary:
         grid = np.where(index > 0, index - 1 + self.lowest, 0).astype(np.int16)
         return grid, tokens[:, 0] == self.FERMATA
 
+    def metadata(self):
+        """The layout as plain data, what a device encodes a melody with (an export's metadata;
+        `from_metadata` reads it back)."""
+        return {
+            "lowest": self.lowest,
+            "highest": self.highest,
+            "pad": self.PAD,
+            "sep": self.SEP,
+            "frame": self.FRAME,
+            "fermata": self.FERMATA,
+            "voices": ["soprano", "alto", "tenor", "bass"],
+            "token": "4 + voice * (highest - lowest + 2) + (0 if rest else pitch - lowest + 1)",
+            "frame_tokens": "marker, soprano, alto, tenor, bass",
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata):
+        """The vocabulary `metadata()` describes."""
+        return cls(int(metadata["lowest"]), int(metadata["highest"]))
+
     def voice_tokens(self, voice):
         """The token ids of `voice` (0 soprano .. 3 bass)."""
         start = 4 + voice * self.pitches
@@ -113,7 +133,8 @@ class SerialChoraleModel(LanguageModel):
         p(w_{t+1} | w_{<=t}) = softmax(W h_t + b + log G[w_t])      G = `grammar()`, 0/1
 
     so each chord's tokens (marker, soprano, alto, tenor, bass) are five categorical draws
-    whose probabilities multiply to the chord's. The logits of disallowed tokens are -1e9.
+    whose probabilities multiply to the chord's. The logits of disallowed tokens are -1e9
+    (in an exported file too: the mask is part of `step` and `prefill`).
 
     Args:
         vocab_size: `SATBVocabulary().size` (the grammar is that vocabulary's).
@@ -132,12 +153,16 @@ class SerialChoraleModel(LanguageModel):
                 f"Argument `vocab_size` must be {self.vocabulary.size} for pitches "
                 f"{lowest}..{highest}. Received: vocab_size={vocab_size}"
             )
-        self.penalty = np.where(self.vocabulary.grammar(), 0.0, -1e9).astype(np.float32)
+        # A token's successors depend on its kind alone (PAD, SEP, marker or a voice): one
+        # penalty row per kind and each token's kind, not a (vocab, vocab) matrix, which
+        # would be a tenth of an exported float32 file.
+        rows, kinds = np.unique(self.vocabulary.grammar(), axis=0, return_inverse=True)
+        self.penalty = np.where(rows, 0.0, -1e9).astype(np.float32)  # (kinds, vocab)
+        self.kind = kinds.reshape(-1).astype(np.int32)  # (vocab,)
 
     def _masked(self, ids, logits):
-        return logits + ops.take(
-            ops.convert_to_tensor(self.penalty), ops.cast(ids, "int32"), axis=0
-        )
+        kind = ops.take(ops.convert_to_tensor(self.kind), ops.cast(ids, "int32"), axis=0)
+        return logits + ops.take(ops.convert_to_tensor(self.penalty), kind, axis=0)
 
     def call(self, ids, training=False):
         return self._masked(ids, super().call(ids, training=training))
@@ -216,22 +241,42 @@ def serial_model(size="small", vocabulary=None, **overrides):
     )
 
 
+def vocabulary_of(model) -> SATBVocabulary:
+    """The SATB vocabulary of a `SerialChoraleModel`, or of an exported file's step model
+    (`zoo.export.TFLiteStepModel`) from the `satb_vocabulary` its export wrote into the file;
+    ValueError for any other model."""
+    if isinstance(getattr(model, "vocabulary", None), SATBVocabulary):
+        return model.vocabulary
+    described = (getattr(model, "metadata", None) or {}).get("satb_vocabulary")
+    if described is None:
+        raise ValueError(
+            f"{type(model).__name__} is no SATB chorale model: it has no SATB vocabulary "
+            "(nor an exported file's `satb_vocabulary` metadata)"
+        )
+    return SATBVocabulary.from_metadata(described)
+
+
 def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1, allowed=None):
     """Complete serialised frames: `template` (frames, 5) of tokens (marker, soprano, alto,
     tenor, bass), -1 where the model draws the token. Forcing the soprano harmonises a melody;
     forcing the first frames continues an opening. Returns tokens (batch, frames, 5).
 
-    Tokens are read one at a time through `model.step` from SEP; a drawn token comes from the
-    model's grammar-masked softmax (logits / `temperature`; 0 = the most likely), SEP excluded,
-    so every frame is complete. `allowed(tokens, frame, column)`, if given, narrows a draw
-    further: tokens (batch, frames, 5) drawn so far -> boolean (batch, vocab) of the tokens
-    that may be drawn (None: any); a row that allows nothing is left unmasked.
+    `model` is anything with the step protocol (`zoo.models.protocol`) over SATB tokens
+    (`vocabulary_of`): a `SerialChoraleModel`, or an exported .tflite file's `step` through
+    `zoo.export.TFLiteStepModel` (its batch size, 1 by default). Tokens are read one at a time
+    through `model.step` from SEP; a drawn token comes from the model's grammar-masked softmax
+    (logits / `temperature`; 0 = the most likely), SEP excluded, so every frame is complete.
+    `allowed(tokens, frame, column)`, if given, narrows a draw further: tokens (batch,
+    frames, 5) drawn so far -> boolean (batch, vocab) of the tokens that may be drawn (None:
+    any); a row that allows nothing is left unmasked.
     """
-    import tensorflow as tf
-
-    vocabulary = model.vocabulary
+    vocabulary = vocabulary_of(model)
     template = check_template(template, vocabulary, temperature)
-    step = tf.function(model.step, reduce_retracing=True)
+    step = model.step
+    if isinstance(model, keras.Layer):  # one graph per token; a LiteRT file steps as it is
+        import tensorflow as tf
+
+        step = tf.function(model.step, reduce_retracing=True)
     rng = np.random.default_rng(seed)
     states = model.initial_state(batch_size)
     ids = np.full(batch_size, vocabulary.SEP, np.int32)
