@@ -7,7 +7,7 @@ import numpy as np
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
+from zoo.layers.recurrent import stack_initial_state, stack_layers, stack_sequence, stack_step
 from zoo.models import distributions
 from zoo.models.distributions import HEADS, QUANTILES, check_head, constrain
 from zoo.models.protocol import StepModel
@@ -94,10 +94,7 @@ class Forecaster(keras.Model, StepModel):
         self.features, self.cell, self.units, self.num_layers = features, cell, units, layers
         self.head, self.dropout_rate = check_head(head), dropout
         self.target_feature, self.cell_kwargs = target_feature, dict(cell_kwargs or {})
-        self.recurrent = [
-            sequence_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")
-            for i in range(layers)
-        ]
+        self.recurrent = stack_layers(cell, units, layers, self.cell_kwargs)
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         self.projection = keras.layers.Dense(HEADS[head], dtype="float32", name="head")
 

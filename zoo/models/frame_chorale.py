@@ -32,7 +32,7 @@ from keras import ops
 
 from zoo import cells
 from zoo.cells.base import check_units
-from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
+from zoo.layers.recurrent import stack_initial_state, stack_layers, stack_sequence, stack_step
 from zoo.models.harmony import SIZES, VOICE_COUNT, SATBVocabulary
 from zoo.models.protocol import StepModel
 
@@ -116,14 +116,7 @@ class FrameChoraleModel(keras.Model, StepModel):
         self.embedding = keras.layers.Embedding(
             self.vocabulary.size, embedding_dim, dtype=policy, name="embedding"
         )
-        self.recurrent = [
-            sequence_layer(
-                cells.create(cell, units, dtype=policy, **self.cell_kwargs),
-                dtype=policy,
-                name=f"recurrent_{i}",
-            )
-            for i in range(layers)
-        ]
+        self.recurrent = stack_layers(cell, units, layers, self.cell_kwargs, policy)
         self.dropout = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
         # One softmax per position over the tokens it admits; float32 keeps them stable.
         self.hidden = [

@@ -6,7 +6,7 @@ import keras
 
 from zoo import cells, metrics
 from zoo.cells.base import check_units
-from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
+from zoo.layers.recurrent import stack_initial_state, stack_layers, stack_sequence, stack_step
 from zoo.models.protocol import StepModel
 
 # Named sizes. Data, not code: a size is a dict of `LanguageModel` arguments.
@@ -86,14 +86,7 @@ class LanguageModel(keras.Model, StepModel):
         self.embedding = keras.layers.Embedding(
             vocab_size, embedding_dim, dtype=policy, name="embedding"
         )
-        self.recurrent = [
-            sequence_layer(
-                cells.create(cell, units, dtype=policy, **self.cell_kwargs),
-                dtype=policy,
-                name=f"recurrent_{i}",
-            )
-            for i in range(layers)
-        ]
+        self.recurrent = stack_layers(cell, units, layers, self.cell_kwargs, policy)
         self.dropout = keras.layers.Dropout(dropout, dtype=policy, name="dropout")
         # float32 logits keep the softmax stable under mixed precision.
         self.head = keras.layers.Dense(vocab_size, dtype="float32", name="logits")

@@ -9,7 +9,7 @@ from keras import ops
 
 from zoo import cells, metrics
 from zoo.cells.base import check_units
-from zoo.layers.recurrent import sequence_layer, stack_initial_state, stack_sequence, stack_step
+from zoo.layers.recurrent import stack_initial_state, stack_layers, stack_sequence, stack_step
 from zoo.models.protocol import StepModel
 
 # Named sizes. Data, not code: a size is a dict of `PolyphonicModel` arguments.
@@ -132,10 +132,7 @@ class PolyphonicModel(keras.Model, StepModel):
         self.num_layers, self.dropout_rate, self.input_noise = layers, dropout, input_noise
         self.cell_kwargs = dict(cell_kwargs or {})
         cells.get(cell)  # a clear error listing the known cells
-        self.recurrent = [
-            sequence_layer(cells.create(cell, units, **self.cell_kwargs), name=f"recurrent_{i}")
-            for i in range(layers)
-        ]
+        self.recurrent = stack_layers(cell, units, layers, self.cell_kwargs)
         self.dropout = keras.layers.Dropout(dropout, name="dropout")
         self.noise = keras.layers.GaussianNoise(input_noise, name="input_noise")
         self.head = keras.layers.Dense(pitches, dtype="float32", name="logits")

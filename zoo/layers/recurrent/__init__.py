@@ -150,6 +150,22 @@ def sequence_layer(cell, bidirectional: bool = False, **kwargs) -> keras.layers.
     return keras.layers.Bidirectional(layer) if bidirectional else layer
 
 
+def stack_layers(cell: str, units: int, count: int, cell_kwargs=None, dtype=None) -> list:
+    """`count` sequence layers `recurrent_0`, `recurrent_1`, ... of the registered cell `cell`
+    with `units` units (and `cell_kwargs`), cell and layer in `dtype` (a dtype policy; None:
+    Keras's global one): the stack the task models run with the `stack_*` helpers."""
+    from zoo import cells
+
+    return [
+        sequence_layer(
+            cells.create(cell, units, dtype=dtype, **dict(cell_kwargs or {})),
+            dtype=dtype,
+            name=f"recurrent_{i}",
+        )
+        for i in range(count)
+    ]
+
+
 def stack_initial_state(layers, batch_size: int) -> list:
     """Zero states of a stack of recurrent layers: one list of (batch, size) per layer."""
     return [layer.cell.get_initial_state(batch_size) for layer in layers]
