@@ -32,6 +32,18 @@ def check_sampling(
         raise ValueError(f"`top_p` must be in (0, 1]. Received: top_p={top_p}")
 
 
+def draw(logits, temperature: float, rng: np.random.Generator) -> np.ndarray:
+    """NumPy: one token id per row of `logits` (batch, vocab) drawn from softmax(logits /
+    temperature) with `rng`; the most likely when temperature is 0. int32 (batch,)."""
+    logits = np.asarray(logits, np.float64)
+    if temperature == 0:
+        return logits.argmax(-1).astype(np.int32)
+    scaled = logits / temperature
+    probs = np.exp(scaled - scaled.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    return np.array([rng.choice(len(p), p=p) for p in probs], np.int32)
+
+
 def filter_logits(logits, top_k=None, top_p=None):
     """Logits (batch, vocab) with every token outside the top-k / top-p set masked out."""
     logits = ops.convert_to_tensor(logits, "float32")

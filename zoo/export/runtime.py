@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from zoo.decoding import draw
+
 
 class TFLiteStepper:
     """A signature of a .tflite file (`step` by default) with its states carried between calls.
@@ -149,12 +151,7 @@ class TFLiteStepModel:
 
 def sample_next(logits, rng: np.random.Generator, temperature: float = 1.0) -> int:
     """A token id drawn from softmax(logits / temperature); greedy when temperature is 0."""
-    logits = np.asarray(logits, np.float64).reshape(-1)
-    if temperature == 0:
-        return int(np.argmax(logits))
-    scaled = logits / temperature
-    probs = np.exp(scaled - scaled.max())
-    return int(rng.choice(len(probs), p=probs / probs.sum()))
+    return int(draw(np.reshape(logits, (1, -1)), temperature, rng)[0])
 
 
 def generate(

@@ -215,7 +215,8 @@ def fill_frames(model, template, temperature=1.0, seed=None, batch_size=1, allow
     `fill_chorale`. Returns tokens (batch, frames, 5)."""
     import tensorflow as tf
 
-    from zoo.models.harmony import _draw, check_template, narrow
+    from zoo.decoding import draw
+    from zoo.models.harmony import check_template, narrow
 
     vocabulary = model.vocabulary
     template = check_template(template, vocabulary, temperature)
@@ -234,6 +235,6 @@ def fill_frames(model, template, temperature=1.0, seed=None, batch_size=1, allow
                 logits = np.asarray(model.token_logits(context, frame, k), np.float64)
                 logits[:, vocabulary.SEP] = -np.inf
                 narrow(logits, None if allowed is None else allowed(out, index, k))
-                frame[:, k] = _draw(logits, temperature, rng)
+                frame[:, k] = draw(logits, temperature, rng)
         previous = frame.copy()
     return out

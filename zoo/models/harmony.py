@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from zoo.decoding import draw
 from zoo.models.language_model import LanguageModel
 
 VOICE_COUNT = 4  # soprano, alto, tenor, bass
@@ -290,7 +291,7 @@ def fill_chorale(model, template, temperature=1.0, seed=None, batch_size=1, allo
                 logits = np.asarray(logits, np.float64)
                 logits[:, vocabulary.SEP] = -np.inf
                 narrow(logits, None if allowed is None else allowed(out, frame, column))
-                ids = _draw(logits, temperature, rng)
+                ids = draw(logits, temperature, rng)
             out[:, frame, column] = ids
     return out
 
@@ -323,12 +324,3 @@ def narrow(logits, mask):
     allowed) to -inf in place, except in a row that the mask allows nothing."""
     if mask is not None:
         logits[mask.any(-1)[:, None] & ~mask] = -np.inf
-
-
-def _draw(logits, temperature, rng):
-    if temperature == 0:
-        return logits.argmax(-1).astype(np.int32)
-    scaled = logits / temperature
-    probs = np.exp(scaled - scaled.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    return np.array([rng.choice(len(p), p=p) for p in probs], np.int32)
